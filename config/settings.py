@@ -1,0 +1,192 @@
+"""Typed settings read from environment variables over defaults.
+
+Invariants:
+- Every setting has one typed field here; nothing else in the code base reads the
+  environment for configuration.
+- A bad value is refused at start-up with the variable's name in the message.
+- Production refuses to start with a generated or well-known secret key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ("development", "testing", "production")
+KNOWN_WEAK_SECRETS = {"", "dev", "change-me", "changeme", "secret", "development"}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    instance_path: Path = PROJECT_ROOT / "instance"
+    database_url: str = ""
+    secret_key: str = ""
+    # True when SECRET_KEY did not come from the environment (generated or built in).
+    secret_key_is_default: bool = True
+    stripe_api_key: str = ""
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str = ""
+    platform_fee_rate: Decimal = Decimal("0.05")
+    currency: str = "EUR"
+    timezone: str = "Europe/Amsterdam"
+    session_cookie_secure: bool = False
+    # Failed logins allowed per account (and, ten times as many, per address) in the window.
+    login_max_failures: int = 10
+    login_window_seconds: int = 60
+    password_min_length: int = 10
+    # Argon2id cost; the defaults are argon2-cffi's RFC 9106 "low memory" profile.
+    argon2_time_cost: int = 3
+    argon2_memory_cost_kib: int = 65536
+    argon2_parallelism: int = 4
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_testing(self) -> bool:
+        return self.env == "testing"
+
+    def check(self) -> Settings:
+        """Refuse settings that are unsafe or inconsistent; return self."""
+        if self.env not in PROFILES:
+            raise ConfigError(f"MARKETPLACE_ENV must be one of {', '.join(PROFILES)}")
+        if self.is_production:
+            if self.secret_key_is_default or self.secret_key in KNOWN_WEAK_SECRETS:
+                raise ConfigError(
+                    "SECRET_KEY must be set to a random value in production "
+                    "(for example: python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
+            if len(self.secret_key) < 32:
+                raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        if not Decimal(0) <= self.platform_fee_rate < Decimal(1):
+            raise ConfigError("PLATFORM_FEE_RATE must be at least 0 and below 1")
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            raise ConfigError("CURRENCY must be a three-letter ISO 4217 code")
+        return self
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs written the usual ways."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _decimal(environ: Mapping[str, str], name: str, default: Decimal) -> Decimal:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a decimal number, not {raw!r}") from None
+
+
+def _timezone(environ: Mapping[str, str], name: str, default: str) -> str:
+    value = environ.get(name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be an IANA time zone such as Europe/Amsterdam") from None
+    return value
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """Read the secret key kept in the instance folder, creating it on first use."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from environment variables over the defaults."""
+    env = os.environ if environ is None else environ
+    profile = env.get("MARKETPLACE_ENV", "development")
+    instance_path = Path(env.get("INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'marketplace.db'}"
+    secret = env.get("SECRET_KEY", "")
+    secret_is_default = secret == ""
+    if secret_is_default and profile != "production":
+        secret = _instance_secret(instance_path)
+    production = profile == "production"
+    settings = Settings(
+        env=profile,
+        instance_path=instance_path,
+        database_url=normalise_database_url(database_url),
+        secret_key=secret,
+        secret_key_is_default=secret_is_default,
+        stripe_api_key=env.get("STRIPE_API_KEY", ""),
+        stripe_api_base=env.get("STRIPE_API_BASE") or None,
+        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
+        platform_fee_rate=_decimal(env, "PLATFORM_FEE_RATE", Decimal("0.05")),
+        currency=(env.get("CURRENCY") or "EUR").upper(),
+        timezone=_timezone(env, "TIMEZONE", "Europe/Amsterdam"),
+        session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", production),
+        login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 10),
+        login_window_seconds=_int(env, "LOGIN_WINDOW_SECONDS", 60),
+        argon2_time_cost=_int(env, "ARGON2_TIME_COST", 3),
+        argon2_memory_cost_kib=_int(env, "ARGON2_MEMORY_COST_KIB", 65536, minimum=8),
+        argon2_parallelism=_int(env, "ARGON2_PARALLELISM", 4),
+    )
+    return settings.check()
+
+
+def testing_settings(database_url: str, instance_path: Path, **overrides: object) -> Settings:
+    """The testing profile: a fixed secret and cheap password hashing."""
+    base = Settings(
+        env="testing",
+        instance_path=instance_path,
+        database_url=normalise_database_url(database_url),
+        secret_key="testing-" + "x" * 32,
+        secret_key_is_default=False,
+        stripe_api_key="sk_test_marketplace",
+        argon2_time_cost=1,
+        argon2_memory_cost_kib=1024,
+        argon2_parallelism=1,
+    )
+    return replace(base, **overrides).check()

@@ -1,0 +1,78 @@
+"""marshmallow schemas at the accounts boundary (JSON API, web forms, CLI).
+
+They check shape: types, lengths, formats, choices. Rules that depend on
+configuration or on the database (password policy, taken names) belong to the
+services.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from marketplace.accounts.models import SELF_REGISTRATION_ROLES, Role
+from marketplace.accounts.passwords import PASSWORD_MAX_LENGTH
+from marketplace.core.schemas import Trimmed
+
+
+def _password_policy(password: str) -> None:
+    """The configured policy, so its errors arrive with every other field error."""
+    from marketplace.accounts import account_rules
+
+    problems = account_rules().policy.problems(password)
+    if problems:
+        raise ma.ValidationError(problems)
+
+
+class RegistrationSchema(ma.Schema):
+    email = Trimmed(required=True, validate=[validate.Length(max=254), validate.Email()],
+                    metadata={"example": "ana@buurtwerk.example"})
+    password = ma.fields.String(
+        required=True, load_only=True, validate=_password_policy,
+        metadata={"description": f"At least 10 and at most {PASSWORD_MAX_LENGTH} characters."},
+    )
+    name = Trimmed(required=True, validate=validate.Length(min=1, max=200))
+    role = ma.fields.String(
+        required=True, validate=validate.OneOf([r.value for r in SELF_REGISTRATION_ROLES])
+    )
+    organisation = Trimmed(required=True, validate=validate.Length(min=1, max=200),
+                           metadata={"description": "The name of your organisation."})
+
+
+class StaffUserSchema(RegistrationSchema):
+    role = ma.fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
+
+
+class UserSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    email = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    role = ma.fields.String(required=True)
+    organisation = ma.fields.Function(lambda user: user.organisation.name, required=True)
+    organisation_id = ma.fields.Integer(required=True)
+
+
+class CredentialsSchema(ma.Schema):
+    email = Trimmed(required=True, validate=validate.Length(min=1, max=254))
+    password = ma.fields.String(required=True, load_only=True,
+                                validate=validate.Length(min=1, max=1024))
+    name = Trimmed(load_default="API token", validate=validate.Length(max=100),
+                   metadata={"description": "A label for the token, such as the system using it."})
+
+
+class NewTokenSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    name = ma.fields.String(required=True)
+    token = ma.fields.String(
+        required=True, metadata={"description": "The secret; shown once, stored only hashed."}
+    )
+    created_at = ma.fields.AwareDateTime(required=True)
+
+
+class TokenSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    name = ma.fields.String(required=True)
+    prefix = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    last_used_at = ma.fields.AwareDateTime(allow_none=True)
+    revoked_at = ma.fields.AwareDateTime(allow_none=True)

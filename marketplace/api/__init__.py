@@ -1,0 +1,79 @@
+"""The public JSON API, version 1 (``/api/v1``), built with flask-smorest.
+
+Invariants:
+- Every error under ``/api/`` is problem+json (see ``problems``); the OpenAPI
+  document describes error responses with that media type.
+- The API authenticates only with bearer tokens, never with the browser's
+  session cookie, so it needs no CSRF token and a page cannot be tricked into
+  calling it with a user's cookie.
+"""
+
+from __future__ import annotations
+
+import http
+
+from flask import Flask, request
+from flask_smorest import Api as _Api
+from flask_smorest.utils import prepare_response
+from werkzeug.exceptions import HTTPException
+
+from marketplace.api.problems import PROBLEM_JSON, ProblemSchema, from_http_exception
+
+API_PREFIX = "/api/v1"
+
+
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+class Api(_Api):
+    """flask-smorest's Api with problem+json errors for API paths."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        if is_api_request():
+            return from_http_exception(error)
+        # Web pages render their own error page.
+        from marketplace.web.errors import render_error_page
+
+        return render_error_page(error)
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+api = Api()
+
+
+def init_api(app: Flask) -> None:
+    app.config.update(
+        API_TITLE="Social Outcomes Marketplace API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    api.init_app(
+        app,
+        spec_kwargs={
+            "info": {
+                "description": "Buy verified social outcomes; hold and retire impact tokens. "
+                "Errors are application/problem+json (RFC 9457).",
+            },
+        },
+    )
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API token."}
+    )
+    from marketplace.accounts.api import blp as accounts_blp
+
+    api.register_blueprint(accounts_blp)

@@ -1,0 +1,139 @@
+"""The application factory.
+
+``create_app(config)`` takes typed ``Settings`` (read from the environment when
+omitted), binds the extensions, and registers the API, the web pages, the
+error mapping and the CLI. It refuses to start with unsafe settings.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask, request
+from flask_babel import get_locale
+from flask_wtf.csrf import CSRFError
+
+from config import PROJECT_ROOT, Settings, load_settings
+from marketplace.accounts.passwords import PasswordHasher, PasswordPolicy
+from marketplace.accounts.services import AccountRules, LoginThrottle
+from marketplace.api import init_api, is_api_request
+from marketplace.api.problems import from_marketplace_error, status_of
+from marketplace.core.clock import system_clock
+from marketplace.core.errors import MarketplaceError
+from marketplace.extensions import babel, csrf, db, login_manager, migrate
+
+SUPPORTED_LOCALES = ("en",)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    settings = (config or load_settings()).check()
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.is_testing,
+        SESSION_COOKIE_NAME="som_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        # The CSRF token lives as long as the session that holds it.
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_CHECK_DEFAULT=False,
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_DEFAULT_TIMEZONE=settings.timezone,
+    )
+    app.extensions["settings"] = settings
+    app.extensions["clock"] = system_clock
+    app.extensions["account_rules"] = AccountRules(
+        hasher=PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost_kib=settings.argon2_memory_cost_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
+        policy=PasswordPolicy(min_length=settings.password_min_length),
+        throttle=LoginThrottle(
+            max_failures=settings.login_max_failures,
+            window=timedelta(seconds=settings.login_window_seconds),
+        ),
+    )
+
+    db.init_app(app, settings.database_url)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"),
+                     render_as_batch=True, compare_type=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.session_protection = "strong"
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+
+    init_api(app)
+    _register_web(app)
+    _register_error_handlers(app)
+    _register_cli(app)
+
+    @app.before_request
+    def _protect_forms() -> None:
+        # Pages use the session cookie and so need CSRF tokens; the API takes
+        # bearer tokens only and is exempt.
+        if not is_api_request():
+            csrf.protect()
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not is_api_request():
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security",
+                                        "max-age=31536000; includeSubDomains")
+        return response
+
+    return app
+
+
+def _select_locale() -> str | None:
+    return request.accept_languages.best_match(SUPPORTED_LOCALES) or "en"
+
+
+def _register_web(app: Flask) -> None:
+    from marketplace.accounts.views import bp as accounts_bp
+    from marketplace.web.views import bp as web_bp
+
+    app.register_blueprint(web_bp)
+    app.register_blueprint(accounts_bp)
+
+    @app.context_processor
+    def _globals():
+        return {"product_name": "Social Outcomes Marketplace", "get_locale": get_locale}
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from marketplace.web.errors import render_error_page, render_marketplace_error
+
+    @app.errorhandler(MarketplaceError)
+    def _marketplace_error(error: MarketplaceError):
+        db.session.rollback()
+        if is_api_request():
+            return from_marketplace_error(error)
+        return render_marketplace_error(error, status_of(error))
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(error: CSRFError):
+        return render_error_page(error)
+
+
+def _register_cli(app: Flask) -> None:
+    from marketplace.cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,127 @@
+"""Command-line entry points: ``users``, ``demo`` and ``scheduler``.
+
+Each command opens its own transaction, calls one service and reports; a
+refusal is printed with the field it concerns and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import click
+import marshmallow as ma
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from marketplace.accounts import account_rules
+from marketplace.accounts.models import Role
+from marketplace.accounts.schemas import StaffUserSchema
+from marketplace.accounts.services import NewUser, create_user
+from marketplace.core.clock import now
+from marketplace.core.errors import MarketplaceError
+from marketplace.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
+from marketplace.extensions import db
+from marketplace.scheduler import build_scheduler, run_sweeps
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+demo_cli = AppGroup("demo", help="Demo data for a local run.")
+scheduler_cli = AppGroup("scheduler", help="Run the scheduled sweeps.")
+
+
+def _fail(errors: dict[str, list[str]] | None, detail: str) -> None:
+    lines = [f"  {field}: {' '.join(messages)}" for field, messages in (errors or {}).items()]
+    raise click.ClickException("\n".join([detail, *lines]))
+
+
+@users_cli.command("create")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--organisation", required=True,
+              help="Joined when it exists, created otherwise.")
+def create_user_command(role: str, email: str, name: str, organisation: str) -> None:
+    """Create a user; the password comes from USER_PASSWORD or a prompt."""
+    password = os.environ.get("USER_PASSWORD") or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        data = StaffUserSchema().load({"email": email, "password": password, "name": name,
+                                       "role": role, "organisation": organisation})
+    except ma.ValidationError as exc:
+        _fail({k: list(v) for k, v in exc.messages.items()}, "The user was not created.")
+    try:
+        with db.transaction() as session:
+            user = create_user(session, account_rules(),
+                               NewUser(**{**data, "role": Role(data["role"])}), now=now())
+            summary = f"Created {user.role.value} {user.email} (id {user.id}) in {user.organisation.name}."
+    except MarketplaceError as exc:
+        _fail(exc.errors, f"The user was not created: {exc.detail}")
+    click.echo(summary)
+
+
+@demo_cli.command("load")
+def demo_load_command() -> None:
+    """Create the demo organisations and users (idempotent)."""
+    with db.transaction() as session:
+        created = load_demo(session, account_rules(), now=now())
+    click.echo(f"Demo data: {len(created)} users created, "
+               f"{len(DEMO_USERS) - len(created)} already present.")
+    click.echo(f"Demo logins (password {DEMO_PASSWORD!r}):")
+    for demo in DEMO_USERS:
+        click.echo(f"  {demo.role.value:<13} {demo.email}")
+
+
+def _parse_instant(value: str, zone: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            "give an ISO 8601 instant such as 2027-01-31T12:00:00Z", param_hint="--now"
+        ) from None
+    if instant.tzinfo is None:
+        # A wall-clock time without a zone is read in the platform's time zone.
+        instant = instant.replace(tzinfo=ZoneInfo(zone))
+    return instant
+
+
+@scheduler_cli.command("tick")
+@click.option("--now", "at", default=None, help="Run as of this instant (ISO 8601).")
+def tick_command(at: str | None) -> None:
+    """Run every sweep once, as of --now or the current time, and print what each did."""
+    settings = current_app.extensions["settings"]
+    instant = _parse_instant(at, settings.timezone) if at else now()
+    reports = run_sweeps(db, instant)
+    click.echo(f"Sweeps as of {instant.isoformat()}:")
+    for report in reports:
+        click.echo(f"  {report.name}: {'ok' if report.ok else 'FAILED'}: {report.summary}")
+    if not all(report.ok for report in reports):
+        raise click.exceptions.Exit(1)
+
+
+@scheduler_cli.command("run")
+def run_command() -> None:
+    """Run the scheduler in the foreground: every sweep once a minute."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = current_app._get_current_object()
+    log = logging.getLogger("marketplace.scheduler")
+
+    def job() -> None:
+        with app.app_context():
+            for report in run_sweeps(db, now()):
+                log.info("sweep %s: %s", report.name, report.summary if report.ok else "FAILED")
+
+    scheduler = build_scheduler(job)
+    click.echo("Scheduler running; every sweep runs once a minute. Ctrl-C stops it.")
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(scheduler_cli)

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every feature uses: database, errors, clock, schemas."""

@@ -1,0 +1,24 @@
+"""The injectable clock.
+
+Services take ``now`` as an argument; edges read it from the application's
+clock, which tests and the scheduler's ``tick --now`` replace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flask import current_app
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def now() -> datetime:
+    """The current instant as the running application sees it."""
+    clock: Clock = current_app.extensions.get("clock", system_clock)
+    return clock()

@@ -1,0 +1,93 @@
+"""Engine, sessions and the per-request transaction.
+
+Invariants:
+- A request has exactly one session and one transaction. The edge owns it:
+  a response below 400 commits, anything else rolls back, and the session is
+  closed when the application context ends. Services only flush.
+- SQLite runs with foreign keys on, WAL journalling and a busy timeout, and its
+  transactions are begun by SQLAlchemy (not the driver) so SAVEPOINT and
+  ``BEGIN IMMEDIATE`` behave as documented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, Response, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def build_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine with the settings this application relies on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself; pysqlite's own transaction handling
+        # would otherwise delay it and break SAVEPOINT.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The application's database: one engine, one session per app context."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.session_factory: sessionmaker[Session] | None = None
+
+    def init_app(self, app: Flask, url: str) -> None:
+        self.engine = build_engine(url)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        app.extensions["db"] = self
+        app.after_request(self._finish_request)
+        app.teardown_appcontext(self._close)
+
+    @property
+    def session(self) -> Session:
+        """The session of the current application context."""
+        session = g.get("_db_session")
+        if session is None:
+            assert self.session_factory is not None, "Database.init_app was not called"
+            session = self.session_factory()
+            g._db_session = session
+        return session
+
+    def _finish_request(self, response: Response) -> Response:
+        session = g.get("_db_session")
+        if session is not None:
+            if response.status_code < 400:
+                session.commit()
+            else:
+                session.rollback()
+        return response
+
+    def _close(self, _exc: BaseException | None) -> None:
+        session = g.pop("_db_session", None)
+        if session is not None:
+            session.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session for work outside a request (CLI, jobs): commit or roll back."""
+        assert self.session_factory is not None, "Database.init_app was not called"
+        with self.session_factory() as session, session.begin():
+            yield session

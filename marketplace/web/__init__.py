@@ -1,0 +1,1 @@
+"""Server-rendered web pages shared by every feature: home and error pages."""
