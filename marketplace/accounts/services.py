@@ -255,7 +255,8 @@ def authenticate(
     return user
 
 
-def _token_digest(secret: str) -> str:
+def token_digest(secret: str) -> str:
+    """How a token is stored: its SHA-256 (tokens are random, so no slow hash is needed)."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -265,7 +266,7 @@ def issue_api_token(session: Session, user: User, name: str, *, now: datetime) -
     token = ApiToken(
         user=user,
         name=name.strip() or "API token",
-        token_hash=_token_digest(secret),
+        token_hash=token_digest(secret),
         prefix=secret[: len(API_TOKEN_PREFIX) + 4],
         created_at=now,
     )
@@ -299,7 +300,7 @@ def user_for_api_token(session: Session, secret: str, *, now: datetime) -> User 
     """The active user behind a live token, or None."""
     if not secret.startswith(API_TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_digest(secret)))
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:

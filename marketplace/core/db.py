@@ -4,9 +4,12 @@ Invariants:
 - A request has exactly one session and one transaction. The edge owns it:
   a response below 400 commits, anything else rolls back, and the session is
   closed when the application context ends. Services only flush.
-- SQLite runs with foreign keys on, WAL journalling and a busy timeout, and its
-  transactions are begun by SQLAlchemy (not the driver) so SAVEPOINT and
-  ``BEGIN IMMEDIATE`` behave as documented.
+- SQLite runs with foreign keys on, WAL journalling and a busy timeout. The
+  application's transactions (requests, CLI, jobs) begin ``IMMEDIATE``: it takes the write lock up front, so two
+  transactions that read and then write queue on the busy timeout instead of
+  failing with "database is locked" (a deferred reader cannot upgrade to a
+  writer once another writer has committed). SQLite is the local, embedded
+  database; PostgreSQL, the production one, runs transactions concurrently.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ class Database:
 
     def init_app(self, app: Flask, url: str) -> None:
         self.engine = build_engine(url)
-        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.session_factory = sessionmaker(
+            self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+        )
         app.extensions["db"] = self
         app.after_request(self._finish_request)
         app.teardown_appcontext(self._close)

@@ -1,0 +1,195 @@
+"""Test fixtures.
+
+- ``tests/unit`` needs no database.
+- Every test that uses ``app`` (and so ``client``, ``session``, factories) runs
+  once on SQLite and once on PostgreSQL. PostgreSQL is a private server
+  started for the run (or ``TEST_POSTGRES_URL`` when given). The schema is
+  built by the real migrations. The application commits for real; after each
+  test every table is emptied.
+- ``TEST_DATABASES=sqlite`` limits a local run to one backend; under
+  ``CI=true`` both are required and no test may be skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import flask_migrate
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from config import testing_settings
+from marketplace import create_app
+from marketplace.core.clock import system_clock
+from outcomes.db import Base
+from tests import factories
+from tests.support.postgres import PostgresServer, create_database, find_bindir
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
+if IN_CI and set(BACKENDS) != {"sqlite", "postgresql"}:
+    raise pytest.UsageError("CI runs every integration test on both SQLite and PostgreSQL")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    skipped = terminalreporter.stats.get("skipped", [])
+    if IN_CI and skipped:
+        terminalreporter.write_line(f"CI=true: {len(skipped)} skipped tests are not allowed",
+                                    red=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if IN_CI and reporter is not None and reporter.stats.get("skipped"):
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    if os.environ.get("TEST_POSTGRES_URL"):
+        yield os.environ["TEST_POSTGRES_URL"]
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed: run `make test`, which installs it")
+    server = PostgresServer(bindir).start()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_database_url(request, tmp_path_factory):
+    """A factory of fresh, empty databases on a backend."""
+    counter = iter(range(1_000_000))
+
+    def make(backend: str) -> str:
+        n = next(counter)
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / f'test{n}.db'}"
+        admin_url = request.getfixturevalue("postgres_admin_url")
+        return create_database(admin_url, f"som_test_{os.getpid()}_{n}")
+
+    return make
+
+
+def build_app(database_url: str, instance_path: Path, **overrides) -> Flask:
+    return create_app(testing_settings(database_url, instance_path, **overrides))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def _app(backend, make_database_url, tmp_path_factory) -> Iterator[Flask]:
+    app = build_app(make_database_url(backend), tmp_path_factory.mktemp("instance"))
+    with app.app_context():
+        flask_migrate.upgrade()
+    factories.Session.configure(bind=app.extensions["db"].engine)
+    yield app
+    app.extensions["db"].engine.dispose()
+
+
+class FrozenClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> datetime:
+        self.at += timedelta(**delta)
+        return self.at
+
+
+@pytest.fixture
+def app(_app: Flask) -> Iterator[Flask]:
+    yield _app
+    factories.Session.remove()
+    _app.extensions["clock"] = system_clock
+    _empty_tables(_app)
+
+
+def _empty_tables(app: Flask) -> None:
+    engine = app.extensions["db"].engine
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def clock(app: Flask) -> FrozenClock:
+    frozen = FrozenClock(datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
+    app.extensions["clock"] = frozen
+    return frozen
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app: Flask) -> Session:
+    """A session of the test's own (the factories'), for set-up and assertions.
+
+    It is not the application's request session: holding an application
+    context open here would make every request share ``g`` with the test.
+    Call ``session.rollback()`` before asserting on what a request wrote, so
+    the read is not served from an older snapshot.
+    """
+    return factories.Session()
+
+
+@pytest.fixture
+def auth_headers(app: Flask):
+    """``auth_headers(user)``: headers carrying a fresh API token of ``user``."""
+
+    def make(user) -> dict[str, str]:
+        token = factories.ApiTokenFactory(user=user)
+        return {"Authorization": f"Bearer {token.secret}"}
+
+    return make
+
+
+CSRF_PATTERN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_PATTERN.search(html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def web(client: FlaskClient):
+    """Helpers to use the pages as a browser would: GET a form, POST it with its token."""
+
+    class Browser:
+        def __init__(self, client: FlaskClient) -> None:
+            self.client = client
+
+        def get(self, path: str, **kwargs):
+            return self.client.get(path, **kwargs)
+
+        def submit(self, form_path: str, data: dict, *, action: str | None = None, **kwargs):
+            page = self.client.get(form_path)
+            token = csrf_from(page.get_data(as_text=True))
+            return self.client.post(action or form_path, data={**data, "csrf_token": token},
+                                    **kwargs)
+
+        def login(self, email: str, password: str = factories.DEFAULT_PASSWORD):
+            return self.submit("/login", {"email": email, "password": password})
+
+    return Browser(client)

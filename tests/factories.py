@@ -1,0 +1,94 @@
+"""factory-boy factories for every model, committing through the test session.
+
+The session is bound to the backend under test by the ``_app`` fixture and
+removed after each test.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
+from marketplace.accounts.passwords import PasswordHasher
+from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
+
+Session = scoped_session(sessionmaker(expire_on_commit=False))
+
+DEFAULT_PASSWORD = "correct horse battery"  # noqa: S105 - test credential
+# Hashed once with the testing profile's cost, so factories stay fast.
+_HASHER = PasswordHasher(time_cost=1, memory_cost_kib=1024, parallelism=1)
+DEFAULT_PASSWORD_HASH = _HASHER.hash(DEFAULT_PASSWORD)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BaseFactory(SQLAlchemyModelFactory):
+    class Meta:
+        abstract = True
+        sqlalchemy_session = Session
+        sqlalchemy_session_persistence = "commit"
+
+
+class OrganisationFactory(BaseFactory):
+    class Meta:
+        model = Organisation
+
+    name = factory.Sequence(lambda n: f"Organisation {n}")
+    name_key = factory.LazyAttribute(lambda o: organisation_key(o.name))
+    created_at = factory.LazyFunction(_now)
+
+
+class UserFactory(BaseFactory):
+    class Meta:
+        model = User
+
+    email = factory.Sequence(lambda n: f"user{n}@example.org")
+    name = factory.Faker("name")
+    role = Role.BUYER
+    organisation = factory.SubFactory(OrganisationFactory)
+    password_hash = DEFAULT_PASSWORD_HASH
+    is_active = True
+    created_at = factory.LazyFunction(_now)
+
+    class Params:
+        admin = factory.Trait(role=Role.ADMIN)
+        evaluator = factory.Trait(role=Role.EVALUATOR)
+        entrepreneur = factory.Trait(role=Role.ENTREPRENEUR)
+        buyer = factory.Trait(role=Role.BUYER)
+
+
+class ApiTokenFactory(BaseFactory):
+    """A token whose secret is kept on the instance as ``secret`` for the test."""
+
+    class Meta:
+        model = ApiToken
+
+    secret = factory.LazyFunction(lambda: API_TOKEN_PREFIX + secrets.token_urlsafe(32))
+    user = factory.SubFactory(UserFactory)
+    name = "test token"
+    token_hash = factory.LazyAttribute(lambda o: token_digest(o.secret))
+    prefix = factory.LazyAttribute(lambda o: o.secret[:8])
+    created_at = factory.LazyFunction(_now)
+
+    @classmethod
+    def _create(cls, model_class, *args, secret, **kwargs):
+        token = super()._create(model_class, *args, **kwargs)
+        token.secret = secret  # not a column: only the digest is stored
+        return token
+
+
+class LoginAttemptFactory(BaseFactory):
+    class Meta:
+        model = LoginAttempt
+
+    email = factory.Sequence(lambda n: f"user{n}@example.org")
+    remote_addr = "127.0.0.1"
+    attempted_at = factory.LazyFunction(_now)
+    succeeded = False
