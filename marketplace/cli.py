@@ -6,6 +6,7 @@ refusal is printed with the field it concerns and exits non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from datetime import datetime
@@ -40,23 +41,33 @@ def _fail(errors: dict[str, list[str]] | None, detail: str) -> None:
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--organisation", required=True,
-              help="Joined when it exists, created otherwise.")
+@click.option("--organisation", required=True, help="Joined when it exists, created otherwise.")
 def create_user_command(role: str, email: str, name: str, organisation: str) -> None:
     """Create a user; the password comes from USER_PASSWORD or a prompt."""
     password = os.environ.get("USER_PASSWORD") or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
     try:
-        data = StaffUserSchema().load({"email": email, "password": password, "name": name,
-                                       "role": role, "organisation": organisation})
+        data = StaffUserSchema().load(
+            {
+                "email": email,
+                "password": password,
+                "name": name,
+                "role": role,
+                "organisation": organisation,
+            }
+        )
     except ma.ValidationError as exc:
         _fail({k: list(v) for k, v in exc.messages.items()}, "The user was not created.")
     try:
         with db.transaction() as session:
-            user = create_user(session, account_rules(),
-                               NewUser(**{**data, "role": Role(data["role"])}), now=now())
-            summary = f"Created {user.role.value} {user.email} (id {user.id}) in {user.organisation.name}."
+            user = create_user(
+                session, account_rules(), NewUser(**{**data, "role": Role(data["role"])}), now=now()
+            )
+            summary = (
+                f"Created {user.role.value} {user.email} (id {user.id}) "
+                f"in {user.organisation.name}."
+            )
     except MarketplaceError as exc:
         _fail(exc.errors, f"The user was not created: {exc.detail}")
     click.echo(summary)
@@ -67,8 +78,20 @@ def demo_load_command() -> None:
     """Create the demo organisations and users (idempotent)."""
     with db.transaction() as session:
         created = load_demo(session, account_rules(), now=now())
-    click.echo(f"Demo data: {len(created)} users created, "
-               f"{len(DEMO_USERS) - len(created)} already present.")
+    click.echo(
+        f"Demo data: {len(created)} users created, "
+        f"{len(DEMO_USERS) - len(created)} already present."
+    )
+    _echo_demo_logins()
+
+
+@demo_cli.command("logins")
+def demo_logins_command() -> None:
+    """Print the demo logins."""
+    _echo_demo_logins()
+
+
+def _echo_demo_logins() -> None:
     click.echo(f"Demo logins (password {DEMO_PASSWORD!r}):")
     for demo in DEMO_USERS:
         click.echo(f"  {demo.role.value:<13} {demo.email}")
@@ -93,7 +116,7 @@ def tick_command(at: str | None) -> None:
     """Run every sweep once, as of --now or the current time, and print what each did."""
     settings = current_app.extensions["settings"]
     instant = _parse_instant(at, settings.timezone) if at else now()
-    reports = run_sweeps(db, instant)
+    reports = run_sweeps(db.state, instant)
     click.echo(f"Sweeps as of {instant.isoformat()}:")
     for report in reports:
         click.echo(f"  {report.name}: {'ok' if report.ok else 'FAILED'}: {report.summary}")
@@ -105,20 +128,19 @@ def tick_command(at: str | None) -> None:
 def run_command() -> None:
     """Run the scheduler in the foreground: every sweep once a minute."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     app = current_app._get_current_object()
     log = logging.getLogger("marketplace.scheduler")
 
     def job() -> None:
         with app.app_context():
-            for report in run_sweeps(db, now()):
+            for report in run_sweeps(db.state, now()):
                 log.info("sweep %s: %s", report.name, report.summary if report.ok else "FAILED")
 
     scheduler = build_scheduler(job)
     click.echo("Scheduler running; every sweep runs once a minute. Ctrl-C stops it.")
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
 
 
 def register_commands(app: Flask) -> None:

@@ -28,12 +28,13 @@ class DemoUser:
 
 DEMO_USERS = (
     DemoUser("admin@som.example", "Anouk de Vries", Role.ADMIN, "Marketplace expert panel"),
-    DemoUser("evaluator@som.example", "Pieter Bakker", Role.EVALUATOR,
-             "Maasstad Impact Evaluatie"),
-    DemoUser("entrepreneur@som.example", "Samira El Amrani", Role.ENTREPRENEUR,
-             "Buurtwerk Rotterdam"),
-    DemoUser("entrepreneur2@som.example", "Jeroen Visser", Role.ENTREPRENEUR,
-             "Groene Daken Coöperatie"),
+    DemoUser("evaluator@som.example", "Pieter Bakker", Role.EVALUATOR, "Maasstad Impact Evaluatie"),
+    DemoUser(
+        "entrepreneur@som.example", "Samira El Amrani", Role.ENTREPRENEUR, "Buurtwerk Rotterdam"
+    ),
+    DemoUser(
+        "entrepreneur2@som.example", "Jeroen Visser", Role.ENTREPRENEUR, "Groene Daken Coöperatie"
+    ),
     DemoUser("buyer@som.example", "Lotte Jansen", Role.BUYER, "Havenstad Bank"),
     DemoUser("municipality@som.example", "Daan Smit", Role.BUYER, "Gemeente Rotterdam (demo)"),
 )
@@ -48,8 +49,13 @@ def load_demo(session: Session, rules: AccountRules, *, now: datetime) -> list[s
         create_user(
             session,
             rules,
-            NewUser(email=demo.email, password=DEMO_PASSWORD, name=demo.name, role=demo.role,
-                    organisation=demo.organisation),
+            NewUser(
+                email=demo.email,
+                password=DEMO_PASSWORD,
+                name=demo.name,
+                role=demo.role,
+                organisation=demo.organisation,
+            ),
             now=now,
         )
         created.append(demo.email)

@@ -40,8 +40,9 @@ if IN_CI and set(BACKENDS) != {"sqlite", "postgresql"}:
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     skipped = terminalreporter.stats.get("skipped", [])
     if IN_CI and skipped:
-        terminalreporter.write_line(f"CI=true: {len(skipped)} skipped tests are not allowed",
-                                    red=True)
+        terminalreporter.write_line(
+            f"CI=true: {len(skipped)} skipped tests are not allowed", red=True
+        )
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -186,8 +187,9 @@ def web(client: FlaskClient):
         def submit(self, form_path: str, data: dict, *, action: str | None = None, **kwargs):
             page = self.client.get(form_path)
             token = csrf_from(page.get_data(as_text=True))
-            return self.client.post(action or form_path, data={**data, "csrf_token": token},
-                                    **kwargs)
+            return self.client.post(
+                action or form_path, data={**data, "csrf_token": token}, **kwargs
+            )
 
         def login(self, email: str, password: str = factories.DEFAULT_PASSWORD):
             return self.submit("/login", {"email": email, "password": password})

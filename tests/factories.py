@@ -19,7 +19,7 @@ from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, to
 
 Session = scoped_session(sessionmaker(expire_on_commit=False))
 
-DEFAULT_PASSWORD = "correct horse battery"  # noqa: S105 - test credential
+DEFAULT_PASSWORD = "correct horse battery"
 # Hashed once with the testing profile's cost, so factories stay fast.
 _HASHER = PasswordHasher(time_cost=1, memory_cost_kib=1024, parallelism=1)
 DEFAULT_PASSWORD_HASH = _HASHER.hash(DEFAULT_PASSWORD)

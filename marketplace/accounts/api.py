@@ -42,8 +42,9 @@ class Register(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="email_taken or organisation_taken")
     def post(self, data):
         """Register an entrepreneur or buyer, with a new organisation."""
-        return register(db.session, account_rules(), NewUser(**{**data, "role": Role(data["role"])}),
-                        now=now())
+        return register(
+            db.session, account_rules(), NewUser(**{**data, "role": Role(data["role"])}), now=now()
+        )
 
 
 @blp.route("/auth/tokens")
@@ -55,14 +56,19 @@ class Tokens(MethodView):
     def post(self, data):
         """Exchange an e-mail address and password for an API token."""
         try:
-            user = authenticate(db.session, account_rules(), data["email"], data["password"],
-                                remote_addr=request.remote_addr or "", now=now())
+            user = authenticate(
+                db.session,
+                account_rules(),
+                data["email"],
+                data["password"],
+                remote_addr=request.remote_addr or "",
+                now=now(),
+            )
         except InvalidCredentials:
             db.session.commit()  # keep the failed attempt for the throttle
             raise
         token, secret = issue_api_token(db.session, user, data["name"], now=now())
-        return {"id": token.id, "name": token.name, "token": secret,
-                "created_at": token.created_at}
+        return {"id": token.id, "name": token.name, "token": secret, "created_at": token.created_at}
 
     @authenticated(blp)
     @blp.response(200, TokenSchema(many=True))
@@ -98,5 +104,4 @@ class Users(MethodView):
     def get(self, args):
         """All users, for admins."""
         users, total = list_users(db.session, page=args["page"], per_page=args["per_page"])
-        return {"items": users, "page": args["page"], "per_page": args["per_page"],
-                "total": total}
+        return {"items": users, "page": args["page"], "per_page": args["per_page"], "total": total}

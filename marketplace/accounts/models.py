@@ -58,8 +58,14 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(
-        Enum(Role, name="role", native_enum=False, length=20, create_constraint=True,
-             values_callable=lambda roles: [r.value for r in roles])
+        Enum(
+            Role,
+            name="role",
+            native_enum=False,
+            length=20,
+            create_constraint=True,
+            values_callable=lambda roles: [r.value for r in roles],
+        )
     )
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))

@@ -25,18 +25,26 @@ def _password_policy(password: str) -> None:
 
 
 class RegistrationSchema(ma.Schema):
-    email = Trimmed(required=True, validate=[validate.Length(max=254), validate.Email()],
-                    metadata={"example": "ana@buurtwerk.example"})
+    email = Trimmed(
+        required=True,
+        validate=[validate.Length(max=254), validate.Email()],
+        metadata={"example": "ana@buurtwerk.example"},
+    )
     password = ma.fields.String(
-        required=True, load_only=True, validate=_password_policy,
+        required=True,
+        load_only=True,
+        validate=_password_policy,
         metadata={"description": f"At least 10 and at most {PASSWORD_MAX_LENGTH} characters."},
     )
     name = Trimmed(required=True, validate=validate.Length(min=1, max=200))
     role = ma.fields.String(
         required=True, validate=validate.OneOf([r.value for r in SELF_REGISTRATION_ROLES])
     )
-    organisation = Trimmed(required=True, validate=validate.Length(min=1, max=200),
-                           metadata={"description": "The name of your organisation."})
+    organisation = Trimmed(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "The name of your organisation."},
+    )
 
 
 class StaffUserSchema(RegistrationSchema):
@@ -54,10 +62,14 @@ class UserSchema(ma.Schema):
 
 class CredentialsSchema(ma.Schema):
     email = Trimmed(required=True, validate=validate.Length(min=1, max=254))
-    password = ma.fields.String(required=True, load_only=True,
-                                validate=validate.Length(min=1, max=1024))
-    name = Trimmed(load_default="API token", validate=validate.Length(max=100),
-                   metadata={"description": "A label for the token, such as the system using it."})
+    password = ma.fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=1024)
+    )
+    name = Trimmed(
+        load_default="API token",
+        validate=validate.Length(max=100),
+        metadata={"description": "A label for the token, such as the system using it."},
+    )
 
 
 class NewTokenSchema(ma.Schema):

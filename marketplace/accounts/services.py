@@ -42,7 +42,7 @@ from marketplace.core.errors import (
     ValidationFailed,
 )
 
-API_TOKEN_PREFIX = "som_"
+API_TOKEN_PREFIX = "som_"  # noqa: S105 - a public marker, not a secret
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
@@ -94,7 +94,9 @@ def _check_password(rules: AccountRules, new: NewUser) -> None:
 
 
 def _find_organisation(session: Session, name: str) -> Organisation | None:
-    return session.scalar(select(Organisation).where(Organisation.name_key == organisation_key(name)))
+    return session.scalar(
+        select(Organisation).where(Organisation.name_key == organisation_key(name))
+    )
 
 
 def _email_taken(session: Session, email: str) -> bool:
@@ -190,7 +192,9 @@ def create_user(session: Session, rules: AccountRules, new: NewUser, *, now: dat
 def _failures_since(session: Session, column, value: str, since: datetime) -> list[datetime]:
     rows = session.scalars(
         select(LoginAttempt.attempted_at)
-        .where(column == value, LoginAttempt.attempted_at > since, LoginAttempt.succeeded.is_(False))
+        .where(
+            column == value, LoginAttempt.attempted_at > since, LoginAttempt.succeeded.is_(False)
+        )
         .order_by(LoginAttempt.attempted_at)
     )
     return list(rows)
@@ -246,9 +250,8 @@ def authenticate(
     ok = ok and user is not None and user.is_active
     session.add(LoginAttempt(email=email, remote_addr=remote_addr, attempted_at=now, succeeded=ok))
     session.flush()
-    if not ok:
+    if not ok or user is None:
         raise InvalidCredentials()
-    assert user is not None
     if rules.hasher.needs_rehash(user.password_hash):
         user.password_hash = rules.hasher.hash(password)
     user.last_login_at = now
@@ -260,7 +263,9 @@ def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_api_token(session: Session, user: User, name: str, *, now: datetime) -> tuple[ApiToken, str]:
+def issue_api_token(
+    session: Session, user: User, name: str, *, now: datetime
+) -> tuple[ApiToken, str]:
     """Create an API token; the secret is returned once and stored only hashed."""
     secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(

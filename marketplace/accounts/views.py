@@ -86,8 +86,12 @@ def register_page():
         form.pop("password", None)
         try:
             data = _registration.load(request.form)
-            user = register(db.session, account_rules(),
-                            NewUser(**{**data, "role": Role(data["role"])}), now=now())
+            user = register(
+                db.session,
+                account_rules(),
+                NewUser(**{**data, "role": Role(data["role"])}),
+                now=now(),
+            )
         except ma.ValidationError as exc:
             errors, status = _field_errors(exc.messages), 422
         except (ValidationFailed, Conflict) as exc:
@@ -115,22 +119,27 @@ def login():
     if request.method == "POST":
         email = request.form.get("email", "")[:254]
         try:
-            user = authenticate(db.session, account_rules(), email,
-                                request.form.get("password", "")[:1024],
-                                remote_addr=request.remote_addr or "", now=now())
+            user = authenticate(
+                db.session,
+                account_rules(),
+                email,
+                request.form.get("password", "")[:1024],
+                remote_addr=request.remote_addr or "",
+                now=now(),
+            )
         except InvalidCredentials:
             db.session.commit()  # keep the failed attempt for the throttle
             error, status = _("The e-mail address or password is not correct."), 401
         except RateLimited as exc:
             error, status = _("Too many failed attempts. Wait a minute and try again."), 429
-            response = render_template("accounts/login.html", email=email, error=error,
-                                       next=next_url)
+            response = render_template(
+                "accounts/login.html", email=email, error=error, next=next_url
+            )
             return response, status, {"Retry-After": str(exc.retry_after)}
         else:
             _start_session(user)
             return redirect(next_url or url_for("accounts.account"))
-    return render_template("accounts/login.html", email=email, error=error,
-                           next=next_url), status
+    return render_template("accounts/login.html", email=email, error=error, next=next_url), status
 
 
 @bp.post("/logout")
@@ -155,8 +164,9 @@ def create_token():
     token, secret = issue_api_token(db.session, current_user, name, now=now())
     tokens = list_api_tokens(db.session, current_user)
     # Shown once, in this response only; never put in the session or a URL.
-    response = render_template("accounts/account.html", tokens=tokens, new_secret=secret,
-                               new_token=token)
+    response = render_template(
+        "accounts/account.html", tokens=tokens, new_secret=secret, new_token=token
+    )
     return response, 201, {"Cache-Control": "no-store"}
 
 

@@ -132,8 +132,9 @@ def from_marketplace_error(error: MarketplaceError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after)
-    return problem(status, code=error.code, detail=error.detail, errors=error.errors,
-                   headers=headers)
+    return problem(
+        status, code=error.code, detail=error.detail, errors=error.errors, headers=headers
+    )
 
 
 def from_http_exception(error: HTTPException) -> Response:
@@ -143,8 +144,14 @@ def from_http_exception(error: HTTPException) -> Response:
     messages = data.get("errors") or data.get("messages")
     if messages:
         # webargs nests messages under the location ("json", "query"); drop it.
-        if isinstance(messages, Mapping) and set(messages) <= {"json", "query", "form",
-                                                                 "headers", "files", "view_args"}:
+        if isinstance(messages, Mapping) and set(messages) <= {
+            "json",
+            "query",
+            "form",
+            "headers",
+            "files",
+            "view_args",
+        }:
             merged: dict[str, Any] = {}
             for value in messages.values():
                 if isinstance(value, Mapping):

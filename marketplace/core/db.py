@@ -5,8 +5,9 @@ Invariants:
   a response below 400 commits, anything else rolls back, and the session is
   closed when the application context ends. Services only flush.
 - SQLite runs with foreign keys on, WAL journalling and a busy timeout. The
-  application's transactions (requests, CLI, jobs) begin ``IMMEDIATE``: it takes the write lock up front, so two
-  transactions that read and then write queue on the busy timeout instead of
+  application's transactions (requests, CLI, jobs) begin ``IMMEDIATE``: each
+  takes the write lock up front, so two transactions that read and then write
+  queue on the busy timeout instead of
   failing with "database is locked" (a deferred reader cannot upgrade to a
   writer once another writer has committed). SQLite is the local, embedded
   database; PostgreSQL, the production one, runs transactions concurrently.
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,31 +51,49 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Database:
-    """The application's database: one engine, one session per app context."""
+class DatabaseState:
+    """One application's engine and session factory (``app.extensions["db"]``)."""
 
-    def __init__(self) -> None:
-        self.engine: Engine | None = None
-        self.session_factory: sessionmaker[Session] | None = None
-
-    def init_app(self, app: Flask, url: str) -> None:
-        self.engine = build_engine(url)
-        self.session_factory = sessionmaker(
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = build_engine(url)
+        self.session_factory: sessionmaker[Session] = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
-        app.extensions["db"] = self
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session for work outside a request (CLI, jobs): commit or roll back."""
+        with self.session_factory() as session, session.begin():
+            yield session
+
+
+class Database:
+    """The database extension: each app has its own state; a session per app context."""
+
+    def init_app(self, app: Flask, url: str) -> None:
+        app.extensions["db"] = DatabaseState(url)
         app.after_request(self._finish_request)
         app.teardown_appcontext(self._close)
+
+    @property
+    def state(self) -> DatabaseState:
+        return current_app.extensions["db"]
+
+    @property
+    def engine(self) -> Engine:
+        return self.state.engine
 
     @property
     def session(self) -> Session:
         """The session of the current application context."""
         session = g.get("_db_session")
         if session is None:
-            assert self.session_factory is not None, "Database.init_app was not called"
-            session = self.session_factory()
+            session = self.state.session_factory()
             g._db_session = session
         return session
+
+    def transaction(self):
+        return self.state.transaction()
 
     def _finish_request(self, response: Response) -> Response:
         session = g.get("_db_session")
@@ -89,10 +108,3 @@ class Database:
         session = g.pop("_db_session", None)
         if session is not None:
             session.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session for work outside a request (CLI, jobs): commit or roll back."""
-        assert self.session_factory is not None, "Database.init_app was not called"
-        with self.session_factory() as session, session.begin():
-            yield session

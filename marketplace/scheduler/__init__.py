@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.services import purge_login_attempts
-from marketplace.core.db import Database
+from marketplace.core.db import DatabaseState
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,12 @@ class SweepReport:
     summary: str
 
 
-SWEEPS: tuple[Sweep, ...] = (
-    Sweep("purge_login_attempts", purge_login_attempts),
-)
+SWEEPS: tuple[Sweep, ...] = (Sweep("purge_login_attempts", purge_login_attempts),)
 
 
-def run_sweeps(db: Database, now: datetime, sweeps: tuple[Sweep, ...] = SWEEPS) -> list[SweepReport]:
+def run_sweeps(
+    db: DatabaseState, now: datetime, sweeps: tuple[Sweep, ...] = SWEEPS
+) -> list[SweepReport]:
     """Run every sweep once as of ``now``; report what each did."""
     reports = []
     for sweep in sweeps:

@@ -29,7 +29,9 @@ def count(session, model):
 
 
 def test_registering_returns_the_new_user_with_its_organisation(client, session):
-    response = client.post("/api/v1/auth/register", json=registration(email=" Ana@Buurtwerk.example "))
+    response = client.post(
+        "/api/v1/auth/register", json=registration(email=" Ana@Buurtwerk.example ")
+    )
 
     assert response.status_code == 201
     body = response.get_json()
@@ -49,7 +51,9 @@ def test_registering_a_taken_email_is_409_email_taken_and_creates_nothing(client
     UserFactory(email="ana@buurtwerk.example")
     users, organisations = count(session, User), count(session, Organisation)
 
-    response = client.post("/api/v1/auth/register", json=registration(email="ANA@buurtwerk.example"))
+    response = client.post(
+        "/api/v1/auth/register", json=registration(email="ANA@buurtwerk.example")
+    )
 
     assert response.status_code == 409
     assert response.content_type == PROBLEM
@@ -87,19 +91,27 @@ def test_registering_with_a_bad_field_is_422_naming_it_and_creates_nothing(
 
 
 def test_every_bad_field_is_reported_at_once(client):
-    response = client.post("/api/v1/auth/register",
-                           json={"email": "x", "password": "short", "role": "buyer", "extra": 1})
+    response = client.post(
+        "/api/v1/auth/register",
+        json={"email": "x", "password": "short", "role": "buyer", "extra": 1},
+    )
 
     assert response.status_code == 422
-    assert set(response.get_json()["errors"]) == {"email", "password", "name", "organisation",
-                                                  "extra"}
+    assert set(response.get_json()["errors"]) == {
+        "email",
+        "password",
+        "name",
+        "organisation",
+        "extra",
+    }
 
 
 def test_registering_an_existing_organisation_name_is_409(client, session):
     UserFactory(organisation__name="Havenstad Bank")
 
-    response = client.post("/api/v1/auth/register",
-                           json=registration(organisation="  havenstad   BANK "))
+    response = client.post(
+        "/api/v1/auth/register", json=registration(organisation="  havenstad   BANK ")
+    )
 
     assert response.status_code == 409
     assert response.get_json()["code"] == "organisation_taken"
@@ -123,8 +135,9 @@ def test_two_simultaneous_registrations_of_one_email_create_one_user(app, sessio
     def register(n):
         client = app.test_client()
         barrier.wait()
-        response = client.post("/api/v1/auth/register",
-                               json=registration(organisation=f"Organisation {n}"))
+        response = client.post(
+            "/api/v1/auth/register", json=registration(organisation=f"Organisation {n}")
+        )
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=register, args=(n,)) for n in range(2)]
@@ -140,9 +153,10 @@ def test_two_simultaneous_registrations_of_one_email_create_one_user(app, sessio
 def test_a_token_is_issued_for_good_credentials_and_stored_only_hashed(client, session):
     user = UserFactory(email="lotte@havenstad.example")
 
-    response = client.post("/api/v1/auth/tokens",
-                           json={"email": "lotte@havenstad.example", "password": DEFAULT_PASSWORD,
-                                 "name": "ERP"})
+    response = client.post(
+        "/api/v1/auth/tokens",
+        json={"email": "lotte@havenstad.example", "password": DEFAULT_PASSWORD, "name": "ERP"},
+    )
 
     assert response.status_code == 201
     secret = response.get_json()["token"]
@@ -158,8 +172,9 @@ def test_a_token_is_issued_for_good_credentials_and_stored_only_hashed(client, s
 def test_bad_credentials_are_401_invalid_credentials(client, password):
     UserFactory(email="lotte@havenstad.example")
 
-    response = client.post("/api/v1/auth/tokens",
-                           json={"email": "lotte@havenstad.example", "password": password})
+    response = client.post(
+        "/api/v1/auth/tokens", json={"email": "lotte@havenstad.example", "password": password}
+    )
 
     assert response.status_code in (401, 422)
     if password:
@@ -168,8 +183,9 @@ def test_bad_credentials_are_401_invalid_credentials(client, password):
 
 
 def test_an_unknown_email_gets_the_same_answer_as_a_wrong_password(client):
-    response = client.post("/api/v1/auth/tokens",
-                           json={"email": "nobody@example.org", "password": "whatever it is"})
+    response = client.post(
+        "/api/v1/auth/tokens", json={"email": "nobody@example.org", "password": "whatever it is"}
+    )
 
     assert response.status_code == 401
     assert response.get_json()["code"] == "invalid_credentials"
@@ -199,11 +215,15 @@ def test_the_throttle_is_per_account(client, clock):
     UserFactory(email="lotte@havenstad.example")
     UserFactory(email="daan@rotterdam.example")
     for _ in range(10):
-        client.post("/api/v1/auth/tokens",
-                    json={"email": "lotte@havenstad.example", "password": "wrong password"})
+        client.post(
+            "/api/v1/auth/tokens",
+            json={"email": "lotte@havenstad.example", "password": "wrong password"},
+        )
 
-    other = client.post("/api/v1/auth/tokens",
-                        json={"email": "daan@rotterdam.example", "password": DEFAULT_PASSWORD})
+    other = client.post(
+        "/api/v1/auth/tokens",
+        json={"email": "daan@rotterdam.example", "password": DEFAULT_PASSWORD},
+    )
 
     assert other.status_code == 201
 
@@ -212,8 +232,12 @@ def test_failures_spread_over_more_than_a_minute_are_not_throttled(client, clock
     UserFactory(email="lotte@havenstad.example")
     statuses = []
     for _ in range(15):
-        statuses.append(client.post("/api/v1/auth/tokens", json={
-            "email": "lotte@havenstad.example", "password": "wrong password"}).status_code)
+        statuses.append(
+            client.post(
+                "/api/v1/auth/tokens",
+                json={"email": "lotte@havenstad.example", "password": "wrong password"},
+            ).status_code
+        )
         clock.advance(seconds=7)
 
     assert set(statuses) == {401}
@@ -238,14 +262,20 @@ def test_the_api_without_a_valid_token_is_401(client, headers):
 
 
 def test_me_describes_the_token_owner(client, auth_headers):
-    user = UserFactory(entrepreneur=True, name="Samira El Amrani",
-                       organisation__name="Buurtwerk Rotterdam")
+    user = UserFactory(
+        entrepreneur=True, name="Samira El Amrani", organisation__name="Buurtwerk Rotterdam"
+    )
 
     body = client.get("/api/v1/me", headers=auth_headers(user)).get_json()
 
-    assert body == {"id": user.id, "email": user.email, "name": "Samira El Amrani",
-                    "role": "entrepreneur", "organisation": "Buurtwerk Rotterdam",
-                    "organisation_id": user.organisation_id}
+    assert body == {
+        "id": user.id,
+        "email": user.email,
+        "name": "Samira El Amrani",
+        "role": "entrepreneur",
+        "organisation": "Buurtwerk Rotterdam",
+        "organisation_id": user.organisation_id,
+    }
 
 
 @pytest.mark.parametrize("role", [Role.ENTREPRENEUR, Role.BUYER, Role.EVALUATOR])
@@ -286,8 +316,9 @@ def test_a_revoked_token_stops_working_at_once(client):
 def test_a_token_of_another_user_cannot_be_revoked(client, session):
     mine, theirs = ApiTokenFactory(), ApiTokenFactory()
 
-    response = client.delete(f"/api/v1/auth/tokens/{theirs.id}",
-                             headers={"Authorization": f"Bearer {mine.secret}"})
+    response = client.delete(
+        f"/api/v1/auth/tokens/{theirs.id}", headers={"Authorization": f"Bearer {mine.secret}"}
+    )
 
     assert response.status_code == 404
     session.rollback()  # end the read transaction: see what requests wrote
@@ -297,8 +328,9 @@ def test_a_token_of_another_user_cannot_be_revoked(client, session):
 def test_token_listing_shows_no_secrets(client):
     token = ApiTokenFactory(name="ERP")
 
-    body = client.get("/api/v1/auth/tokens",
-                      headers={"Authorization": f"Bearer {token.secret}"}).get_json()
+    body = client.get(
+        "/api/v1/auth/tokens", headers={"Authorization": f"Bearer {token.secret}"}
+    ).get_json()
 
     assert [t["name"] for t in body] == ["ERP"]
     assert token.secret not in str(body)

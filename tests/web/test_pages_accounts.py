@@ -59,8 +59,9 @@ def test_registering_logs_the_new_user_in(web, session):
         ("name", "", 422, "Length must be between 1 and 200."),
     ],
 )
-def test_a_bad_field_is_shown_next_to_it_and_creates_nothing(web, session, field, value, status,
-                                                             message):
+def test_a_bad_field_is_shown_next_to_it_and_creates_nothing(
+    web, session, field, value, status, message
+):
     response = web.submit("/register", {**GOOD, field: value})
 
     assert response.status_code == status
@@ -120,8 +121,9 @@ def test_a_wrong_password_is_refused_with_a_message(web):
 def test_eleven_failed_logins_in_a_minute_are_refused_with_429(web, clock):
     UserFactory(email="lotte@havenstad.example")
 
-    statuses = [web.login("lotte@havenstad.example", "not my password").status_code
-                for _ in range(11)]
+    statuses = [
+        web.login("lotte@havenstad.example", "not my password").status_code for _ in range(11)
+    ]
 
     assert statuses == [401] * 10 + [429]
     refused = web.login("lotte@havenstad.example")
@@ -135,8 +137,9 @@ def test_the_session_cookie_is_http_only_and_same_site(web):
 
     response = web.login("lotte@havenstad.example")
 
-    cookie = next(v for k, v in response.headers.items()
-                  if k == "Set-Cookie" and v.startswith("som_session="))
+    cookie = next(
+        v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith("som_session=")
+    )
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
 
@@ -147,8 +150,14 @@ def test_log_in_returns_to_the_page_asked_for_but_never_off_site(web):
     assert page.status_code == 302
     assert "next=%2Faccount" in page.headers["Location"]
 
-    response = web.submit("/login", {"email": "lotte@havenstad.example",
-                                     "password": DEFAULT_PASSWORD, "next": "//evil.example/x"})
+    response = web.submit(
+        "/login",
+        {
+            "email": "lotte@havenstad.example",
+            "password": DEFAULT_PASSWORD,
+            "next": "//evil.example/x",
+        },
+    )
 
     assert response.headers["Location"] == "/account"
 
@@ -175,8 +184,10 @@ def test_a_token_made_on_the_account_page_is_shown_once_and_works(web, client, s
     assert response.headers["Cache-Control"] == "no-store"
     secret = re.search(r'<code class="token">(som_[^<]+)</code>', response.get_data(as_text=True))
     assert secret
-    assert client.get("/api/v1/me",
-                      headers={"Authorization": f"Bearer {secret.group(1)}"}).status_code == 200
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret.group(1)}"}).status_code
+        == 200
+    )
     assert secret.group(1) not in web.get("/account").get_data(as_text=True)
 
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs from Debian's packages when it is missing:
+# PostgreSQL 15's server binaries (the tests start their own private server).
+set -euo pipefail
+
+have_postgres() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Missing system packages: $*. Install them (as root: apt-get install $*)." >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! have_postgres; then
+  echo "Installing PostgreSQL 15 from Debian's packages..."
+  apt_install postgresql-15 || apt_install postgresql
+fi
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  echo "The postgres system user is missing; reinstalling postgresql-common..." >&2
+  apt_install --reinstall postgresql-common
+fi
+have_postgres && echo "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tail -n 1)"

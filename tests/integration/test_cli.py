@@ -1,0 +1,208 @@
+"""The command line: creating staff users, demo data, and scheduler ticks."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from marketplace.accounts.models import LoginAttempt, Organisation, Role, User
+from marketplace.demo import DEMO_USERS
+from tests.factories import LoginAttemptFactory, UserFactory
+
+
+@pytest.fixture
+def cli(app):
+    runner = app.test_cli_runner()
+
+    def invoke(*args, env=None, input=None):
+        return runner.invoke(args=list(args), env=env, input=input)
+
+    return invoke
+
+
+def count(session, model):
+    session.rollback()
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_an_admin_is_created_with_the_password_from_the_environment(cli, session, client):
+    result = cli(
+        "users",
+        "create",
+        "--role",
+        "admin",
+        "--email",
+        "Anouk@Panel.example",
+        "--name",
+        "Anouk de Vries",
+        "--organisation",
+        "Expert panel",
+        env={"USER_PASSWORD": "a long admin password"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Created admin anouk@panel.example" in result.output
+    session.rollback()
+    user = session.scalars(select(User)).one()
+    assert (user.role, user.organisation.name) == (Role.ADMIN, "Expert panel")
+    token = client.post(
+        "/api/v1/auth/tokens",
+        json={"email": "anouk@panel.example", "password": "a long admin password"},
+    )
+    assert token.status_code == 201
+
+
+def test_the_password_can_be_typed_at_a_prompt(cli, session):
+    result = cli(
+        "users",
+        "create",
+        "--role",
+        "evaluator",
+        "--email",
+        "pieter@eval.example",
+        "--name",
+        "Pieter Bakker",
+        "--organisation",
+        "Maasstad Impact Evaluatie",
+        input="a long evaluator password\na long evaluator password\n",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert count(session, User) == 1
+
+
+def test_a_staff_user_joins_an_existing_organisation(cli, session):
+    UserFactory(admin=True, organisation__name="Expert panel")
+
+    result = cli(
+        "users",
+        "create",
+        "--role",
+        "admin",
+        "--email",
+        "second@panel.example",
+        "--name",
+        "Second Admin",
+        "--organisation",
+        "expert PANEL",
+        env={"USER_PASSWORD": "a long admin password"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert count(session, Organisation) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "password", "field"),
+    [
+        (["--email", "not-an-email"], "a long admin password", "email"),
+        (["--email", "ok@panel.example"], "short", "password"),
+    ],
+)
+def test_bad_input_names_the_field_and_creates_nothing(cli, session, args, password, field):
+    result = cli(
+        "users",
+        "create",
+        "--role",
+        "admin",
+        *args,
+        "--name",
+        "X",
+        "--organisation",
+        "Panel",
+        env={"USER_PASSWORD": password},
+    )
+
+    assert result.exit_code != 0
+    assert f"{field}:" in result.output
+    assert count(session, User) == 0
+
+
+def test_a_taken_email_is_refused(cli, session):
+    UserFactory(email="taken@panel.example")
+
+    result = cli(
+        "users",
+        "create",
+        "--role",
+        "admin",
+        "--email",
+        "taken@panel.example",
+        "--name",
+        "X",
+        "--organisation",
+        "Panel",
+        env={"USER_PASSWORD": "a long admin password"},
+    )
+
+    assert result.exit_code != 0
+    assert "already exists" in result.output
+    assert count(session, User) == 1
+
+
+def test_an_unknown_role_is_refused(cli, session):
+    result = cli(
+        "users",
+        "create",
+        "--role",
+        "superuser",
+        "--email",
+        "x@panel.example",
+        "--name",
+        "X",
+        "--organisation",
+        "Panel",
+        env={"USER_PASSWORD": "long enough pw"},
+    )
+
+    assert result.exit_code == 2
+    assert count(session, User) == 0
+
+
+def test_demo_data_loads_once_however_often_it_runs(cli, session):
+    first = cli("demo", "load")
+    second = cli("demo", "load")
+
+    assert first.exit_code == second.exit_code == 0
+    assert f"{len(DEMO_USERS)} users created" in first.output
+    assert "0 users created" in second.output
+    assert count(session, User) == len(DEMO_USERS)
+    assert "admin@som.example" in second.output
+
+
+def test_demo_users_can_log_in_with_the_printed_password(cli, client):
+    cli("demo", "load")
+
+    response = client.post(
+        "/api/v1/auth/tokens", json={"email": "buyer@som.example", "password": "demo-password"}
+    )
+
+    assert response.status_code == 201
+
+
+def test_a_tick_runs_every_sweep_as_of_the_given_instant(cli, session):
+    at = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
+    LoginAttemptFactory(attempted_at=at - timedelta(days=2))
+    LoginAttemptFactory(attempted_at=at - timedelta(hours=1))
+
+    result = cli("scheduler", "tick", "--now", "2027-03-01T12:00:00Z")
+
+    assert result.exit_code == 0, result.output
+    assert "purge_login_attempts: ok: deleted 1 old log-in attempts" in result.output
+    assert count(session, LoginAttempt) == 1
+    again = cli("scheduler", "tick", "--now", "2027-03-01T12:00:00Z")
+    assert "deleted 0 old log-in attempts" in again.output
+
+
+def test_a_tick_reads_a_time_without_zone_in_the_platform_time_zone(cli):
+    result = cli("scheduler", "tick", "--now", "2027-03-01T00:00")
+
+    assert result.exit_code == 0
+    assert "2027-03-01T00:00:00+01:00" in result.output
+
+
+def test_a_malformed_instant_is_refused(cli):
+    result = cli("scheduler", "tick", "--now", "next tuesday")
+
+    assert result.exit_code == 2
+    assert "--now" in result.output

@@ -1,0 +1,32 @@
+"""Sweeps run in their own transactions; one failing does not stop the others."""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from marketplace.accounts.models import LoginAttempt
+from marketplace.scheduler import SWEEPS, Sweep, build_scheduler, run_sweeps
+from tests.factories import LoginAttemptFactory
+
+
+def test_a_failing_sweep_is_reported_and_the_others_still_run(app, session):
+    at = datetime(2027, 1, 1, tzinfo=UTC)
+    LoginAttemptFactory(attempted_at=at - timedelta(days=3))
+
+    def broken(_session, _now):
+        raise RuntimeError("boom")
+
+    reports = run_sweeps(app.extensions["db"], at, (Sweep("broken", broken), *SWEEPS))
+
+    assert [(r.name, r.ok) for r in reports] == [("broken", False), ("purge_login_attempts", True)]
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(LoginAttempt)) == 0
+
+
+def test_the_scheduler_runs_one_coalesced_job_every_minute():
+    scheduler = build_scheduler(lambda: None)
+
+    job = scheduler.get_job("sweeps")
+    assert job.trigger.interval == timedelta(minutes=1)
+    assert job.coalesce is True
+    assert job.max_instances == 1
