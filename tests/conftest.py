@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from config import testing_settings
 from marketplace import create_app
 from marketplace.core.clock import system_clock
+import marketplace.models  # noqa: F401 - every table on the metadata
 from outcomes.db import Base
 from tests import factories
 from tests.support.postgres import PostgresServer, create_database, find_bindir
@@ -95,6 +96,7 @@ def _app(backend, make_database_url, tmp_path_factory) -> Iterator[Flask]:
     app = build_app(make_database_url(backend), tmp_path_factory.mktemp("instance"))
     with app.app_context():
         flask_migrate.upgrade()
+    app.extensions["test_seed"] = _read_seed(app)
     factories.Session.configure(bind=app.extensions["db"].engine)
     yield app
     app.extensions["db"].engine.dispose()
@@ -122,11 +124,27 @@ def app(_app: Flask) -> Iterator[Flask]:
     _empty_tables(_app)
 
 
+# Reference data the migrations load; restored as it was after every test.
+SEEDED_TABLES = ("outcome_types",)
+
+
+def _read_seed(app: Flask) -> dict[str, list[dict]]:
+    with app.extensions["db"].engine.connect() as conn:
+        return {
+            name: [
+                dict(row) for row in conn.execute(Base.metadata.tables[name].select()).mappings()
+            ]
+            for name in SEEDED_TABLES
+        }
+
+
 def _empty_tables(app: Flask) -> None:
     engine = app.extensions["db"].engine
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
+        for name, rows in app.extensions["test_seed"].items():
+            conn.execute(Base.metadata.tables[name].insert(), rows)
 
 
 @pytest.fixture

@@ -1,5 +1,46 @@
 """The valuation engine: pure Python and Decimal, no database, no web framework.
 
-It turns outcome commitments into monetised social value and impact tokens
-following valuation method version 1 (see docs in ../shared/docs/valuation-method.md).
+It turns outcome lines into monetised social value and impact tokens following
+valuation method version 1 (../shared/docs/valuation-method.md). See
+``valuation.engine`` for the formulas and invariants.
 """
+
+from valuation.engine import (
+    CONFIDENCE,
+    DEFAULT_GRADE,
+    METHOD_VERSION,
+    SENSITIVITY_PARAMETERS,
+    EvidenceGrade,
+    LineInput,
+    LineResult,
+    MethodParameters,
+    OutcomeProxy,
+    Per,
+    SensitivityRow,
+    Valuation,
+    ValuationInputError,
+    sensitivity,
+    to_cents,
+    value,
+    with_quantities,
+)
+
+__all__ = [
+    "CONFIDENCE",
+    "DEFAULT_GRADE",
+    "METHOD_VERSION",
+    "SENSITIVITY_PARAMETERS",
+    "EvidenceGrade",
+    "LineInput",
+    "LineResult",
+    "MethodParameters",
+    "OutcomeProxy",
+    "Per",
+    "SensitivityRow",
+    "Valuation",
+    "ValuationInputError",
+    "sensitivity",
+    "to_cents",
+    "value",
+    "with_quantities",
+]

@@ -1,76 +1,23 @@
-"""The marketplace's exceptions, each with a stable machine code.
+"""The marketplace raises the domain's errors (defined in ``outcomes.errors``)."""
 
-Services raise these; the edges (JSON API, web pages, CLI) map them to a
-response in one place each. An error never carries HTTP knowledge beyond its
-kind: the mapping from kind to status lives in ``marketplace.api.problems``.
-"""
+from outcomes.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    MarketplaceError,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+)
 
-from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
-
-
-class MarketplaceError(Exception):
-    """Base of every refusal the marketplace reports to its caller."""
-
-    code = "error"
-    title = "The request could not be completed"
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        code: str | None = None,
-        errors: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
-        self.detail = detail or self.title
-        if code is not None:
-            self.code = code
-        self.errors = {name: list(messages) for name, messages in (errors or {}).items()}
-        super().__init__(self.detail)
-
-
-class ValidationFailed(MarketplaceError):
-    """Input is malformed or breaks a rule; ``errors`` names each field."""
-
-    code = "validation_failed"
-    title = "The input is not valid: see errors for each field."
-
-
-class Conflict(MarketplaceError):
-    """The request clashes with the current state (taken name, wrong state)."""
-
-    code = "conflict"
-    title = "The request conflicts with the current state"
-
-
-class NotFound(MarketplaceError):
-    """The object does not exist, or the caller may not know it exists."""
-
-    code = "not_found"
-    title = "Not found"
-
-
-class Unauthenticated(MarketplaceError):
-    """No valid credentials were given."""
-
-    code = "unauthenticated"
-    title = "Authentication is required"
-
-
-class Forbidden(MarketplaceError):
-    """The caller is known but its role or object does not allow this."""
-
-    code = "forbidden"
-    title = "You are not allowed to do this"
-
-
-class RateLimited(MarketplaceError):
-    """Too many attempts; ``retry_after`` says how many seconds to wait."""
-
-    code = "rate_limited"
-    title = "Too many attempts"
-
-    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs) -> None:
-        super().__init__(detail, **kwargs)
-        self.retry_after = max(1, retry_after)
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "MarketplaceError",
+    "NotFound",
+    "RateLimited",
+    "Unauthenticated",
+    "ValidationFailed",
+]

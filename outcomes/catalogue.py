@@ -1,0 +1,250 @@
+"""The outcome catalogue: the value bank of outcome types and their proxies.
+
+Invariants:
+- Codes are unique and never reused; an outcome type is never deleted or
+  edited once it exists, only retired, so every valuation that used it can be
+  traced. (Valuation snapshots copy the values they used as well.)
+- A retired type cannot be chosen for new valuations; it stays listed on
+  request, with its retirement date.
+- Every value carries its source, price year and basis; the database checks
+  the ranges the valuation method needs (adjustments in [0, 0.95], haircut in
+  (0, 1], duration at least one year).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from sqlalchemy import CheckConstraint, Enum, String, func, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from outcomes.db import Base, ExactDecimal, UTCDateTime
+from outcomes.errors import Conflict, NotFound, ValidationFailed
+from valuation import MethodParameters, OutcomeProxy, Per
+
+CATALOGUE_CSV = Path(__file__).parent / "data" / "outcome-types.csv"
+BASES = ("fiscal", "economic", "social", "wellbeing")
+ADJUSTMENT_COLUMNS = ("deadweight", "displacement", "attribution", "drop_off")
+
+
+def _range_check(column: str, low: str, high: str) -> CheckConstraint:
+    return CheckConstraint(
+        f"CAST({column} AS NUMERIC) >= {low} AND CAST({column} AS NUMERIC) <= {high}",
+        name=f"{column}_range",
+    )
+
+
+class OutcomeType(Base):
+    __tablename__ = "outcome_types"
+    __table_args__ = (
+        CheckConstraint("CAST(proxy_value AS NUMERIC) > 0", name="proxy_value_positive"),
+        CheckConstraint(
+            "CAST(haircut AS NUMERIC) > 0 AND CAST(haircut AS NUMERIC) <= 1", name="haircut_range"
+        ),
+        *(_range_check(column, "0", "0.95") for column in ADJUSTMENT_COLUMNS),
+        CheckConstraint("duration_years >= 1", name="duration_positive"),
+        CheckConstraint("price_year >= 1900 AND price_year <= 2200", name="price_year_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(50))
+    proxy_value: Mapped[Decimal] = mapped_column(ExactDecimal(20, 6))
+    currency: Mapped[str] = mapped_column(String(3))
+    per: Mapped[Per] = mapped_column(
+        Enum(
+            Per,
+            name="per",
+            native_enum=False,
+            length=10,
+            create_constraint=True,
+            values_callable=lambda kinds: [k.value for k in kinds],
+        )
+    )
+    price_year: Mapped[int]
+    basis: Mapped[str] = mapped_column(String(50))
+    haircut: Mapped[Decimal] = mapped_column(ExactDecimal(7, 4))
+    deadweight: Mapped[Decimal] = mapped_column(ExactDecimal(7, 4))
+    displacement: Mapped[Decimal] = mapped_column(ExactDecimal(7, 4))
+    attribution: Mapped[Decimal] = mapped_column(ExactDecimal(7, 4))
+    drop_off: Mapped[Decimal] = mapped_column(ExactDecimal(7, 4))
+    duration_years: Mapped[int]
+    source: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(500))
+    licence: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_retired(self) -> bool:
+        return self.retired_at is not None
+
+    def proxy(self) -> OutcomeProxy:
+        """The values the valuation method reads from this type."""
+        return OutcomeProxy(
+            code=self.code,
+            proxy_value=self.proxy_value,
+            currency=self.currency,
+            per=self.per,
+            price_year=self.price_year,
+            haircut=self.haircut,
+            deadweight=self.deadweight,
+            displacement=self.displacement,
+            attribution=self.attribution,
+            drop_off=self.drop_off,
+            duration_years=self.duration_years,
+        )
+
+    def __repr__(self) -> str:
+        return f"<OutcomeType {self.code}>"
+
+
+@dataclass(frozen=True)
+class NewOutcomeType:
+    code: str
+    name: str
+    unit: str
+    proxy_value: Decimal
+    currency: str
+    per: Per
+    price_year: int
+    basis: str
+    haircut: Decimal
+    deadweight: Decimal
+    displacement: Decimal
+    attribution: Decimal
+    drop_off: Decimal
+    duration_years: int
+    source: str
+    url: str
+    licence: str
+
+
+# ---------------------------------------------------------------- the shipped CSV
+
+_DECIMALS = ("proxy_value", "haircut", *ADJUSTMENT_COLUMNS)
+_INTEGERS = ("price_year", "duration_years")
+
+
+def read_catalogue_csv(path: Path = CATALOGUE_CSV) -> list[NewOutcomeType]:
+    """Parse the value bank CSV into typed rows; a bad cell names its row and column."""
+    rows = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, raw in enumerate(csv.DictReader(handle), start=2):
+            values: dict[str, object] = {k: (v or "").strip() for k, v in raw.items()}
+            try:
+                for column in _DECIMALS:
+                    values[column] = Decimal(str(values[column]))
+                for column in _INTEGERS:
+                    values[column] = int(str(values[column]))
+                values["per"] = Per(values["per"])
+            except (InvalidOperation, ValueError) as exc:
+                raise ValueError(f"{path.name} line {number}: {exc}") from None
+            rows.append(NewOutcomeType(**values))  # type: ignore[arg-type]
+    return rows
+
+
+# ---------------------------------------------------------------- services
+
+
+def _check_new(data: NewOutcomeType, currencies: frozenset[str]) -> None:
+    errors: dict[str, list[str]] = {}
+    if data.currency not in currencies:
+        errors["currency"] = [f"Use one of {', '.join(sorted(currencies))}."]
+    parts = set(data.basis.split("+"))
+    if not data.basis or not parts <= set(BASES):
+        errors["basis"] = [f"Use one or more of {', '.join(BASES)} joined by '+'."]
+    if data.per is Per.ONCE and (data.duration_years != 1 or data.drop_off != 0):
+        errors["duration_years"] = ["A one-off outcome lasts one year with no drop-off."]
+    if errors:
+        raise ValidationFailed(errors=errors)
+
+
+def add_outcome_type(
+    session: Session,
+    data: NewOutcomeType,
+    *,
+    now: datetime,
+    currencies: frozenset[str] | None = None,
+) -> OutcomeType:
+    """Add an outcome type to the value bank.
+
+    Raises ValidationFailed (a currency without exchange rate, an unknown
+    basis, a one-off outcome with a duration) and Conflict
+    ``outcome_type_exists`` when the code is taken, retired or not.
+    """
+    if currencies is None:
+        currencies = frozenset(MethodParameters(valuation_year=2000).fx)
+    _check_new(data, currencies)
+    code = data.code.upper()
+    if session.scalar(select(OutcomeType.id).where(OutcomeType.code == code)) is not None:
+        raise Conflict(
+            f"The code {code} is already in the catalogue; codes are never reused.",
+            code="outcome_type_exists",
+            errors={"code": ["This code is already in the catalogue."]},
+        )
+    outcome_type = OutcomeType(**{**data.__dict__, "code": code}, created_at=now)
+    session.add(outcome_type)
+    session.flush()
+    return outcome_type
+
+
+def retire_outcome_type(session: Session, code: str, *, now: datetime) -> OutcomeType:
+    """Retire a type: no new valuation may use it. Retiring twice is harmless.
+
+    Raises NotFound for an unknown code.
+    """
+    outcome_type = get_outcome_type(session, code)
+    if outcome_type.retired_at is None:
+        outcome_type.retired_at = now
+        session.flush()
+    return outcome_type
+
+
+def get_outcome_type(session: Session, code: str) -> OutcomeType:
+    """Raises NotFound for an unknown code."""
+    outcome_type = session.scalar(select(OutcomeType).where(OutcomeType.code == code.upper()))
+    if outcome_type is None:
+        raise NotFound(f"No outcome type {code!r} in the catalogue.")
+    return outcome_type
+
+
+def list_outcome_types(
+    session: Session,
+    *,
+    include_retired: bool = False,
+    basis: str | None = None,
+    per: Per | None = None,
+    q: str | None = None,
+) -> list[OutcomeType]:
+    """The catalogue, by name; ``basis`` matches any part of a combined basis."""
+    query = select(OutcomeType).order_by(OutcomeType.name)
+    if not include_retired:
+        query = query.where(OutcomeType.retired_at.is_(None))
+    if basis:
+        query = query.where(OutcomeType.basis.contains(basis))
+    if per:
+        query = query.where(OutcomeType.per == per)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(OutcomeType.name).like(pattern),
+                func.lower(OutcomeType.code).like(pattern),
+                func.lower(OutcomeType.source).like(pattern),
+            )
+        )
+    return list(session.scalars(query))
+
+
+def types_by_code(session: Session, codes: set[str]) -> dict[str, OutcomeType]:
+    """The named types, retired ones included (callers decide what retired means)."""
+    if not codes:
+        return {}
+    rows = session.scalars(select(OutcomeType).where(OutcomeType.code.in_(codes)))
+    return {row.code: row for row in rows}
