@@ -24,10 +24,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+import marketplace.models  # noqa: F401 - every table on the metadata
 from config import testing_settings
 from marketplace import create_app
 from marketplace.core.clock import system_clock
-import marketplace.models  # noqa: F401 - every table on the metadata
 from outcomes.db import Base
 from tests import factories
 from tests.support.postgres import PostgresServer, create_database, find_bindir

@@ -75,5 +75,7 @@ def init_api(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API token."}
     )
     from marketplace.accounts.api import blp as accounts_blp
+    from marketplace.catalogue.api import blp as catalogue_blp
 
     api.register_blueprint(accounts_blp)
+    api.register_blueprint(catalogue_blp)

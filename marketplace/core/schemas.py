@@ -31,3 +31,25 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
         },
         name=name,
     )
+
+
+class WholeNumber(ma.fields.Integer):
+    """A whole number, given as a JSON integer or as digits in a form field.
+
+    Unlike marshmallow's Integer, it never truncates: 1.5 and "1.5" are
+    refused rather than read as 1, and true/false are not numbers.
+    """
+
+    default_error_messages = {"invalid": "Must be a whole number."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, str):
+            text = value.strip()
+            if not text.lstrip("-").isdigit() or len(text) > 18:
+                raise self.make_error("invalid")
+            value = int(text)
+        if not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)

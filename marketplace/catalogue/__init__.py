@@ -1,0 +1,1 @@
+"""The outcome catalogue and the valuation calculator, on the web and in the API."""
