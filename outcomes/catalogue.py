@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import CheckConstraint, Enum, String, func, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from outcomes.db import Base, ExactDecimal, UTCDateTime
+from outcomes.db import Base, ExactDecimal, UTCDateTime, canonical_decimal
 from outcomes.errors import Conflict, NotFound, ValidationFailed
 from valuation import MethodParameters, OutcomeProxy, Per
 
@@ -188,7 +188,11 @@ def add_outcome_type(
             code="outcome_type_exists",
             errors={"code": ["This code is already in the catalogue."]},
         )
-    outcome_type = OutcomeType(**{**data.__dict__, "code": code}, created_at=now)
+    values = {
+        name: canonical_decimal(value) if isinstance(value, Decimal) else value
+        for name, value in data.__dict__.items()
+    }
+    outcome_type = OutcomeType(**{**values, "code": code}, created_at=now)
     session.add(outcome_type)
     session.flush()
     return outcome_type

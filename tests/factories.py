@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
@@ -16,6 +17,8 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
+from outcomes.catalogue import OutcomeType
+from valuation import Per
 
 Session = scoped_session(sessionmaker(expire_on_commit=False))
 
@@ -92,3 +95,27 @@ class LoginAttemptFactory(BaseFactory):
     remote_addr = "127.0.0.1"
     attempted_at = factory.LazyFunction(_now)
     succeeded = False
+
+
+class OutcomeTypeFactory(BaseFactory):
+    class Meta:
+        model = OutcomeType
+
+    code = factory.Sequence(lambda n: f"TEST_OUTCOME_{n}")
+    name = factory.Sequence(lambda n: f"Test outcome {n}")
+    unit = "person"
+    proxy_value = Decimal("1000")
+    currency = "EUR"
+    per = Per.YEAR
+    price_year = 2025
+    basis = "fiscal"
+    haircut = Decimal("1")
+    deadweight = Decimal("0.2")
+    displacement = Decimal("0.1")
+    attribution = Decimal("0.2")
+    drop_off = Decimal("0.3")
+    duration_years = 2
+    source = "Test source"
+    url = "https://example.org/source"
+    licence = "CC BY"
+    created_at = factory.LazyFunction(_now)
