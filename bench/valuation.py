@@ -23,9 +23,19 @@ AIM_MS_FOR_1000 = 50.0
 
 def proxies() -> list[OutcomeProxy]:
     return [
-        OutcomeProxy(row.code, row.proxy_value, row.currency, row.per, row.price_year,
-                     row.haircut, row.deadweight, row.displacement, row.attribution,
-                     row.drop_off, row.duration_years)
+        OutcomeProxy(
+            row.code,
+            row.proxy_value,
+            row.currency,
+            row.per,
+            row.price_year,
+            row.haircut,
+            row.deadweight,
+            row.displacement,
+            row.attribution,
+            row.drop_off,
+            row.duration_years,
+        )
         for row in read_catalogue_csv()
     ]
 
@@ -36,13 +46,15 @@ def make_lines(n: int, seed: int = 7) -> list[LineInput]:
     lines = []
     for _ in range(n):
         override = rng.random() < 0.3
-        lines.append(LineInput(
-            proxy=rng.choice(pool),
-            quantity=rng.randint(1, 500),
-            grade=rng.choice(list(EvidenceGrade)),
-            deadweight=Decimal(rng.randint(0, 95)) / 100 if override else None,
-            duration_years=rng.randint(1, 5) if override else None,
-        ))
+        lines.append(
+            LineInput(
+                proxy=rng.choice(pool),
+                quantity=rng.randint(1, 500),
+                grade=rng.choice(list(EvidenceGrade)),
+                deadweight=Decimal(rng.randint(0, 95)) / 100 if override else None,
+                duration_years=rng.randint(1, 5) if override else None,
+            )
+        )
     return lines
 
 
@@ -64,13 +76,17 @@ def main() -> dict[str, float]:
         runs = timed(lambda lines=lines: value(lines, params), repeat)
         median = statistics.median(runs)
         results[f"value_{n}_ms"] = median
-        print(f"  value {n:>7,} lines: median {median:8.1f} ms over {repeat} runs "
-              f"(best {min(runs):.1f} ms) = {n / median * 1000:>10,.0f} lines/s")
+        print(
+            f"  value {n:>7,} lines: median {median:8.1f} ms over {repeat} runs "
+            f"(best {min(runs):.1f} ms) = {n / median * 1000:>10,.0f} lines/s"
+        )
     lines = make_lines(1_000)
     runs = timed(lambda: sensitivity(lines, params), 5)
     results["sensitivity_1000_ms"] = statistics.median(runs)
-    print(f"  sensitivity 1,000 lines (7 parameters x 2 settings): median "
-          f"{results['sensitivity_1000_ms']:.1f} ms")
+    print(
+        f"  sensitivity 1,000 lines (7 parameters x 2 settings): median "
+        f"{results['sensitivity_1000_ms']:.1f} ms"
+    )
     verdict = "PASS" if results["value_1000_ms"] < AIM_MS_FOR_1000 else "FAIL"
     print(f"  aim: 1,000 lines under {AIM_MS_FOR_1000:.0f} ms -> {verdict}")
     return results
