@@ -1,7 +1,20 @@
 """Every table of the application, imported in one place for Alembic and tests."""
 
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, User
+from marketplace.projects.models import Project, ProjectStateChange, ValuationSnapshot
 from outcomes.catalogue import OutcomeType
+from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base
 
-__all__ = ["ApiToken", "Base", "LoginAttempt", "Organisation", "OutcomeType", "User"]
+__all__ = [
+    "ApiToken",
+    "Base",
+    "LoginAttempt",
+    "Organisation",
+    "OutcomeCommitment",
+    "OutcomeType",
+    "Project",
+    "ProjectStateChange",
+    "User",
+    "ValuationSnapshot",
+]

@@ -22,12 +22,13 @@ import flask_migrate
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-import marketplace.models  # noqa: F401 - every table on the metadata
 from config import testing_settings
 from marketplace import create_app
 from marketplace.core.clock import system_clock
+from marketplace.models import Project
 from outcomes.db import Base
 from tests import factories
 from tests.support.postgres import PostgresServer, create_database, find_bindir
@@ -141,6 +142,8 @@ def _read_seed(app: Flask) -> dict[str, list[dict]]:
 def _empty_tables(app: Flask) -> None:
     engine = app.extensions["db"].engine
     with engine.begin() as conn:
+        # projects and valuation_snapshots refer to each other: cut the cycle first.
+        conn.execute(update(Project).values(valuation_id=None))
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
         for name, rows in app.extensions["test_seed"].items():

@@ -76,6 +76,8 @@ def init_api(app: Flask) -> None:
     )
     from marketplace.accounts.api import blp as accounts_blp
     from marketplace.catalogue.api import blp as catalogue_blp
+    from marketplace.projects.api import blp as projects_blp
 
     api.register_blueprint(accounts_blp)
     api.register_blueprint(catalogue_blp)
+    api.register_blueprint(projects_blp)

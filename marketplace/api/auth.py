@@ -59,3 +59,26 @@ def authenticated(blp: Blueprint, *roles: Role) -> Callable:
         return documented
 
     return decorator
+
+
+def optionally_authenticated(blp: Blueprint) -> Callable:
+    """A public view that shows more to a caller with a valid token.
+
+    No ``Authorization`` header: anonymous. A header with a bad token: 401,
+    so a broken integration is not silently served the public view.
+    """
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            g.api_user = _user_from_header() if "Authorization" in request.headers else None
+            return view(*args, **kwargs)
+
+        documented = blp.doc(security=[{}, *BEARER])(guarded)
+        return blp.alt_response(401, response="UNAUTHORIZED")(documented)
+
+    return decorator
+
+
+def api_user_or_none() -> User | None:
+    return g.get("api_user")

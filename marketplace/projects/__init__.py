@@ -1,0 +1,1 @@
+"""Projects: drafts, submission, expert valuation, listing, browsing, state history."""

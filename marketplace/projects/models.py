@@ -1,0 +1,196 @@
+"""Projects, their state history and their valuation snapshots.
+
+Invariants:
+- A project's state changes only through ``marketplace.projects.states``;
+  every change leaves one ``ProjectStateChange`` row, which is never edited.
+- Dates are coherent: funding deadline before the start date, start before
+  the end date (checked by the database too).
+- Money is integer cents; the budget is positive; the premium rate lies in
+  [0, 1].
+- A valuation snapshot is immutable: re-valuing adds a new one and the
+  project points at its current snapshot. Snapshots copy every value they
+  used, so a later change to the catalogue never alters them.
+- Tokens pledged never exceed ``tokens_total`` (a CHECK backs the services).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from marketplace.accounts.models import Organisation, User
+from outcomes.commitments import OutcomeCommitment
+from outcomes.db import Base, ExactDecimal, UTCDateTime
+
+
+class ProjectState(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    VALUED = "valued"
+    FUNDING = "funding"
+    FUNDED = "funded"
+    RUNNING = "running"
+    EVALUATING = "evaluating"
+    SETTLED = "settled"
+    REJECTED = "rejected"
+    UNFUNDED = "unfunded"
+    WITHDRAWN = "withdrawn"
+
+
+# Listed projects and everything after listing are public.
+PUBLIC_STATES = (
+    ProjectState.FUNDING,
+    ProjectState.FUNDED,
+    ProjectState.RUNNING,
+    ProjectState.EVALUATING,
+    ProjectState.SETTLED,
+    ProjectState.UNFUNDED,
+)
+
+
+class Theme(enum.StrEnum):
+    WORK = "work"
+    HOUSING = "housing"
+    YOUTH = "youth"
+    HEALTH = "health"
+    SAFETY = "safety"
+    EDUCATION = "education"
+    WELLBEING = "wellbeing"
+
+
+def _enum(kind: type[enum.StrEnum], name: str, length: int) -> Enum:
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        length=length,
+        create_constraint=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (
+        CheckConstraint("budget_cents > 0", name="budget_positive"),
+        CheckConstraint(
+            "CAST(premium_rate AS NUMERIC) >= 0 AND CAST(premium_rate AS NUMERIC) <= 1",
+            name="premium_rate_range",
+        ),
+        CheckConstraint("funding_deadline < start_date", name="deadline_before_start"),
+        CheckConstraint("start_date < end_date", name="start_before_end"),
+        CheckConstraint("tokens_pledged >= 0 AND tokens_paid >= 0", name="tokens_not_negative"),
+        CheckConstraint(
+            "(tokens_total IS NULL AND tokens_pledged = 0) OR tokens_pledged <= tokens_total",
+            name="pledged_within_total",
+        ),
+        Index(None, "state", "listed_at"),
+        Index(None, "city"),
+        Index(None, "theme"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(120))
+    summary: Mapped[str] = mapped_column(Text)
+    city: Mapped[str] = mapped_column(String(80))
+    theme: Mapped[Theme] = mapped_column(_enum(Theme, "theme", 20))
+    budget_cents: Mapped[int] = mapped_column(BigInteger)
+    premium_rate: Mapped[Decimal] = mapped_column(ExactDecimal(5, 4))
+    funding_deadline: Mapped[date] = mapped_column(Date)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    state: Mapped[ProjectState] = mapped_column(_enum(ProjectState, "project_state", 20))
+    valuation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("valuation_snapshots.id", use_alter=True, name="fk_projects_valuation_id")
+    )
+    tokens_total: Mapped[int | None]
+    token_price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    threshold_tokens: Mapped[int | None]
+    tokens_pledged: Mapped[int] = mapped_column(default=0)
+    tokens_paid: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+    created_by: Mapped[User] = relationship()
+    outcomes: Mapped[list[OutcomeCommitment]] = relationship(
+        order_by=OutcomeCommitment.position, cascade="all, delete-orphan", lazy="selectin"
+    )
+    valuation: Mapped[ValuationSnapshot | None] = relationship(
+        foreign_keys=[valuation_id], post_update=True
+    )
+    history: Mapped[list[ProjectStateChange]] = relationship(
+        order_by="ProjectStateChange.id", back_populates="project"
+    )
+
+    @property
+    def reference(self) -> str:
+        return f"P{self.id:06d}"
+
+    @property
+    def is_listable(self) -> bool:
+        return bool(self.tokens_total) and self.token_price_cents is not None
+
+    def __repr__(self) -> str:
+        return f"<Project {self.id} {self.state}>"
+
+
+class ProjectStateChange(Base):
+    """One transition: who, when, from, to, why. Append-only."""
+
+    __tablename__ = "project_state_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_state: Mapped[ProjectState | None] = mapped_column(_enum(ProjectState, "from_state", 20))
+    to_state: Mapped[ProjectState] = mapped_column(_enum(ProjectState, "to_state", 20))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    project: Mapped[Project] = relationship(back_populates="history")
+    actor: Mapped[User | None] = relationship(lazy="joined")
+
+
+class ValuationSnapshot(Base):
+    """An expert valuation of a project, frozen with every input and figure."""
+
+    __tablename__ = "valuation_snapshots"
+    __table_args__ = (CheckConstraint("tokens_total >= 0", name="tokens_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    method_version: Mapped[int]
+    # The inputs: parameters, each line's catalogue values, overrides with reasons.
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The engine's result (valuation.Valuation.as_dict()).
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    total_present_value_cents: Mapped[int] = mapped_column(BigInteger)
+    total_conservative_value_cents: Mapped[int] = mapped_column(BigInteger)
+    tokens_total: Mapped[int]
+    budget_cents: Mapped[int] = mapped_column(BigInteger)
+    premium_rate: Mapped[Decimal] = mapped_column(ExactDecimal(5, 4))
+    token_price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    threshold_tokens: Mapped[int | None]
+
+    created_by: Mapped[User] = relationship(lazy="joined")

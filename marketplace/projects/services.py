@@ -1,0 +1,514 @@
+"""Project use cases: drafts, submission, valuation, listing, rejection, browsing.
+
+Each takes the session, the acting user and ``now`` (and ``today``, the
+platform's calendar date) from its caller, flushes, and raises:
+ValidationFailed (422, fields named), Forbidden (403), NotFound (404, also for
+a project the caller may not know exists) and InvalidTransition or Conflict
+(409).
+
+Invariants:
+- Only the owning organisation's entrepreneurs edit, submit or withdraw a
+  project; only admins value, list or reject one.
+- Drafts, submitted, valued and rejected projects are visible to their
+  organisation and to admins only; listed projects and their later states
+  are public.
+- A valuation is stored as a new immutable snapshot that copies every value
+  it used; it fixes tokens_total, token_price_cents and threshold_tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from marketplace.accounts.models import Role, User
+from marketplace.accounts.services import require_role
+from marketplace.projects.models import (
+    PUBLIC_STATES,
+    Project,
+    ProjectState,
+    ProjectStateChange,
+    Theme,
+    ValuationSnapshot,
+)
+from marketplace.projects.pricing import price_tokens
+from marketplace.projects.states import InvalidTransition, record_creation, transition
+from outcomes.catalogue import OutcomeType, types_by_code
+from outcomes.commitments import OutcomeCommitment
+from outcomes.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from valuation import DEFAULT_GRADE, EvidenceGrade, LineInput, MethodParameters, value
+
+DEFAULT_PREMIUM_RATE = Decimal("0.25")
+ADJUSTMENT_FIELDS = ("deadweight", "displacement", "attribution", "drop_off", "duration_years")
+
+
+@dataclass(frozen=True)
+class CommitmentInput:
+    outcome_type: str
+    target_quantity: int
+    evidence_grade: EvidenceGrade = DEFAULT_GRADE
+
+
+@dataclass(frozen=True)
+class ProjectInput:
+    title: str
+    summary: str
+    city: str
+    theme: Theme
+    budget_cents: int
+    funding_deadline: date
+    start_date: date
+    end_date: date
+    outcomes: list[CommitmentInput]
+    premium_rate: Decimal = DEFAULT_PREMIUM_RATE
+
+
+@dataclass(frozen=True)
+class Override:
+    """An admin's change to one line's adjustment, with the written reason."""
+
+    outcome_type: str
+    reason: str
+    deadweight: Decimal | None = None
+    displacement: Decimal | None = None
+    attribution: Decimal | None = None
+    drop_off: Decimal | None = None
+    duration_years: int | None = None
+
+    def changes(self) -> dict:
+        return {
+            name: getattr(self, name)
+            for name in ADJUSTMENT_FIELDS
+            if getattr(self, name) is not None
+        }
+
+
+@dataclass(frozen=True)
+class ProjectFilters:
+    state: ProjectState | None = None
+    city: str | None = None
+    theme: Theme | None = None
+    outcome_type: str | None = None
+    q: str | None = None
+    organisation_id: int | None = None
+    sort: str = "newest"
+    page: int = 1
+    per_page: int = 20
+
+
+SORTS = ("newest", "deadline", "title", "budget")
+
+
+# ---------------------------------------------------------------- visibility
+
+
+def visible_to(user: User | None) -> ColumnElement[bool]:
+    """SQL condition: the projects ``user`` may know exist."""
+    public = or_(
+        Project.state.in_(PUBLIC_STATES),
+        and_(Project.state == ProjectState.WITHDRAWN, Project.listed_at.is_not(None)),
+    )
+    if user is None:
+        return public
+    if user.role is Role.ADMIN:
+        return true()
+    return or_(public, Project.organisation_id == user.organisation_id)
+
+
+def get_project(session: Session, user: User | None, project_id: int) -> Project:
+    """The project if ``user`` may see it. Raises NotFound otherwise."""
+    project = session.scalar(select(Project).where(Project.id == project_id, visible_to(user)))
+    if project is None:
+        raise NotFound("No such project.")
+    return project
+
+
+def _require_owner(user: User, project: Project) -> None:
+    if user.role is not Role.ENTREPRENEUR or user.organisation_id != project.organisation_id:
+        raise Forbidden("Only the project's own organisation can do this.")
+
+
+# ---------------------------------------------------------------- drafts
+
+
+def _check_dates(data: ProjectInput, today: date) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if data.funding_deadline <= today:
+        errors["funding_deadline"] = ["The funding deadline must be in the future."]
+    if data.start_date <= data.funding_deadline:
+        errors["start_date"] = ["The project must start after the funding deadline."]
+    if data.end_date <= data.start_date:
+        errors["end_date"] = ["The project must end after it starts."]
+    return errors
+
+
+def _resolve_commitments(
+    session: Session, items: list[CommitmentInput], errors: dict[str, list[str]]
+) -> list[tuple[OutcomeType, CommitmentInput]]:
+    if not items:
+        errors["outcomes"] = ["Commit to at least one outcome."]
+        return []
+    found = types_by_code(session, {item.outcome_type.upper() for item in items})
+    resolved = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        outcome_type = found.get(item.outcome_type.upper())
+        if outcome_type is None:
+            errors[f"outcomes.{i}.outcome_type"] = [f"Unknown outcome type {item.outcome_type!r}."]
+        elif outcome_type.is_retired:
+            errors[f"outcomes.{i}.outcome_type"] = [
+                f"{outcome_type.code} is retired and cannot be chosen for new projects."
+            ]
+        elif outcome_type.code in seen:
+            errors[f"outcomes.{i}.outcome_type"] = [
+                f"{outcome_type.code} is already a line of this project; raise its target."
+            ]
+        else:
+            seen.add(outcome_type.code)
+            resolved.append((outcome_type, item))
+    return resolved
+
+
+def _set_commitments(project: Project, resolved: list[tuple[OutcomeType, CommitmentInput]]) -> None:
+    project.outcomes.clear()
+    for position, (outcome_type, item) in enumerate(resolved):
+        project.outcomes.append(
+            OutcomeCommitment(
+                position=position,
+                outcome_type=outcome_type,
+                target_quantity=item.target_quantity,
+                evidence_grade=item.evidence_grade,
+            )
+        )
+
+
+def create_draft(
+    session: Session, user: User, data: ProjectInput, *, now: datetime, today: date
+) -> Project:
+    """A new draft of the user's organisation. Raises Forbidden, ValidationFailed."""
+    require_role(user, Role.ENTREPRENEUR)
+    errors = _check_dates(data, today)
+    resolved = _resolve_commitments(session, data.outcomes, errors)
+    if errors:
+        raise ValidationFailed(errors=errors)
+    project = Project(
+        organisation_id=user.organisation_id,
+        created_by=user,
+        title=data.title,
+        summary=data.summary,
+        city=data.city,
+        theme=data.theme,
+        budget_cents=data.budget_cents,
+        premium_rate=data.premium_rate,
+        funding_deadline=data.funding_deadline,
+        start_date=data.start_date,
+        end_date=data.end_date,
+        state=ProjectState.DRAFT,
+        created_at=now,
+        updated_at=now,
+    )
+    _set_commitments(project, resolved)
+    session.add(project)
+    session.flush()
+    record_creation(session, project, actor=user, now=now)
+    session.flush()
+    return project
+
+
+def _as_input(project: Project) -> ProjectInput:
+    return ProjectInput(
+        title=project.title,
+        summary=project.summary,
+        city=project.city,
+        theme=project.theme,
+        budget_cents=project.budget_cents,
+        funding_deadline=project.funding_deadline,
+        start_date=project.start_date,
+        end_date=project.end_date,
+        premium_rate=project.premium_rate,
+        outcomes=[
+            CommitmentInput(c.outcome_type.code, c.target_quantity, c.evidence_grade)
+            for c in project.outcomes
+        ],
+    )
+
+
+def update_draft(
+    session: Session, user: User, project: Project, changes: dict, *, now: datetime, today: date
+) -> Project:
+    """Change some fields of a draft; ``outcomes``, when given, replaces every line.
+
+    Raises Forbidden (not the owner), InvalidTransition (not a draft),
+    ValidationFailed.
+    """
+    _require_owner(user, project)
+    if project.state is not ProjectState.DRAFT:
+        raise InvalidTransition(f"A {project.state.value} project can no longer be edited.")
+    merged = replace(_as_input(project), **changes)
+    errors = _check_dates(merged, today)
+    resolved = _resolve_commitments(session, merged.outcomes, errors)
+    if errors:
+        raise ValidationFailed(errors=errors)
+    for name in (
+        "title",
+        "summary",
+        "city",
+        "theme",
+        "budget_cents",
+        "premium_rate",
+        "funding_deadline",
+        "start_date",
+        "end_date",
+    ):
+        setattr(project, name, getattr(merged, name))
+    if "outcomes" in changes:
+        _set_commitments(project, resolved)
+    project.updated_at = now
+    session.flush()
+    return project
+
+
+def submit(
+    session: Session, user: User, project: Project, *, now: datetime, today: date
+) -> Project:
+    """Send a draft to the expert panel. Raises Forbidden, ValidationFailed, InvalidTransition."""
+    _require_owner(user, project)
+    if project.state is ProjectState.DRAFT:
+        errors = _check_dates(_as_input(project), today)
+        if errors:
+            raise ValidationFailed(errors=errors)
+    transition(session, project, ProjectState.SUBMITTED, actor=user, now=now)
+    return project
+
+
+def withdraw(
+    session: Session, user: User, project: Project, *, now: datetime, reason: str = ""
+) -> Project:
+    """The entrepreneur takes the project back (draft, submitted, valued or funding)."""
+    _require_owner(user, project)
+    transition(
+        session,
+        project,
+        ProjectState.WITHDRAWN,
+        actor=user,
+        now=now,
+        reason=reason or "withdrawn by the entrepreneur",
+    )
+    return project
+
+
+# ---------------------------------------------------------------- expert panel
+
+
+def _check_overrides(project: Project, overrides: list[Override]) -> dict[str, Override]:
+    codes = {c.outcome_type.code for c in project.outcomes}
+    errors: dict[str, list[str]] = {}
+    by_code: dict[str, Override] = {}
+    for i, override in enumerate(overrides):
+        code = override.outcome_type.upper()
+        if code not in codes:
+            errors[f"overrides.{i}.outcome_type"] = ["Not one of this project's outcomes."]
+        elif code in by_code:
+            errors[f"overrides.{i}.outcome_type"] = ["Give one override per outcome."]
+        if not override.changes():
+            errors.setdefault(f"overrides.{i}", []).append("Change at least one adjustment.")
+        if len(override.reason.strip()) < 10:
+            errors[f"overrides.{i}.reason"] = ["Explain the override (at least 10 characters)."]
+        by_code[code] = override
+    if errors:
+        raise ValidationFailed(errors=errors)
+    return by_code
+
+
+def value_project(
+    session: Session,
+    admin: User,
+    project: Project,
+    *,
+    overrides: list[Override],
+    premium_rate: Decimal | None,
+    now: datetime,
+) -> ValuationSnapshot:
+    """Value a submitted (or re-value a valued) project and freeze the result.
+
+    Raises Forbidden, InvalidTransition, ValidationFailed (overrides).
+    """
+    require_role(admin, Role.ADMIN)
+    if project.state not in (ProjectState.SUBMITTED, ProjectState.VALUED):
+        raise InvalidTransition(f"A {project.state.value} project cannot be valued.")
+    by_code = _check_overrides(project, overrides)
+    params = MethodParameters(valuation_year=project.start_date.year)
+    lines, line_inputs = [], []
+    for commitment in project.outcomes:
+        proxy = commitment.outcome_type.proxy()
+        override = by_code.get(proxy.code)
+        changes = override.changes() if override else {}
+        lines.append(
+            LineInput(
+                proxy=proxy,
+                quantity=commitment.target_quantity,
+                grade=commitment.evidence_grade,
+                **changes,
+            )
+        )
+        line_inputs.append(
+            {
+                "commitment_id": commitment.id,
+                "outcome_type": proxy.code,
+                "outcome_name": commitment.outcome_type.name,
+                "source": commitment.outcome_type.source,
+                "url": commitment.outcome_type.url,
+                "proxy": proxy.as_dict(),
+                "quantity": commitment.target_quantity,
+                "evidence_grade": commitment.evidence_grade.value,
+                "overrides": {k: str(v) for k, v in changes.items()},
+                "reason": override.reason.strip() if override else "",
+            }
+        )
+    valuation = value(lines, params)
+    premium = project.premium_rate if premium_rate is None else premium_rate
+    pricing = price_tokens(project.budget_cents, premium, valuation.tokens_total)
+    snapshot = ValuationSnapshot(
+        project_id=project.id,
+        created_at=now,
+        created_by=admin,
+        method_version=valuation.method_version,
+        inputs={
+            "parameters": params.as_dict(),
+            "lines": line_inputs,
+            "budget_cents": project.budget_cents,
+            "premium_rate": str(premium),
+        },
+        result=valuation.as_dict(),
+        total_present_value_cents=valuation.total_present_value_cents,
+        total_conservative_value_cents=valuation.total_conservative_value_cents,
+        tokens_total=valuation.tokens_total,
+        budget_cents=project.budget_cents,
+        premium_rate=premium,
+        token_price_cents=pricing.token_price_cents if pricing else None,
+        threshold_tokens=pricing.threshold_tokens if pricing else None,
+    )
+    session.add(snapshot)
+    session.flush()
+    project.valuation = snapshot
+    project.premium_rate = premium
+    project.tokens_total = valuation.tokens_total
+    project.token_price_cents = snapshot.token_price_cents
+    project.threshold_tokens = snapshot.threshold_tokens
+    if pricing:
+        reason = (
+            f"valued at {valuation.tokens_total} tokens of "
+            f"{pricing.token_price_cents} cents; threshold {pricing.threshold_tokens}"
+        )
+    else:
+        reason = "valued at 0 tokens: it cannot be listed"
+    transition(session, project, ProjectState.VALUED, actor=admin, now=now, reason=reason)
+    return snapshot
+
+
+def list_for_funding(
+    session: Session, admin: User, project: Project, *, now: datetime, today: date
+) -> Project:
+    """Open funding: the project becomes public. Raises Forbidden, Conflict, InvalidTransition."""
+    require_role(admin, Role.ADMIN)
+    if project.state is ProjectState.VALUED:
+        if not project.is_listable:
+            raise Conflict(
+                "The valuation gives no token to sell; re-value or reject it.", code="not_listable"
+            )
+        if project.funding_deadline <= today:
+            raise Conflict(
+                "The funding deadline has passed; the entrepreneur must re-plan.",
+                code="funding_deadline_passed",
+            )
+    transition(
+        session, project, ProjectState.FUNDING, actor=admin, now=now, reason="listed for funding"
+    )
+    project.listed_at = now
+    session.flush()
+    return project
+
+
+def reject(
+    session: Session, admin: User, project: Project, *, reason: str, now: datetime
+) -> Project:
+    """Turn a submitted or valued project down. Raises Forbidden, ValidationFailed, InvalidTransition."""
+    require_role(admin, Role.ADMIN)
+    if len(reason.strip()) < 10:
+        raise ValidationFailed(
+            errors={"reason": ["Explain the decision (at least 10 characters)."]}
+        )
+    transition(session, project, ProjectState.REJECTED, actor=admin, now=now, reason=reason.strip())
+    return project
+
+
+# ---------------------------------------------------------------- browsing
+
+
+def list_projects(
+    session: Session, user: User | None, filters: ProjectFilters
+) -> tuple[list[Project], int]:
+    """A page of the projects ``user`` may see, filtered and sorted, and the total."""
+    conditions = [visible_to(user)]
+    if filters.state:
+        conditions.append(Project.state == filters.state)
+    if filters.city:
+        conditions.append(func.lower(Project.city) == filters.city.lower())
+    if filters.theme:
+        conditions.append(Project.theme == filters.theme)
+    if filters.organisation_id is not None:
+        conditions.append(Project.organisation_id == filters.organisation_id)
+    if filters.outcome_type:
+        conditions.append(
+            select(OutcomeCommitment.id)
+            .join(OutcomeType, OutcomeType.id == OutcomeCommitment.outcome_type_id)
+            .where(
+                OutcomeCommitment.project_id == Project.id,
+                OutcomeType.code == filters.outcome_type.upper(),
+            )
+            .exists()
+        )
+    if filters.q:
+        pattern = f"%{filters.q.lower()}%"
+        conditions.append(
+            or_(func.lower(Project.title).like(pattern), func.lower(Project.summary).like(pattern))
+        )
+    where = and_(*conditions) if conditions else true()
+    total = session.scalar(select(func.count(Project.id)).where(where)) or 0
+    order = {
+        "newest": (Project.listed_at.desc().nulls_last(), Project.id.desc()),
+        "deadline": (Project.funding_deadline.asc(), Project.id.asc()),
+        "title": (Project.title.asc(), Project.id.asc()),
+        "budget": (Project.budget_cents.desc(), Project.id.asc()),
+    }[filters.sort]
+    items = session.scalars(
+        select(Project)
+        .where(where)
+        .order_by(*order)
+        .offset((filters.page - 1) * filters.per_page)
+        .limit(filters.per_page)
+    )
+    return list(items), total
+
+
+def history(session: Session, project: Project) -> list[ProjectStateChange]:
+    return list(
+        session.scalars(
+            select(ProjectStateChange)
+            .where(ProjectStateChange.project_id == project.id)
+            .order_by(ProjectStateChange.id)
+        )
+    )
+
+
+def cities(session: Session, user: User | None) -> list[str]:
+    """The cities of the visible projects, for the filter."""
+    return list(
+        session.scalars(
+            select(Project.city).where(visible_to(user)).distinct().order_by(Project.city)
+        )
+    )
