@@ -436,7 +436,10 @@ def list_for_funding(
 def reject(
     session: Session, admin: User, project: Project, *, reason: str, now: datetime
 ) -> Project:
-    """Turn a submitted or valued project down. Raises Forbidden, ValidationFailed, InvalidTransition."""
+    """Turn a submitted or valued project down.
+
+    Raises Forbidden, ValidationFailed (no reason), InvalidTransition.
+    """
     require_role(admin, Role.ADMIN)
     if len(reason.strip()) < 10:
         raise ValidationFailed(
