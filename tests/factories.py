@@ -7,18 +7,21 @@ removed after each test.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy import select
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
+from marketplace.projects.models import Project, ProjectState, Theme
 from outcomes.catalogue import OutcomeType
-from valuation import Per
+from outcomes.commitments import OutcomeCommitment
+from valuation import EvidenceGrade, Per
 
 Session = scoped_session(sessionmaker(expire_on_commit=False))
 
@@ -119,3 +122,51 @@ class OutcomeTypeFactory(BaseFactory):
     url = "https://example.org/source"
     licence = "CC BY"
     created_at = factory.LazyFunction(_now)
+
+
+class ProjectFactory(BaseFactory):
+    """A project in any state; listed states get a price and threshold."""
+
+    class Meta:
+        model = Project
+
+    organisation = factory.SubFactory(OrganisationFactory)
+    created_by = factory.SubFactory(
+        UserFactory, role=Role.ENTREPRENEUR, organisation=factory.SelfAttribute("..organisation")
+    )
+    title = factory.Sequence(lambda n: f"Project {n}")
+    summary = "A project that helps people in Rotterdam into work."
+    city = "Rotterdam"
+    theme = Theme.WORK
+    budget_cents = 6_000_000
+    premium_rate = Decimal("0.25")
+    funding_deadline = factory.LazyFunction(lambda: date.today() + timedelta(days=60))
+    start_date = factory.LazyAttribute(lambda o: o.funding_deadline + timedelta(days=1))
+    end_date = factory.LazyAttribute(lambda o: o.start_date + timedelta(days=365))
+    state = ProjectState.DRAFT
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+    tokens_total = factory.LazyAttribute(lambda o: None if o.state in UNVALUED else 2540)
+    token_price_cents = factory.LazyAttribute(lambda o: None if o.state in UNVALUED else 2953)
+    threshold_tokens = factory.LazyAttribute(lambda o: None if o.state in UNVALUED else 2032)
+    listed_at = factory.LazyAttribute(
+        lambda o: _now() if o.state not in (*UNVALUED, ProjectState.VALUED) else None
+    )
+
+    @factory.post_generation
+    def outcomes(project, create, extracted, **kwargs):
+        """One line of 20 people into work, unless ``outcomes=[...]`` was given."""
+        if not create or extracted is not None or project.outcomes:
+            return
+        emp = Session.scalars(
+            select(OutcomeType).where(OutcomeType.code == "EMP_BIJSTAND_TO_WORK")
+        ).one()
+        project.outcomes.append(
+            OutcomeCommitment(
+                position=0, outcome_type=emp, target_quantity=20, evidence_grade=EvidenceGrade.C
+            )
+        )
+        Session.commit()
+
+
+UNVALUED = (ProjectState.DRAFT, ProjectState.SUBMITTED, ProjectState.REJECTED)

@@ -92,7 +92,7 @@ class ProjectItem(MethodView):
         return services.get_project(db.session, api_user_or_none(), project_id)
 
     @authenticated(blp, Role.ENTREPRENEUR)
-    @blp.arguments(ProjectPatchSchema(partial=True))
+    @blp.arguments(ProjectPatchSchema)
     @blp.response(200, ProjectOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="invalid_transition: not a draft")

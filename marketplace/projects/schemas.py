@@ -54,7 +54,11 @@ class ProjectInSchema(ma.Schema):
 
 
 class ProjectPatchSchema(ProjectInSchema):
-    """Any subset of a draft's fields (load it with ``partial=True``)."""
+    """Any subset of a draft's fields; ``outcomes``, when given, is a whole list."""
+
+    def __init__(self, **kwargs):
+        # Partial at the top level only: each given outcome line stays complete.
+        super().__init__(partial=tuple(ProjectInSchema._declared_fields), **kwargs)
 
 
 class OverrideSchema(ma.Schema):

@@ -173,8 +173,12 @@ def _resolve_commitments(
     return resolved
 
 
-def _set_commitments(project: Project, resolved: list[tuple[OutcomeType, CommitmentInput]]) -> None:
-    project.outcomes.clear()
+def _set_commitments(
+    session: Session, project: Project, resolved: list[tuple[OutcomeType, CommitmentInput]]
+) -> None:
+    if project.outcomes:
+        project.outcomes.clear()
+        session.flush()  # delete the old lines before their positions are reused
     for position, (outcome_type, item) in enumerate(resolved):
         project.outcomes.append(
             OutcomeCommitment(
@@ -211,8 +215,8 @@ def create_draft(
         created_at=now,
         updated_at=now,
     )
-    _set_commitments(project, resolved)
     session.add(project)
+    _set_commitments(session, project, resolved)
     session.flush()
     record_creation(session, project, actor=user, now=now)
     session.flush()
@@ -266,7 +270,7 @@ def update_draft(
     ):
         setattr(project, name, getattr(merged, name))
     if "outcomes" in changes:
-        _set_commitments(project, resolved)
+        _set_commitments(session, project, resolved)
     project.updated_at = now
     session.flush()
     return project
