@@ -111,12 +111,14 @@ def _select_locale() -> str | None:
 def _register_web(app: Flask) -> None:
     from marketplace.accounts.views import bp as accounts_bp
     from marketplace.catalogue.views import bp as catalogue_bp
+    from marketplace.projects.views import bp as projects_bp
     from marketplace.web.formatting import register_filters
     from marketplace.web.views import bp as web_bp
 
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(catalogue_bp)
+    app.register_blueprint(projects_bp)
     register_filters(app)
 
     @app.context_processor

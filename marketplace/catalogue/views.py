@@ -29,6 +29,7 @@ from marketplace.catalogue.tornado import tornado_chart
 from marketplace.core.clock import now
 from marketplace.core.errors import MarketplaceError, ValidationFailed
 from marketplace.extensions import db
+from marketplace.web.forms import MAX_ROWS, collect_rows, row_count, row_errors
 from outcomes.catalogue import (
     BASES,
     NewOutcomeType,
@@ -52,7 +53,6 @@ LINE_FIELDS = (
     "duration_years",
 )
 DEFAULT_ROWS = 3
-MAX_ROWS = 50
 
 
 def _require_admin() -> None:
@@ -122,45 +122,10 @@ def retire(code: str):
     return redirect(url_for("catalogue.catalogue"))
 
 
-def _rows_from(args) -> int:
-    try:
-        rows = int(args.get("rows", DEFAULT_ROWS))
-    except ValueError:
-        rows = DEFAULT_ROWS
-    if args.get("action") == "add_line":
-        rows += 1
-    return max(1, min(rows, MAX_ROWS))
-
-
-def _form_lines(args, rows: int) -> tuple[list[dict], list[int]]:
-    """The filled-in rows as line dicts, and each line's row number."""
-    lines, row_of_line = [], []
-    for row in range(rows):
-        values = {name: args.get(f"lines-{row}-{name}", "").strip() for name in LINE_FIELDS}
-        if not values["outcome_type"] and not values["quantity"]:
-            continue
-        lines.append({name: value for name, value in values.items() if value != ""})
-        row_of_line.append(row)
-    return lines, row_of_line
-
-
-def _row_errors(errors: dict[str, list[str]], row_of_line: list[int]) -> dict[str, list[str]]:
-    """Map ``lines.2.quantity`` onto the form field ``lines-5-quantity``."""
-    mapped: dict[str, list[str]] = {}
-    for name, messages in errors.items():
-        parts = name.split(".")
-        if parts[0] == "lines" and len(parts) == 3 and parts[1].isdigit():
-            row = row_of_line[int(parts[1])]
-            mapped[f"lines-{row}-{parts[2]}"] = messages
-        else:
-            mapped[name] = messages
-    return mapped
-
-
 @bp.get("/valuation")
 def calculator():
     args = request.args
-    rows = _rows_from(args)
+    rows = row_count(args, DEFAULT_ROWS)
     settings = {
         "valuation_year": args.get("valuation_year", str(date.today().year + 1)).strip(),
         "inflation": args.get("inflation", "").strip(),
@@ -170,7 +135,7 @@ def calculator():
     errors: dict[str, list[str]] = {}
     status = 200
     if args.get("action") == "calculate":
-        lines, row_of_line = _form_lines(args, rows)
+        lines, row_of_line = collect_rows(args, "lines", LINE_FIELDS, rows, ("evidence_grade",))
         body = {**{k: v for k, v in settings.items() if v}, "lines": lines}
         try:
             data = PreviewSchema().load(body)
@@ -182,7 +147,7 @@ def calculator():
         else:
             result = {"valuation": valuation, "sensitivity": sensitivity}
             chart = tornado_chart(valuation.total_present_value_cents, sensitivity)
-        errors = _row_errors(errors, row_of_line)
+        errors = row_errors(errors, "lines", row_of_line)
     types = list_outcome_types(db.session)
     return render_template(
         "catalogue/calculator.html",

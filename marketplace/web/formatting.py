@@ -25,10 +25,11 @@ def decimal_money(amount: Decimal | None, currency: str) -> str:
     return format_currency(amount, currency)
 
 
-def percent(rate: Decimal | None) -> str:
-    if rate is None:
+def percent(rate: Decimal | str | None) -> str:
+    """A rate as a percentage; snapshots keep rates as strings such as "0.275"."""
+    if rate is None or rate == "":
         return ""
-    return format_percent(rate, format="#,##0.##%")
+    return format_percent(Decimal(rate), format="#,##0.##%")
 
 
 def number(value: int | Decimal | None) -> str:
