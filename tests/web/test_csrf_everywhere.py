@@ -38,4 +38,6 @@ def test_no_page_route_that_accepts_a_post_also_changes_state_on_get(app):
                 "accounts.register_page",
                 "accounts.login",
                 "catalogue.new_outcome_type",
+                "projects.new",
+                "projects.edit",
             }, rule.rule
