@@ -21,9 +21,15 @@ from marketplace.accounts import account_rules
 from marketplace.accounts.models import Role
 from marketplace.accounts.schemas import StaffUserSchema
 from marketplace.accounts.services import NewUser, create_user
-from marketplace.core.clock import now
+from marketplace.core.clock import now, today
 from marketplace.core.errors import MarketplaceError
-from marketplace.demo import DEMO_PASSWORD, DEMO_USERS, load_demo
+from marketplace.demo import (
+    DEMO_PASSWORD,
+    DEMO_PROJECTS,
+    DEMO_USERS,
+    load_demo,
+    load_demo_projects,
+)
 from marketplace.extensions import db
 from marketplace.scheduler import build_scheduler, run_sweeps
 
@@ -78,9 +84,11 @@ def demo_load_command() -> None:
     """Create the demo organisations and users (idempotent)."""
     with db.transaction() as session:
         created = load_demo(session, account_rules(), now=now())
+        projects = load_demo_projects(session, now=now(), today=today())
     click.echo(
         f"Demo data: {len(created)} users created, "
-        f"{len(DEMO_USERS) - len(created)} already present."
+        f"{len(DEMO_USERS) - len(created)} already present; "
+        f"{len(projects)} projects created, {len(DEMO_PROJECTS) - len(projects)} already present."
     )
     _echo_demo_logins()
 

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import LoginAttempt, Organisation, Role, User
-from marketplace.demo import DEMO_USERS
+from marketplace.demo import DEMO_PROJECTS, DEMO_USERS
+from marketplace.projects.models import Project, ProjectStateChange
 from tests.factories import LoginAttemptFactory, UserFactory
 
 
@@ -168,6 +169,25 @@ def test_demo_data_loads_once_however_often_it_runs(cli, session):
     assert "0 users created" in second.output
     assert count(session, User) == len(DEMO_USERS)
     assert "admin@som.example" in second.output
+
+
+def test_demo_projects_cover_every_stage_before_pledging(cli, session):
+    cli("demo", "load")
+    cli("demo", "load")
+
+    session.rollback()
+    states = session.execute(select(Project.state, func.count()).group_by(Project.state)).all()
+    assert {state.value: n for state, n in states} == {
+        "draft": 1,
+        "submitted": 1,
+        "valued": 1,
+        "funding": 7,
+        "rejected": 1,
+        "withdrawn": 1,
+    }
+    assert len(DEMO_PROJECTS) == 12
+    histories = session.scalar(select(func.count()).select_from(ProjectStateChange))
+    assert histories >= 12 * 2
 
 
 def test_demo_users_can_log_in_with_the_printed_password(cli, client):
