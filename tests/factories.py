@@ -13,6 +13,7 @@ from decimal import Decimal
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
@@ -23,7 +24,17 @@ from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from valuation import EvidenceGrade, Per
 
-Session = scoped_session(sessionmaker(expire_on_commit=False))
+
+class TestSession(OrmSession):
+    """The tests' session. Rolling back also forgets every object it holds, even
+    with no transaction open, so a read after a request sees what it wrote."""
+
+    def rollback(self) -> None:
+        super().rollback()
+        self.expire_all()
+
+
+Session = scoped_session(sessionmaker(class_=TestSession, expire_on_commit=False))
 
 DEFAULT_PASSWORD = "correct horse battery"
 # Hashed once with the testing profile's cost, so factories stay fast.
