@@ -1,7 +1,12 @@
 """Every table of the application, imported in one place for Alembic and tests."""
 
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, User
-from marketplace.projects.models import Project, ProjectStateChange, ValuationSnapshot
+from marketplace.projects.models import (
+    ListingVersion,
+    Project,
+    ProjectStateChange,
+    ValuationSnapshot,
+)
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base
@@ -9,6 +14,7 @@ from outcomes.db import Base
 __all__ = [
     "ApiToken",
     "Base",
+    "ListingVersion",
     "LoginAttempt",
     "Organisation",
     "OutcomeCommitment",

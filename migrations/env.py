@@ -9,6 +9,7 @@ from alembic import context
 from flask import current_app
 
 import marketplace.models  # noqa: F401 - registers every table on the metadata
+from marketplace.projects.models import SEARCH_INDEXES
 from outcomes.db import Base
 
 config = context.config
@@ -16,6 +17,11 @@ if config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name)
 
 target_metadata = Base.metadata
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Leave out of comparisons what the models deliberately do not describe."""
+    return not (type_ == "index" and name in SEARCH_INDEXES)
 
 
 def run_migrations_offline() -> None:
@@ -38,6 +44,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=True,
             compare_type=True,
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

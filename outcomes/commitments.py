@@ -46,7 +46,8 @@ class OutcomeCommitment(Base):
     )
     verified_quantity: Mapped[int | None]
 
-    outcome_type: Mapped[OutcomeType] = relationship(lazy="joined")
+    # selectin: a page of projects shares a few outcome types; load each once.
+    outcome_type: Mapped[OutcomeType] = relationship(lazy="selectin")
 
     def __repr__(self) -> str:
         return f"<OutcomeCommitment {self.outcome_type_id} x{self.target_quantity}>"

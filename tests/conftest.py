@@ -122,11 +122,12 @@ def app(_app: Flask) -> Iterator[Flask]:
     yield _app
     factories.Session.remove()
     _app.extensions["clock"] = system_clock
+    _app.extensions.pop("project_count_cache", None)
     _empty_tables(_app)
 
 
 # Reference data the migrations load; restored as it was after every test.
-SEEDED_TABLES = ("outcome_types",)
+SEEDED_TABLES = ("outcome_types", "listing_version")
 
 
 def _read_seed(app: Flask) -> dict[str, list[dict]]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
-from marketplace.projects.models import Project, ProjectState, Theme
+from marketplace.projects.models import Project, ProjectState, Theme, city_key
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from valuation import EvidenceGrade, Per
@@ -148,6 +148,7 @@ class ProjectFactory(BaseFactory):
     title = factory.Sequence(lambda n: f"Project {n}")
     summary = "A project that helps people in Rotterdam into work."
     city = "Rotterdam"
+    city_key = factory.LazyAttribute(lambda o: city_key(o.city))
     theme = Theme.WORK
     budget_cents = 6_000_000
     premium_rate = Decimal("0.25")

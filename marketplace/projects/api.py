@@ -15,6 +15,7 @@ from marketplace.api.auth import (
 from marketplace.core.clock import now, today
 from marketplace.extensions import db
 from marketplace.projects import services
+from marketplace.projects.counts import count_cache
 from marketplace.projects.models import ProjectState, Theme
 from marketplace.projects.schemas import (
     HistoryOutSchema,
@@ -69,7 +70,9 @@ class Projects(MethodView):
     def get(self, args):
         """Listed projects (and, with a token, your own drafts; admins see all)."""
         user = api_user_or_none()
-        items, total = services.list_projects(db.session, user, filters_from(args, user))
+        items, total = services.list_projects(
+            db.session, user, filters_from(args, user), count_cache()
+        )
         return {"items": items, "page": args["page"], "per_page": args["per_page"], "total": total}
 
     @authenticated(blp, Role.ENTREPRENEUR)

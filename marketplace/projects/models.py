@@ -52,7 +52,7 @@ class ProjectState(enum.StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-# Listed projects and everything after listing are public.
+# The states a listed project can be in (it is public in each of them).
 PUBLIC_STATES = (
     ProjectState.FUNDING,
     ProjectState.FUNDED,
@@ -99,9 +99,15 @@ class Project(Base):
             "(tokens_total IS NULL AND tokens_pledged = 0) OR tokens_pledged <= tokens_total",
             name="pledged_within_total",
         ),
+        # Public projects are those listed; each marketplace order and filter has an
+        # index, and filters carry listed_at so counting public rows stays in the index.
+        Index(None, "listed_at", "id"),
+        Index(None, "funding_deadline", "id"),
+        Index(None, "title", "id"),
+        Index(None, "budget_cents", "id"),
+        Index(None, "city_key", "listed_at"),
+        Index(None, "theme", "listed_at"),
         Index(None, "state", "listed_at"),
-        Index(None, "city"),
-        Index(None, "theme"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -110,6 +116,8 @@ class Project(Base):
     title: Mapped[str] = mapped_column(String(120))
     summary: Mapped[str] = mapped_column(Text)
     city: Mapped[str] = mapped_column(String(80))
+    # The city case-folded, for filtering ("rotterdam" finds "Rotterdam").
+    city_key: Mapped[str] = mapped_column(String(80))
     theme: Mapped[Theme] = mapped_column(_enum(Theme, "theme", 20))
     budget_cents: Mapped[int] = mapped_column(BigInteger)
     premium_rate: Mapped[Decimal] = mapped_column(ExactDecimal(5, 4))
@@ -151,6 +159,26 @@ class Project(Base):
 
     def __repr__(self) -> str:
         return f"<Project {self.id} {self.state}>"
+
+
+class ListingVersion(Base):
+    """One row: bumped with every change that can move a project in or out of a
+    listing (creation, edit, state change), so list totals can be cached exactly."""
+
+    __tablename__ = "listing_version"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+def city_key(city: str) -> str:
+    return " ".join(city.split()).casefold()
+
+
+# PostgreSQL-only trigram indexes for text search (migration 0003); other
+# databases search without them. Alembic's comparison leaves them out.
+SEARCH_INDEXES = ("ix_projects_title_trgm", "ix_projects_summary_trgm")
 
 
 class ProjectStateChange(Base):

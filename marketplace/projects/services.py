@@ -22,18 +22,19 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
+from marketplace.projects import counts as listing_counts
 from marketplace.projects.models import (
-    PUBLIC_STATES,
     Project,
     ProjectState,
     ProjectStateChange,
     Theme,
     ValuationSnapshot,
+    city_key,
 )
 from marketplace.projects.pricing import price_tokens
 from marketplace.projects.states import InvalidTransition, record_creation, transition
@@ -107,11 +108,13 @@ SORTS = ("newest", "deadline", "title", "budget")
 
 
 def visible_to(user: User | None) -> ColumnElement[bool]:
-    """SQL condition: the projects ``user`` may know exist."""
-    public = or_(
-        Project.state.in_(PUBLIC_STATES),
-        and_(Project.state == ProjectState.WITHDRAWN, Project.listed_at.is_not(None)),
-    )
+    """SQL condition: the projects ``user`` may know exist.
+
+    A project is public from the moment it is listed, whatever happens to it
+    afterwards (funded, settled, unfunded, withdrawn): exactly the projects
+    with ``listed_at`` set.
+    """
+    public = Project.listed_at.is_not(None)
     if user is None:
         return public
     if user.role is Role.ADMIN:
@@ -205,6 +208,7 @@ def create_draft(
         title=data.title,
         summary=data.summary,
         city=data.city,
+        city_key=city_key(data.city),
         theme=data.theme,
         budget_cents=data.budget_cents,
         premium_rate=data.premium_rate,
@@ -219,6 +223,7 @@ def create_draft(
     _set_commitments(session, project, resolved)
     session.flush()
     record_creation(session, project, actor=user, now=now)
+    listing_counts.bump(session)
     session.flush()
     return project
 
@@ -272,6 +277,7 @@ def update_draft(
     if "outcomes" in changes:
         _set_commitments(session, project, resolved)
     project.updated_at = now
+    listing_counts.bump(session)
     session.flush()
     return project
 
@@ -457,14 +463,21 @@ def reject(
 
 
 def list_projects(
-    session: Session, user: User | None, filters: ProjectFilters
+    session: Session,
+    user: User | None,
+    filters: ProjectFilters,
+    counts: listing_counts.CountCache | None = None,
 ) -> tuple[list[Project], int]:
-    """A page of the projects ``user`` may see, filtered and sorted, and the total."""
+    """A page of the projects ``user`` may see, filtered and sorted, and the total.
+
+    With ``counts``, the total is taken from the cache when nothing in the
+    listings changed since it was counted.
+    """
     conditions = [visible_to(user)]
     if filters.state:
         conditions.append(Project.state == filters.state)
     if filters.city:
-        conditions.append(func.lower(Project.city) == filters.city.lower())
+        conditions.append(Project.city_key == city_key(filters.city))
     if filters.theme:
         conditions.append(Project.theme == filters.theme)
     if filters.organisation_id is not None:
@@ -481,16 +494,48 @@ def list_projects(
         )
     if filters.q:
         pattern = f"%{filters.q.lower()}%"
-        conditions.append(
-            or_(func.lower(Project.title).like(pattern), func.lower(Project.summary).like(pattern))
+        # Find the matches first (through the trigram indexes on PostgreSQL), then
+        # order them: otherwise the planner may walk the newest-first index and test
+        # every summary on the way.
+        matches = (
+            select(Project.id)
+            .where(
+                or_(
+                    func.lower(Project.title).like(pattern),
+                    func.lower(Project.summary).like(pattern),
+                )
+            )
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
         )
+        conditions.append(Project.id.in_(select(matches.c.id)))
     where = and_(*conditions) if conditions else true()
-    total = session.scalar(select(func.count(Project.id)).where(where)) or 0
+
+    def count() -> int:
+        return session.scalar(select(func.count(Project.id)).where(where)) or 0
+
+    if counts is None:
+        total = count()
+    else:
+        scope = (
+            "admin" if user and user.role is Role.ADMIN else user.organisation_id if user else None
+        )
+        key = (
+            listing_counts.current(session),
+            scope,
+            filters.state,
+            filters.city and city_key(filters.city),
+            filters.theme,
+            filters.outcome_type and filters.outcome_type.upper(),
+            filters.q and filters.q.lower(),
+            filters.organisation_id,
+        )
+        total = counts.get_or_count(key, count)
     order = {
-        "newest": (Project.listed_at.desc().nulls_last(), Project.id.desc()),
+        "newest": (Project.listed_at.desc().nulls_first(), Project.id.desc()),
         "deadline": (Project.funding_deadline.asc(), Project.id.asc()),
         "title": (Project.title.asc(), Project.id.asc()),
-        "budget": (Project.budget_cents.desc(), Project.id.asc()),
+        "budget": (Project.budget_cents.desc(), Project.id.desc()),
     }[filters.sort]
     items = session.scalars(
         select(Project)
@@ -512,10 +557,20 @@ def history(session: Session, project: Project) -> list[ProjectStateChange]:
     )
 
 
-def cities(session: Session, user: User | None) -> list[str]:
-    """The cities of the visible projects, for the filter."""
-    return list(
-        session.scalars(
-            select(Project.city).where(visible_to(user)).distinct().order_by(Project.city)
-        )
-    )
+# The distinct cities of public projects by a loose index scan: one index probe a
+# city instead of reading every project.
+_CITIES = text("""
+WITH RECURSIVE keys(k) AS (
+    SELECT min(city_key) FROM projects WHERE listed_at IS NOT NULL
+    UNION ALL
+    SELECT (SELECT min(city_key) FROM projects WHERE city_key > keys.k AND listed_at IS NOT NULL)
+    FROM keys WHERE keys.k IS NOT NULL
+)
+SELECT (SELECT city FROM projects WHERE city_key = keys.k AND listed_at IS NOT NULL LIMIT 1)
+FROM keys WHERE keys.k IS NOT NULL
+""")
+
+
+def cities(session: Session) -> list[str]:
+    """The cities of the public projects, for the marketplace's filter."""
+    return list(session.scalars(_CITIES))

@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import User
+from marketplace.projects import counts as listing_counts
 from marketplace.projects.models import Project, ProjectState, ProjectStateChange
 from outcomes.errors import Conflict
 
@@ -98,6 +99,7 @@ def transition(
         reason=reason,
     )
     session.add(change)
+    listing_counts.bump(session)
     session.flush()
     return change
 

@@ -22,6 +22,7 @@ from marketplace.core.errors import MarketplaceError, ValidationFailed
 from marketplace.extensions import db
 from marketplace.projects import services
 from marketplace.projects.api import filters_from, project_changes, project_input
+from marketplace.projects.counts import count_cache
 from marketplace.projects.models import PUBLIC_STATES, ProjectState, Theme
 from marketplace.projects.progress import funding_bar
 from marketplace.projects.schemas import (
@@ -79,7 +80,7 @@ def marketplace():
             unknown=ma.EXCLUDE,
         )
     user = _user()
-    items, total = services.list_projects(db.session, user, filters_from(args, user))
+    items, total = services.list_projects(db.session, user, filters_from(args, user), count_cache())
     pages = max(1, math.ceil(total / PER_PAGE))
     return render_template(
         "projects/marketplace.html",
@@ -88,7 +89,7 @@ def marketplace():
         args=args,
         page=args["page"],
         pages=pages,
-        cities=services.cities(db.session, user),
+        cities=services.cities(db.session),
         themes=list(Theme),
         states=PUBLIC_STATES,
         outcome_types=list_outcome_types(db.session),

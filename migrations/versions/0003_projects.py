@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=120), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("city", sa.String(length=80), nullable=False),
+        sa.Column("city_key", sa.String(length=80), nullable=False),
         sa.Column(
             "theme",
             sa.Enum(*THEMES, name="theme", native_enum=False, create_constraint=True, length=20),
@@ -105,10 +106,28 @@ def upgrade() -> None:
         *valuation_fk,
         sa.PrimaryKeyConstraint("id", name=op.f("pk_projects")),
     )
-    op.create_index(op.f("ix_projects_city"), "projects", ["city"])
     op.create_index(op.f("ix_projects_organisation_id"), "projects", ["organisation_id"])
-    op.create_index(op.f("ix_projects_state_listed_at"), "projects", ["state", "listed_at"])
-    op.create_index(op.f("ix_projects_theme"), "projects", ["theme"])
+    for columns in (
+        ["listed_at", "id"],
+        ["funding_deadline", "id"],
+        ["title", "id"],
+        ["budget_cents", "id"],
+        ["city_key", "listed_at"],
+        ["theme", "listed_at"],
+        ["state", "listed_at"],
+    ):
+        op.create_index(op.f(f"ix_projects_{'_'.join(columns)}"), "projects", columns)
+    if not sqlite:
+        # Substring search (LIKE '%term%') through trigram indexes; pg_trgm is a
+        # trusted extension, so the database owner may create it.
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.execute(
+            "CREATE INDEX ix_projects_title_trgm ON projects USING gin (lower(title) gin_trgm_ops)"
+        )
+        op.execute(
+            "CREATE INDEX ix_projects_summary_trgm ON projects "
+            "USING gin (lower(summary) gin_trgm_ops)"
+        )
 
     op.create_table(
         "outcome_commitments",
@@ -215,6 +234,14 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_valuation_snapshots_project_id"), "valuation_snapshots", ["project_id"]
     )
+    listing_version = op.create_table(
+        "listing_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_listing_version_single_row")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_listing_version")),
+    )
+    op.bulk_insert(listing_version, [{"id": 1, "version": 0}])
     if not sqlite:
         op.create_foreign_key(
             "fk_projects_valuation_id", "projects", "valuation_snapshots", ["valuation_id"], ["id"]
@@ -224,6 +251,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint("fk_projects_valuation_id", "projects", type_="foreignkey")
+    op.drop_table("listing_version")
     op.drop_table("valuation_snapshots")
     op.drop_table("project_state_changes")
     op.drop_table("outcome_commitments")

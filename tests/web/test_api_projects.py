@@ -477,3 +477,15 @@ def test_only_entrepreneurs_create_projects(client, auth_headers, actor):
 
     expected = {"anonymous": 401, "owner": 201, "other_entrepreneur": 201}.get(actor, 403)
     assert response.status_code == expected
+
+
+def test_list_totals_follow_every_listing_change(client, auth_headers):
+    ProjectFactory(state=S.FUNDING)
+    valued = ProjectFactory(state=S.VALUED)
+    admin = auth_headers(UserFactory(admin=True))
+    assert client.get("/api/v1/projects").get_json()["total"] == 1
+    assert client.get("/api/v1/projects").get_json()["total"] == 1  # from the cache
+
+    client.post(f"/api/v1/projects/{valued.id}/list", headers=admin)
+
+    assert client.get("/api/v1/projects").get_json()["total"] == 2
