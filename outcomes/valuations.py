@@ -18,6 +18,7 @@ from outcomes.catalogue import types_by_code
 from outcomes.errors import ValidationFailed
 from valuation import (
     DEFAULT_GRADE,
+    AdjustmentOverrides,
     EvidenceGrade,
     LineInput,
     MethodParameters,
@@ -30,15 +31,10 @@ from valuation import (
 
 
 @dataclass(frozen=True)
-class LineRequest:
+class LineRequest(AdjustmentOverrides):
     outcome_type: str
     quantity: int
     evidence_grade: EvidenceGrade = DEFAULT_GRADE
-    deadweight: Decimal | None = None
-    displacement: Decimal | None = None
-    attribution: Decimal | None = None
-    drop_off: Decimal | None = None
-    duration_years: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,11 +76,7 @@ def build_lines(session: Session, lines: list[LineRequest]) -> list[LineInput]:
                 proxy=outcome_type.proxy(),
                 quantity=line.quantity,
                 grade=line.evidence_grade,
-                deadweight=line.deadweight,
-                displacement=line.displacement,
-                attribution=line.attribution,
-                drop_off=line.drop_off,
-                duration_years=line.duration_years,
+                **line.overrides(),
             )
         )
     if errors:

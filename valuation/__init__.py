@@ -6,11 +6,13 @@ valuation method version 1 (../shared/docs/valuation-method.md). See
 """
 
 from valuation.engine import (
+    ADJUSTMENT_OVERRIDES,
     CONFIDENCE,
     DEFAULT_GRADE,
     METHOD_VERSION,
     PRECISION,
     SENSITIVITY_PARAMETERS,
+    AdjustmentOverrides,
     EvidenceGrade,
     LineInput,
     LineResult,
@@ -27,11 +29,13 @@ from valuation.engine import (
 )
 
 __all__ = [
+    "ADJUSTMENT_OVERRIDES",
     "CONFIDENCE",
     "DEFAULT_GRADE",
     "METHOD_VERSION",
     "PRECISION",
     "SENSITIVITY_PARAMETERS",
+    "AdjustmentOverrides",
     "EvidenceGrade",
     "LineInput",
     "LineResult",

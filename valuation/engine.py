@@ -117,18 +117,35 @@ class OutcomeProxy:
         }
 
 
-@dataclass(frozen=True)
-class LineInput:
-    """One outcome line: a proxy, a quantity, a grade and optional overrides."""
+ADJUSTMENT_OVERRIDES = (*ADJUSTMENTS, "duration_years")
 
-    proxy: OutcomeProxy
-    quantity: int
-    grade: EvidenceGrade = DEFAULT_GRADE
+
+@dataclass(frozen=True, kw_only=True)
+class AdjustmentOverrides:
+    """A line's replacements for the catalogue's adjustments; None keeps the default."""
+
     deadweight: Decimal | None = None
     displacement: Decimal | None = None
     attribution: Decimal | None = None
     drop_off: Decimal | None = None
     duration_years: int | None = None
+
+    def overrides(self) -> dict:
+        """The adjustments this line replaces, by name."""
+        return {
+            name: getattr(self, name)
+            for name in ADJUSTMENT_OVERRIDES
+            if getattr(self, name) is not None
+        }
+
+
+@dataclass(frozen=True)
+class LineInput(AdjustmentOverrides):
+    """One outcome line: a proxy, a quantity, a grade and optional overrides."""
+
+    proxy: OutcomeProxy
+    quantity: int
+    grade: EvidenceGrade = DEFAULT_GRADE
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,16 @@ from marketplace.projects.states import InvalidTransition, record_creation, tran
 from outcomes.catalogue import OutcomeType, types_by_code
 from outcomes.commitments import OutcomeCommitment
 from outcomes.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from valuation import DEFAULT_GRADE, EvidenceGrade, LineInput, MethodParameters, value
+from valuation import (
+    DEFAULT_GRADE,
+    AdjustmentOverrides,
+    EvidenceGrade,
+    LineInput,
+    MethodParameters,
+    value,
+)
 
 DEFAULT_PREMIUM_RATE = Decimal("0.25")
-ADJUSTMENT_FIELDS = ("deadweight", "displacement", "attribution", "drop_off", "duration_years")
 
 
 @dataclass(frozen=True)
@@ -69,23 +75,11 @@ class ProjectInput:
 
 
 @dataclass(frozen=True)
-class Override:
-    """An admin's change to one line's adjustment, with the written reason."""
+class Override(AdjustmentOverrides):
+    """An admin's change to one line's adjustments, with the written reason."""
 
     outcome_type: str
     reason: str
-    deadweight: Decimal | None = None
-    displacement: Decimal | None = None
-    attribution: Decimal | None = None
-    drop_off: Decimal | None = None
-    duration_years: int | None = None
-
-    def changes(self) -> dict:
-        return {
-            name: getattr(self, name)
-            for name in ADJUSTMENT_FIELDS
-            if getattr(self, name) is not None
-        }
 
 
 @dataclass(frozen=True)
@@ -324,7 +318,7 @@ def _check_overrides(project: Project, overrides: list[Override]) -> dict[str, O
             errors[f"overrides.{i}.outcome_type"] = ["Not one of this project's outcomes."]
         elif code in by_code:
             errors[f"overrides.{i}.outcome_type"] = ["Give one override per outcome."]
-        if not override.changes():
+        if not override.overrides():
             errors.setdefault(f"overrides.{i}", []).append("Change at least one adjustment.")
         if len(override.reason.strip()) < 10:
             errors[f"overrides.{i}.reason"] = ["Explain the override (at least 10 characters)."]
@@ -356,7 +350,7 @@ def value_project(
     for commitment in project.outcomes:
         proxy = commitment.outcome_type.proxy()
         override = by_code.get(proxy.code)
-        changes = override.changes() if override else {}
+        changes = override.overrides() if override else {}
         lines.append(
             LineInput(
                 proxy=proxy,
