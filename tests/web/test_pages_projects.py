@@ -66,6 +66,15 @@ def test_the_marketplace_lists_public_projects_with_their_progress(client):
     assert "€29.53 a token" in page
 
 
+def test_a_project_no_longer_funding_does_not_invite_pledges(client):
+    ProjectFactory(state=S.WITHDRAWN, title="Koppelkansen")
+
+    page = html(client.get("/projects"))
+
+    assert "Koppelkansen" in page
+    assert "a token · funding until" not in page
+
+
 def test_the_marketplace_filters_and_pages(client):
     for n in range(14):
         ProjectFactory(
