@@ -19,7 +19,14 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
-from marketplace.projects.models import Project, ProjectState, Theme, city_key
+from marketplace.projects.models import (
+    Project,
+    ProjectState,
+    ProjectStateChange,
+    Theme,
+    ValuationSnapshot,
+    city_key,
+)
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from valuation import EvidenceGrade, Per
@@ -182,3 +189,53 @@ class ProjectFactory(BaseFactory):
 
 
 UNVALUED = (ProjectState.DRAFT, ProjectState.SUBMITTED, ProjectState.REJECTED)
+
+
+class OutcomeCommitmentFactory(BaseFactory):
+    class Meta:
+        model = OutcomeCommitment
+
+    project_id = factory.LazyFunction(lambda: ProjectFactory(outcomes=[]).id)
+    position = factory.Sequence(lambda n: n)
+    outcome_type = factory.SubFactory(OutcomeTypeFactory)
+    target_quantity = 10
+    evidence_grade = EvidenceGrade.C
+
+
+class ProjectStateChangeFactory(BaseFactory):
+    class Meta:
+        model = ProjectStateChange
+
+    project = factory.SubFactory(ProjectFactory)
+    at = factory.LazyFunction(_now)
+    from_state = None
+    to_state = factory.SelfAttribute("project.state")
+    actor = factory.SubFactory(UserFactory, role=Role.ENTREPRENEUR)
+    reason = "created"
+
+
+class ValuationSnapshotFactory(BaseFactory):
+    """A snapshot as value_project writes it, for one line of the project."""
+
+    class Meta:
+        model = ValuationSnapshot
+
+    project_id = factory.LazyFunction(lambda: ProjectFactory(state=ProjectState.VALUED).id)
+    created_at = factory.LazyFunction(_now)
+    created_by = factory.SubFactory(UserFactory, role=Role.ADMIN)
+    method_version = 1
+    inputs = factory.LazyFunction(lambda: {"parameters": {"valuation_year": 2027}, "lines": []})
+    result = factory.LazyFunction(lambda: {"method_version": 1, "lines": []})
+    total_present_value_cents = 36_000_000
+    total_conservative_value_cents = 25_400_000
+    tokens_total = 2540
+    budget_cents = 6_000_000
+    premium_rate = Decimal("0.25")
+    token_price_cents = 2953
+    threshold_tokens = 2032
+
+
+# Models without a factory, and why.
+WITHOUT_FACTORY = {
+    "ListingVersion": "one row, created by migration 0003 and restored after every test",
+}
