@@ -1,6 +1,7 @@
 """Every table of the application, imported in one place for Alembic and tests."""
 
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, User
+from marketplace.ledger.models import JournalEntry, JournalLeg, LedgerAccount
 from marketplace.projects.models import (
     ListingVersion,
     Project,
@@ -14,6 +15,9 @@ from outcomes.db import Base
 __all__ = [
     "ApiToken",
     "Base",
+    "JournalEntry",
+    "JournalLeg",
+    "LedgerAccount",
     "ListingVersion",
     "LoginAttempt",
     "Organisation",

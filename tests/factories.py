@@ -19,6 +19,8 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
+from marketplace.ledger.models import AccountKind, JournalEntry, LedgerAccount
+from marketplace.ledger.services import Leg, get_account, post
 from marketplace.projects.models import (
     Project,
     ProjectState,
@@ -239,3 +241,43 @@ class ValuationSnapshotFactory(BaseFactory):
 WITHOUT_FACTORY = {
     "ListingVersion": "one row, created by migration 0003 and restored after every test",
 }
+
+
+class LedgerAccountFactory(BaseFactory):
+    class Meta:
+        model = LedgerAccount
+
+    code = factory.Sequence(lambda n: f"test:account:{n}")
+    kind = AccountKind.BUYER
+    debit_normal = False
+    may_go_negative = True
+    balance_cents = 0
+
+
+class JournalEntryFactory(BaseFactory):
+    """An entry posted through the ledger service (a bare row would break the balances):
+    ``amount_cents`` moves from a fresh buyer account into the Stripe clearing account."""
+
+    class Meta:
+        model = JournalEntry
+
+    reference = factory.Sequence(lambda n: f"test:entry:{n}")
+    kind = "test"
+    amount_cents = 1000  # not a column: handed to _create, which posts it
+
+    @classmethod
+    def _create(cls, model_class, *, reference, kind, amount_cents):
+        clearing = get_account(Session(), AccountKind.STRIPE_CLEARING)
+        buyer = LedgerAccountFactory()
+        entry = post(
+            Session(),
+            reference=reference,
+            kind=kind,
+            now=_now(),
+            legs=[Leg(debit=clearing, credit=buyer, amount_cents=amount_cents)],
+        )
+        Session.commit()
+        return entry
+
+
+WITHOUT_FACTORY["JournalLeg"] = "legs exist only inside an entry: JournalEntryFactory makes them"

@@ -1,0 +1,1 @@
+"""The double-entry money ledger: every cent that moves, as balanced journal entries."""

@@ -1,0 +1,263 @@
+"""Posting to the ledger, reversing entries, and checking that it balances.
+
+``post`` is the one way money moves in the books. It takes the session and
+``now`` from its caller and flushes; it either writes the whole entry (legs and
+balance updates) or nothing. Raises:
+- ReferenceConflict: the reference was posted before with other legs;
+- InsufficientBalance: a never-negative account (escrow, payable, fees) would go
+  below zero (the database's CHECK refuses it);
+- ValidationFailed: malformed legs.
+Posting the same reference with the same legs again returns the first entry,
+so a retried job cannot move money twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from marketplace.ledger.models import (
+    DEBIT_NORMAL,
+    NEVER_NEGATIVE,
+    AccountKind,
+    JournalEntry,
+    JournalLeg,
+    LedgerAccount,
+)
+from outcomes.errors import Conflict, ValidationFailed
+
+SINGLETONS = {
+    AccountKind.STRIPE_CLEARING: "stripe:clearing",
+    AccountKind.PLATFORM_FEES: "platform:fees",
+}
+
+
+class LedgerError(Conflict):
+    code = "ledger_refused"
+    title = "The ledger refused this movement"
+
+
+class InsufficientBalance(LedgerError):
+    code = "insufficient_balance"
+
+
+class ReferenceConflict(LedgerError):
+    code = "ledger_reference_conflict"
+
+
+@dataclass(frozen=True)
+class Leg:
+    """Move ``amount_cents`` from ``credit`` to ``debit``."""
+
+    debit: LedgerAccount
+    credit: LedgerAccount
+    amount_cents: int
+
+
+def account_code(
+    kind: AccountKind, *, organisation_id: int | None = None, project_id: int | None = None
+) -> str:
+    if kind in SINGLETONS:
+        return SINGLETONS[kind]
+    if kind is AccountKind.ESCROW:
+        if project_id is None:
+            raise ValueError("an escrow account belongs to a project")
+        return f"escrow:project:{project_id}"
+    if organisation_id is None:
+        raise ValueError(f"a {kind.value} account belongs to an organisation")
+    return f"{kind.value}:organisation:{organisation_id}"
+
+
+def get_account(
+    session: Session,
+    kind: AccountKind,
+    *,
+    organisation_id: int | None = None,
+    project_id: int | None = None,
+) -> LedgerAccount:
+    """The account of that kind and owner, created on first use (safe under races)."""
+    code = account_code(kind, organisation_id=organisation_id, project_id=project_id)
+    found = session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            account = LedgerAccount(
+                code=code,
+                kind=kind,
+                debit_normal=kind in DEBIT_NORMAL,
+                may_go_negative=kind not in NEVER_NEGATIVE,
+                organisation_id=organisation_id,
+                project_id=project_id,
+                balance_cents=0,
+            )
+            session.add(account)
+            session.flush()
+    except IntegrityError:  # another transaction created it first
+        return session.scalars(select(LedgerAccount).where(LedgerAccount.code == code)).one()
+    return account
+
+
+def _shape(legs) -> list[tuple[int, int, int]]:
+    return sorted((leg.debit_account_id, leg.credit_account_id, leg.amount_cents) for leg in legs)
+
+
+def _check_legs(legs: list[Leg]) -> None:
+    errors: dict[str, list[str]] = {}
+    if not legs:
+        errors["legs"] = ["An entry moves money in at least one leg."]
+    for i, leg in enumerate(legs):
+        amount = leg.amount_cents
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            errors[f"legs.{i}.amount_cents"] = ["A positive whole number of cents."]
+        if leg.debit.id == leg.credit.id:
+            errors[f"legs.{i}"] = ["A leg moves money between two accounts."]
+    if errors:
+        raise ValidationFailed(errors=errors)
+
+
+def _deltas(legs: list[Leg]) -> dict[int, int]:
+    """How each account's balance (in its normal direction) changes."""
+    deltas: dict[int, int] = defaultdict(int)
+    for leg in legs:
+        deltas[leg.debit.id] += leg.amount_cents if leg.debit.debit_normal else -leg.amount_cents
+        deltas[leg.credit.id] += -leg.amount_cents if leg.credit.debit_normal else leg.amount_cents
+    return deltas
+
+
+def post(
+    session: Session,
+    *,
+    reference: str,
+    kind: str,
+    legs: list[Leg],
+    now: datetime,
+    memo: str = "",
+    reverses: JournalEntry | None = None,
+) -> JournalEntry:
+    """Post one balanced entry, or return the identical entry posted before."""
+    _check_legs(legs)
+    wanted = sorted((leg.debit.id, leg.credit.id, leg.amount_cents) for leg in legs)
+    existing = session.scalar(select(JournalEntry).where(JournalEntry.reference == reference))
+    if existing is not None:
+        if _shape(existing.legs) != wanted:
+            raise ReferenceConflict(f"{reference} was posted before with other amounts.")
+        return existing
+    accounts = {leg.debit.id: leg.debit for leg in legs} | {
+        leg.credit.id: leg.credit for leg in legs
+    }
+    try:
+        with session.begin_nested():
+            entry = JournalEntry(
+                reference=reference,
+                kind=kind,
+                at=now,
+                memo=memo,
+                reverses_id=reverses.id if reverses else None,
+            )
+            session.add(entry)
+            session.flush()
+            # Lock and update in a fixed order, so two postings cannot deadlock.
+            for account_id, delta in sorted(_deltas(legs).items()):
+                if delta == 0:
+                    continue
+                try:
+                    session.execute(
+                        update(LedgerAccount)
+                        .where(LedgerAccount.id == account_id)
+                        .values(balance_cents=LedgerAccount.balance_cents + delta)
+                        .execution_options(synchronize_session=False)
+                    )
+                except IntegrityError:
+                    raise InsufficientBalance(
+                        f"{accounts[account_id].code} cannot go below zero."
+                    ) from None
+            session.add_all(
+                JournalLeg(
+                    entry_id=entry.id,
+                    debit_account_id=leg.debit.id,
+                    credit_account_id=leg.credit.id,
+                    amount_cents=leg.amount_cents,
+                )
+                for leg in legs
+            )
+            session.flush()
+    except IntegrityError:
+        # The reference (or the reversal) was posted by a concurrent transaction.
+        session.expire_all()
+        again = session.scalar(select(JournalEntry).where(JournalEntry.reference == reference))
+        if again is not None and _shape(again.legs) == wanted:
+            return again
+        raise ReferenceConflict(f"{reference} was posted concurrently.") from None
+    for account in accounts.values():
+        session.expire(account, ["balance_cents"])
+    session.refresh(entry)
+    return entry
+
+
+def reverse(session: Session, entry: JournalEntry, *, now: datetime, reason: str) -> JournalEntry:
+    """Undo an entry with the opposite entry. Raises LedgerError when already reversed."""
+    if entry.reverses_id is not None:
+        raise LedgerError("A reversal is not reversed; post a new entry instead.")
+    if session.scalar(select(JournalEntry.id).where(JournalEntry.reverses_id == entry.id)):
+        raise LedgerError(f"{entry.reference} is already reversed.")
+    legs = [
+        Leg(debit=leg.credit_account, credit=leg.debit_account, amount_cents=leg.amount_cents)
+        for leg in entry.legs
+    ]
+    return post(
+        session,
+        reference=f"{entry.reference}:reversal",
+        kind="reversal",
+        legs=legs,
+        now=now,
+        memo=reason,
+        reverses=entry,
+    )
+
+
+def verify(session: Session) -> list[str]:
+    """Every difference between stored balances and the journal; empty when the books agree."""
+    problems = []
+    debits = dict(
+        session.execute(
+            select(JournalLeg.debit_account_id, func.sum(JournalLeg.amount_cents)).group_by(
+                JournalLeg.debit_account_id
+            )
+        ).all()
+    )
+    credits = dict(
+        session.execute(
+            select(JournalLeg.credit_account_id, func.sum(JournalLeg.amount_cents)).group_by(
+                JournalLeg.credit_account_id
+            )
+        ).all()
+    )
+    for account in session.scalars(select(LedgerAccount).order_by(LedgerAccount.id)):
+        net = (debits.get(account.id, 0) or 0) - (credits.get(account.id, 0) or 0)
+        expected = net if account.debit_normal else -net
+        if expected != account.balance_cents:
+            problems.append(
+                f"{account.code}: stored {account.balance_cents}, journal says {expected}"
+            )
+    signed = session.scalar(
+        select(
+            func.coalesce(
+                func.sum(
+                    case(
+                        (LedgerAccount.debit_normal, LedgerAccount.balance_cents),
+                        else_=-LedgerAccount.balance_cents,
+                    )
+                ),
+                0,
+            )
+        )
+    )
+    if signed != 0:
+        problems.append(f"debit-normal and credit-normal balances differ by {signed} cents")
+    return problems
