@@ -36,8 +36,15 @@ class Settings:
     secret_key_is_default: bool = True
     stripe_api_key: str = ""
     stripe_api_base: str | None = None
+    # With a publishable key the pledge form collects cards with Stripe.js Elements;
+    # without one (test mode) it offers Stripe's test cards.
+    stripe_publishable_key: str = ""
     stripe_webhook_secret: str = ""
     platform_fee_rate: Decimal = Decimal("0.05")
+    # How long a buyer whose off-session charge failed may pay on-session.
+    payment_grace_hours: int = 72
+    # How often the reconciliation sweep compares the books with Stripe.
+    reconcile_every_minutes: int = 60
     currency: str = "EUR"
     timezone: str = "Europe/Amsterdam"
     session_cookie_secure: bool = False
@@ -162,8 +169,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key_is_default=secret_is_default,
         stripe_api_key=env.get("STRIPE_API_KEY", ""),
         stripe_api_base=env.get("STRIPE_API_BASE") or None,
+        stripe_publishable_key=env.get("STRIPE_PUBLISHABLE_KEY", ""),
         stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
         platform_fee_rate=_decimal(env, "PLATFORM_FEE_RATE", Decimal("0.05")),
+        payment_grace_hours=_int(env, "PAYMENT_GRACE_HOURS", 72),
+        reconcile_every_minutes=_int(env, "RECONCILE_EVERY_MINUTES", 60),
         currency=(env.get("CURRENCY") or "EUR").upper(),
         timezone=_timezone(env, "TIMEZONE", "Europe/Amsterdam"),
         session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", production),
@@ -185,6 +195,7 @@ def testing_settings(database_url: str, instance_path: Path, **overrides: object
         secret_key="testing-" + "x" * 32,
         secret_key_is_default=False,
         stripe_api_key="sk_test_marketplace",
+        stripe_webhook_secret="whsec_test_marketplace",  # noqa: S106 - the test profile
         argon2_time_cost=1,
         argon2_memory_cost_kib=1024,
         argon2_parallelism=1,

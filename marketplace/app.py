@@ -21,6 +21,7 @@ from marketplace.api.problems import from_marketplace_error, status_of
 from marketplace.core.clock import system_clock
 from marketplace.core.errors import MarketplaceError
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
+from marketplace.payments.gateway import StripeGateway
 
 SUPPORTED_LOCALES = ("en",)
 CONTENT_SECURITY_POLICY = (
@@ -66,6 +67,12 @@ def create_app(config: Settings | None = None) -> Flask:
         ),
     )
 
+    app.extensions["stripe"] = StripeGateway(
+        settings.stripe_api_key,
+        settings.stripe_api_base,
+        settings.currency,
+        settings.stripe_webhook_secret,
+    )
     db.init_app(app, settings.database_url)
     migrate.init_app(
         app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True
@@ -85,7 +92,8 @@ def create_app(config: Settings | None = None) -> Flask:
     def _protect_forms() -> None:
         # Pages use the session cookie and so need CSRF tokens; the API takes
         # bearer tokens only and is exempt.
-        if not is_api_request():
+        # Stripe's webhooks are signed instead (verified on the raw body).
+        if not is_api_request() and not request.path.startswith("/webhooks/"):
             csrf.protect()
 
     @app.after_request
@@ -94,7 +102,15 @@ def create_app(config: Settings | None = None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
         if not is_api_request():
-            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            policy = CONTENT_SECURITY_POLICY
+            if settings.stripe_publishable_key:
+                policy = policy.replace(
+                    "script-src 'self'", "script-src 'self' https://js.stripe.com"
+                ) + (
+                    "; frame-src https://js.stripe.com https://hooks.stripe.com"
+                    "; connect-src 'self' https://api.stripe.com"
+                )
+            response.headers.setdefault("Content-Security-Policy", policy)
         if request.is_secure:
             response.headers.setdefault(
                 "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
@@ -111,6 +127,8 @@ def _select_locale() -> str | None:
 def _register_web(app: Flask) -> None:
     from marketplace.accounts.views import bp as accounts_bp
     from marketplace.catalogue.views import bp as catalogue_bp
+    from marketplace.funding.views import bp as funding_bp
+    from marketplace.payments.views import bp as payments_bp
     from marketplace.projects.views import bp as projects_bp
     from marketplace.web.formatting import register_filters
     from marketplace.web.views import bp as web_bp
@@ -119,6 +137,8 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(projects_bp)
+    app.register_blueprint(funding_bp)
+    app.register_blueprint(payments_bp)
     register_filters(app)
 
     @app.context_processor

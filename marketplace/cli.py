@@ -23,6 +23,7 @@ from marketplace.accounts.schemas import StaffUserSchema
 from marketplace.accounts.services import NewUser, create_user
 from marketplace.core.clock import now, today
 from marketplace.core.errors import MarketplaceError
+from marketplace.core.sweeps import sweep_context
 from marketplace.demo import (
     DEMO_PASSWORD,
     DEMO_PROJECTS,
@@ -124,7 +125,7 @@ def tick_command(at: str | None) -> None:
     """Run every sweep once, as of --now or the current time, and print what each did."""
     settings = current_app.extensions["settings"]
     instant = _parse_instant(at, settings.timezone) if at else now()
-    reports = run_sweeps(db.state, instant)
+    reports = run_sweeps(sweep_context(current_app), instant)
     click.echo(f"Sweeps as of {instant.isoformat()}:")
     for report in reports:
         click.echo(f"  {report.name}: {'ok' if report.ok else 'FAILED'}: {report.summary}")
@@ -142,7 +143,7 @@ def run_command() -> None:
 
     def job() -> None:
         with app.app_context():
-            for report in run_sweeps(db.state, now()):
+            for report in run_sweeps(sweep_context(app), now()):
                 log.info("sweep %s: %s", report.name, report.summary if report.ok else "FAILED")
 
     scheduler = build_scheduler(job)

@@ -1,7 +1,18 @@
 """Every table of the application, imported in one place for Alembic and tests."""
 
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, User
+from marketplace.funding.models import IdempotencyRecord, Notification, Pledge, PledgeStateChange
 from marketplace.ledger.models import JournalEntry, JournalLeg, LedgerAccount
+from marketplace.payments.models import (
+    ConnectedAccount,
+    Payment,
+    PaymentSetup,
+    ReconciliationRun,
+    Refund,
+    StripeCustomer,
+    StripeEvent,
+    Transfer,
+)
 from marketplace.projects.models import (
     ListingVersion,
     Project,
@@ -15,16 +26,28 @@ from outcomes.db import Base
 __all__ = [
     "ApiToken",
     "Base",
+    "ConnectedAccount",
+    "IdempotencyRecord",
     "JournalEntry",
     "JournalLeg",
     "LedgerAccount",
     "ListingVersion",
     "LoginAttempt",
+    "Notification",
     "Organisation",
     "OutcomeCommitment",
     "OutcomeType",
+    "Payment",
+    "PaymentSetup",
+    "Pledge",
+    "PledgeStateChange",
     "Project",
     "ProjectStateChange",
+    "ReconciliationRun",
+    "Refund",
+    "StripeCustomer",
+    "StripeEvent",
+    "Transfer",
     "User",
     "ValuationSnapshot",
 ]

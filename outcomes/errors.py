@@ -67,6 +67,20 @@ class Forbidden(DomainError):
     title = "You are not allowed to do this"
 
 
+class PaymentRequired(DomainError):
+    """The payment method was refused (declined, or authentication is needed)."""
+
+    code = "payment_method_declined"
+    title = "The payment method was declined"
+
+
+class Unavailable(DomainError):
+    """A service the request depends on (the payment provider) did not answer; retry later."""
+
+    code = "payment_provider_unavailable"
+    title = "The payment provider is unavailable; please try again shortly"
+
+
 class RateLimited(DomainError):
     """Too many attempts; ``retry_after`` says how many seconds to wait."""
 

@@ -32,6 +32,7 @@ from marketplace.models import Project
 from outcomes.db import Base
 from tests import factories
 from tests.support.postgres import PostgresServer, create_database, find_bindir
+from tests.support.stripe_process import StripeServer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
@@ -93,8 +94,22 @@ def backend(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def _app(backend, make_database_url, tmp_path_factory) -> Iterator[Flask]:
-    app = build_app(make_database_url(backend), tmp_path_factory.mktemp("instance"))
+def stripe_server() -> Iterator[StripeServer]:
+    """A private localstripe (extended: Connect, transfers, idempotency) for the run."""
+    server = StripeServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def _app(backend, make_database_url, tmp_path_factory, stripe_server) -> Iterator[Flask]:
+    app = build_app(
+        make_database_url(backend),
+        tmp_path_factory.mktemp("instance"),
+        stripe_api_base=stripe_server.url,
+    )
     with app.app_context():
         flask_migrate.upgrade()
     app.extensions["test_seed"] = _read_seed(app)
@@ -118,8 +133,9 @@ class FrozenClock:
 
 
 @pytest.fixture
-def app(_app: Flask) -> Iterator[Flask]:
+def app(_app: Flask, stripe_server: StripeServer) -> Iterator[Flask]:
     yield _app
+    stripe_server.reset()
     factories.Session.remove()
     _app.extensions["clock"] = system_clock
     _app.extensions.pop("project_count_cache", None)

@@ -19,8 +19,29 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
+from marketplace.funding.models import (
+    LIVE_STATES,
+    IdempotencyRecord,
+    Notification,
+    Pledge,
+    PledgeState,
+    PledgeStateChange,
+)
 from marketplace.ledger.models import AccountKind, JournalEntry, LedgerAccount
 from marketplace.ledger.services import Leg, get_account, post
+from marketplace.payments.models import (
+    ConnectedAccount,
+    MoneyState,
+    Payment,
+    PaymentKind,
+    PaymentSetup,
+    ReconciliationRun,
+    Refund,
+    SetupState,
+    StripeCustomer,
+    StripeEvent,
+    Transfer,
+)
 from marketplace.projects.models import (
     Project,
     ProjectState,
@@ -281,3 +302,186 @@ class JournalEntryFactory(BaseFactory):
 
 
 WITHOUT_FACTORY["JournalLeg"] = "legs exist only inside an entry: JournalEntryFactory makes them"
+
+
+# ---------------------------------------------------------------- funding and payments
+
+
+class PaymentSetupFactory(BaseFactory):
+    """A card saved for off-session charges (as Stripe would have confirmed it)."""
+
+    class Meta:
+        model = PaymentSetup
+
+    organisation_id = factory.LazyFunction(lambda: OrganisationFactory().id)
+    user_id = factory.LazyAttribute(
+        lambda o: (
+            UserFactory(
+                role=Role.BUYER, organisation=Session.get(Organisation, o.organisation_id)
+            ).id
+        )
+    )
+    requested_method = "pm_card_visa"
+    state = SetupState.SUCCEEDED
+    setup_intent_id = factory.Sequence(lambda n: f"seti_test{n}")
+    payment_method_id = factory.Sequence(lambda n: f"pm_test{n}")
+    brand = "visa"
+    last4 = "4242"
+    created_at = factory.LazyFunction(_now)
+
+
+class PledgeFactory(BaseFactory):
+    """A committed pledge on a project in funding (its tokens counted as pledged)."""
+
+    class Meta:
+        model = Pledge
+
+    project = factory.SubFactory(ProjectFactory, state=ProjectState.FUNDING)
+    organisation = factory.SubFactory(OrganisationFactory)
+    user = factory.SubFactory(
+        UserFactory, role=Role.BUYER, organisation=factory.SelfAttribute("..organisation")
+    )
+    payment_setup = factory.SubFactory(
+        PaymentSetupFactory, organisation_id=factory.SelfAttribute("..organisation.id")
+    )
+    tokens = 10
+    amount_cents = factory.LazyAttribute(lambda o: o.tokens * o.project.token_price_cents)
+    state = PledgeState.COMMITTED
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+
+    @factory.post_generation
+    def counted(pledge, create, extracted, **kwargs):
+        if create and pledge.state in LIVE_STATES:
+            pledge.project.tokens_pledged += pledge.tokens
+            if pledge.state is PledgeState.PAID:
+                pledge.project.tokens_paid += pledge.tokens
+            Session.commit()
+
+
+class PledgeStateChangeFactory(BaseFactory):
+    class Meta:
+        model = PledgeStateChange
+
+    pledge_id = factory.LazyFunction(lambda: PledgeFactory().id)
+    at = factory.LazyFunction(_now)
+    from_state = None
+    to_state = PledgeState.COMMITTED
+    reason = "pledged"
+
+
+class PaymentFactory(BaseFactory):
+    class Meta:
+        model = Payment
+
+    pledge = factory.SubFactory(PledgeFactory)
+    attempt = 1
+    kind = PaymentKind.OFF_SESSION
+    amount_cents = factory.LazyAttribute(lambda o: o.pledge.amount_cents)
+    payment_method_id = factory.LazyAttribute(lambda o: o.pledge.payment_setup.payment_method_id)
+    state = MoneyState.CREATED
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+
+    @classmethod
+    def _create(cls, model_class, *args, pledge=None, **kwargs):
+        return super()._create(model_class, *args, pledge_id=pledge.id, **kwargs)
+
+
+class RefundFactory(BaseFactory):
+    class Meta:
+        model = Refund
+
+    payment = factory.SubFactory(PaymentFactory, state=MoneyState.SUCCEEDED)
+    pledge_id = factory.LazyAttribute(lambda o: o.payment.pledge_id)
+    reason = "unfunded"
+    amount_cents = factory.LazyAttribute(lambda o: o.payment.amount_cents)
+    state = MoneyState.CREATED
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+
+    @classmethod
+    def _create(cls, model_class, *args, payment=None, **kwargs):
+        return super()._create(model_class, *args, payment_id=payment.id, **kwargs)
+
+
+class ConnectedAccountFactory(BaseFactory):
+    class Meta:
+        model = ConnectedAccount
+
+    organisation_id = factory.LazyFunction(lambda: OrganisationFactory().id)
+    account_id = factory.Sequence(lambda n: f"acct_test{n}")
+    details_submitted = True
+    payouts_enabled = True
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+
+
+class TransferFactory(BaseFactory):
+    class Meta:
+        model = Transfer
+
+    project = factory.SubFactory(ProjectFactory, state=ProjectState.RUNNING)
+    organisation_id = factory.LazyAttribute(lambda o: o.project.organisation_id)
+    kind = "cost_tranche"
+    amount_cents = 5_700_471
+    fee_cents = 300_025
+    state = MoneyState.CREATED
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+
+    @classmethod
+    def _create(cls, model_class, *args, project=None, **kwargs):
+        return super()._create(model_class, *args, project_id=project.id, **kwargs)
+
+
+class StripeCustomerFactory(BaseFactory):
+    class Meta:
+        model = StripeCustomer
+
+    organisation_id = factory.LazyFunction(lambda: OrganisationFactory().id)
+    customer_id = factory.Sequence(lambda n: f"cus_test{n}")
+    created_at = factory.LazyFunction(_now)
+
+
+class StripeEventFactory(BaseFactory):
+    class Meta:
+        model = StripeEvent
+
+    id = factory.Sequence(lambda n: f"evt_test{n}")
+    type = "payment_intent.succeeded"
+    object_id = factory.Sequence(lambda n: f"pi_test{n}")
+    received_at = factory.LazyFunction(_now)
+    outcome = "not used"
+
+
+class IdempotencyRecordFactory(BaseFactory):
+    class Meta:
+        model = IdempotencyRecord
+
+    user_id = factory.LazyFunction(lambda: UserFactory().id)
+    key = factory.Sequence(lambda n: f"key-{n}")
+    fingerprint = "0" * 64
+    status_code = 201
+    response = factory.LazyFunction(lambda: {"id": 1})
+    created_at = factory.LazyFunction(_now)
+
+
+class NotificationFactory(BaseFactory):
+    class Meta:
+        model = Notification
+
+    organisation_id = factory.LazyFunction(lambda: OrganisationFactory().id)
+    kind = "payment_failed"
+    subject = "Payment needed"
+    body = "Please pay within the grace period."
+    created_at = factory.LazyFunction(_now)
+
+
+class ReconciliationRunFactory(BaseFactory):
+    class Meta:
+        model = ReconciliationRun
+
+    at = factory.LazyFunction(_now)
+    checked = 0
+    differences = factory.LazyFunction(list)

@@ -76,8 +76,10 @@ def init_api(app: Flask) -> None:
     )
     from marketplace.accounts.api import blp as accounts_blp
     from marketplace.catalogue.api import blp as catalogue_blp
+    from marketplace.funding.api import blp as funding_blp
     from marketplace.projects.api import blp as projects_blp
 
     api.register_blueprint(accounts_blp)
     api.register_blueprint(catalogue_blp)
     api.register_blueprint(projects_blp)
+    api.register_blueprint(funding_blp)

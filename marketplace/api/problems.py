@@ -21,8 +21,10 @@ from marketplace.core.errors import (
     Forbidden,
     MarketplaceError,
     NotFound,
+    PaymentRequired,
     RateLimited,
     Unauthenticated,
+    Unavailable,
     ValidationFailed,
 )
 
@@ -35,12 +37,15 @@ STATUS_OF = {
     Unauthenticated: 401,
     Forbidden: 403,
     RateLimited: 429,
+    PaymentRequired: 402,
+    Unavailable: 503,
 }
 
 # Stable machine names for plain HTTP errors.
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthenticated",
+    402: "payment_required",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
@@ -50,6 +55,7 @@ HTTP_CODES = {
     422: "validation_failed",
     429: "rate_limited",
     500: "server_error",
+    503: "unavailable",
 }
 
 

@@ -6,8 +6,10 @@ from outcomes.errors import (
     Forbidden,
     MarketplaceError,
     NotFound,
+    PaymentRequired,
     RateLimited,
     Unauthenticated,
+    Unavailable,
     ValidationFailed,
 )
 
@@ -17,7 +19,9 @@ __all__ = [
     "Forbidden",
     "MarketplaceError",
     "NotFound",
+    "PaymentRequired",
     "RateLimited",
     "Unauthenticated",
+    "Unavailable",
     "ValidationFailed",
 ]

@@ -1,12 +1,14 @@
 """The scheduler: sweeps run every minute, each one idempotent.
 
 Invariants:
-- A sweep takes a session and ``now`` and does all its work as of ``now``; it
-  runs in its own transaction, so one failing sweep neither rolls back nor
-  stops the others.
+- A sweep takes a ``SweepContext`` (database, Stripe gateway, settings) and
+  ``now``, and does all its work as of ``now``. Sweeps that call Stripe commit
+  around each call (never holding a transaction open across the network);
+  the others run in one transaction each. One failing sweep neither rolls back
+  nor stops the others.
 - Sweeps are safe with two scheduler processes at once: they act only on rows
-  they claim with an atomic state change (later sweeps) or do work that is
-  harmless to repeat (deleting expired rows).
+  they claim with an atomic state change or a unique insert, and every Stripe
+  call carries an idempotency key derived from a row.
 - Jobs live in memory with fixed ids (never a shared job store), coalesced and
   with at most one instance each.
 """
@@ -21,7 +23,9 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.services import purge_login_attempts
-from marketplace.core.db import DatabaseState
+from marketplace.core.sweeps import SweepContext
+from marketplace.funding import sweeps as funding
+from marketplace.payments.reconcile import reconcile_sweep
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,7 @@ SWEEP_INTERVAL_SECONDS = 60
 @dataclass(frozen=True)
 class Sweep:
     name: str
-    run: Callable[[Session, datetime], str]
+    run: Callable[[SweepContext, datetime], str]
 
 
 @dataclass(frozen=True)
@@ -41,18 +45,37 @@ class SweepReport:
     summary: str
 
 
-SWEEPS: tuple[Sweep, ...] = (Sweep("purge_login_attempts", purge_login_attempts),)
+def in_one_transaction(work: Callable[[Session, datetime], str]):
+    """A sweep doing ``work(session, now)`` in one transaction."""
+
+    def run(ctx: SweepContext, now: datetime) -> str:
+        with ctx.db.transaction() as session:
+            return work(session, now)
+
+    return run
+
+
+# In this order: a round closed in a tick is charged in the same tick.
+SWEEPS: tuple[Sweep, ...] = (
+    Sweep("close_funding", funding.close_funding),
+    Sweep("charge_pledges", funding.charge_pledges),
+    Sweep("end_grace_periods", funding.end_grace_periods),
+    Sweep("execute_refunds", funding.execute_refunds),
+    Sweep("start_projects", funding.start_projects),
+    Sweep("execute_transfers", funding.execute_transfers),
+    Sweep("reconcile", reconcile_sweep),
+    Sweep("purge_login_attempts", in_one_transaction(purge_login_attempts)),
+)
 
 
 def run_sweeps(
-    db: DatabaseState, now: datetime, sweeps: tuple[Sweep, ...] = SWEEPS
+    ctx: SweepContext, now: datetime, sweeps: tuple[Sweep, ...] = SWEEPS
 ) -> list[SweepReport]:
     """Run every sweep once as of ``now``; report what each did."""
     reports = []
     for sweep in sweeps:
         try:
-            with db.transaction() as session:
-                summary = sweep.run(session, now)
+            summary = sweep.run(ctx, now)
         except Exception:
             log.exception("sweep %s failed", sweep.name)
             reports.append(SweepReport(sweep.name, False, "failed; see the log"))

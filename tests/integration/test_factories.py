@@ -1,6 +1,7 @@
 """Every model has a factory-boy factory, and each one builds a valid row."""
 
 import pytest
+from sqlalchemy import inspect
 
 from outcomes.db import Base
 from tests import factories
@@ -25,4 +26,4 @@ def test_each_factory_saves_a_valid_row(session, name):
     made = FACTORIES[name]()
 
     session.rollback()
-    assert session.get(type(made), made.id) is not None
+    assert session.get(type(made), inspect(made).identity) is not None

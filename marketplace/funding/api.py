@@ -1,0 +1,255 @@
+"""API: pledges, on-session payment, closing funding early, payout accounts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from flask import current_app, jsonify, request, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from marketplace.accounts.models import Role
+from marketplace.api.auth import authenticated, current_api_user
+from marketplace.core.clock import now, today
+from marketplace.core.errors import ValidationFailed
+from marketplace.extensions import db
+from marketplace.funding import services
+from marketplace.funding.models import Pledge
+from marketplace.funding.schemas import (
+    OnboardingInSchema,
+    PayInSchema,
+    PayoutAccountOutSchema,
+    PledgeInSchema,
+    PledgeOutSchema,
+    PledgePageSchema,
+    PledgeQuerySchema,
+)
+from marketplace.payments import services as payments
+from marketplace.projects.schemas import ProjectOutSchema
+
+blp = Blueprint("funding_api", __name__, url_prefix="/api/v1", description="Funding")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def gateway():
+    return current_app.extensions["stripe"]
+
+
+def settings():
+    return current_app.extensions["settings"]
+
+
+def pledge_body(pledge: Pledge, next_action: dict | None = None) -> dict[str, Any]:
+    """The pledge's fields, for PledgeOutSchema."""
+    setup = pledge.payment_setup
+    return {
+        "id": pledge.id,
+        "project_id": pledge.project_id,
+        "tokens": pledge.tokens,
+        "amount_cents": pledge.amount_cents,
+        "state": pledge.state.value,
+        "payment_method": setup.payment_method_id,
+        "card": setup.label,
+        "grace_until": pledge.grace_until,
+        "created_at": pledge.created_at,
+        "next_action": next_action,
+    }
+
+
+def stored_body(pledge: Pledge) -> dict[str, Any]:
+    """The JSON an idempotent replay returns: exactly the first response's."""
+    return PledgeOutSchema().dump(pledge_body(pledge))
+
+
+def idempotency(user_id: int) -> services.Idempotency | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not 1 <= len(key) <= 255:
+        raise ValidationFailed(errors={IDEMPOTENCY_HEADER: ["Between 1 and 255 characters."]})
+    body = json.dumps(request.get_json(silent=True), sort_keys=True, separators=(",", ":"))
+    fingerprint = hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+    return services.Idempotency(user_id=user_id, key=key, fingerprint=fingerprint)
+
+
+@blp.route("/projects/<int:project_id>/pledges")
+class Pledges(MethodView):
+    @authenticated(blp, Role.BUYER)
+    @blp.arguments(PledgeInSchema)
+    @blp.response(201, PledgeOutSchema)
+    @blp.alt_response(402, response="PAYMENT_REQUIRED", description="payment_method_declined")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="insufficient_tokens, funding_closed, idempotency_conflict",
+    )
+    @blp.alt_response(
+        503,
+        response="SERVICE_UNAVAILABLE",
+        description="payment_provider_unavailable: nothing was pledged; retry",
+    )
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": IDEMPOTENCY_HEADER,
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+                "description": "Repeat a request safely: the same key and body "
+                "return the first response.",
+            }
+        ]
+    )
+    def post(self, data, project_id):
+        """Pledge tokens: the card is saved now and charged when funding closes."""
+        user = current_api_user()
+        pledge, record = services.create_pledge(
+            db.session,
+            gateway(),
+            user,
+            project_id,
+            tokens=data["tokens"],
+            payment_method=data["payment_method"],
+            now=now(),
+            today=today(),
+            idempotency=idempotency(user.id),
+            respond=stored_body,
+        )
+        if record is not None:
+            replayed = jsonify(record.response)
+            replayed.status_code = record.status_code
+            replayed.headers["Idempotent-Replayed"] = "true"
+            return replayed
+        return pledge_body(pledge)
+
+
+@blp.route("/pledges")
+class OwnPledges(MethodView):
+    @authenticated(blp, Role.BUYER, Role.ADMIN)
+    @blp.arguments(PledgeQuerySchema, location="query")
+    @blp.response(200, PledgePageSchema)
+    def get(self, args):
+        """Your organisation's pledges, newest first."""
+        items, total = services.list_pledges(
+            db.session,
+            current_api_user(),
+            page=args["page"],
+            per_page=args["per_page"],
+            project_id=args.get("project_id"),
+        )
+        return {
+            "items": [pledge_body(p) for p in items],
+            "page": args["page"],
+            "per_page": args["per_page"],
+            "total": total,
+        }
+
+
+@blp.route("/pledges/<int:pledge_id>")
+class OnePledge(MethodView):
+    @authenticated(blp, Role.BUYER, Role.ADMIN)
+    @blp.response(200, PledgeOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, pledge_id):
+        """One of your pledges."""
+        return pledge_body(services.get_pledge(db.session, current_api_user(), pledge_id))
+
+
+@blp.route("/pledges/<int:pledge_id>/cancel")
+class CancelPledge(MethodView):
+    @authenticated(blp, Role.BUYER)
+    @blp.response(200, PledgeOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="invalid_transition, funding_closed")
+    def post(self, pledge_id):
+        """Cancel a committed pledge while funding is open."""
+        pledge = services.cancel_pledge(
+            db.session, current_api_user(), pledge_id, now=now(), today=today()
+        )
+        return pledge_body(pledge)
+
+
+@blp.route("/pledges/<int:pledge_id>/pay")
+class PayPledge(MethodView):
+    @authenticated(blp, Role.BUYER)
+    @blp.arguments(PayInSchema)
+    @blp.response(200, PledgeOutSchema)
+    @blp.alt_response(402, response="PAYMENT_REQUIRED", description="payment_method_declined")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="invalid_transition (not payment_failed), funding_closed "
+        "(the grace period is over)",
+    )
+    def post(self, data, pledge_id):
+        """Pay a pledge whose charge failed, within its grace period.
+
+        When the bank asks for authentication the pledge stays ``payment_failed``
+        with ``next_action``: confirm it in the browser with Stripe.js.
+        """
+        pledge, payment = services.pay_pledge(
+            db.session,
+            gateway(),
+            current_api_user(),
+            pledge_id,
+            payment_method=data["payment_method"],
+            now=now(),
+            grace_hours=settings().payment_grace_hours,
+        )
+        action = None
+        if payment.state.value == "requires_action":
+            intent = gateway().retrieve_payment(payment.payment_intent_id)
+            action = {"type": "authenticate", "client_secret": intent.client_secret}
+        return pledge_body(pledge, action)
+
+
+@blp.route("/projects/<int:project_id>/close-funding")
+class CloseFunding(MethodView):
+    @authenticated(blp, Role.ENTREPRENEUR)
+    @blp.response(200, ProjectOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="threshold_not_met, invalid_transition")
+    def post(self, project_id):
+        """Close funding early once the threshold is met; the pledges are then charged."""
+        return services.close_funding_early(db.session, current_api_user(), project_id, now=now())
+
+
+def _account_body(account, url: str | None = None) -> dict[str, Any]:
+    return {
+        "account_id": account.account_id if account else None,
+        "details_submitted": bool(account and account.details_submitted),
+        "payouts_enabled": bool(account and account.payouts_enabled),
+        "onboarding_url": url,
+    }
+
+
+@blp.route("/payouts/account")
+class PayoutAccount(MethodView):
+    @authenticated(blp, Role.ENTREPRENEUR)
+    @blp.response(200, PayoutAccountOutSchema)
+    def get(self):
+        """Your organisation's payout account (Stripe Connect) and whether it is ready."""
+        user = current_api_user()
+        account = payments.connected_account(db.session, user.organisation_id)
+        if account is not None and not account.ready:
+            account = payments.refresh_account(db.session, gateway(), account, now())
+        return _account_body(account)
+
+    @authenticated(blp, Role.ENTREPRENEUR)
+    @blp.arguments(OnboardingInSchema)
+    @blp.response(200, PayoutAccountOutSchema)
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    def post(self, data):
+        """Start (or continue) onboarding at Stripe; open ``onboarding_url`` in a browser."""
+        user = current_api_user()
+        back = data.get("return_url") or url_for("funding.payouts", _external=True)
+        link = payments.start_onboarding(
+            db.session, gateway(), user, return_url=back, refresh_url=back, now=now()
+        )
+        return _account_body(payments.connected_account(db.session, user.organisation_id), link)

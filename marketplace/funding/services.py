@@ -1,0 +1,362 @@
+"""Pledging: reserve tokens, cancel, pay on-session, close early; what each party sees.
+
+Invariants:
+- Tokens are reserved by one conditional update of the project row
+  (``tokens_pledged + n <= tokens_total`` and the project still in funding), in
+  the transaction that inserts the pledge; the CHECK on ``projects`` is the
+  backstop. On PostgreSQL the update takes the row lock, on SQLite the
+  transaction began IMMEDIATE: either way no interleaving oversells.
+- No transaction is open while Stripe is called (a pledge saves the card first,
+  then reserves); a refused reservation leaves a saved card and nothing else.
+- Only a buyer pledges, and only its own organisation's pledges can be seen,
+  cancelled or paid; other pledges are "not found".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from marketplace.accounts.models import Role, User
+from marketplace.accounts.services import require_role
+from marketplace.funding import states as pledge_states
+from marketplace.funding.models import IdempotencyRecord, Pledge, PledgeState, PledgeStateChange
+from marketplace.payments import services as payments
+from marketplace.payments.gateway import (
+    AuthenticationRequired,
+    Declined,
+    GatewayError,
+    StripeGateway,
+)
+from marketplace.payments.models import MoneyState, Payment, PaymentKind
+from marketplace.projects.models import Project, ProjectState
+from marketplace.projects.services import get_project
+from marketplace.projects.states import InvalidTransition, transition
+from outcomes.errors import Conflict, Forbidden, NotFound, PaymentRequired, Unavailable
+
+
+class InsufficientTokens(Conflict):
+    code = "insufficient_tokens"
+    title = "Not enough tokens remain"
+
+
+class FundingClosed(Conflict):
+    code = "funding_closed"
+    title = "Funding is closed for this project"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    title = "This Idempotency-Key was used with another request"
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An ``Idempotency-Key`` with the fingerprint of the request that carried it."""
+
+    user_id: int
+    key: str
+    fingerprint: str
+
+
+def replay(session: Session, idempotency: Idempotency | None) -> IdempotencyRecord | None:
+    """The stored response for this key, or None; IdempotencyConflict for another request."""
+    if idempotency is None:
+        return None
+    record = session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == idempotency.user_id,
+            IdempotencyRecord.key == idempotency.key,
+        )
+    )
+    if record is not None and record.fingerprint != idempotency.fingerprint:
+        raise IdempotencyConflict("This Idempotency-Key was first used with another request.")
+    return record
+
+
+def funding_open(project: Project, today: date) -> bool:
+    """Funding is open through the deadline date (closing at 00:00 of the next day)."""
+    return project.state is ProjectState.FUNDING and today <= project.funding_deadline
+
+
+def remaining_tokens(project: Project) -> int:
+    return max(0, (project.tokens_total or 0) - project.tokens_pledged)
+
+
+def _check_can_pledge(project: Project, tokens: int, today: date) -> None:
+    if not funding_open(project, today):
+        raise FundingClosed(f"Funding for this project is {_closed_reason(project, today)}.")
+    left = remaining_tokens(project)
+    if tokens > left:
+        raise InsufficientTokens(f"Only {left} tokens remain; you asked for {tokens}.")
+
+
+def _closed_reason(project: Project, today: date) -> str:
+    if project.state is ProjectState.FUNDING and today > project.funding_deadline:
+        return "closed: the deadline has passed"
+    return f"not open (the project is {project.state.value})"
+
+
+def create_pledge(
+    session: Session,
+    gateway: StripeGateway,
+    user: User,
+    project_id: int,
+    *,
+    tokens: int,
+    payment_method: str,
+    now: datetime,
+    today: date,
+    idempotency: Idempotency | None = None,
+    respond: Callable[[Pledge], dict[str, Any]] | None = None,
+) -> tuple[Pledge | None, IdempotencyRecord | None]:
+    """Pledge ``tokens`` of a project with a saved card. Commits between steps.
+
+    Returns ``(pledge, None)``, or ``(None, record)`` when the Idempotency-Key was
+    used before with this request (replay ``record``). Raises NotFound,
+    Forbidden, FundingClosed, InsufficientTokens, IdempotencyConflict,
+    ValidationFailed (payment_method), PaymentRequired and Unavailable.
+    """
+    require_role(user, Role.BUYER)
+    if (record := replay(session, idempotency)) is not None:
+        return None, record
+    project = get_project(session, user, project_id)
+    _check_can_pledge(project, tokens, today)
+    setup = payments.save_payment_method(session, gateway, user, payment_method, now)
+
+    price = project.token_price_cents
+    try:
+        with session.begin_nested():
+            reserved = session.execute(
+                update(Project)
+                .where(
+                    Project.id == project_id,
+                    Project.state == ProjectState.FUNDING,
+                    Project.funding_deadline >= today,
+                    Project.tokens_pledged + tokens <= Project.tokens_total,
+                )
+                .values(tokens_pledged=Project.tokens_pledged + tokens)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if reserved == 1:
+                pledge = Pledge(
+                    project_id=project_id,
+                    organisation_id=user.organisation_id,
+                    user_id=user.id,
+                    payment_setup_id=setup.id,
+                    tokens=tokens,
+                    amount_cents=tokens * price,
+                    state=PledgeState.COMMITTED,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(pledge)
+                session.flush()
+                session.add(
+                    PledgeStateChange(
+                        pledge_id=pledge.id,
+                        at=now,
+                        from_state=None,
+                        to_state=PledgeState.COMMITTED,
+                        actor_id=user.id,
+                        reason=f"pledged {tokens} tokens",
+                    )
+                )
+                if idempotency is not None:
+                    session.add(
+                        IdempotencyRecord(
+                            user_id=idempotency.user_id,
+                            key=idempotency.key,
+                            fingerprint=idempotency.fingerprint,
+                            status_code=201,
+                            response=respond(pledge) if respond else {"id": pledge.id},
+                            created_at=now,
+                        )
+                    )
+                session.flush()
+    except IntegrityError:
+        # The same key was stored by a concurrent request a moment ago: replay it.
+        session.rollback()
+        record = replay(session, idempotency)
+        if record is None:
+            raise
+        return None, record
+    if reserved != 1:
+        # Another buyer took the tokens (or funding closed) since the first check.
+        _check_can_pledge(session.get(Project, project_id, populate_existing=True), tokens, today)
+        raise InsufficientTokens("The tokens were taken by another buyer.")
+    return pledge, None
+
+
+def get_pledge(session: Session, user: User, pledge_id: int) -> Pledge:
+    pledge = session.get(Pledge, pledge_id)
+    if pledge is None or (
+        user.role is not Role.ADMIN and pledge.organisation_id != user.organisation_id
+    ):
+        raise NotFound("No such pledge.")
+    return pledge
+
+
+def cancel_pledge(
+    session: Session, user: User, pledge_id: int, *, now: datetime, today: date
+) -> Pledge:
+    """The buyer withdraws a committed pledge while funding is open."""
+    require_role(user, Role.BUYER)
+    pledge = get_pledge(session, user, pledge_id)
+    if pledge.state is not PledgeState.COMMITTED:
+        raise InvalidTransition(f"A {pledge.state.value} pledge cannot be cancelled.")
+    if not funding_open(pledge.project, today):
+        raise FundingClosed("Funding has closed; the pledge can no longer be cancelled.")
+    pledge_states.change(
+        session, pledge, PledgeState.CANCELLED, actor=user, now=now, reason="cancelled by the buyer"
+    )
+    released = session.execute(
+        update(Project)
+        .where(Project.id == pledge.project_id, Project.state == ProjectState.FUNDING)
+        .values(tokens_pledged=Project.tokens_pledged - pledge.tokens)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if released != 1:  # funding closed between the check and now
+        raise FundingClosed("Funding has closed; the pledge can no longer be cancelled.")
+    session.flush()
+    return pledge
+
+
+def pay_pledge(
+    session: Session,
+    gateway: StripeGateway,
+    user: User,
+    pledge_id: int,
+    *,
+    payment_method: str,
+    now: datetime,
+    grace_hours: int,
+) -> tuple[Pledge, Payment]:
+    """Pay a pledge whose off-session charge failed, within its grace period (commits).
+
+    Returns the pledge and the payment; a payment in ``requires_action`` waits
+    for the buyer to authenticate in the browser (Stripe.js) and is finished by
+    the webhook. Raises InvalidTransition (not payment_failed), FundingClosed
+    (the grace period is over), PaymentRequired (declined) and Unavailable.
+    """
+    require_role(user, Role.BUYER)
+    pledge = get_pledge(session, user, pledge_id)
+    if pledge.state is not PledgeState.PAYMENT_FAILED:
+        raise InvalidTransition(f"A {pledge.state.value} pledge has nothing to pay.")
+    if pledge.grace_until is None or now >= pledge.grace_until:
+        raise FundingClosed("The grace period to pay this pledge has ended.")
+    pending = session.scalar(
+        select(Payment).where(
+            Payment.pledge_id == pledge.id, Payment.state == MoneyState.REQUIRES_ACTION
+        )
+    )
+    if pending is not None:
+        pending.state, pending.failure_code, pending.updated_at = (
+            MoneyState.FAILED,
+            "superseded",
+            now,
+        )
+    attempt = (
+        session.scalar(select(func.max(Payment.attempt)).where(Payment.pledge_id == pledge.id)) or 0
+    ) + 1
+    payment = Payment(
+        pledge_id=pledge.id,
+        attempt=attempt,
+        kind=PaymentKind.ON_SESSION,
+        amount_cents=pledge.amount_cents,
+        payment_method_id=payment_method,
+        state=MoneyState.CREATED,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(payment)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            "Another payment of this pledge is being made.", code="payment_in_progress"
+        ) from None
+    try:
+        payments.execute_payment(
+            session, gateway, payment, customer_id=None, now=now, grace_hours=grace_hours
+        )
+    except (Declined, AuthenticationRequired) as error:
+        raise PaymentRequired(f"The card was declined ({error.code}).") from None
+    except GatewayError as error:
+        raise Unavailable(str(error)) from None
+    session.refresh(pledge)
+    return pledge, payment
+
+
+def close_funding_early(session: Session, user: User, project_id: int, *, now: datetime) -> Project:
+    """The entrepreneur closes funding once the threshold is met; charging follows."""
+    project = get_project(session, user, project_id)
+    if user.role is not Role.ENTREPRENEUR or user.organisation_id != project.organisation_id:
+        raise Forbidden("Only the project's own organisation can close its funding.")
+    if project.state is not ProjectState.FUNDING:
+        raise InvalidTransition(f"A {project.state.value} project has no funding to close.")
+    if project.tokens_pledged < (project.threshold_tokens or 0):
+        raise Conflict(
+            f"The threshold of {project.threshold_tokens} tokens is not met "
+            f"({project.tokens_pledged} pledged).",
+            code="threshold_not_met",
+        )
+    transition(
+        session,
+        project,
+        ProjectState.FUNDED,
+        actor=user,
+        now=now,
+        reason=f"funding closed early by the entrepreneur at {project.tokens_pledged} "
+        f"of {project.tokens_total} tokens",
+    )
+    return project
+
+
+def list_pledges(
+    session: Session, user: User, *, page: int, per_page: int, project_id: int | None = None
+) -> tuple[list[Pledge], int]:
+    """The organisation's own pledges, newest first (admins see every pledge)."""
+    query = select(Pledge)
+    if user.role is not Role.ADMIN:
+        require_role(user, Role.BUYER)
+        query = query.where(Pledge.organisation_id == user.organisation_id)
+    if project_id is not None:
+        query = query.where(Pledge.project_id == project_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    items = session.scalars(
+        query.order_by(Pledge.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return list(items), total
+
+
+def project_pledges(session: Session, user: User, project: Project) -> list[Pledge]:
+    """Every pledge of a project, for its owner and admins (buyers are named)."""
+    if user.role is not Role.ADMIN and user.organisation_id != project.organisation_id:
+        raise Forbidden("Only the project's organisation sees its pledges.")
+    return list(
+        session.scalars(select(Pledge).where(Pledge.project_id == project.id).order_by(Pledge.id))
+    )
+
+
+def fee_of(amount_cents: int, fee_rate: Decimal) -> int:
+    """The platform fee on an amount: half-even to the cent."""
+    return int((Decimal(amount_cents) * fee_rate).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def pledge_history(session: Session, pledge: Pledge) -> list[PledgeStateChange]:
+    return list(
+        session.scalars(
+            select(PledgeStateChange)
+            .where(PledgeStateChange.pledge_id == pledge.id)
+            .order_by(PledgeStateChange.id)
+        )
+    )

@@ -1,0 +1,432 @@
+"""The funding sweeps: close rounds, charge pledges, end grace periods, refund, start, pay out.
+
+Each sweep works as of ``now`` and is safe to repeat and to run in two
+processes at once:
+- a project is claimed by an atomic state change (funding -> funded | unfunded,
+  funded -> running | unfunded), so only one process acts on it;
+- a pledge is charged by first inserting its attempt-1 payment row (unique per
+  pledge): the process that inserts it makes the Stripe call, with the row's
+  id as idempotency key; a row left ``created`` by a crash is retried with the
+  same key once it is stale, and Stripe answers as the first time;
+- refunds and transfers are rows made in the claiming transaction and sent
+  the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from marketplace.core.sweeps import SweepContext
+from marketplace.funding import states as pledge_states
+from marketplace.funding.models import Pledge, PledgeState
+from marketplace.funding.services import fee_of
+from marketplace.ledger.models import AccountKind
+from marketplace.ledger.services import Leg, get_account, post
+from marketplace.payments import services as payments
+from marketplace.payments.gateway import GatewayError
+from marketplace.payments.models import (
+    ConnectedAccount,
+    MoneyState,
+    Payment,
+    PaymentKind,
+    Refund,
+    Transfer,
+)
+from marketplace.projects.models import Project, ProjectState
+from marketplace.projects.states import InvalidTransition, transition
+
+log = logging.getLogger(__name__)
+
+# A money row still ``created`` this long after it was written lost its process.
+STALE_AFTER = timedelta(minutes=2)
+BATCH = 200
+
+
+UNSETTLED = (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED)
+
+
+def _has_pledges_in(states) -> exists:
+    return exists().where(Pledge.project_id == Project.id, Pledge.state.in_(states))
+
+
+# --- close -------------------------------------------------------------------------------
+
+
+def close_funding(ctx: SweepContext, now: datetime) -> str:
+    """Close rounds past their deadline or sold out: funded at the threshold, else unfunded."""
+    today = ctx.local_date(now)
+    funded = unfunded = 0
+    with ctx.db.session_factory() as session:
+        due = session.scalars(
+            select(Project.id)
+            .where(
+                Project.state == ProjectState.FUNDING,
+                (Project.funding_deadline < today)
+                | (Project.tokens_pledged >= Project.tokens_total),
+            )
+            .order_by(Project.id)
+        ).all()
+        session.commit()
+        for project_id in due:
+            project = session.get(Project, project_id, populate_existing=True)
+            try:
+                if project.tokens_pledged >= (project.threshold_tokens or 0):
+                    transition(
+                        session,
+                        project,
+                        ProjectState.FUNDED,
+                        actor=None,
+                        now=now,
+                        reason=_close_reason(project, today, "threshold met"),
+                    )
+                    funded += 1
+                else:
+                    transition(
+                        session,
+                        project,
+                        ProjectState.UNFUNDED,
+                        actor=None,
+                        now=now,
+                        reason=_close_reason(project, today, "below the threshold"),
+                    )
+                    _release_pledges(session, project, now)
+                    unfunded += 1
+                session.commit()
+            except InvalidTransition:  # another scheduler closed it first
+                session.rollback()
+    return f"closed {funded} funded and {unfunded} unfunded rounds"
+
+
+def _close_reason(project: Project, today, verdict: str) -> str:
+    why = "sold out" if project.tokens_pledged >= project.tokens_total else "deadline passed"
+    return (
+        f"funding closed ({why}): {project.tokens_pledged} of {project.tokens_total} "
+        f"tokens pledged, threshold {project.threshold_tokens}: {verdict}"
+    )
+
+
+def _release_pledges(session: Session, project: Project, now: datetime) -> None:
+    for pledge in session.scalars(
+        select(Pledge).where(Pledge.project_id == project.id, Pledge.state == PledgeState.COMMITTED)
+    ):
+        pledge_states.change(
+            session,
+            pledge,
+            PledgeState.RELEASED,
+            actor=None,
+            now=now,
+            reason="funding closed below the threshold: nothing charged",
+        )
+    session.execute(
+        update(Project)
+        .where(Project.id == project.id)
+        .values(tokens_pledged=0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- charge ------------------------------------------------------------------------------
+
+
+def charge_pledges(ctx: SweepContext, now: datetime) -> str:
+    """Charge every committed pledge of a funded project off-session, exactly once."""
+    charged = failed = waiting = 0
+    with ctx.db.session_factory() as session:
+        while True:
+            pledges = session.scalars(
+                select(Pledge)
+                .join(Project, Project.id == Pledge.project_id)
+                .where(
+                    Project.state == ProjectState.FUNDED,
+                    Pledge.state == PledgeState.COMMITTED,
+                    ~exists().where(Payment.pledge_id == Pledge.id, Payment.attempt == 1),
+                )
+                .order_by(Pledge.id)
+                .limit(BATCH)
+            ).all()
+            stale = session.scalars(
+                select(Payment)
+                .where(
+                    Payment.state == MoneyState.CREATED,
+                    Payment.kind == PaymentKind.OFF_SESSION,
+                    Payment.updated_at <= now - STALE_AFTER,
+                )
+                .order_by(Payment.id)
+                .limit(BATCH)
+            ).all()
+            session.commit()
+            if not pledges and not stale:
+                break
+            work = [p for p in (_claim_charge(session, pledge, now) for pledge in pledges) if p]
+            for payment in [*work, *stale]:
+                outcome = _send_charge(ctx, session, payment, now)
+                charged += outcome == "succeeded"
+                failed += outcome == "failed"
+                waiting += outcome == "unavailable"
+            if waiting or (len(pledges) < BATCH and len(stale) < BATCH):
+                break
+    return f"charged {charged} pledges, {failed} failed, {waiting} left for the next run"
+
+
+def _claim_charge(session: Session, pledge: Pledge, now: datetime) -> Payment | None:
+    payment = Payment(
+        pledge_id=pledge.id,
+        attempt=1,
+        kind=PaymentKind.OFF_SESSION,
+        amount_cents=pledge.amount_cents,
+        payment_method_id=pledge.payment_setup.payment_method_id,
+        state=MoneyState.CREATED,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(payment)
+    try:
+        session.commit()
+    except IntegrityError:  # another scheduler claimed this pledge
+        session.rollback()
+        return None
+    return payment
+
+
+def _send_charge(ctx: SweepContext, session: Session, payment: Payment, now: datetime) -> str:
+    pledge = session.get(Pledge, payment.pledge_id)
+    customer_id = payments.customer_id_of(session, pledge.organisation_id)
+    try:
+        payments.execute_payment(
+            session,
+            ctx.gateway,
+            payment,
+            customer_id=customer_id,
+            now=now,
+            grace_hours=ctx.settings.payment_grace_hours,
+        )
+    except GatewayError as error:
+        session.rollback()
+        if payment.state == MoneyState.FAILED:
+            return "failed"
+        log.warning("charge %s waits: %s", payment.id, error)
+        return "unavailable"
+    return "succeeded" if payment.state == MoneyState.SUCCEEDED else "failed"
+
+
+# --- grace periods and the final verdict ------------------------------------------------------
+
+
+def end_grace_periods(ctx: SweepContext, now: datetime) -> str:
+    """Cancel pledges unpaid after their grace; a project left below its threshold is unfunded."""
+    cancelled = unfunded = 0
+    with ctx.db.session_factory() as session:
+        overdue = session.scalars(
+            select(Pledge)
+            .where(Pledge.state == PledgeState.PAYMENT_FAILED, Pledge.grace_until <= now)
+            .order_by(Pledge.id)
+        ).all()
+        for pledge in overdue:
+            try:
+                pledge_states.change(
+                    session,
+                    pledge,
+                    PledgeState.CANCELLED,
+                    actor=None,
+                    now=now,
+                    reason="not paid within the grace period",
+                )
+                session.execute(
+                    update(Project)
+                    .where(Project.id == pledge.project_id)
+                    .values(tokens_pledged=Project.tokens_pledged - pledge.tokens)
+                    .execution_options(synchronize_session=False)
+                )
+                session.commit()
+                cancelled += 1
+            except InvalidTransition:  # paid at the last moment, or another scheduler
+                session.rollback()
+        short = session.scalars(
+            select(Project)
+            .where(
+                Project.state == ProjectState.FUNDED,
+                ~_has_pledges_in(UNSETTLED),
+                Project.tokens_paid < Project.threshold_tokens,
+            )
+            .order_by(Project.id)
+        ).all()
+        for project in short:
+            try:
+                transition(
+                    session,
+                    project,
+                    ProjectState.UNFUNDED,
+                    actor=None,
+                    now=now,
+                    reason=(
+                        f"paid tokens {project.tokens_paid} stayed below the "
+                        f"threshold {project.threshold_tokens}: every charge refunded"
+                    ),
+                )
+                _refund_everything(session, project, now)
+                session.commit()
+                unfunded += 1
+            except InvalidTransition:
+                session.rollback()
+    return f"cancelled {cancelled} unpaid pledges; {unfunded} projects unfunded"
+
+
+def _refund_everything(session: Session, project: Project, now: datetime) -> None:
+    paid = session.execute(
+        select(Pledge, Payment)
+        .join(Payment, Payment.pledge_id == Pledge.id)
+        .where(
+            Pledge.project_id == project.id,
+            Pledge.state == PledgeState.PAID,
+            Payment.state == MoneyState.SUCCEEDED,
+        )
+    ).all()
+    for pledge, payment in paid:
+        session.add(
+            Refund(
+                payment_id=payment.id,
+                pledge_id=pledge.id,
+                reason="unfunded",
+                amount_cents=payment.amount_cents,
+                state=MoneyState.CREATED,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    session.flush()
+
+
+def execute_refunds(ctx: SweepContext, now: datetime) -> str:
+    """Send every refund not yet made to Stripe (new ones, and stale ones again)."""
+    done = waiting = 0
+    with ctx.db.session_factory() as session:
+        due = session.scalars(
+            select(Refund).where(Refund.state == MoneyState.CREATED).order_by(Refund.id)
+        ).all()
+        session.commit()
+        for refund in due:
+            try:
+                payments.execute_refund(session, ctx.gateway, refund, now)
+                done += 1
+            except GatewayError as error:
+                session.rollback()
+                waiting += 1
+                log.warning("refund %s waits: %s", refund.id, error)
+    return f"refunded {done} payments, {waiting} left for the next run"
+
+
+# --- start and payouts ---------------------------------------------------------------------------
+
+
+def start_projects(ctx: SweepContext, now: datetime) -> str:
+    """At the start date release the cost tranche (less the fee) to the entrepreneur."""
+    today = ctx.local_date(now)
+    started = 0
+    with ctx.db.session_factory() as session:
+        due = session.scalars(
+            select(Project)
+            .where(
+                Project.state == ProjectState.FUNDED,
+                Project.start_date <= today,
+                ~_has_pledges_in(UNSETTLED),
+                Project.tokens_paid >= Project.threshold_tokens,
+            )
+            .order_by(Project.id)
+        ).all()
+        for project in due:
+            cost = project.threshold_tokens * project.token_price_cents
+            fee = fee_of(cost, ctx.settings.platform_fee_rate)
+            try:
+                transition(
+                    session,
+                    project,
+                    ProjectState.RUNNING,
+                    actor=None,
+                    now=now,
+                    reason=(f"started: cost tranche {cost} cents released, fee {fee} cents"),
+                )
+            except InvalidTransition:
+                session.rollback()
+                continue
+            escrow = get_account(session, AccountKind.ESCROW, project_id=project.id)
+            payable = get_account(
+                session, AccountKind.PAYABLE, organisation_id=project.organisation_id
+            )
+            fees = get_account(session, AccountKind.PLATFORM_FEES)
+            legs = [Leg(debit=escrow, credit=payable, amount_cents=cost - fee)]
+            if fee:
+                legs.append(Leg(debit=escrow, credit=fees, amount_cents=fee))
+            post(
+                session,
+                reference=f"project:{project.id}:cost_tranche",
+                kind="cost_tranche",
+                now=now,
+                legs=legs,
+                memo=f"{project.reference}: cost tranche less the fee",
+            )
+            session.add(
+                Transfer(
+                    project_id=project.id,
+                    organisation_id=project.organisation_id,
+                    kind="cost_tranche",
+                    amount_cents=cost - fee,
+                    fee_cents=fee,
+                    state=MoneyState.CREATED,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            payments.notify(
+                session,
+                project.organisation_id,
+                kind="project_started",
+                subject=f"{project.title} has started",
+                body=(
+                    f"The cost tranche of {cost - fee} cents (after the platform "
+                    f"fee of {fee} cents) is on its way to your payout account."
+                ),
+                link=f"/projects/{project.id}/funding",
+                now=now,
+            )
+            session.commit()
+            started += 1
+    return f"started {started} projects"
+
+
+def execute_transfers(ctx: SweepContext, now: datetime) -> str:
+    """Pay out transfers to entrepreneurs whose payout account is ready."""
+    done = waiting = 0
+    with ctx.db.session_factory() as session:
+        due = session.execute(
+            select(Transfer, ConnectedAccount)
+            .join(ConnectedAccount, ConnectedAccount.organisation_id == Transfer.organisation_id)
+            .where(Transfer.state == MoneyState.CREATED, ConnectedAccount.payouts_enabled)
+            .order_by(Transfer.id)
+        ).all()
+        session.commit()
+        for transfer, account in due:
+            try:
+                payments.execute_transfer(session, ctx.gateway, transfer, account, now)
+                done += 1
+            except GatewayError as error:
+                session.rollback()
+                waiting += 1
+                log.warning("transfer %s waits: %s", transfer.id, error)
+        without = session.scalar(
+            select(Transfer.id)
+            .where(
+                Transfer.state == MoneyState.CREATED,
+                ~exists().where(
+                    ConnectedAccount.organisation_id == Transfer.organisation_id,
+                    ConnectedAccount.payouts_enabled,
+                ),
+            )
+            .limit(1)
+        )
+    note = "; some wait for their payout account" if without else ""
+    return f"transferred {done}, {waiting} left for the next run{note}"

@@ -1,0 +1,266 @@
+"""Web pages: pledging on a project page, the buyer's pledges, the entrepreneur's
+funding view and payout account.
+
+They call the same services as the JSON API; a refused form is shown again
+with the reason and the API's status.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from marketplace.accounts.models import Role
+from marketplace.api.problems import flatten_errors, status_of
+from marketplace.core.clock import now, today
+from marketplace.core.errors import Forbidden, MarketplaceError
+from marketplace.extensions import db
+from marketplace.funding import services
+from marketplace.funding.models import Notification, PledgeState
+from marketplace.funding.schemas import PayInSchema, PledgeInSchema
+from marketplace.payments import services as payments
+from marketplace.payments.models import PaymentSetup, SetupState, Transfer
+from marketplace.projects import services as projects
+from marketplace.projects.views import detail as project_page
+
+bp = Blueprint("funding", __name__)
+
+# Stripe's test PaymentMethods, offered on the pledge form in test mode.
+TEST_CARDS = (
+    ("pm_card_visa", "Visa 4242 — succeeds"),
+    ("pm_card_chargeCustomerFail", "Visa 0341 — saved, then declined when charged"),
+    ("pm_card_authenticationRequired", "Visa 3184 — needs 3-D Secure when charged"),
+    ("pm_card_visa_chargeDeclined", "Visa 0002 — declined at once"),
+)
+
+
+def pledge_form_context(project) -> dict:
+    """What the pledge card on a project page needs."""
+    settings = current_app.extensions["settings"]
+    is_buyer = current_user.is_authenticated and current_user.role is Role.BUYER
+    saved = []
+    if is_buyer:
+        saved = list(
+            db.session.scalars(
+                select(PaymentSetup)
+                .where(
+                    PaymentSetup.organisation_id == current_user.organisation_id,
+                    PaymentSetup.state == SetupState.SUCCEEDED,
+                )
+                .order_by(PaymentSetup.id.desc())
+                .limit(5)
+            )
+        )
+    return {
+        "can_pledge": is_buyer and services.funding_open(project, today()),
+        "remaining": services.remaining_tokens(project),
+        "saved_cards": saved,
+        "test_cards": TEST_CARDS if not settings.stripe_publishable_key else (),
+        "publishable_key": settings.stripe_publishable_key,
+    }
+
+
+def _form_errors(exc: MarketplaceError) -> dict[str, list[str]]:
+    return exc.errors or {"_action": [exc.detail]}
+
+
+@bp.post("/projects/<int:project_id>/pledge")
+@login_required
+def pledge(project_id: int):
+    form = request.form.to_dict()
+    try:
+        data = PledgeInSchema().load(
+            {"tokens": form.get("tokens", ""), "payment_method": form.get("payment_method", "")}
+        )
+    except ma.ValidationError as exc:
+        return project_page(project_id, status=422, errors=flatten_errors(exc.messages), form=form)
+    try:
+        created, _record = services.create_pledge(
+            db.session,
+            current_app.extensions["stripe"],
+            current_user,
+            project_id,
+            tokens=data["tokens"],
+            payment_method=data["payment_method"],
+            now=now(),
+            today=today(),
+        )
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return project_page(project_id, status=status_of(exc), errors=_form_errors(exc), form=form)
+    flash(
+        _(
+            "Pledged %(n)d tokens. Your card is saved and is charged only if funding reaches "
+            "its threshold.",
+            n=created.tokens,
+        ),
+        "success",
+    )
+    return redirect(url_for("funding.pledges", _anchor=f"pledge-{created.id}"))
+
+
+def _pledges_page(status: int = 200, errors=None, form=None, focus: int | None = None):
+    if current_user.role not in (Role.BUYER, Role.ADMIN):
+        raise Forbidden("Only buyers pledge.")
+    page = max(1, request.args.get("page", 1, type=int))
+    items, total = services.list_pledges(db.session, current_user, page=page, per_page=50)
+    notes = list(
+        db.session.scalars(
+            select(Notification)
+            .where(Notification.organisation_id == current_user.organisation_id)
+            .order_by(Notification.id.desc())
+            .limit(10)
+        )
+    )
+    saved = list(
+        db.session.scalars(
+            select(PaymentSetup)
+            .where(
+                PaymentSetup.organisation_id == current_user.organisation_id,
+                PaymentSetup.state == SetupState.SUCCEEDED,
+            )
+            .order_by(PaymentSetup.id.desc())
+            .limit(5)
+        )
+    )
+    settings = current_app.extensions["settings"]
+    return render_template(
+        "funding/pledges.html",
+        pledges=items,
+        total=total,
+        page=page,
+        notifications=notes,
+        states=PledgeState,
+        today=today(),
+        now=now(),
+        errors=errors or {},
+        form=form or {},
+        focus=focus,
+        saved_cards=saved,
+        test_cards=TEST_CARDS if not settings.stripe_publishable_key else (),
+        publishable_key=settings.stripe_publishable_key,
+        funding_open=services.funding_open,
+    ), status
+
+
+@bp.get("/pledges")
+@login_required
+def pledges():
+    return _pledges_page()
+
+
+@bp.post("/pledges/<int:pledge_id>/cancel")
+@login_required
+def cancel(pledge_id: int):
+    try:
+        services.cancel_pledge(db.session, current_user, pledge_id, now=now(), today=today())
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return _pledges_page(status_of(exc), _form_errors(exc), focus=pledge_id)
+    flash(_("The pledge is cancelled; nothing was charged."), "success")
+    return redirect(url_for("funding.pledges"))
+
+
+@bp.post("/pledges/<int:pledge_id>/pay")
+@login_required
+def pay(pledge_id: int):
+    form = request.form.to_dict()
+    try:
+        data = PayInSchema().load({"payment_method": form.get("payment_method", "")})
+        pledge, _payment = services.pay_pledge(
+            db.session,
+            current_app.extensions["stripe"],
+            current_user,
+            pledge_id,
+            payment_method=data["payment_method"],
+            now=now(),
+            grace_hours=current_app.extensions["settings"].payment_grace_hours,
+        )
+    except ma.ValidationError as exc:
+        return _pledges_page(422, flatten_errors(exc.messages), form, focus=pledge_id)
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return _pledges_page(status_of(exc), _form_errors(exc), form, focus=pledge_id)
+    if pledge.state is PledgeState.PAID:
+        flash(_("Paid. Thank you: the pledge is complete."), "success")
+    else:
+        flash(_("Your bank asks you to confirm the payment; follow its instructions."), "info")
+    return redirect(url_for("funding.pledges", _anchor=f"pledge-{pledge_id}"))
+
+
+@bp.get("/projects/<int:project_id>/funding")
+@login_required
+def project_funding(project_id: int):
+    project = projects.get_project(db.session, current_user, project_id)
+    rows = services.project_pledges(db.session, current_user, project)
+    transfers = list(db.session.scalars(select(Transfer).where(Transfer.project_id == project.id)))
+    account = payments.connected_account(db.session, project.organisation_id)
+    paid = [p for p in rows if p.state is PledgeState.PAID]
+    return render_template(
+        "funding/project.html",
+        project=project,
+        pledges=rows,
+        transfers=transfers,
+        account=account,
+        raised_cents=sum(p.amount_cents for p in paid),
+        is_owner=current_user.organisation_id == project.organisation_id,
+    )
+
+
+@bp.post("/projects/<int:project_id>/close-funding")
+@login_required
+def close_funding(project_id: int):
+    try:
+        services.close_funding_early(db.session, current_user, project_id, now=now())
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return project_page(project_id, status=status_of(exc), errors=_form_errors(exc))
+    flash(_("Funding is closed. Every pledge is charged within a few minutes."), "success")
+    return redirect(url_for("projects.detail", project_id=project_id))
+
+
+@bp.get("/payouts")
+@login_required
+def payouts():
+    if current_user.role is not Role.ENTREPRENEUR:
+        raise Forbidden("Payout accounts belong to entrepreneurs.")
+    account = payments.connected_account(db.session, current_user.organisation_id)
+    if account is not None and not account.ready:
+        try:
+            payments.refresh_account(db.session, current_app.extensions["stripe"], account, now())
+        except MarketplaceError:
+            db.session.rollback()
+            flash(_("Stripe did not answer; the status shown may be out of date."), "warning")
+    waiting = list(
+        db.session.scalars(
+            select(Transfer)
+            .where(Transfer.organisation_id == current_user.organisation_id)
+            .order_by(Transfer.id.desc())
+        )
+    )
+    return render_template("funding/payouts.html", account=account, transfers=waiting)
+
+
+@bp.post("/payouts")
+@login_required
+def start_payouts():
+    if current_user.role is not Role.ENTREPRENEUR:
+        raise Forbidden("Payout accounts belong to entrepreneurs.")
+    back = url_for("funding.payouts", _external=True)
+    try:
+        link = payments.start_onboarding(
+            db.session,
+            current_app.extensions["stripe"],
+            current_user,
+            return_url=back,
+            refresh_url=back,
+            now=now(),
+        )
+    except MarketplaceError as exc:
+        db.session.rollback()
+        flash(exc.detail, "error")
+        return redirect(url_for("funding.payouts"))
+    return redirect(link, code=303)

@@ -1,0 +1,229 @@
+"""What the platform knows of its money at Stripe: one row per Stripe object it asked for.
+
+Invariants:
+- A row is written (and committed) before the Stripe call it stands for, and its
+  id is the call's idempotency key (``payment-42``), so a call repeated after a
+  crash or by a second process returns Stripe's first answer.
+- Each money object has one purpose and cannot be made twice for it: one
+  off-session charge per pledge (attempt 1; on-session payments are later
+  attempts), one refund per payment and reason, one transfer per project and kind.
+- Amounts are positive integer cents. A row's state only moves forward
+  (created -> succeeded | failed); a late or repeated webhook never moves it back.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from outcomes.db import Base, UTCDateTime
+
+
+def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        length=20,
+        create_constraint=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class SetupState(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    INVALID = "invalid"
+
+
+class MoneyState(enum.StrEnum):
+    CREATED = "created"  # the row exists; the Stripe call may or may not have happened
+    REQUIRES_ACTION = "requires_action"  # on-session payment waiting for 3-D Secure
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PaymentKind(enum.StrEnum):
+    OFF_SESSION = "off_session"  # charged by the platform when funding closes
+    ON_SESSION = "on_session"  # paid by the buyer during the grace period
+
+
+class StripeCustomer(Base):
+    """The Stripe Customer of a buyer organisation."""
+
+    __tablename__ = "stripe_customers"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PaymentSetup(Base):
+    """A buyer's card saved for off-session charges (a confirmed SetupIntent).
+
+    A succeeded setup is a saved payment method: a later pledge naming its
+    ``payment_method_id`` reuses it without another call to Stripe.
+    """
+
+    __tablename__ = "payment_setups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_method: Mapped[str] = mapped_column(String(255))
+    state: Mapped[SetupState] = mapped_column(_enum(SetupState, "setup_state"))
+    setup_intent_id: Mapped[str | None] = mapped_column(String(64))
+    payment_method_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    brand: Mapped[str] = mapped_column(String(20), default="")
+    last4: Mapped[str] = mapped_column(String(4), default="")
+    failure_code: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payment-setup-{self.id}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.brand.title() or 'Card'} •••• {self.last4}" if self.last4 else "Card"
+
+
+class Payment(Base):
+    """One charge of a pledge at Stripe (a PaymentIntent)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("pledge_id", "attempt"),
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+        Index(None, "state", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pledge_id: Mapped[int] = mapped_column(ForeignKey("pledges.id"))
+    attempt: Mapped[int]
+    kind: Mapped[PaymentKind] = mapped_column(_enum(PaymentKind, "payment_kind"))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    payment_method_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[MoneyState] = mapped_column(_enum(MoneyState, "payment_state"))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failure_code: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"payment-{self.id}"
+
+
+class Refund(Base):
+    """Money returned to a buyer from one payment (a Stripe Refund)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        UniqueConstraint("payment_id", "reason"),
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        Index(None, "state", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    pledge_id: Mapped[int] = mapped_column(ForeignKey("pledges.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(20))  # unfunded | settlement
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[MoneyState] = mapped_column(_enum(MoneyState, "refund_state"))
+    refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failure_code: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"refund-{self.id}"
+
+
+class ConnectedAccount(Base):
+    """An entrepreneur organisation's Stripe Connect (Express) account for payouts."""
+
+    __tablename__ = "connected_accounts"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), unique=True)
+    details_submitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    payouts_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def ready(self) -> bool:
+        return self.details_submitted and self.payouts_enabled
+
+
+class Transfer(Base):
+    """Money sent to an entrepreneur's connected account (a Stripe Transfer)."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        UniqueConstraint("project_id", "kind"),
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        Index(None, "state", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # cost_tranche | premium
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    fee_cents: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[MoneyState] = mapped_column(_enum(MoneyState, "transfer_state"))
+    transfer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failure_code: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"transfer-{self.id}"
+
+
+class StripeEvent(Base):
+    """A webhook delivery handled once: its event id is the key."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(80))
+    object_id: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(Text, default="")
+
+
+class ReconciliationRun(Base):
+    """One comparison of the ledger and our rows with Stripe's objects."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    checked: Mapped[int]
+    differences: Mapped[list[Any]] = mapped_column(JSON)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences

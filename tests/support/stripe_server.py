@@ -1,0 +1,358 @@
+"""A private localstripe for the tests, extended where the product needs more of Stripe.
+
+Run as ``python -m tests.support.stripe_server --port N``; ``StripeServer``
+starts and stops it. Test code only (localstripe is GPL-3.0 and pinned to
+1.15.10, the version these extensions were written against).
+
+What the extension adds, as Stripe's API reference documents it:
+- no pickling of the state to ``/tmp/localstripe.pickle`` (parallel runs stay apart);
+- idempotency keys: a POST repeated with the same ``Idempotency-Key`` and the
+  same parameters returns the first response; other parameters are a 400
+  ``idempotency_error``. Results are kept for successes and card errors, not
+  for requests refused before they ran (as Stripe does);
+- PaymentIntent ``transfer_group`` and ``description``; an off-session
+  confirmation of a card that always needs 3-D Secure is the 402
+  ``authentication_required`` error, and every 402 carries the PaymentIntent;
+- SetupIntent ``payment_method`` + ``confirm`` on create, attaching the
+  PaymentMethod to the customer on success. A card that needs 3-D Secure is
+  set up as if the buyer had completed the challenge in the browser (Stripe.js
+  does that on the page), so it is saved and fails later, off-session;
+- the test PaymentMethod ``pm_card_authenticationRequired`` (4000002760003184);
+- Connect: ``/v1/accounts`` (Express), ``/v1/account_links`` whose URL, when
+  visited, completes onboarding and redirects to ``return_url``, and
+  ``/v1/transfers`` to an onboarded account (listable by ``transfer_group``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from urllib.parse import urlencode
+
+from aiohttp import web
+from localstripe import resources, server
+from localstripe.errors import UserError
+from localstripe.resources import (
+    Customer,
+    Event,
+    List,
+    PaymentIntent,
+    PaymentMethod,
+    SetupIntent,
+    Store,
+    StripeObject,
+    store,
+)
+from localstripe.webhooks import schedule_webhook
+
+AUTHENTICATION_REQUIRED_CARD = "4000002760003184"
+
+# --- no state on disk --------------------------------------------------------
+
+Store.dump_to_disk = lambda self: None
+
+
+# --- idempotency keys ----------------------------------------------------------
+
+_idempotent: dict[str, tuple[str, int, bytes]] = {}
+
+
+@web.middleware
+async def idempotency_middleware(request, handler):
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key or request.path.startswith("/_config/"):
+        return await handler(request)
+    body = await request.read()
+    fingerprint = hashlib.sha256(request.path.encode() + b"\n" + body).hexdigest()
+    if key in _idempotent:
+        seen, status, payload = _idempotent[key]
+        if seen != fingerprint:
+            return server.json_response(
+                {
+                    "error": {
+                        "type": "idempotency_error",
+                        "message": (
+                            "Keys for idempotent requests can only be used with the same "
+                            "parameters they were first used with."
+                        ),
+                    }
+                },
+                status=400,
+            )
+        response = web.Response(body=payload, status=status, content_type="application/json")
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    try:
+        response = await handler(request)
+    except UserError as error:
+        response = error.to_response()
+    if response.status < 400 or response.status == 402:
+        _idempotent[key] = (fingerprint, response.status, response.body)
+    return response
+
+
+async def flush_everything(request):
+    store.clear()
+    _idempotent.clear()
+    return web.Response()
+
+
+# --- PaymentIntent -------------------------------------------------------------
+
+_pi_init = PaymentIntent.__init__
+
+
+def _pi_init_extended(self, transfer_group=None, description=None, **kwargs):
+    _pi_init(self, **kwargs)
+    self.transfer_group = transfer_group
+    self.description = description
+
+
+PaymentIntent.__init__ = _pi_init_extended
+_pi_create = PaymentIntent._api_create.__func__
+
+
+def _pi_create_extended(cls, confirm=None, off_session=None, **data):
+    off = resources.try_convert_to_bool(off_session)
+    method = data.get("payment_method")
+    before = {key for key in store if key.startswith("payment_intent:")}
+    try:
+        if off is True and method and _needs_authentication(method):
+            intent = _pi_create(cls, confirm=None, **data)
+            intent._authentication_failed, intent.payment_method = True, None
+            schedule_webhook(Event("payment_intent.payment_failed", intent))
+            raise UserError(
+                402,
+                "This payment requires authentication.",
+                {
+                    "code": "authentication_required",
+                    "decline_code": "authentication_required",
+                    "payment_intent": intent._export(),
+                },
+            )
+        return _pi_create(cls, confirm=confirm, off_session=off_session, **data)
+    except UserError as error:
+        if error.code == 402 and "payment_intent" not in error.body["error"]:
+            created = {key for key in store if key.startswith("payment_intent:")} - before
+            if created:
+                error.body["error"]["payment_intent"] = store[created.pop()]._export()
+        raise
+
+
+def _needs_authentication(method_id: str) -> bool:
+    try:
+        method = PaymentMethod._api_retrieve(method_id)
+    except UserError:
+        return False
+    return getattr(method, "_card_number", None) == AUTHENTICATION_REQUIRED_CARD
+
+
+PaymentIntent._api_create = classmethod(_pi_create_extended)
+
+
+# --- SetupIntent ---------------------------------------------------------------
+
+_si_init = SetupIntent.__init__
+
+
+def _si_init_extended(self, payment_method=None, confirm=None, **kwargs):
+    _si_init(self, **kwargs)
+
+
+SetupIntent.__init__ = _si_init_extended
+
+
+def _si_create_extended(cls, payment_method=None, confirm=None, **data):
+    if payment_method is not None:
+        PaymentMethod._api_retrieve(payment_method)  # 404 before anything is created
+    intent = cls(**data)
+    if payment_method is not None and resources.try_convert_to_bool(confirm):
+        method = PaymentMethod._api_retrieve(payment_method)
+        intent._attach_pm(method)
+        if intent.status == "requires_action" and (
+            getattr(method, "_card_number", None) == AUTHENTICATION_REQUIRED_CARD
+        ):
+            intent.status, intent.next_action = "succeeded", None
+        if intent.status == "succeeded" and intent.customer:
+            method.customer = intent.customer
+    elif payment_method is not None:
+        intent.payment_method = PaymentMethod._api_retrieve(payment_method).id
+    return intent
+
+
+SetupIntent._api_create = classmethod(_si_create_extended)
+
+
+# --- test PaymentMethods ---------------------------------------------------------
+
+_canonical = PaymentMethod._try_get_canonical_test_article.__func__
+
+
+def _canonical_extended(cls, id):
+    if id == "pm_card_authenticationRequired":
+        return PaymentMethod(
+            type="card",
+            card={
+                "number": AUTHENTICATION_REQUIRED_CARD,
+                "exp_month": "12",
+                "exp_year": "2030",
+                "cvc": "123",
+            },
+        )
+    return _canonical(cls, id)
+
+
+PaymentMethod._try_get_canonical_test_article = classmethod(_canonical_extended)
+
+
+# --- Connect ---------------------------------------------------------------------
+
+
+class Account(StripeObject):
+    object = "account"
+    _id_prefix = "acct_"
+
+    def __init__(
+        self,
+        type=None,
+        country=None,
+        email=None,
+        capabilities=None,
+        business_type=None,
+        metadata=None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        if type not in ("express", "standard", "custom"):
+            raise UserError(400, "Missing required param: type.", {"param": "type"})
+        super().__init__()
+        self.type = type
+        self.country = country or "NL"
+        self.email = email
+        self.business_type = business_type
+        self.metadata = metadata or {}
+        self.details_submitted = False
+        self.charges_enabled = False
+        self.payouts_enabled = False
+        self.capabilities = {name: "inactive" for name in (capabilities or {"transfers": {}})}
+
+    def _complete_onboarding(self):
+        self.details_submitted = self.charges_enabled = self.payouts_enabled = True
+        self.capabilities = {name: "active" for name in self.capabilities}
+        schedule_webhook(Event("account.updated", self))
+
+
+class AccountLink(StripeObject):
+    object = "account_link"
+    _id_prefix = "acctlink_"
+
+    def __init__(self, account=None, refresh_url=None, return_url=None, type=None, **kwargs):
+        if kwargs:
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        if type not in ("account_onboarding", "account_update"):
+            raise UserError(400, "Invalid type.", {"param": "type"})
+        if not refresh_url or not return_url:
+            raise UserError(400, "refresh_url and return_url are required.")
+        Account._api_retrieve(account)
+        super().__init__()
+        self.account = account
+        self.expires_at = self.created + 300
+        self.url = f"{PUBLIC_BASE}/_config/onboarding/{account}?" + urlencode(
+            {"return_url": return_url}
+        )
+
+
+class Transfer(StripeObject):
+    object = "transfer"
+    _id_prefix = "tr_"
+
+    def __init__(
+        self,
+        amount=None,
+        currency=None,
+        destination=None,
+        transfer_group=None,
+        description=None,
+        metadata=None,
+        source_transaction=None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+        amount = resources.try_convert_to_int(amount)
+        if not isinstance(amount, int) or amount <= 0:
+            raise UserError(400, "Invalid positive integer", {"param": "amount"})
+        if not isinstance(currency, str) or len(currency) != 3:
+            raise UserError(400, "Invalid currency", {"param": "currency"})
+        account = Account._api_retrieve(destination)
+        if account.capabilities.get("transfers") != "active":
+            raise UserError(
+                400,
+                (
+                    "Your destination account needs to have at least one of the following "
+                    "capabilities enabled: transfers"
+                ),
+                {"code": "insufficient_capabilities_for_transfer"},
+            )
+        super().__init__()
+        self.amount = amount
+        self.amount_reversed = 0
+        self.currency = currency.lower()
+        self.destination = destination
+        self.transfer_group = transfer_group
+        self.description = description
+        self.source_transaction = source_transaction
+        self.metadata = metadata or {}
+        self.reversed = False
+        schedule_webhook(Event("transfer.created", self))
+
+    @classmethod
+    def _api_list_all(
+        cls, url, transfer_group=None, destination=None, limit=None, starting_after=None
+    ):
+        listing = super()._api_list_all(url, limit=limit, starting_after=starting_after)
+        listing._list = [
+            t
+            for t in listing._list
+            if (transfer_group is None or t.transfer_group == transfer_group)
+            and (destination is None or t.destination == destination)
+        ]
+        return listing
+
+
+async def complete_onboarding(request):
+    account = Account._api_retrieve(request.match_info["id"])
+    account._complete_onboarding()
+    raise web.HTTPFound(request.query.get("return_url", "/"))
+
+
+def _extend_app(app: web.Application) -> None:
+    app.middlewares.insert(0, idempotency_middleware)
+    for cls in (Account, AccountLink, Transfer):
+        plural = "/v1/" + cls.object + "s"
+        app.router.add_route("POST", plural, server.api_create(cls, plural))
+        app.router.add_route("GET", plural + "/{id}", server.api_retrieve(cls, plural))
+        app.router.add_route("GET", plural, server.api_list_all(cls, plural))
+    app.router.add_get("/_config/onboarding/{id}", complete_onboarding)
+    app.router.add_delete("/_config/everything", flush_everything)
+
+
+PUBLIC_BASE = "http://127.0.0.1"
+_ = (Customer, List)  # the classes the extension builds on, imported for readers
+
+
+def main() -> None:
+    global PUBLIC_BASE
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    PUBLIC_BASE = f"http://127.0.0.1:{args.port}"
+    _extend_app(server.app)
+    web.run_app(
+        server.app, host="127.0.0.1", port=args.port, access_log=None, print=lambda *_: None
+    )
+
+
+if __name__ == "__main__":
+    main()
