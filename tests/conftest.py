@@ -40,6 +40,20 @@ if IN_CI and set(BACKENDS) != {"sqlite", "postgresql"}:
     raise pytest.UsageError("CI runs every integration test on both SQLite and PostgreSQL")
 
 
+def pytest_collection_modifyitems(config, items):
+    """A ``postgres_only`` test is not collected for SQLite (deselected, not skipped)."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("postgres_only") and params.get("backend") == "sqlite":
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     skipped = terminalreporter.stats.get("skipped", [])
     if IN_CI and skipped:
