@@ -32,6 +32,8 @@ class Settings:
     instance_path: Path = PROJECT_ROOT / "instance"
     database_url: str = ""
     secret_key: str = ""
+    # Connections each app process keeps to PostgreSQL (and as many more under load).
+    db_pool_size: int = 10
     # True when SECRET_KEY did not come from the environment (generated or built in).
     secret_key_is_default: bool = True
     stripe_api_key: str = ""
@@ -166,6 +168,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         instance_path=instance_path,
         database_url=normalise_database_url(database_url),
         secret_key=secret,
+        db_pool_size=_int(env, "DB_POOL_SIZE", 10),
         secret_key_is_default=secret_is_default,
         stripe_api_key=env.get("STRIPE_API_KEY", ""),
         stripe_api_base=env.get("STRIPE_API_BASE") or None,

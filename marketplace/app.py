@@ -73,7 +73,7 @@ def create_app(config: Settings | None = None) -> Flask:
         settings.currency,
         settings.stripe_webhook_secret,
     )
-    db.init_app(app, settings.database_url)
+    db.init_app(app, settings.database_url, settings.db_pool_size)
     migrate.init_app(
         app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True
     )

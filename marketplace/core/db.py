@@ -54,8 +54,11 @@ def _configure_sqlite(engine: Engine) -> None:
 class DatabaseState:
     """One application's engine and session factory (``app.extensions["db"]``)."""
 
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = build_engine(url)
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        pool = (
+            {} if url.startswith("sqlite") else {"pool_size": pool_size, "max_overflow": pool_size}
+        )
+        self.engine: Engine = build_engine(url, **pool)
         self.session_factory: sessionmaker[Session] = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
@@ -70,8 +73,8 @@ class DatabaseState:
 class Database:
     """The database extension: each app has its own state; a session per app context."""
 
-    def init_app(self, app: Flask, url: str) -> None:
-        app.extensions["db"] = DatabaseState(url)
+    def init_app(self, app: Flask, url: str, pool_size: int = 10) -> None:
+        app.extensions["db"] = DatabaseState(url, pool_size)
         app.after_request(self._finish_request)
         app.teardown_appcontext(self._close)
 

@@ -26,6 +26,7 @@ from marketplace.funding.schemas import (
     PledgePageSchema,
     PledgeQuerySchema,
 )
+from marketplace.funding.services import NewPledge
 from marketplace.payments import services as payments
 from marketplace.projects.schemas import ProjectOutSchema
 
@@ -42,24 +43,23 @@ def settings():
     return current_app.extensions["settings"]
 
 
-def pledge_body(pledge: Pledge, next_action: dict | None = None) -> dict[str, Any]:
+def pledge_body(pledge: Pledge | NewPledge, next_action: dict | None = None) -> dict[str, Any]:
     """The pledge's fields, for PledgeOutSchema."""
-    setup = pledge.payment_setup
     return {
         "id": pledge.id,
         "project_id": pledge.project_id,
         "tokens": pledge.tokens,
         "amount_cents": pledge.amount_cents,
         "state": pledge.state.value,
-        "payment_method": setup.payment_method_id,
-        "card": setup.label,
+        "payment_method": pledge.payment_method,
+        "card": pledge.card,
         "grace_until": pledge.grace_until,
         "created_at": pledge.created_at,
         "next_action": next_action,
     }
 
 
-def stored_body(pledge: Pledge) -> dict[str, Any]:
+def stored_body(pledge: NewPledge) -> dict[str, Any]:
     """The JSON an idempotent replay returns: exactly the first response's."""
     return PledgeOutSchema().dump(pledge_body(pledge))
 

@@ -87,6 +87,14 @@ class Pledge(Base):
     payment_setup: Mapped[PaymentSetup] = relationship(lazy="joined")
     history: Mapped[list[PledgeStateChange]] = relationship(order_by="PledgeStateChange.id")
 
+    @property
+    def payment_method(self) -> str:
+        return self.payment_setup.payment_method_id
+
+    @property
+    def card(self) -> str:
+        return self.payment_setup.label
+
     def __repr__(self) -> str:
         return f"<Pledge {self.id} {self.tokens} {self.state}>"
 

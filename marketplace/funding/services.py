@@ -3,9 +3,10 @@
 Invariants:
 - Tokens are reserved by one conditional update of the project row
   (``tokens_pledged + n <= tokens_total`` and the project still in funding), in
-  the transaction that inserts the pledge; the CHECK on ``projects`` is the
-  backstop. On PostgreSQL the update takes the row lock, on SQLite the
-  transaction began IMMEDIATE: either way no interleaving oversells.
+  the transaction that inserts the pledge, as its last statement before the
+  commit; the CHECK on ``projects`` is the backstop. On PostgreSQL the update
+  takes the row lock, on SQLite the transaction began IMMEDIATE: either way no
+  interleaving oversells.
 - No transaction is open while Stripe is called (a pledge saves the card first,
   then reserves); a refused reservation leaves a saved card and nothing else.
 - Only a buyer pledges, and only its own organisation's pledges can be seen,
@@ -15,12 +16,12 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,7 @@ from marketplace.payments.gateway import (
 )
 from marketplace.payments.models import MoneyState, Payment, PaymentKind
 from marketplace.projects.models import Project, ProjectState
-from marketplace.projects.services import get_project
+from marketplace.projects.services import get_project, visible_to
 from marketplace.projects.states import InvalidTransition, transition
 from outcomes.errors import Conflict, Forbidden, NotFound, PaymentRequired, Unavailable
 
@@ -55,6 +56,21 @@ class FundingClosed(Conflict):
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
     title = "This Idempotency-Key was used with another request"
+
+
+@dataclass(frozen=True)
+class NewPledge:
+    """A pledge just made, as its creator sees it (the API's pledge fields)."""
+
+    id: int
+    project_id: int
+    tokens: int
+    amount_cents: int
+    state: PledgeState
+    payment_method: str
+    card: str
+    grace_until: datetime | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -115,8 +131,8 @@ def create_pledge(
     now: datetime,
     today: date,
     idempotency: Idempotency | None = None,
-    respond: Callable[[Pledge], dict[str, Any]] | None = None,
-) -> tuple[Pledge | None, IdempotencyRecord | None]:
+    respond: Callable[[NewPledge], dict[str, Any]] | None = None,
+) -> tuple[NewPledge | None, IdempotencyRecord | None]:
     """Pledge ``tokens`` of a project with a saved card. Commits between steps.
 
     Returns ``(pledge, None)``, or ``(None, record)`` when the Idempotency-Key was
@@ -127,72 +143,97 @@ def create_pledge(
     require_role(user, Role.BUYER)
     if (record := replay(session, idempotency)) is not None:
         return None, record
-    project = get_project(session, user, project_id)
+    project = session.execute(
+        select(
+            Project.state,
+            Project.funding_deadline,
+            Project.tokens_total,
+            Project.tokens_pledged,
+            Project.token_price_cents,
+        ).where(Project.id == project_id, visible_to(user))
+    ).first()
+    if project is None:
+        raise NotFound("No such project.")
     _check_can_pledge(project, tokens, today)
-    setup = payments.save_payment_method(session, gateway, user, payment_method, now)
+    card = payments.save_payment_method(session, gateway, user, payment_method, now)
 
-    price = project.token_price_cents
-    try:
-        with session.begin_nested():
-            reserved = session.execute(
-                update(Project)
-                .where(
-                    Project.id == project_id,
-                    Project.state == ProjectState.FUNDING,
-                    Project.funding_deadline >= today,
-                    Project.tokens_pledged + tokens <= Project.tokens_total,
-                )
-                .values(tokens_pledged=Project.tokens_pledged + tokens)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if reserved == 1:
-                pledge = Pledge(
-                    project_id=project_id,
-                    organisation_id=user.organisation_id,
-                    user_id=user.id,
-                    payment_setup_id=setup.id,
-                    tokens=tokens,
-                    amount_cents=tokens * price,
-                    state=PledgeState.COMMITTED,
+    # The hot path: plain statements, no unit of work. Everything that cannot
+    # conflict is written first; the project row is updated last and the
+    # transaction committed at once, so its lock is held for two round trips.
+    made = NewPledge(
+        id=0,
+        project_id=project_id,
+        tokens=tokens,
+        amount_cents=tokens * project.token_price_cents,
+        state=PledgeState.COMMITTED,
+        payment_method=card.payment_method_id,
+        card=card.label,
+        grace_until=None,
+        created_at=now,
+    )
+    pledge_id = session.execute(
+        insert(Pledge)
+        .values(
+            project_id=project_id,
+            organisation_id=user.organisation_id,
+            user_id=user.id,
+            payment_setup_id=card.id,
+            tokens=tokens,
+            amount_cents=made.amount_cents,
+            state=PledgeState.COMMITTED,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Pledge.id)
+    ).scalar_one()
+    made = replace(made, id=pledge_id)
+    session.execute(
+        insert(PledgeStateChange).values(
+            pledge_id=pledge_id,
+            at=now,
+            from_state=None,
+            to_state=PledgeState.COMMITTED,
+            actor_id=user.id,
+            reason=f"pledged {tokens} tokens",
+        )
+    )
+    if idempotency is not None:
+        try:
+            session.execute(
+                insert(IdempotencyRecord).values(
+                    user_id=idempotency.user_id,
+                    key=idempotency.key,
+                    fingerprint=idempotency.fingerprint,
+                    status_code=201,
+                    response=respond(made) if respond else {"id": pledge_id},
                     created_at=now,
-                    updated_at=now,
                 )
-                session.add(pledge)
-                session.flush()
-                session.add(
-                    PledgeStateChange(
-                        pledge_id=pledge.id,
-                        at=now,
-                        from_state=None,
-                        to_state=PledgeState.COMMITTED,
-                        actor_id=user.id,
-                        reason=f"pledged {tokens} tokens",
-                    )
-                )
-                if idempotency is not None:
-                    session.add(
-                        IdempotencyRecord(
-                            user_id=idempotency.user_id,
-                            key=idempotency.key,
-                            fingerprint=idempotency.fingerprint,
-                            status_code=201,
-                            response=respond(pledge) if respond else {"id": pledge.id},
-                            created_at=now,
-                        )
-                    )
-                session.flush()
-    except IntegrityError:
-        # The same key was stored by a concurrent request a moment ago: replay it.
-        session.rollback()
-        record = replay(session, idempotency)
-        if record is None:
-            raise
-        return None, record
+            )
+        except IntegrityError:
+            # The same key was stored by a concurrent request a moment ago: replay it.
+            session.rollback()
+            record = replay(session, idempotency)
+            if record is None:
+                raise
+            return None, record
+    reserved = session.execute(
+        update(Project)
+        .where(
+            Project.id == project_id,
+            Project.state == ProjectState.FUNDING,
+            Project.funding_deadline >= today,
+            Project.tokens_pledged + tokens <= Project.tokens_total,
+        )
+        .values(tokens_pledged=Project.tokens_pledged + tokens)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if reserved != 1:
+        session.rollback()
         # Another buyer took the tokens (or funding closed) since the first check.
         _check_can_pledge(session.get(Project, project_id, populate_existing=True), tokens, today)
         raise InsufficientTokens("The tokens were taken by another buyer.")
-    return pledge, None
+    session.commit()
+    return made, None
 
 
 def get_pledge(session: Session, user: User, pledge_id: int) -> Pledge:

@@ -45,6 +45,11 @@ def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
     )
 
 
+def card_label(brand: str, last4: str) -> str:
+    """How a saved card is shown: "Visa •••• 4242"."""
+    return f"{brand.title() or 'Card'} •••• {last4}" if last4 else "Card"
+
+
 class SetupState(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -101,7 +106,7 @@ class PaymentSetup(Base):
 
     @property
     def label(self) -> str:
-        return f"{self.brand.title() or 'Card'} •••• {self.last4}" if self.last4 else "Card"
+        return card_label(self.brand, self.last4)
 
 
 class Payment(Base):

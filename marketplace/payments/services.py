@@ -12,6 +12,7 @@ Every money movement is posted to the ledger with a reference naming its row
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -41,6 +42,7 @@ from marketplace.payments.models import (
     SetupState,
     StripeCustomer,
     Transfer,
+    card_label,
 )
 from marketplace.projects.models import Project
 from outcomes.errors import PaymentRequired, Unavailable, ValidationFailed
@@ -82,21 +84,33 @@ def customer_for(
     return session.get(StripeCustomer, organisation.id).customer_id
 
 
-def saved_method(
-    session: Session, organisation_id: int, payment_method: str
-) -> PaymentSetup | None:
-    return session.scalar(
-        select(PaymentSetup).where(
+@dataclass(frozen=True)
+class SavedCard:
+    """A card saved for off-session charges, as pledging needs it."""
+
+    id: int
+    payment_method_id: str
+    label: str
+
+
+def saved_method(session: Session, organisation_id: int, payment_method: str) -> SavedCard | None:
+    found = session.execute(
+        select(
+            PaymentSetup.id, PaymentSetup.payment_method_id, PaymentSetup.brand, PaymentSetup.last4
+        ).where(
             PaymentSetup.organisation_id == organisation_id,
             PaymentSetup.payment_method_id == payment_method,
             PaymentSetup.state == SetupState.SUCCEEDED,
         )
-    )
+    ).first()
+    if found is None:
+        return None
+    return SavedCard(found.id, found.payment_method_id, card_label(found.brand, found.last4))
 
 
 def save_payment_method(
     session: Session, gateway: StripeGateway, user: User, payment_method: str, now: datetime
-) -> PaymentSetup:
+) -> SavedCard:
     """A card saved for off-session charges: reused when already saved, else set up (commits).
 
     Raises ValidationFailed (unknown payment method), PaymentRequired (declined,
@@ -140,7 +154,7 @@ def save_payment_method(
     setup.payment_method_id = result.payment_method_id
     setup.brand, setup.last4 = result.brand[:20], result.last4[:4]
     session.commit()
-    return setup
+    return SavedCard(setup.id, setup.payment_method_id, setup.label)
 
 
 # --- charges --------------------------------------------------------------------------

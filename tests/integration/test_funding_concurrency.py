@@ -18,6 +18,7 @@ from marketplace.funding.models import Pledge, PledgeState
 from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import MoneyState, Payment
 from marketplace.projects.models import ProjectState
+from tests.conftest import build_app
 from tests.factories import ApiTokenFactory, PaymentSetupFactory
 from tests.integration.funding_support import (
     AFTER_DEADLINE,
@@ -60,14 +61,20 @@ def assert_sold_exactly(session, project, outcomes) -> None:
 
 
 @pytest.mark.postgres_only
-def test_64_buyers_at_once_never_oversell_on_postgresql(app, session):
+def test_64_buyers_at_once_never_oversell_on_postgresql(app, session, tmp_path):
     project = listed_project(tokens_total=1500, threshold_tokens=1200)
+    settings = app.extensions["settings"]
+    # An app of its own with a connection for each of the 64 threads, as a deployment
+    # sizes DB_POOL_SIZE to its worker threads.
+    wide = build_app(
+        settings.database_url, tmp_path, stripe_api_base=settings.stripe_api_base, db_pool_size=64
+    )
     buyers = buyers_with_saved_cards(64)
     attempts_each = 40  # 2,560 attempts for 1,500 tokens asked ~7,000 times
     start = threading.Barrier(64)
 
     def run(n: int) -> list[tuple]:
-        client = app.test_client()
+        client = wide.test_client()
         token, method = buyers[n]
         chance = random.Random(n)
         start.wait()
@@ -83,6 +90,7 @@ def test_64_buyers_at_once_never_oversell_on_postgresql(app, session):
     with ThreadPoolExecutor(max_workers=64) as pool:
         outcomes = [r for batch in pool.map(run, range(64)) for r in batch]
 
+    wide.extensions["db"].engine.dispose()
     assert len(outcomes) == 2560
     assert_sold_exactly(session, project, outcomes)
 

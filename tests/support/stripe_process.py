@@ -47,10 +47,8 @@ class StripeServer:
         raise RuntimeError("localstripe did not start within 20 s")
 
     def reset(self) -> None:
-        request = urllib.request.Request(  # noqa: S310 - our own server
-            self.url + "/_config/everything", method="DELETE"
-        )
-        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - our own server
+        request = urllib.request.Request(self.url + "/_config/everything", method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

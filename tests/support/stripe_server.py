@@ -43,7 +43,7 @@ from localstripe.resources import (
     StripeObject,
     store,
 )
-from localstripe.webhooks import schedule_webhook
+from localstripe.webhooks import _webhooks, schedule_webhook
 
 AUTHENTICATION_REQUIRED_CARD = "4000002760003184"
 
@@ -94,6 +94,7 @@ async def idempotency_middleware(request, handler):
 async def flush_everything(request):
     store.clear()
     _idempotent.clear()
+    _webhooks.clear()
     return web.Response()
 
 

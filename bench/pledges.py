@@ -1,0 +1,357 @@
+"""Benchmark: pledges per second through HTTP on one hot project, against the SQL ceiling.
+
+It starts a private PostgreSQL server, migrates a database, and lists one project
+with a billion tokens, so no pledge is refused. 64 buyers each have a saved
+card (the card of an earlier pledge), so the measured path is the one a
+returning buyer takes: authenticate, check, reserve the tokens with the
+conditional update of the hot project row, insert the pledge and its history
+row, commit, answer. (A new card adds one SetupIntent round trip to Stripe,
+outside every transaction.)
+
+The application runs under gunicorn (``--workers`` processes of ``--threads``
+threads) on 127.0.0.1; clients in this process keep their connections alive and
+pledge 1 to 5 tokens as fast as they can, 8 and then 32 at a time. Beside each
+figure it prints the ceiling: pgbench running the same SQL (the conditional
+update plus an insert, in one transaction) with the same number of clients on
+the same server in the same run, and the ratio of the two.
+
+For scale it also prints what the same server answers to the lightest
+authenticated request, ``GET /api/v1/me``, at the same concurrency: the most any
+API request can reach on this machine.
+
+Aim (issue 5): at least 30% of the ceiling; p95 latency under 100 ms at 32 clients.
+
+    .venv/bin/python -m bench.pledges [--seconds 10] [--workers 3] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import flask_migrate
+from sqlalchemy import create_engine, insert, select, text
+
+from config import testing_settings
+from marketplace import create_app
+from marketplace.accounts.models import ApiToken, Organisation, Role, User
+from marketplace.accounts.services import API_TOKEN_PREFIX, token_digest
+from marketplace.payments.models import PaymentSetup, SetupState
+from marketplace.projects.models import Project, ProjectState, Theme
+from tests.support.postgres import PostgresServer, _free_port, create_database, find_bindir
+
+AIM_RATIO = 0.30
+AIM_P95_MS = 100.0
+BUYERS = 64
+CEILING_SQL = """\\set n random(1, 5)
+BEGIN;
+UPDATE projects SET tokens_pledged = tokens_pledged + :n
+ WHERE id = {project_id} AND state = 'funding' AND tokens_pledged + :n <= tokens_total;
+INSERT INTO bench_pledges (project_id, tokens, created_at) VALUES ({project_id}, :n, now());
+END;
+"""
+
+
+def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    buyers = []
+    with engine.begin() as conn:
+        owner = conn.execute(
+            insert(Organisation)
+            .values(name="Werkplaats", name_key="werkplaats", created_at=now)
+            .returning(Organisation.id)
+        ).scalar_one()
+        creator = conn.execute(
+            insert(User)
+            .values(
+                email="owner@bench.example",
+                name="Owner",
+                role=Role.ENTREPRENEUR,
+                organisation_id=owner,
+                password_hash="!",
+                created_at=now,
+            )  # noqa: S106 - no log-in
+            .returning(User.id)
+        ).scalar_one()
+        project_id = conn.execute(
+            insert(Project)
+            .values(
+                organisation_id=owner,
+                created_by_id=creator,
+                title="Hot project",
+                summary="Bench",
+                city="Rotterdam",
+                city_key="rotterdam",
+                theme=Theme.WORK,
+                budget_cents=10**9,
+                premium_rate=Decimal("0.25"),
+                funding_deadline=date(2099, 1, 1),
+                start_date=date(2099, 2, 1),
+                end_date=date(2100, 1, 1),
+                state=ProjectState.FUNDING,
+                tokens_total=10**9,
+                token_price_cents=1000,
+                threshold_tokens=800_000_000,
+                tokens_pledged=0,
+                tokens_paid=0,
+                created_at=now,
+                updated_at=now,
+                listed_at=now,
+            )
+            .returning(Project.id)
+        ).scalar_one()
+        for n in range(BUYERS):
+            org = conn.execute(
+                insert(Organisation)
+                .values(name=f"Buyer {n}", name_key=f"buyer {n}", created_at=now)
+                .returning(Organisation.id)
+            ).scalar_one()
+            user = conn.execute(
+                insert(User)
+                .values(
+                    email=f"buyer{n}@bench.example",
+                    name=f"Buyer {n}",
+                    role=Role.BUYER,
+                    organisation_id=org,
+                    password_hash="!",
+                    created_at=now,
+                )  # noqa: S106 - no log-in
+                .returning(User.id)
+            ).scalar_one()
+            secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+            conn.execute(
+                insert(ApiToken).values(
+                    user_id=user,
+                    name="bench",
+                    token_hash=token_digest(secret),
+                    prefix=secret[:8],
+                    created_at=now,
+                )
+            )
+            method = f"pm_bench_{n}"
+            conn.execute(
+                insert(PaymentSetup).values(
+                    organisation_id=org,
+                    user_id=user,
+                    requested_method="pm_card_visa",
+                    state=SetupState.SUCCEEDED,
+                    setup_intent_id=f"seti_bench_{n}",
+                    payment_method_id=method,
+                    brand="visa",
+                    last4="4242",
+                    created_at=now,
+                )
+            )
+            buyers.append((secret, method))
+        conn.execute(
+            text(
+                "CREATE TABLE bench_pledges (id bigserial PRIMARY KEY, "
+                "project_id int, tokens int, created_at timestamptz)"
+            )
+        )
+    engine.dispose()
+    return project_id, buyers
+
+
+def start_app(url: str, instance: Path, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        INSTANCE_PATH=str(instance),
+        MARKETPLACE_ENV="development",
+        STRIPE_API_KEY="sk_test_bench",
+    )
+    process = subprocess.Popen(  # noqa: S603 - our own app
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--log-level",
+            "warning",
+            "marketplace:create_app()",
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/api/v1/openapi.json")
+            conn.getresponse().read()
+            return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the app did not start")
+
+
+def load(port: int, project_id: int, buyers, clients: int, seconds: float, *, pledge: bool = True):
+    """Pledge (or, with ``pledge=False``, GET /api/v1/me) from ``clients`` keep-alive
+    connections for ``seconds``; return (requests per second, latencies, errors)."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    stop = time.monotonic() + seconds
+    barrier = threading.Barrier(clients)
+
+    def run(n: int) -> None:
+        token, method = buyers[n % len(buyers)]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        size = 1 + n % 5
+        body = json.dumps({"tokens": size, "payment_method": method})
+        barrier.wait()
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            if pledge:
+                conn.request("POST", f"/api/v1/projects/{project_id}/pledges", body, headers)
+            else:
+                conn.request("GET", "/api/v1/me", headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            latencies[n].append(time.perf_counter() - started)
+            if response.status != (201 if pledge else 200):
+                errors[n] += 1
+                if errors[n] == 1 and n == 0:
+                    print(f"  first error: {response.status} {payload[:300]!r}")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    flat = sorted(x for each in latencies for x in each)
+    return len(flat) / elapsed, flat, sum(errors)
+
+
+def ceiling(
+    bindir: Path, server: PostgresServer, database: str, project_id: int, clients: int, seconds: int
+) -> float:
+    script = Path(tempfile.mkdtemp()) / "pledge.sql"
+    script.write_text(CEILING_SQL.format(project_id=project_id))
+    result = subprocess.run(  # noqa: S603 - PostgreSQL's own tool
+        [
+            str(bindir / "pgbench"),
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(server.port),
+            "-U",
+            "postgres",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 4)),
+            "-T",
+            str(seconds),
+            "-f",
+            str(script),
+            database,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    bindir = find_bindir()
+    if bindir is None:
+        sys.exit("PostgreSQL is not installed (make test installs it)")
+    server = PostgresServer(bindir).start()
+    app_process = None
+    try:
+        url = create_database(server.url(), "bench_pledges")
+        instance = Path(tempfile.mkdtemp())
+        app = create_app(testing_settings(url, instance))
+        with app.app_context():
+            flask_migrate.upgrade()
+        app.extensions["db"].engine.dispose()
+        project_id, buyers = seed(url)
+        app_process, port = start_app(url, instance, args.workers, args.threads)
+        database = url.rsplit("/", 1)[1]
+        print(
+            f"PostgreSQL {bindir.parent.name}, {os.cpu_count()} cores; gunicorn "
+            f"{args.workers} workers x {args.threads} threads; {args.seconds} s per run"
+        )
+        print(
+            f"{'clients':>7} {'HTTP pledges/s':>15} {'p50 ms':>7} {'p95 ms':>7} "
+            f"{'ceiling tx/s':>13} {'ratio':>6} {'errors':>6} {'GET /me/s':>10}"
+        )
+        verdicts = []
+        for clients in (8, 32):
+            load(port, project_id, buyers, clients, 2)  # warm up
+            rate, latencies, errors = load(port, project_id, buyers, clients, args.seconds)
+            top = ceiling(bindir, server, database, project_id, clients, args.seconds)
+            p50 = statistics.median(latencies) * 1000
+            p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
+            ratio = rate / top
+            floor, _latencies, _errors = load(
+                port, project_id, buyers, clients, args.seconds, pledge=False
+            )
+            print(
+                f"{clients:>7} {rate:>15.0f} {p50:>7.1f} {p95:>7.1f} {top:>13.0f} "
+                f"{ratio:>6.2f} {errors:>6} {floor:>10.0f}"
+            )
+            verdicts.append(ratio >= AIM_RATIO and errors == 0)
+            if clients == 32:
+                verdicts.append(p95 < AIM_P95_MS)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            pledged = conn.execute(select(Project.tokens_pledged)).scalar_one()
+            total = conn.execute(
+                text(
+                    "SELECT (SELECT coalesce(sum(tokens), 0) FROM pledges)"
+                    " + (SELECT coalesce(sum(tokens), 0) FROM bench_pledges)"
+                )
+            ).scalar()
+        engine.dispose()
+        print(
+            f"consistency: tokens_pledged {pledged} == pledges + pgbench's rows {total}: "
+            f"{'yes' if pledged == total else 'NO'}"
+        )
+        print(
+            f"aim: >= {AIM_RATIO:.0%} of the ceiling, p95 < {AIM_P95_MS:.0f} ms at 32 "
+            f"clients: {'PASS' if all(verdicts) and pledged == total else 'MISS'}"
+        )
+    finally:
+        if app_process is not None:
+            app_process.send_signal(signal.SIGTERM)
+            app_process.wait(timeout=20)
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
