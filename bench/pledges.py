@@ -57,6 +57,7 @@ from tests.support.postgres import PostgresServer, _free_port, create_database, 
 AIM_RATIO = 0.30
 AIM_P95_MS = 100.0
 BUYERS = 64
+NO_LOG_IN = "!"
 CEILING_SQL = """\\set n random(1, 5)
 BEGIN;
 UPDATE projects SET tokens_pledged = tokens_pledged + :n
@@ -83,9 +84,9 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
                 name="Owner",
                 role=Role.ENTREPRENEUR,
                 organisation_id=owner,
-                password_hash="!",
+                password_hash=NO_LOG_IN,
                 created_at=now,
-            )  # noqa: S106 - no log-in
+            )
             .returning(User.id)
         ).scalar_one()
         project_id = conn.execute(
@@ -128,9 +129,9 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
                     name=f"Buyer {n}",
                     role=Role.BUYER,
                     organisation_id=org,
-                    password_hash="!",
+                    password_hash=NO_LOG_IN,
                     created_at=now,
-                )  # noqa: S106 - no log-in
+                )
                 .returning(User.id)
             ).scalar_one()
             secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
