@@ -8,6 +8,38 @@ HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-5000}"
 INSTANCE="${INSTANCE_PATH:-instance}"
 
+# Payments: Stripe's test mode when STRIPE_API_KEY is set; otherwise a local fake
+# Stripe (localstripe with the project's extensions, a development tool that is
+# never part of the shipped package) on 127.0.0.1, so pledging works out of the box.
+children=()
+trap 'kill "${children[@]}" 2>/dev/null || true' EXIT INT TERM
+if [ -z "${STRIPE_API_KEY:-}" ]; then
+  STRIPE_PORT="${STRIPE_PORT:-8420}"
+  .venv/bin/python -c "import localstripe" 2>/dev/null ||
+    .venv/bin/python -m pip install --quiet "localstripe==1.15.10"
+  .venv/bin/python -m tests.support.stripe_server --port "$STRIPE_PORT" &
+  children+=($!)
+  export STRIPE_API_KEY="sk_test_local" STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT"
+  export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_local_development}"
+  # Send Stripe's webhooks to this app (localstripe keeps them in memory only).
+  .venv/bin/python - "$STRIPE_API_BASE" "http://$HOST:$PORT/webhooks/stripe" <<'PY'
+import os, sys, time, urllib.parse, urllib.request
+base, target = sys.argv[1], sys.argv[2]
+data = urllib.parse.urlencode({"url": target, "secret": os.environ["STRIPE_WEBHOOK_SECRET"]})
+for _ in range(100):
+    try:
+        urllib.request.urlopen(f"{base}/_config/webhooks/marketplace", data.encode(), timeout=2)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("the local fake Stripe did not start")
+PY
+  STRIPE_NOTE="a local fake Stripe on $STRIPE_API_BASE (set STRIPE_API_KEY for Stripe's test mode)"
+else
+  STRIPE_NOTE="Stripe with the configured STRIPE_API_KEY"
+fi
+
 $FLASK db upgrade
 mkdir -p "$INSTANCE"
 if [ ! -e "$INSTANCE/.demo-loaded" ]; then
@@ -16,11 +48,11 @@ if [ ! -e "$INSTANCE/.demo-loaded" ]; then
 fi
 
 $FLASK scheduler run &
-scheduler=$!
-trap 'kill "$scheduler" 2>/dev/null || true' EXIT INT TERM
+children+=($!)
 
 echo
 echo "  Social Outcomes Marketplace: http://$HOST:$PORT"
+echo "  Payments: $STRIPE_NOTE"
 $FLASK demo logins | sed 's/^/  /'
 echo "  Stop with Ctrl-C."
 echo
