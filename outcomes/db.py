@@ -9,10 +9,11 @@ Invariants:
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, MetaData, Numeric, String
+from sqlalchemy import DateTime, Enum, MetaData, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -93,3 +94,16 @@ def canonical_decimal(value: Decimal) -> Decimal:
     """The value without trailing zeros, never in exponent form (100, not 1E+2)."""
     value = value.normalize()
     return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value
+
+
+def str_enum(kind: type[enum.StrEnum], name: str, length: int = 20) -> Enum:
+    """A string enum column stored by value, with a CHECK of the allowed values
+    (the same on every database: no native enum types to migrate)."""
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        length=length,
+        create_constraint=True,
+        values_callable=lambda members: [m.value for m in members],
+    )

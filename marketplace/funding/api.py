@@ -182,6 +182,9 @@ class PayPledge(MethodView):
     @blp.alt_response(402, response="PAYMENT_REQUIRED", description="payment_method_declined")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(
+        503, response="SERVICE_UNAVAILABLE", description="payment_provider_unavailable"
+    )
+    @blp.alt_response(
         409,
         response="CONFLICT",
         description="invalid_transition (not payment_failed), funding_closed "

@@ -21,7 +21,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     String,
@@ -33,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from marketplace.accounts.models import Organisation, User
 from marketplace.payments.models import PaymentSetup
 from marketplace.projects.models import Project
-from outcomes.db import Base, UTCDateTime
+from outcomes.db import Base, UTCDateTime, str_enum
 
 
 class PledgeState(enum.StrEnum):
@@ -46,17 +45,6 @@ class PledgeState(enum.StrEnum):
 
 
 LIVE_STATES = (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED, PledgeState.PAID)
-
-
-def _enum(name: str) -> Enum:
-    return Enum(
-        PledgeState,
-        name=name,
-        native_enum=False,
-        length=20,
-        create_constraint=True,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class Pledge(Base):
@@ -76,7 +64,7 @@ class Pledge(Base):
     payment_setup_id: Mapped[int] = mapped_column(ForeignKey("payment_setups.id"))
     tokens: Mapped[int]
     amount_cents: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[PledgeState] = mapped_column(_enum("pledge_state"))
+    state: Mapped[PledgeState] = mapped_column(str_enum(PledgeState, "pledge_state"))
     grace_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -105,8 +93,10 @@ class PledgeStateChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pledge_id: Mapped[int] = mapped_column(ForeignKey("pledges.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    from_state: Mapped[PledgeState | None] = mapped_column(_enum("pledge_from_state"))
-    to_state: Mapped[PledgeState] = mapped_column(_enum("pledge_to_state"))
+    from_state: Mapped[PledgeState | None] = mapped_column(
+        str_enum(PledgeState, "pledge_from_state")
+    )
+    to_state: Mapped[PledgeState] = mapped_column(str_enum(PledgeState, "pledge_to_state"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text, default="")
 

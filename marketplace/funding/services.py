@@ -307,15 +307,13 @@ def pay_pledge(
     attempt = (
         session.scalar(select(func.max(Payment.attempt)).where(Payment.pledge_id == pledge.id)) or 0
     ) + 1
-    payment = Payment(
-        pledge_id=pledge.id,
+    payment = Payment.attempt_for(
+        pledge.id,
+        pledge.amount_cents,
         attempt=attempt,
         kind=PaymentKind.ON_SESSION,
-        amount_cents=pledge.amount_cents,
         payment_method_id=payment_method,
-        state=MoneyState.CREATED,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
     session.add(payment)
     try:

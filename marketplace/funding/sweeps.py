@@ -174,15 +174,13 @@ def charge_pledges(ctx: SweepContext, now: datetime) -> str:
 
 
 def _claim_charge(session: Session, pledge: Pledge, now: datetime) -> Payment | None:
-    payment = Payment(
-        pledge_id=pledge.id,
+    payment = Payment.attempt_for(
+        pledge.id,
+        pledge.amount_cents,
         attempt=1,
         kind=PaymentKind.OFF_SESSION,
-        amount_cents=pledge.amount_cents,
         payment_method_id=pledge.payment_setup.payment_method_id,
-        state=MoneyState.CREATED,
-        created_at=now,
-        updated_at=now,
+        now=now,
     )
     session.add(payment)
     try:
@@ -301,22 +299,33 @@ def _refund_everything(session: Session, project: Project, now: datetime) -> Non
     session.flush()
 
 
+def _send_each(session: Session, rows, send) -> tuple[int, int]:
+    """Send each row to Stripe; one Stripe cannot take now waits for the next run.
+
+    Returns how many were sent and how many wait.
+    """
+    done = waiting = 0
+    for row in rows:
+        try:
+            send(row)
+            done += 1
+        except GatewayError as error:
+            session.rollback()
+            waiting += 1
+            log.warning("%r waits for the next run: %s", row, error)
+    return done, waiting
+
+
 def execute_refunds(ctx: SweepContext, now: datetime) -> str:
     """Send every refund not yet made to Stripe (new ones, and stale ones again)."""
-    done = waiting = 0
     with ctx.db.session_factory() as session:
         due = session.scalars(
             select(Refund).where(Refund.state == MoneyState.CREATED).order_by(Refund.id)
         ).all()
         session.commit()
-        for refund in due:
-            try:
-                payments.execute_refund(session, ctx.gateway, refund, now)
-                done += 1
-            except GatewayError as error:
-                session.rollback()
-                waiting += 1
-                log.warning("refund %s waits: %s", refund.id, error)
+        done, waiting = _send_each(
+            session, due, lambda refund: payments.execute_refund(session, ctx.gateway, refund, now)
+        )
     return f"refunded {done} payments, {waiting} left for the next run"
 
 
@@ -400,7 +409,6 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
 
 def execute_transfers(ctx: SweepContext, now: datetime) -> str:
     """Pay out transfers to entrepreneurs whose payout account is ready."""
-    done = waiting = 0
     with ctx.db.session_factory() as session:
         due = session.execute(
             select(Transfer, ConnectedAccount)
@@ -409,14 +417,11 @@ def execute_transfers(ctx: SweepContext, now: datetime) -> str:
             .order_by(Transfer.id)
         ).all()
         session.commit()
-        for transfer, account in due:
-            try:
-                payments.execute_transfer(session, ctx.gateway, transfer, account, now)
-                done += 1
-            except GatewayError as error:
-                session.rollback()
-                waiting += 1
-                log.warning("transfer %s waits: %s", transfer.id, error)
+        done, waiting = _send_each(
+            session,
+            due,
+            lambda row: payments.execute_transfer(session, ctx.gateway, row[0], row[1], now),
+        )
         without = session.scalar(
             select(Transfer.id)
             .where(

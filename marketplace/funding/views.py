@@ -37,23 +37,26 @@ TEST_CARDS = (
 )
 
 
+def saved_cards(organisation_id: int, most: int = 5) -> list[PaymentSetup]:
+    """The organisation's saved cards, newest first, to offer again."""
+    return list(
+        db.session.scalars(
+            select(PaymentSetup)
+            .where(
+                PaymentSetup.organisation_id == organisation_id,
+                PaymentSetup.state == SetupState.SUCCEEDED,
+            )
+            .order_by(PaymentSetup.id.desc())
+            .limit(most)
+        )
+    )
+
+
 def pledge_form_context(project) -> dict:
     """What the pledge card on a project page needs."""
     settings = current_app.extensions["settings"]
     is_buyer = current_user.is_authenticated and current_user.role is Role.BUYER
-    saved = []
-    if is_buyer:
-        saved = list(
-            db.session.scalars(
-                select(PaymentSetup)
-                .where(
-                    PaymentSetup.organisation_id == current_user.organisation_id,
-                    PaymentSetup.state == SetupState.SUCCEEDED,
-                )
-                .order_by(PaymentSetup.id.desc())
-                .limit(5)
-            )
-        )
+    saved = saved_cards(current_user.organisation_id) if is_buyer else []
     return {
         "can_pledge": is_buyer and services.funding_open(project, today()),
         "remaining": services.remaining_tokens(project),
@@ -115,17 +118,7 @@ def _pledges_page(status: int = 200, errors=None, form=None, focus: int | None =
             .limit(10)
         )
     )
-    saved = list(
-        db.session.scalars(
-            select(PaymentSetup)
-            .where(
-                PaymentSetup.organisation_id == current_user.organisation_id,
-                PaymentSetup.state == SetupState.SUCCEEDED,
-            )
-            .order_by(PaymentSetup.id.desc())
-            .limit(5)
-        )
-    )
+    saved = saved_cards(current_user.organisation_id)
     settings = current_app.extensions["settings"]
     return render_template(
         "funding/pledges.html",

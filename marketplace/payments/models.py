@@ -22,7 +22,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     String,
@@ -31,18 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from outcomes.db import Base, UTCDateTime
-
-
-def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
-    return Enum(
-        kind,
-        name=name,
-        native_enum=False,
-        length=20,
-        create_constraint=True,
-        values_callable=lambda members: [m.value for m in members],
-    )
+from outcomes.db import Base, UTCDateTime, str_enum
 
 
 def card_label(brand: str, last4: str) -> str:
@@ -92,7 +80,7 @@ class PaymentSetup(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     requested_method: Mapped[str] = mapped_column(String(255))
-    state: Mapped[SetupState] = mapped_column(_enum(SetupState, "setup_state"))
+    state: Mapped[SetupState] = mapped_column(str_enum(SetupState, "setup_state"))
     setup_intent_id: Mapped[str | None] = mapped_column(String(64))
     payment_method_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     brand: Mapped[str] = mapped_column(String(20), default="")
@@ -123,14 +111,37 @@ class Payment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pledge_id: Mapped[int] = mapped_column(ForeignKey("pledges.id"))
     attempt: Mapped[int]
-    kind: Mapped[PaymentKind] = mapped_column(_enum(PaymentKind, "payment_kind"))
+    kind: Mapped[PaymentKind] = mapped_column(str_enum(PaymentKind, "payment_kind"))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     payment_method_id: Mapped[str] = mapped_column(String(64))
-    state: Mapped[MoneyState] = mapped_column(_enum(MoneyState, "payment_state"))
+    state: Mapped[MoneyState] = mapped_column(str_enum(MoneyState, "payment_state"))
     payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     failure_code: Mapped[str] = mapped_column(String(60), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def attempt_for(
+        cls,
+        pledge_id: int,
+        amount_cents: int,
+        *,
+        attempt: int,
+        kind: PaymentKind,
+        payment_method_id: str,
+        now: datetime,
+    ) -> Payment:
+        """A new ``created`` payment: written and committed before Stripe is called."""
+        return cls(
+            pledge_id=pledge_id,
+            attempt=attempt,
+            kind=kind,
+            amount_cents=amount_cents,
+            payment_method_id=payment_method_id,
+            state=MoneyState.CREATED,
+            created_at=now,
+            updated_at=now,
+        )
 
     @property
     def idempotency_key(self) -> str:
@@ -152,7 +163,7 @@ class Refund(Base):
     pledge_id: Mapped[int] = mapped_column(ForeignKey("pledges.id"), index=True)
     reason: Mapped[str] = mapped_column(String(20))  # unfunded | settlement
     amount_cents: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[MoneyState] = mapped_column(_enum(MoneyState, "refund_state"))
+    state: Mapped[MoneyState] = mapped_column(str_enum(MoneyState, "refund_state"))
     refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     failure_code: Mapped[str] = mapped_column(String(60), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -196,7 +207,7 @@ class Transfer(Base):
     kind: Mapped[str] = mapped_column(String(20))  # cost_tranche | premium
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     fee_cents: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[MoneyState] = mapped_column(_enum(MoneyState, "transfer_state"))
+    state: Mapped[MoneyState] = mapped_column(str_enum(MoneyState, "transfer_state"))
     transfer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     failure_code: Mapped[str] = mapped_column(String(60), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

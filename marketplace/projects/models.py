@@ -25,7 +25,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    Enum,
     ForeignKey,
     Index,
     String,
@@ -35,7 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.accounts.models import Organisation, User
 from outcomes.commitments import OutcomeCommitment
-from outcomes.db import Base, ExactDecimal, UTCDateTime
+from outcomes.db import Base, ExactDecimal, UTCDateTime, str_enum
 
 
 class ProjectState(enum.StrEnum):
@@ -73,17 +72,6 @@ class Theme(enum.StrEnum):
     WELLBEING = "wellbeing"
 
 
-def _enum(kind: type[enum.StrEnum], name: str, length: int) -> Enum:
-    return Enum(
-        kind,
-        name=name,
-        native_enum=False,
-        length=length,
-        create_constraint=True,
-        values_callable=lambda members: [m.value for m in members],
-    )
-
-
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (
@@ -118,13 +106,13 @@ class Project(Base):
     city: Mapped[str] = mapped_column(String(80))
     # The city case-folded, for filtering ("rotterdam" finds "Rotterdam").
     city_key: Mapped[str] = mapped_column(String(80))
-    theme: Mapped[Theme] = mapped_column(_enum(Theme, "theme", 20))
+    theme: Mapped[Theme] = mapped_column(str_enum(Theme, "theme", 20))
     budget_cents: Mapped[int] = mapped_column(BigInteger)
     premium_rate: Mapped[Decimal] = mapped_column(ExactDecimal(5, 4))
     funding_deadline: Mapped[date] = mapped_column(Date)
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date)
-    state: Mapped[ProjectState] = mapped_column(_enum(ProjectState, "project_state", 20))
+    state: Mapped[ProjectState] = mapped_column(str_enum(ProjectState, "project_state", 20))
     valuation_id: Mapped[int | None] = mapped_column(
         ForeignKey("valuation_snapshots.id", use_alter=True, name="fk_projects_valuation_id")
     )
@@ -189,8 +177,10 @@ class ProjectStateChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    from_state: Mapped[ProjectState | None] = mapped_column(_enum(ProjectState, "from_state", 20))
-    to_state: Mapped[ProjectState] = mapped_column(_enum(ProjectState, "to_state", 20))
+    from_state: Mapped[ProjectState | None] = mapped_column(
+        str_enum(ProjectState, "from_state", 20)
+    )
+    to_state: Mapped[ProjectState] = mapped_column(str_enum(ProjectState, "to_state", 20))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text, default="")
 
