@@ -21,7 +21,7 @@ API request can reach on this machine.
 
 Aim (issue 5): at least 30% of the ceiling; p95 latency under 100 ms at 32 clients.
 
-    .venv/bin/python -m bench.pledges [--seconds 10] [--workers 3] [--threads 8]
+    .venv/bin/python -m bench.pledges [--seconds 10] [--workers 3] [--threads 4]
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
     bindir = find_bindir()
     if bindir is None:
