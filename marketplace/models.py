@@ -19,14 +19,19 @@ from marketplace.projects.models import (
     ProjectStateChange,
     ValuationSnapshot,
 )
+from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base
+from outcomes.evaluation import Evaluation, EvaluationResult, EvaluationStateChange
 
 __all__ = [
     "ApiToken",
     "Base",
     "ConnectedAccount",
+    "Evaluation",
+    "EvaluationResult",
+    "EvaluationStateChange",
     "IdempotencyRecord",
     "JournalEntry",
     "JournalLeg",
@@ -45,6 +50,8 @@ __all__ = [
     "ProjectStateChange",
     "ReconciliationRun",
     "Refund",
+    "Settlement",
+    "SettlementShare",
     "StripeCustomer",
     "StripeEvent",
     "Transfer",

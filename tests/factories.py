@@ -52,6 +52,12 @@ from marketplace.projects.models import (
 )
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
+from outcomes.evaluation import (
+    Evaluation,
+    EvaluationResult,
+    EvaluationState,
+    EvaluationStateChange,
+)
 from valuation import EvidenceGrade, Per
 
 
@@ -485,3 +491,53 @@ class ReconciliationRunFactory(BaseFactory):
     at = factory.LazyFunction(_now)
     checked = 0
     differences = factory.LazyFunction(list)
+
+
+# ---------------------------------------------------------------- evaluation and settlement
+
+
+class EvaluationFactory(BaseFactory):
+    """An evaluation assigned to an evaluator, of a running project."""
+
+    class Meta:
+        model = Evaluation
+
+    project_id = factory.LazyFunction(lambda: ProjectFactory(state=ProjectState.RUNNING).id)
+    evaluator_id = factory.LazyFunction(lambda: UserFactory(role=Role.EVALUATOR).id)
+    assigned_by_id = factory.LazyFunction(lambda: UserFactory(role=Role.ADMIN).id)
+    state = EvaluationState.ASSIGNED
+    assigned_at = factory.LazyFunction(_now)
+
+
+class EvaluationResultFactory(BaseFactory):
+    class Meta:
+        model = EvaluationResult
+
+    evaluation_id = factory.LazyFunction(lambda: EvaluationFactory().id)
+    commitment_id = factory.LazyAttribute(
+        lambda o: Session.scalars(
+            select(OutcomeCommitment.id)
+            .join(Evaluation, Evaluation.project_id == OutcomeCommitment.project_id)
+            .where(Evaluation.id == o.evaluation_id)
+        ).first()
+    )
+    verified_quantity = 14
+    evidence_note = "Payroll records of the employers, checked against the municipality's data."
+
+
+class EvaluationStateChangeFactory(BaseFactory):
+    class Meta:
+        model = EvaluationStateChange
+
+    evaluation_id = factory.LazyFunction(lambda: EvaluationFactory().id)
+    at = factory.LazyFunction(_now)
+    from_state = None
+    to_state = EvaluationState.ASSIGNED
+    reason = "assigned"
+
+
+WITHOUT_FACTORY["Settlement"] = (
+    "a settlement is only ever computed by settle_project from an approved evaluation; "
+    "tests make it that way"
+)
+WITHOUT_FACTORY["SettlementShare"] = "shares exist only inside a settlement"

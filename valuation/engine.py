@@ -84,6 +84,17 @@ class MethodParameters:
             "token_value_cents": self.token_value_cents,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> MethodParameters:
+        """The parameters ``as_dict`` wrote (a valuation snapshot's)."""
+        return cls(
+            valuation_year=int(data["valuation_year"]),
+            inflation=Decimal(data["inflation"]),
+            discount_rate=Decimal(data["discount_rate"]),
+            fx={currency: Decimal(rate) for currency, rate in data["fx"].items()},
+            token_value_cents=int(data["token_value_cents"]),
+        )
+
 
 @dataclass(frozen=True)
 class OutcomeProxy:
@@ -115,6 +126,23 @@ class OutcomeProxy:
             "drop_off": str(self.drop_off),
             "duration_years": self.duration_years,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> OutcomeProxy:
+        """The proxy ``as_dict`` wrote (a valuation snapshot's copy of the catalogue)."""
+        return cls(
+            code=data["code"],
+            proxy_value=Decimal(data["proxy_value"]),
+            currency=data["currency"],
+            per=Per(data["per"]),
+            price_year=int(data["price_year"]),
+            haircut=Decimal(data["haircut"]),
+            deadweight=Decimal(data["deadweight"]),
+            displacement=Decimal(data["displacement"]),
+            attribution=Decimal(data["attribution"]),
+            drop_off=Decimal(data["drop_off"]),
+            duration_years=int(data["duration_years"]),
+        )
 
 
 ADJUSTMENT_OVERRIDES = (*ADJUSTMENTS, "duration_years")

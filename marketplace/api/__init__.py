@@ -76,6 +76,7 @@ def init_api(app: Flask) -> None:
     )
     from marketplace.accounts.api import blp as accounts_blp
     from marketplace.catalogue.api import blp as catalogue_blp
+    from marketplace.evaluations.api import blp as evaluations_blp
     from marketplace.funding.api import blp as funding_blp
     from marketplace.projects.api import blp as projects_blp
 
@@ -83,3 +84,4 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(catalogue_blp)
     api.register_blueprint(projects_blp)
     api.register_blueprint(funding_blp)
+    api.register_blueprint(evaluations_blp)

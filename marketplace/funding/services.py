@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -384,11 +383,6 @@ def project_pledges(session: Session, user: User, project: Project) -> list[Pled
     return list(
         session.scalars(select(Pledge).where(Pledge.project_id == project.id).order_by(Pledge.id))
     )
-
-
-def fee_of(amount_cents: int, fee_rate: Decimal) -> int:
-    """The platform fee on an amount: half-even to the cent."""
-    return int((Decimal(amount_cents) * fee_rate).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def pledge_history(session: Session, pledge: Pledge) -> list[PledgeStateChange]:

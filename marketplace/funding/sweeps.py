@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Pledge, PledgeState
-from marketplace.funding.services import fee_of
 from marketplace.ledger.models import AccountKind
 from marketplace.ledger.services import Leg, get_account, post
 from marketplace.payments import services as payments
@@ -39,6 +38,7 @@ from marketplace.payments.models import (
 )
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.states import InvalidTransition, transition
+from marketplace.settlement.compute import fee_on
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
         ).all()
         for project in due:
             cost = project.threshold_tokens * project.token_price_cents
-            fee = fee_of(cost, ctx.settings.platform_fee_rate)
+            fee = fee_on(cost, ctx.settings.platform_fee_rate)
             try:
                 transition(
                     session,

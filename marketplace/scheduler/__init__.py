@@ -26,6 +26,7 @@ from marketplace.accounts.services import purge_login_attempts
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding import sweeps as funding
 from marketplace.payments.reconcile import reconcile_sweep
+from marketplace.settlement import sweeps as settlement
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,12 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("close_funding", funding.close_funding),
     Sweep("charge_pledges", funding.charge_pledges),
     Sweep("end_grace_periods", funding.end_grace_periods),
-    Sweep("execute_refunds", funding.execute_refunds),
     Sweep("start_projects", funding.start_projects),
+    Sweep("open_evaluations", settlement.open_evaluations),
+    Sweep("settle_projects", settlement.settle_projects),
+    Sweep("execute_refunds", funding.execute_refunds),
     Sweep("execute_transfers", funding.execute_transfers),
+    Sweep("finish_settlements", settlement.finish_settlements),
     Sweep("reconcile", reconcile_sweep),
     Sweep("purge_login_attempts", in_one_transaction(purge_login_attempts)),
 )

@@ -1,0 +1,133 @@
+"""Evaluations as the marketplace runs them: who may evaluate, who sees what.
+
+Invariants:
+- Only admins assign, and only to an active evaluator account whose
+  organisation neither owns the project nor pledged to it (409
+  ``conflict_of_interest``); only a running or evaluating project gets one.
+- An evaluator sees only the evaluations assigned to it (others are "not
+  found"); admins see all.
+- Approval is by an admin who is not the evaluator (outcomes.evaluation).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from marketplace.accounts.models import Role, User
+from marketplace.accounts.services import require_role
+from marketplace.funding.models import Pledge
+from marketplace.projects.models import Project, ProjectState
+from outcomes import evaluation as domain
+from outcomes.errors import Conflict, NotFound, ValidationFailed
+
+LATE_TO_VERIFY_AFTER = timedelta(days=60)
+
+
+class ConflictOfInterest(Conflict):
+    code = "conflict_of_interest"
+    title = "This evaluator has a conflict of interest"
+
+
+def assign_evaluator(
+    session: Session, admin: User, project_id: int, evaluator_id: int, *, now: datetime
+) -> domain.Evaluation:
+    require_role(admin, Role.ADMIN)
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound("No such project.")
+    if project.state not in (ProjectState.RUNNING, ProjectState.EVALUATING):
+        raise Conflict(
+            f"A {project.state.value} project has nothing to evaluate.", code="invalid_transition"
+        )
+    evaluator = session.get(User, evaluator_id)
+    if evaluator is None or evaluator.role is not Role.EVALUATOR or not evaluator.is_active:
+        raise ValidationFailed(errors={"evaluator_id": ["Not an active evaluator account."]})
+    if evaluator.organisation_id == project.organisation_id:
+        raise ConflictOfInterest("The evaluator belongs to the project's own organisation.")
+    if session.scalar(
+        select(
+            exists().where(
+                Pledge.project_id == project.id, Pledge.organisation_id == evaluator.organisation_id
+            )
+        )
+    ):
+        raise ConflictOfInterest("The evaluator's organisation pledged to this project.")
+    return domain.assign(
+        session, project_id=project.id, evaluator_id=evaluator.id, admin_id=admin.id, now=now
+    )
+
+
+def get_evaluation(session: Session, user: User, evaluation_id: int) -> domain.Evaluation:
+    evaluation = session.get(domain.Evaluation, evaluation_id)
+    if evaluation is None or not (user.role is Role.ADMIN or evaluation.evaluator_id == user.id):
+        raise NotFound("No such evaluation.")
+    return evaluation
+
+
+def evaluation_of(session: Session, project_id: int) -> domain.Evaluation | None:
+    return session.scalar(
+        select(domain.Evaluation).where(domain.Evaluation.project_id == project_id)
+    )
+
+
+def list_evaluations(
+    session: Session, user: User, *, page: int, per_page: int
+) -> tuple[list[domain.Evaluation], int]:
+    require_role(user, Role.EVALUATOR, Role.ADMIN)
+    query = select(domain.Evaluation)
+    if user.role is Role.EVALUATOR:
+        query = query.where(domain.Evaluation.evaluator_id == user.id)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    items = session.scalars(
+        query.order_by(domain.Evaluation.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return list(items), total
+
+
+def record_results(
+    session: Session,
+    user: User,
+    evaluation_id: int,
+    results: list[domain.ResultInput],
+    *,
+    now: datetime,
+) -> domain.Evaluation:
+    require_role(user, Role.EVALUATOR)
+    evaluation = get_evaluation(session, user, evaluation_id)
+    return domain.record_results(
+        session, evaluation, evaluator_id=user.id, results=results, now=now
+    )
+
+
+def submit(session: Session, user: User, evaluation_id: int, *, now: datetime) -> domain.Evaluation:
+    require_role(user, Role.EVALUATOR)
+    evaluation = get_evaluation(session, user, evaluation_id)
+    return domain.submit(session, evaluation, evaluator_id=user.id, now=now)
+
+
+def approve(
+    session: Session, admin: User, evaluation_id: int, *, now: datetime
+) -> domain.Evaluation:
+    require_role(admin, Role.ADMIN)
+    evaluation = get_evaluation(session, admin, evaluation_id)
+    return domain.approve(session, evaluation, admin_id=admin.id, now=now)
+
+
+def send_back(
+    session: Session, admin: User, evaluation_id: int, *, reason: str, now: datetime
+) -> domain.Evaluation:
+    require_role(admin, Role.ADMIN)
+    evaluation = get_evaluation(session, admin, evaluation_id)
+    return domain.send_back(session, evaluation, admin_id=admin.id, reason=reason, now=now)
+
+
+def late_to_verify(project: Project, approved: bool, today: date) -> bool:
+    """Evaluating, not approved, and more than 60 days past the end date."""
+    return (
+        project.state is ProjectState.EVALUATING
+        and not approved
+        and today > project.end_date + LATE_TO_VERIFY_AFTER
+    )

@@ -1,0 +1,263 @@
+"""Settling a project: value what was verified, split it, and book every movement.
+
+``settle_project`` runs in one transaction: it inserts the settlement (the
+claim), its shares, a refund row per payment that gives money back and the
+premium transfer row, and posts the premium and its fee to the ledger. The
+Stripe calls happen afterwards in the refund and transfer sweeps, each keyed by
+its row, so a crash at any point is finished by the next run, exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from marketplace.accounts.models import Role, User
+from marketplace.funding.models import Pledge, PledgeState
+from marketplace.ledger.models import AccountKind
+from marketplace.ledger.services import Leg, get_account, post
+from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
+from marketplace.projects.models import Project, ProjectState, ValuationSnapshot
+from marketplace.projects.states import transition
+from marketplace.settlement import compute
+from marketplace.settlement.models import Settlement, SettlementShare
+from outcomes.errors import NotFound
+from outcomes.evaluation import Evaluation, EvaluationState
+from valuation import EvidenceGrade, LineInput, MethodParameters, value
+from valuation.engine import OutcomeProxy, with_quantities
+
+
+def snapshot_values(snapshot: ValuationSnapshot, verified: dict[int, int]) -> tuple[int, int]:
+    """(V_target, V_verified): the snapshot's conservative value on the target and on
+    the verified quantities, each line's verified quantity capped at its target."""
+    params = MethodParameters.from_dict(snapshot.inputs["parameters"])
+    lines = []
+    for line in snapshot.inputs["lines"]:
+        changes = {
+            name: (int(v) if name == "duration_years" else Decimal(v))
+            for name, v in line["overrides"].items()
+        }
+        lines.append(
+            LineInput(
+                proxy=OutcomeProxy.from_dict(line["proxy"]),
+                quantity=line["quantity"],
+                grade=EvidenceGrade(line["evidence_grade"]),
+                **changes,
+            )
+        )
+    target = value(lines, params).total_conservative_value_cents
+    quantities = [
+        min(verified.get(line["commitment_id"], 0), line["quantity"])
+        for line in snapshot.inputs["lines"]
+    ]
+    achieved = value(with_quantities(lines, quantities), params).total_conservative_value_cents
+    return target, achieved
+
+
+def _holdings(session: Session, project_id: int) -> tuple[list[compute.Holding], dict]:
+    paid = session.scalars(
+        select(Pledge)
+        .where(Pledge.project_id == project_id, Pledge.state == PledgeState.PAID)
+        .order_by(Pledge.id)
+    ).all()
+    tokens: dict[int, int] = defaultdict(int)
+    first: dict[int, int] = {}
+    for pledge in paid:
+        tokens[pledge.organisation_id] += pledge.tokens
+        first.setdefault(pledge.organisation_id, pledge.id)
+    holdings = [compute.Holding(org, tokens[org], first[org]) for org in first]
+    return holdings, {org: [p for p in paid if p.organisation_id == org] for org in first}
+
+
+def settle_project(
+    session: Session, project: Project, evaluation: Evaluation, *, fee_rate: Decimal, now: datetime
+) -> Settlement | None:
+    """Compute and record the settlement; None when another process claimed it first."""
+    verified = {r.commitment_id: r.verified_quantity for r in evaluation.results}
+    v_target, v_verified = snapshot_values(project.valuation, verified)
+    holdings, pledges_of = _holdings(session, project.id)
+    result = compute.settle(
+        holdings=holdings,
+        token_price_cents=project.token_price_cents,
+        threshold_tokens=project.threshold_tokens,
+        fee_rate=fee_rate,
+        v_target_cents=v_target,
+        v_verified_cents=v_verified,
+    )
+    settlement = Settlement(
+        project_id=project.id,
+        evaluation_id=evaluation.id,
+        tokens_paid=result.tokens_paid,
+        raised_cents=result.raised_cents,
+        cost_tranche_cents=result.cost_tranche_cents,
+        cost_fee_cents=result.cost_fee_cents,
+        v_target_cents=v_target,
+        v_verified_cents=v_verified,
+        tokens_minted=result.tokens_minted,
+        premium_payout_cents=result.premium_payout_cents,
+        premium_fee_cents=result.premium_fee_cents,
+        refund_total_cents=result.refund_total_cents,
+        computed_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(settlement)
+            session.flush()
+    except IntegrityError:
+        return None
+    for share in result.buyers:
+        session.add(
+            SettlementShare(
+                settlement_id=settlement.id,
+                organisation_id=share.buyer,
+                first_pledge_id=pledges_of[share.buyer][0].id,
+                tokens_paid=share.tokens_paid,
+                tokens_minted=share.tokens_minted,
+                refund_cents=share.refund_cents,
+            )
+        )
+        _refund_rows(session, pledges_of[share.buyer], share.refund_cents, now)
+    escrow = get_account(session, AccountKind.ESCROW, project_id=project.id)
+    legs = []
+    if result.premium_paid_out_cents:
+        legs.append(
+            Leg(
+                debit=escrow,
+                credit=get_account(
+                    session, AccountKind.PAYABLE, organisation_id=project.organisation_id
+                ),
+                amount_cents=result.premium_paid_out_cents,
+            )
+        )
+        session.add(
+            Transfer(
+                project_id=project.id,
+                organisation_id=project.organisation_id,
+                kind="premium",
+                amount_cents=result.premium_paid_out_cents,
+                fee_cents=result.premium_fee_cents,
+                state=MoneyState.CREATED,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    if result.premium_fee_cents:
+        legs.append(
+            Leg(
+                debit=escrow,
+                credit=get_account(session, AccountKind.PLATFORM_FEES),
+                amount_cents=result.premium_fee_cents,
+            )
+        )
+    if legs:
+        post(
+            session,
+            reference=f"project:{project.id}:premium",
+            kind="premium",
+            now=now,
+            legs=legs,
+            memo=f"{project.reference}: premium for verified outcomes less the fee",
+        )
+    session.flush()
+    return settlement
+
+
+def _refund_rows(session: Session, pledges: list[Pledge], amount: int, now: datetime) -> None:
+    """Refund ``amount`` across a buyer's payments, earliest first, none above its charge."""
+    for pledge in pledges:
+        if amount == 0:
+            return
+        payment = session.scalar(
+            select(Payment).where(
+                Payment.pledge_id == pledge.id, Payment.state == MoneyState.SUCCEEDED
+            )
+        )
+        part = min(amount, payment.amount_cents)
+        session.add(
+            Refund(
+                payment_id=payment.id,
+                pledge_id=pledge.id,
+                reason="settlement",
+                amount_cents=part,
+                state=MoneyState.CREATED,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        amount -= part
+    if amount:
+        raise ValueError("a buyer's refund exceeds what it paid")
+
+
+def finish_if_paid(session: Session, settlement: Settlement, *, now: datetime) -> bool:
+    """Settled once every refund and the premium transfer went through."""
+    pending = session.scalar(
+        select(
+            exists().where(
+                Refund.state != MoneyState.SUCCEEDED,
+                Refund.reason == "settlement",
+                Refund.pledge_id.in_(
+                    select(Pledge.id).where(Pledge.project_id == settlement.project_id)
+                ),
+            )
+            | exists().where(
+                Transfer.project_id == settlement.project_id,
+                Transfer.kind == "premium",
+                Transfer.state != MoneyState.SUCCEEDED,
+            )
+        )
+    )
+    if pending:
+        return False
+    project = session.get(Project, settlement.project_id)
+    transition(
+        session,
+        project,
+        ProjectState.SETTLED,
+        actor=None,
+        now=now,
+        reason=(
+            f"settled: {settlement.tokens_minted} tokens minted, premium "
+            f"{settlement.premium_payout_cents} cents, refunds "
+            f"{settlement.refund_total_cents} cents"
+        ),
+    )
+    settlement.finished_at = now
+    session.flush()
+    return True
+
+
+def approved_unsettled(session: Session) -> list[tuple[Project, Evaluation]]:
+    return list(
+        session.execute(
+            select(Project, Evaluation)
+            .join(Evaluation, Evaluation.project_id == Project.id)
+            .where(
+                Project.state == ProjectState.EVALUATING,
+                Evaluation.state == EvaluationState.APPROVED,
+                ~exists().where(Settlement.project_id == Project.id),
+            )
+            .order_by(Project.id)
+        ).all()
+    )
+
+
+def get_settlement(session: Session, user: User, project_id: int) -> Settlement:
+    """For the owner, admins and the project's buyers; 404 for anyone else or none yet."""
+    settlement = session.scalar(select(Settlement).where(Settlement.project_id == project_id))
+    project = session.get(Project, project_id)
+    if settlement is None or project is None:
+        raise NotFound("No settlement for this project.")
+    allowed = (
+        user.role is Role.ADMIN
+        or user.organisation_id == project.organisation_id
+        or any(s.organisation_id == user.organisation_id for s in settlement.shares)
+    )
+    if not allowed:
+        raise NotFound("No settlement for this project.")
+    return settlement

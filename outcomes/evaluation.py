@@ -1,0 +1,292 @@
+"""Evaluation and verification: an independent evaluator records what was achieved.
+
+Invariants:
+- A project has at most one evaluation; its state moves only through
+  ``TRANSITIONS`` (assigned -> submitted -> approved, or submitted -> returned ->
+  submitted ...), each move a conditional update with a history row.
+- Results name the project's own commitments, one each; a verified quantity is
+  a whole number >= 0 with an evidence note. An evaluation is submitted only
+  with a result for every commitment.
+- The person who approves is an admin who is not the evaluator (four eyes);
+  approval copies the verified quantities onto the commitments.
+- Who may be assigned (accreditation, conflicts of interest) is decided above,
+  by the marketplace, which knows organisations and pledges; this module
+  refers to users and projects by table name only.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from outcomes.commitments import OutcomeCommitment
+from outcomes.db import Base, UTCDateTime, str_enum
+from outcomes.errors import Conflict, Forbidden, ValidationFailed
+
+MAX_NOTE = 5000
+
+
+class EvaluationState(enum.StrEnum):
+    ASSIGNED = "assigned"
+    SUBMITTED = "submitted"
+    RETURNED = "returned"
+    APPROVED = "approved"
+
+
+E = EvaluationState
+TRANSITIONS = frozenset(
+    {
+        (E.ASSIGNED, E.SUBMITTED),
+        (E.SUBMITTED, E.APPROVED),
+        (E.SUBMITTED, E.RETURNED),
+        (E.RETURNED, E.SUBMITTED),
+    }
+)
+EDITABLE = (E.ASSIGNED, E.RETURNED)
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), unique=True)
+    evaluator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    state: Mapped[EvaluationState] = mapped_column(str_enum(EvaluationState, "evaluation_state"))
+    assigned_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    return_reason: Mapped[str] = mapped_column(Text, default="")
+
+    results: Mapped[list[EvaluationResult]] = relationship(
+        order_by="EvaluationResult.commitment_id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class EvaluationResult(Base):
+    __tablename__ = "evaluation_results"
+    __table_args__ = (
+        UniqueConstraint("evaluation_id", "commitment_id"),
+        CheckConstraint("verified_quantity >= 0", name="verified_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"))
+    commitment_id: Mapped[int] = mapped_column(ForeignKey("outcome_commitments.id"))
+    verified_quantity: Mapped[int]
+    evidence_note: Mapped[str] = mapped_column(Text)
+
+
+class EvaluationStateChange(Base):
+    __tablename__ = "evaluation_state_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    from_state: Mapped[EvaluationState | None] = mapped_column(
+        str_enum(EvaluationState, "evaluation_from_state")
+    )
+    to_state: Mapped[EvaluationState] = mapped_column(
+        str_enum(EvaluationState, "evaluation_to_state")
+    )
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(2000), default="")
+
+
+class InvalidEvaluationTransition(Conflict):
+    code = "invalid_transition"
+    title = "The evaluation cannot make this change in its current state"
+
+
+@dataclass(frozen=True)
+class ResultInput:
+    outcome_id: int
+    verified_quantity: int
+    evidence_note: str
+
+
+def _move(
+    session: Session,
+    evaluation: Evaluation,
+    to_state: EvaluationState,
+    *,
+    actor_id: int,
+    now: datetime,
+    reason: str = "",
+) -> None:
+    from_state = evaluation.state
+    if (from_state, to_state) not in TRANSITIONS:
+        raise InvalidEvaluationTransition(
+            f"A {from_state.value} evaluation cannot become {to_state.value}."
+        )
+    moved = session.execute(
+        update(Evaluation)
+        .where(Evaluation.id == evaluation.id, Evaluation.state == from_state)
+        .values(state=to_state)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        session.refresh(evaluation)
+        raise InvalidEvaluationTransition(f"The evaluation is now {evaluation.state.value}.")
+    session.refresh(evaluation, ["state"])
+    session.add(
+        EvaluationStateChange(
+            evaluation_id=evaluation.id,
+            at=now,
+            from_state=from_state,
+            to_state=to_state,
+            actor_id=actor_id,
+            reason=reason,
+        )
+    )
+    session.flush()
+
+
+def assign(
+    session: Session, *, project_id: int, evaluator_id: int, admin_id: int, now: datetime
+) -> Evaluation:
+    """Create the project's evaluation, or hand an unsubmitted one to another evaluator."""
+    evaluation = session.scalar(select(Evaluation).where(Evaluation.project_id == project_id))
+    if evaluation is not None:
+        if evaluation.state is not E.ASSIGNED:
+            raise InvalidEvaluationTransition(
+                "Only an evaluation not yet submitted can go to another evaluator."
+            )
+        evaluation.evaluator_id, evaluation.assigned_by_id = evaluator_id, admin_id
+        evaluation.assigned_at = now
+        session.add(
+            EvaluationStateChange(
+                evaluation_id=evaluation.id,
+                at=now,
+                from_state=E.ASSIGNED,
+                to_state=E.ASSIGNED,
+                actor_id=admin_id,
+                reason="evaluator changed",
+            )
+        )
+        session.flush()
+        return evaluation
+    evaluation = Evaluation(
+        project_id=project_id,
+        evaluator_id=evaluator_id,
+        state=E.ASSIGNED,
+        assigned_by_id=admin_id,
+        assigned_at=now,
+    )
+    session.add(evaluation)
+    session.flush()
+    session.add(
+        EvaluationStateChange(
+            evaluation_id=evaluation.id,
+            at=now,
+            from_state=None,
+            to_state=E.ASSIGNED,
+            actor_id=admin_id,
+            reason="assigned",
+        )
+    )
+    session.flush()
+    return evaluation
+
+
+def _commitments(session: Session, project_id: int) -> dict[int, OutcomeCommitment]:
+    return {
+        c.id: c
+        for c in session.scalars(
+            select(OutcomeCommitment).where(OutcomeCommitment.project_id == project_id)
+        )
+    }
+
+
+def record_results(
+    session: Session,
+    evaluation: Evaluation,
+    *,
+    evaluator_id: int,
+    results: Sequence[ResultInput],
+    now: datetime,
+) -> Evaluation:
+    """Replace the evaluator's results (while assigned or returned)."""
+    if evaluation.evaluator_id != evaluator_id:
+        raise Forbidden("Only the assigned evaluator records results.")
+    if evaluation.state not in EDITABLE:
+        raise InvalidEvaluationTransition(
+            f"A {evaluation.state.value} evaluation cannot be changed."
+        )
+    commitments = _commitments(session, evaluation.project_id)
+    errors: dict[str, list[str]] = {}
+    seen: set[int] = set()
+    for i, result in enumerate(results):
+        if result.outcome_id not in commitments:
+            errors[f"results.{i}.outcome_id"] = ["Not an outcome of this project."]
+        elif result.outcome_id in seen:
+            errors[f"results.{i}.outcome_id"] = ["Given twice."]
+        seen.add(result.outcome_id)
+        if result.verified_quantity < 0:
+            errors[f"results.{i}.verified_quantity"] = ["Zero or more."]
+        if not result.evidence_note.strip():
+            errors[f"results.{i}.evidence_note"] = ["Say what evidence supports the figure."]
+        elif len(result.evidence_note) > MAX_NOTE:
+            errors[f"results.{i}.evidence_note"] = [f"At most {MAX_NOTE} characters."]
+    if errors:
+        raise ValidationFailed(errors=errors)
+    evaluation.results = [
+        EvaluationResult(
+            commitment_id=r.outcome_id,
+            verified_quantity=r.verified_quantity,
+            evidence_note=r.evidence_note.strip(),
+        )
+        for r in results
+    ]
+    session.flush()
+    return evaluation
+
+
+def submit(
+    session: Session, evaluation: Evaluation, *, evaluator_id: int, now: datetime
+) -> Evaluation:
+    if evaluation.evaluator_id != evaluator_id:
+        raise Forbidden("Only the assigned evaluator submits.")
+    missing = set(_commitments(session, evaluation.project_id)) - {
+        r.commitment_id for r in evaluation.results
+    }
+    if missing:
+        raise ValidationFailed(
+            errors={"results": [f"Record a result for every outcome ({len(missing)} missing)."]}
+        )
+    _move(session, evaluation, E.SUBMITTED, actor_id=evaluator_id, now=now)
+    evaluation.submitted_at = now
+    session.flush()
+    return evaluation
+
+
+def approve(
+    session: Session, evaluation: Evaluation, *, admin_id: int, now: datetime
+) -> Evaluation:
+    """Four eyes: an admin who is not the evaluator approves; the figures become final."""
+    if admin_id == evaluation.evaluator_id:
+        raise Forbidden("The evaluator cannot approve its own evaluation.")
+    _move(session, evaluation, E.APPROVED, actor_id=admin_id, now=now)
+    evaluation.approved_by_id, evaluation.approved_at = admin_id, now
+    commitments = _commitments(session, evaluation.project_id)
+    for result in evaluation.results:
+        commitments[result.commitment_id].verified_quantity = result.verified_quantity
+    session.flush()
+    return evaluation
+
+
+def send_back(
+    session: Session, evaluation: Evaluation, *, admin_id: int, reason: str, now: datetime
+) -> Evaluation:
+    if not reason.strip():
+        raise ValidationFailed(errors={"reason": ["Say what needs another look."]})
+    _move(session, evaluation, E.RETURNED, actor_id=admin_id, now=now, reason=reason.strip())
+    evaluation.return_reason = reason.strip()
+    session.flush()
+    return evaluation
