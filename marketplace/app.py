@@ -130,6 +130,7 @@ def _register_web(app: Flask) -> None:
     from marketplace.funding.views import bp as funding_bp
     from marketplace.payments.views import bp as payments_bp
     from marketplace.projects.views import bp as projects_bp
+    from marketplace.registry.views import bp as registry_bp
     from marketplace.web.formatting import register_filters
     from marketplace.web.views import bp as web_bp
 
@@ -139,6 +140,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(projects_bp)
     app.register_blueprint(funding_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(registry_bp)
     register_filters(app)
 
     @app.context_processor

@@ -19,6 +19,7 @@ from marketplace.projects.models import (
     ProjectStateChange,
     ValuationSnapshot,
 )
+from marketplace.registry.models import Retirement, TokenBlock
 from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
@@ -50,10 +51,12 @@ __all__ = [
     "ProjectStateChange",
     "ReconciliationRun",
     "Refund",
+    "Retirement",
     "Settlement",
     "SettlementShare",
     "StripeCustomer",
     "StripeEvent",
+    "TokenBlock",
     "Transfer",
     "User",
     "ValuationSnapshot",

@@ -50,6 +50,7 @@ from marketplace.projects.models import (
     ValuationSnapshot,
     city_key,
 )
+from marketplace.registry.models import BlockStatus, Claim, Purpose, Retirement, TokenBlock
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from outcomes.evaluation import (
@@ -541,3 +542,34 @@ WITHOUT_FACTORY["Settlement"] = (
     "tests make it that way"
 )
 WITHOUT_FACTORY["SettlementShare"] = "shares exist only inside a settlement"
+
+
+class TokenBlockFactory(BaseFactory):
+    """An issued block of serials 1..quantity of a settled project."""
+
+    class Meta:
+        model = TokenBlock
+
+    project_id = factory.LazyFunction(lambda: ProjectFactory(state=ProjectState.SETTLED).id)
+    vintage = 2027
+    first_serial = 1
+    last_serial = 100
+    holder_id = factory.LazyFunction(lambda: OrganisationFactory().id)
+    status = BlockStatus.ISSUED
+    issued_at = factory.LazyFunction(_now)
+
+
+class RetirementFactory(BaseFactory):
+    class Meta:
+        model = Retirement
+
+    project_id = factory.LazyFunction(lambda: ProjectFactory(state=ProjectState.SETTLED).id)
+    organisation_id = factory.LazyFunction(lambda: OrganisationFactory().id)
+    user_id = factory.LazyAttribute(
+        lambda o: UserFactory(organisation=Session.get(Organisation, o.organisation_id)).id
+    )
+    quantity = 10
+    beneficiary = "Gemeente Rotterdam"
+    purpose = Purpose.CSR_VOLUNTARY
+    claim = Claim.CONTRIBUTION
+    retired_at = factory.LazyFunction(_now)

@@ -16,7 +16,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, String
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from outcomes.db import Base, UTCDateTime
@@ -44,6 +44,8 @@ class Organisation(Base):
     # casefolded name: uniqueness ignores case and spacing variants
     name_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Shown by name as a token holder in the public registry (else "private holder").
+    registry_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     users: Mapped[list[User]] = relationship(back_populates="organisation")
 

@@ -79,9 +79,11 @@ def init_api(app: Flask) -> None:
     from marketplace.evaluations.api import blp as evaluations_blp
     from marketplace.funding.api import blp as funding_blp
     from marketplace.projects.api import blp as projects_blp
+    from marketplace.registry.api import blp as registry_blp
 
     api.register_blueprint(accounts_blp)
     api.register_blueprint(catalogue_blp)
     api.register_blueprint(projects_blp)
     api.register_blueprint(funding_blp)
     api.register_blueprint(evaluations_blp)
+    api.register_blueprint(registry_blp)

@@ -24,6 +24,7 @@ from marketplace.ledger.services import Leg, get_account, post
 from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
 from marketplace.projects.models import Project, ProjectState, ValuationSnapshot
 from marketplace.projects.states import transition
+from marketplace.registry.services import issue_blocks
 from marketplace.settlement import compute
 from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.errors import NotFound
@@ -122,6 +123,9 @@ def settle_project(
             )
         )
         _refund_rows(session, pledges_of[share.buyer], share.refund_cents, now)
+    issue_blocks(
+        session, project, [(share.buyer, share.tokens_minted) for share in result.buyers], now=now
+    )
     escrow = get_account(session, AccountKind.ESCROW, project_id=project.id)
     legs = []
     if result.premium_paid_out_cents:

@@ -1,0 +1,198 @@
+"""API: holdings, retirements, and the public token registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import jsonify, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from marketplace.accounts.models import Role
+from marketplace.api.auth import authenticated, current_api_user
+from marketplace.core.clock import now
+from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema
+from marketplace.extensions import db
+from marketplace.funding.api import IDEMPOTENCY_HEADER, idempotency
+from marketplace.projects.models import Project
+from marketplace.registry import services
+from marketplace.registry.models import BlockStatus, Claim, Purpose, Retirement
+
+blp = Blueprint("registry_api", __name__, url_prefix="/api/v1", description="Tokens and registry")
+
+
+class HoldingSchema(ma.Schema):
+    serial_block = ma.fields.String(required=True)
+    project_id = ma.fields.Integer(required=True)
+    vintage = ma.fields.Integer(required=True)
+    quantity = ma.fields.Integer(required=True)
+
+
+class RetirementInSchema(ma.Schema):
+    project_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    quantity = WholeNumber(required=True, validate=validate.Range(min=1, max=10**9))
+    beneficiary = Trimmed(required=True, validate=validate.Length(min=1, max=200))
+    purpose = ma.fields.Enum(Purpose, by_value=True, required=True)
+    claim = ma.fields.Enum(Claim, by_value=True, required=True)
+    contract_reference = Trimmed(load_default="", validate=validate.Length(max=200))
+    note = Trimmed(load_default="", validate=validate.Length(max=2000))
+
+
+class RetirementCreatedSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    serial_blocks = ma.fields.List(ma.fields.String(), required=True)
+    quantity = ma.fields.Integer(required=True)
+    certificate_url = ma.fields.String(required=True)
+    public_url = ma.fields.String(required=True)
+
+
+class RetirementOutSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    serial_blocks = ma.fields.List(ma.fields.String(), required=True)
+    quantity = ma.fields.Integer(required=True)
+    project = ma.fields.Dict(required=True, metadata={"example": {"id": 42, "title": "..."}})
+    beneficiary = ma.fields.String(required=True)
+    purpose = ma.fields.String(required=True)
+    claim = ma.fields.String(required=True)
+    contract_reference = ma.fields.String()
+    retired_at = ma.fields.AwareDateTime(required=True)
+
+
+class BlockSchema(ma.Schema):
+    serial_block = ma.fields.String(required=True)
+    project_id = ma.fields.Integer(required=True)
+    vintage = ma.fields.Integer(required=True)
+    quantity = ma.fields.Integer(required=True)
+    holder = ma.fields.String(required=True, metadata={"example": "private holder"})
+    status = ma.fields.String(required=True, metadata={"example": "issued"})
+
+
+BlockPageSchema = page_schema(BlockSchema, "BlockPage")
+
+
+class BlockQuerySchema(PageArgsSchema):
+    serial = Trimmed(
+        validate=validate.Length(max=40),
+        metadata={"description": "a serial or serial block, e.g. SOM-P000042-2027-0000017"},
+    )
+    project_id = ma.fields.Integer(validate=validate.Range(min=1))
+    status = ma.fields.Enum(BlockStatus, by_value=True)
+
+
+def block_body(block, holder=None) -> dict[str, Any]:
+    body = {
+        "serial_block": block.serial,
+        "project_id": block.project_id,
+        "vintage": block.vintage,
+        "quantity": block.quantity,
+    }
+    if holder is not None:
+        body |= {"holder": services.holder_name(holder), "status": block.status.value}
+    return body
+
+
+def created_body(retirement: Retirement) -> dict[str, Any]:
+    return {
+        "id": retirement.id,
+        "serial_blocks": [b.serial for b in retirement.blocks],
+        "quantity": retirement.quantity,
+        "certificate_url": url_for(
+            "registry.certificate", retirement_id=retirement.id, _external=True
+        ),
+        "public_url": url_for("registry.retirement", retirement_id=retirement.id, _external=True),
+    }
+
+
+@blp.route("/holdings")
+class Holdings(MethodView):
+    @authenticated(blp, Role.BUYER)
+    @blp.response(200, HoldingSchema(many=True))
+    def get(self):
+        """Your organisation's tokens not yet retired, by project and serial."""
+        return [block_body(b) for b in services.holdings(db.session, current_api_user())]
+
+
+@blp.route("/retirements")
+class Retirements(MethodView):
+    @authenticated(blp, Role.BUYER)
+    @blp.arguments(RetirementInSchema)
+    @blp.response(201, RetirementCreatedSchema)
+    @blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="insufficient_tokens, retired_concurrently, idempotency_conflict",
+    )
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": IDEMPOTENCY_HEADER,
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        ]
+    )
+    def post(self, data):
+        """Retire tokens against a claim: final, with a public page and a certificate."""
+        user = current_api_user()
+        retirement, record = services.retire(
+            db.session,
+            user,
+            services.RetirementInput(**data),
+            now=now(),
+            idempotency=idempotency(user.id),
+            respond=created_body,
+        )
+        if record is not None:
+            replayed = jsonify(record.response)
+            replayed.status_code = record.status_code
+            replayed.headers["Idempotent-Replayed"] = "true"
+            return replayed
+        return created_body(retirement)
+
+
+@blp.route("/registry/blocks")
+class RegistryBlocks(MethodView):
+    @blp.arguments(BlockQuerySchema, location="query")
+    @blp.response(200, BlockPageSchema)
+    def get(self, args):
+        """Every issued and retired serial block (holders named only when they allow it)."""
+        rows, total = services.registry_blocks(
+            db.session,
+            services.RegistryFilters(
+                serial=args.get("serial"),
+                project_id=args.get("project_id"),
+                status=args.get("status"),
+                page=args["page"],
+                per_page=args["per_page"],
+            ),
+        )
+        return {
+            "items": [block_body(b, h) for b, h in rows],
+            "page": args["page"],
+            "per_page": args["per_page"],
+            "total": total,
+        }
+
+
+@blp.route("/registry/retirements/<int:retirement_id>")
+class OneRetirement(MethodView):
+    @blp.response(200, RetirementOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, retirement_id):
+        """One retirement, public."""
+        found = services.get_retirement(db.session, retirement_id)
+        project = db.session.get(Project, found.project_id)
+        return {
+            "id": found.id,
+            "serial_blocks": [b.serial for b in found.blocks],
+            "quantity": found.quantity,
+            "project": {"id": project.id, "title": project.title, "reference": project.reference},
+            "beneficiary": found.beneficiary,
+            "purpose": found.purpose.value,
+            "claim": found.claim.value,
+            "contract_reference": found.contract_reference,
+            "retired_at": found.retired_at,
+        }

@@ -1,0 +1,290 @@
+"""Issuing serial blocks, holdings, retirement, and the public registry.
+
+Retirement takes the holder's issued blocks of a project in serial order and
+retires exactly the quantity asked, splitting the last block it touches. Each
+block moves by a conditional update (``WHERE status = 'issued' AND last_serial
+= :seen``): if another retirement took it first, this one is refused and
+changes nothing, so no serial is ever retired twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from marketplace.accounts.models import Organisation, Role, User
+from marketplace.accounts.services import require_role
+from marketplace.funding.models import IdempotencyRecord
+from marketplace.funding.services import Idempotency, InsufficientTokens, replay
+from marketplace.projects.models import Project
+from marketplace.registry.models import (
+    SERIAL_PREFIX,
+    BlockStatus,
+    Claim,
+    Purpose,
+    Retirement,
+    TokenBlock,
+)
+from outcomes.errors import Conflict, NotFound, ValidationFailed
+
+PRIVATE_HOLDER = "private holder"
+SERIAL = re.compile(rf"^{SERIAL_PREFIX}-P(\d{{6}})-(\d{{4}})-(\d{{7}})(?:-(\d{{7}}))?$")
+
+
+def issue_blocks(
+    session: Session, project: Project, allocations: list[tuple[int, int]], *, now: datetime
+) -> list[TokenBlock]:
+    """Serials 1..n to the holders in the order given (pledge order): one block each."""
+    vintage = project.end_date.year
+    blocks, next_serial = [], 1
+    for holder_id, quantity in allocations:
+        if quantity <= 0:
+            continue
+        block = TokenBlock(
+            project_id=project.id,
+            vintage=vintage,
+            first_serial=next_serial,
+            last_serial=next_serial + quantity - 1,
+            holder_id=holder_id,
+            status=BlockStatus.ISSUED,
+            issued_at=now,
+        )
+        session.add(block)
+        blocks.append(block)
+        next_serial += quantity
+    session.flush()
+    return blocks
+
+
+def holdings(session: Session, user: User) -> list[TokenBlock]:
+    require_role(user, Role.BUYER)
+    return list(
+        session.scalars(
+            select(TokenBlock)
+            .where(
+                TokenBlock.holder_id == user.organisation_id,
+                TokenBlock.status == BlockStatus.ISSUED,
+            )
+            .order_by(TokenBlock.project_id, TokenBlock.first_serial)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RetirementInput:
+    project_id: int
+    quantity: int
+    beneficiary: str
+    purpose: Purpose
+    claim: Claim
+    contract_reference: str = ""
+    note: str = ""
+
+
+def _check(data: RetirementInput) -> None:
+    errors: dict[str, list[str]] = {}
+    if data.quantity < 1:
+        errors["quantity"] = ["At least one token."]
+    if not data.beneficiary.strip():
+        errors["beneficiary"] = ["Name who the claim is made for."]
+    if data.purpose is Purpose.SROI_OBLIGATION and not data.contract_reference.strip():
+        errors["contract_reference"] = [
+            "A social-return obligation names the contract it is fulfilled under."
+        ]
+    if errors:
+        raise ValidationFailed(errors=errors)
+
+
+class RetiredConcurrently(Conflict):
+    code = "retired_concurrently"
+    title = "These tokens were retired by another request a moment ago; try again"
+
+
+def retire(
+    session: Session,
+    user: User,
+    data: RetirementInput,
+    *,
+    now: datetime,
+    idempotency: Idempotency | None = None,
+    respond: Callable[[Retirement], dict[str, Any]] | None = None,
+) -> tuple[Retirement | None, IdempotencyRecord | None]:
+    """Retire ``quantity`` of the organisation's tokens of a project, finally.
+
+    Returns (retirement, None), or (None, record) to replay an Idempotency-Key.
+    Raises ValidationFailed, InsufficientTokens (409), RetiredConcurrently (409).
+    """
+    require_role(user, Role.BUYER)
+    if (record := replay(session, idempotency)) is not None:
+        return None, record
+    _check(data)
+    blocks = session.scalars(
+        select(TokenBlock)
+        .where(
+            TokenBlock.holder_id == user.organisation_id,
+            TokenBlock.project_id == data.project_id,
+            TokenBlock.status == BlockStatus.ISSUED,
+        )
+        .order_by(TokenBlock.first_serial)
+    ).all()
+    held = sum(b.quantity for b in blocks)
+    if data.quantity > held:
+        raise InsufficientTokens(
+            f"You hold {held} tokens of this project; you asked to retire {data.quantity}."
+        )
+    retirement = Retirement(
+        project_id=data.project_id,
+        organisation_id=user.organisation_id,
+        user_id=user.id,
+        quantity=data.quantity,
+        beneficiary=data.beneficiary.strip(),
+        purpose=data.purpose,
+        claim=data.claim,
+        contract_reference=data.contract_reference.strip(),
+        note=data.note.strip(),
+        retired_at=now,
+    )
+    session.add(retirement)
+    session.flush()
+    need = data.quantity
+    for block in blocks:
+        if need == 0:
+            break
+        take = min(need, block.quantity)
+        seen_last = block.last_serial
+        moved = session.execute(
+            update(TokenBlock)
+            .where(
+                TokenBlock.id == block.id,
+                TokenBlock.status == BlockStatus.ISSUED,
+                TokenBlock.last_serial == seen_last,
+            )
+            .values(
+                status=BlockStatus.RETIRED,
+                retirement_id=retirement.id,
+                last_serial=block.first_serial + take - 1,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            session.rollback()
+            raise RetiredConcurrently("Some of these serials were retired a moment ago.")
+        if take < block.quantity:
+            session.execute(
+                insert(TokenBlock).values(
+                    project_id=block.project_id,
+                    vintage=block.vintage,
+                    first_serial=block.first_serial + take,
+                    last_serial=seen_last,
+                    holder_id=block.holder_id,
+                    status=BlockStatus.ISSUED,
+                    issued_at=block.issued_at,
+                )
+            )
+        need -= take
+    session.expire_all()
+    retirement = session.get(Retirement, retirement.id)
+    if idempotency is not None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    IdempotencyRecord(
+                        user_id=idempotency.user_id,
+                        key=idempotency.key,
+                        fingerprint=idempotency.fingerprint,
+                        status_code=201,
+                        response=respond(retirement) if respond else {"id": retirement.id},
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            session.rollback()
+            record = replay(session, idempotency)
+            if record is None:
+                raise
+            return None, record
+    session.flush()
+    return retirement, None
+
+
+def get_retirement(session: Session, retirement_id: int) -> Retirement:
+    found = session.get(Retirement, retirement_id)
+    if found is None:
+        raise NotFound("No such retirement.")
+    return found
+
+
+def holder_name(organisation: Organisation) -> str:
+    return organisation.name if organisation.registry_public else PRIVATE_HOLDER
+
+
+@dataclass(frozen=True)
+class RegistryFilters:
+    serial: str | None = None
+    project_id: int | None = None
+    status: BlockStatus | None = None
+    page: int = 1
+    per_page: int = 50
+
+
+def find_serial(text: str) -> tuple[int, int, int] | None:
+    """(project id, first, last) of a serial or serial block written as the registry shows it."""
+    match = SERIAL.match(text.strip().upper())
+    if match is None:
+        return None
+    first = int(match.group(3))
+    last = int(match.group(4)) if match.group(4) else first
+    return int(match.group(1)), first, last
+
+
+def registry_blocks(
+    session: Session, filters: RegistryFilters
+) -> tuple[list[tuple[TokenBlock, Organisation]], int]:
+    query = select(TokenBlock, Organisation).join(
+        Organisation, Organisation.id == TokenBlock.holder_id
+    )
+    if filters.serial:
+        found = find_serial(filters.serial)
+        if found is None:
+            raise ValidationFailed(
+                errors={
+                    "serial": [
+                        f"Write a serial as {SERIAL_PREFIX}-P000042-2027-0000001 "
+                        f"(or a block, with its last serial)."
+                    ]
+                }
+            )
+        project_id, first, last = found
+        query = query.where(
+            TokenBlock.project_id == project_id,
+            TokenBlock.first_serial <= last,
+            TokenBlock.last_serial >= first,
+        )
+    if filters.project_id:
+        query = query.where(TokenBlock.project_id == filters.project_id)
+    if filters.status:
+        query = query.where(TokenBlock.status == filters.status)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.execute(
+        query.order_by(TokenBlock.project_id, TokenBlock.first_serial)
+        .limit(filters.per_page)
+        .offset((filters.page - 1) * filters.per_page)
+    ).all()
+    return [(block, holder) for block, holder in rows], total
+
+
+def all_blocks(session: Session):
+    """Every block with its holder, in registry order, streamed (for the CSV export)."""
+    return session.execute(
+        select(TokenBlock, Organisation)
+        .join(Organisation, Organisation.id == TokenBlock.holder_id)
+        .order_by(TokenBlock.project_id, TokenBlock.first_serial)
+        .execution_options(yield_per=1000)
+    )

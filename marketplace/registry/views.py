@@ -1,0 +1,193 @@
+"""Web pages: the public registry (search, CSV), retirement pages and certificates, and the
+buyer's holdings with the retirement form."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import marshmallow as ma
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from marketplace.accounts.models import Organisation, Role
+from marketplace.api.problems import flatten_errors, status_of
+from marketplace.core.clock import now
+from marketplace.core.errors import Forbidden, MarketplaceError
+from marketplace.extensions import db
+from marketplace.projects.models import Project
+from marketplace.registry import certificate, services
+from marketplace.registry.api import RetirementInSchema
+from marketplace.registry.models import Claim, Purpose
+
+bp = Blueprint("registry", __name__)
+PER_PAGE = 50
+
+
+@bp.get("/registry")
+def registry():
+    serial = request.args.get("serial", "").strip()
+    page = max(1, request.args.get("page", 1, type=int))
+    errors = {}
+    try:
+        rows, total = services.registry_blocks(
+            db.session,
+            services.RegistryFilters(serial=serial or None, page=page, per_page=PER_PAGE),
+        )
+    except MarketplaceError as exc:
+        rows, total, errors = [], 0, exc.errors
+    return render_template(
+        "registry/list.html",
+        rows=rows,
+        total=total,
+        page=page,
+        serial=serial,
+        errors=errors,
+        holder_name=services.holder_name,
+        pages=max(1, -(-total // PER_PAGE)),
+    ), (422 if errors else 200)
+
+
+@bp.get("/registry.csv")
+def registry_csv():
+    def lines():
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "serial_block",
+                "project_id",
+                "vintage",
+                "quantity",
+                "holder",
+                "status",
+                "retirement_id",
+            ]
+        )
+        for block, holder in services.all_blocks(db.session):
+            writer.writerow(
+                [
+                    block.serial,
+                    block.project_id,
+                    block.vintage,
+                    block.quantity,
+                    services.holder_name(holder),
+                    block.status.value,
+                    block.retirement_id or "",
+                ]
+            )
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+        if out.getvalue():
+            yield out.getvalue()
+
+    return Response(
+        stream_with_context(lines()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=registry.csv"},
+    )
+
+
+def _retirement_context(retirement_id: int) -> dict:
+    found = services.get_retirement(db.session, retirement_id)
+    project = db.session.get(Project, found.project_id)
+    holder = db.session.get(Organisation, found.organisation_id)
+    return {
+        "retirement": found,
+        "project": project,
+        "holder": services.holder_name(holder),
+        "public_url": url_for("registry.retirement", retirement_id=found.id, _external=True),
+    }
+
+
+@bp.get("/registry/retirements/<int:retirement_id>")
+def retirement(retirement_id: int):
+    return render_template("registry/retirement.html", **_retirement_context(retirement_id))
+
+
+@bp.get("/registry/retirements/<int:retirement_id>/certificate.pdf", endpoint="certificate")
+def certificate_pdf(retirement_id: int):
+    context = _retirement_context(retirement_id)
+    project = context["project"]
+    outcomes = [
+        (c.outcome_type.name, c.verified_quantity or 0, c.target_quantity, c.outcome_type.unit)
+        for c in project.outcomes
+    ]
+    pdf = certificate.render(
+        context["retirement"],
+        project_title=project.title,
+        project_reference=project.reference,
+        outcomes=outcomes,
+        holder=context["holder"],
+        public_url=context["public_url"],
+    )
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f"inline; filename=retirement-{retirement_id}.pdf"},
+    )
+
+
+def _holdings_page(status: int = 200, errors=None, form=None):
+    if current_user.role is not Role.BUYER:
+        raise Forbidden("Holdings belong to buyers.")
+    blocks = services.holdings(db.session, current_user)
+    titles = {
+        p.id: p.title
+        for p in db.session.query(Project).filter(Project.id.in_({b.project_id for b in blocks}))
+    }
+    return render_template(
+        "registry/holdings.html",
+        blocks=blocks,
+        titles=titles,
+        purposes=list(Purpose),
+        claims=list(Claim),
+        errors=errors or {},
+        form=form or {},
+        organisation=current_user.organisation,
+    ), status
+
+
+@bp.get("/holdings")
+@login_required
+def holdings():
+    return _holdings_page()
+
+
+@bp.post("/holdings/retire")
+@login_required
+def retire():
+    form = request.form.to_dict()
+    try:
+        data = RetirementInSchema().load({k: v for k, v in form.items() if k != "csrf_token"})
+        found, _record = services.retire(
+            db.session, current_user, services.RetirementInput(**data), now=now()
+        )
+    except ma.ValidationError as exc:
+        return _holdings_page(422, flatten_errors(exc.messages), form)
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return _holdings_page(status_of(exc), exc.errors or {"_action": [exc.detail]}, form)
+    flash(_("Retired %(n)d tokens. The certificate is ready.", n=found.quantity), "success")
+    return redirect(url_for("registry.retirement", retirement_id=found.id))
+
+
+@bp.post("/holdings/visibility")
+@login_required
+def visibility():
+    if current_user.role is not Role.BUYER:
+        raise Forbidden("Holdings belong to buyers.")
+    current_user.organisation.registry_public = request.form.get("registry_public") == "on"
+    flash(_("Saved: the public registry shows your organisation as you chose."), "success")
+    return redirect(url_for("registry.holdings"))
