@@ -127,6 +127,7 @@ def _select_locale() -> str | None:
 def _register_web(app: Flask) -> None:
     from marketplace.accounts.views import bp as accounts_bp
     from marketplace.catalogue.views import bp as catalogue_bp
+    from marketplace.evaluations.views import bp as evaluations_bp
     from marketplace.funding.views import bp as funding_bp
     from marketplace.payments.views import bp as payments_bp
     from marketplace.projects.views import bp as projects_bp
@@ -141,6 +142,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(funding_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(registry_bp)
+    app.register_blueprint(evaluations_bp)
     register_filters(app)
 
     @app.context_processor

@@ -246,4 +246,10 @@ def web(client: FlaskClient):
         def login(self, email: str, password: str = factories.DEFAULT_PASSWORD):
             return self.submit("/login", {"email": email, "password": password})
 
+        def as_user(self, email: str) -> Browser:
+            """Another browser (its own cookies), logged in as ``email``."""
+            other = Browser(self.client.application.test_client())
+            other.login(email)
+            return other
+
     return Browser(client)

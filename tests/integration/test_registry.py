@@ -18,7 +18,7 @@ from tests.integration.test_settlement import ENDED, evaluate, worked_example  #
 
 
 @pytest.fixture
-def settled(app, client, session, auth_headers, worked_example):  # noqa: F811
+def settled(app, client, session, auth_headers, worked_example):
     """The worked example settled: 1,680 tokens, 700 to the first buyer, 980 to the second."""
     project, admin = worked_example
     evaluate(client, auth_headers, project, admin, verified=14)

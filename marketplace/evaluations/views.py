@@ -1,0 +1,207 @@
+"""Web pages: the evaluator's queue and evaluation form, the panel's assignment and
+approval, and a project's settlement."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import exists, select
+
+from marketplace.accounts.models import Organisation, Role, User
+from marketplace.api.problems import flatten_errors, status_of
+from marketplace.core.clock import now
+from marketplace.core.errors import Forbidden, MarketplaceError
+from marketplace.evaluations import services
+from marketplace.evaluations.api import ResultsInSchema, ReturnInSchema
+from marketplace.extensions import db
+from marketplace.projects.models import Project, ProjectState
+from marketplace.settlement import services as settlement
+from outcomes.evaluation import Evaluation, ResultInput
+
+bp = Blueprint("evaluations", __name__)
+
+
+def _require(*roles: Role) -> None:
+    if current_user.role not in roles:
+        raise Forbidden("This page is for the expert panel and evaluators.")
+
+
+@bp.get("/evaluations")
+@login_required
+def queue(status: int = 200, errors=None):
+    _require(Role.EVALUATOR, Role.ADMIN)
+    items, _total = services.list_evaluations(db.session, current_user, page=1, per_page=200)
+    projects = {
+        p.id: p
+        for p in db.session.scalars(
+            select(Project).where(Project.id.in_({e.project_id for e in items}))
+        )
+    }
+    unassigned, evaluators = [], []
+    if current_user.role is Role.ADMIN:
+        unassigned = list(
+            db.session.scalars(
+                select(Project)
+                .where(
+                    Project.state.in_((ProjectState.RUNNING, ProjectState.EVALUATING)),
+                    ~exists().where(Evaluation.project_id == Project.id),
+                )
+                .order_by(Project.end_date)
+            )
+        )
+        evaluators = list(
+            db.session.scalars(
+                select(User).where(User.role == Role.EVALUATOR, User.is_active).order_by(User.name)
+            )
+        )
+    return render_template(
+        "evaluations/queue.html",
+        evaluations=items,
+        projects=projects,
+        unassigned=unassigned,
+        evaluators=evaluators,
+        errors=errors or {},
+    ), status
+
+
+@bp.post("/projects/<int:project_id>/evaluator")
+@login_required
+def assign(project_id: int):
+    _require(Role.ADMIN)
+    try:
+        evaluator_id = int(request.form.get("evaluator_id", ""))
+        services.assign_evaluator(db.session, current_user, project_id, evaluator_id, now=now())
+    except ValueError:
+        return queue(422, {"evaluator_id": [_("Choose an evaluator.")]})
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return queue(status_of(exc), exc.errors or {"_action": [exc.detail]})
+    flash(_("The evaluator is assigned."), "success")
+    return redirect(url_for("evaluations.queue"))
+
+
+def _form_page(evaluation_id: int, status: int = 200, errors=None, form=None):
+    evaluation = services.get_evaluation(db.session, current_user, evaluation_id)
+    project = db.session.get(Project, evaluation.project_id)
+    recorded = {r.commitment_id: r for r in evaluation.results}
+    evaluator = db.session.get(User, evaluation.evaluator_id)
+    return render_template(
+        "evaluations/form.html",
+        evaluation=evaluation,
+        project=project,
+        recorded=recorded,
+        evaluator=evaluator,
+        errors=errors or {},
+        form=form or {},
+    ), status
+
+
+@bp.get("/evaluations/<int:evaluation_id>")
+@login_required
+def form(evaluation_id: int):
+    _require(Role.EVALUATOR, Role.ADMIN)
+    return _form_page(evaluation_id)
+
+
+@bp.post("/evaluations/<int:evaluation_id>/results")
+@login_required
+def save_results(evaluation_id: int):
+    _require(Role.EVALUATOR)
+    values = request.form.to_dict()
+    evaluation = services.get_evaluation(db.session, current_user, evaluation_id)
+    project = db.session.get(Project, evaluation.project_id)
+    lines = [
+        {
+            "outcome_id": c.id,
+            "verified_quantity": values.get(f"verified-{c.id}", ""),
+            "evidence_note": values.get(f"note-{c.id}", ""),
+        }
+        for c in project.outcomes
+    ]
+    try:
+        data = ResultsInSchema().load({"results": lines})
+        services.record_results(
+            db.session,
+            current_user,
+            evaluation_id,
+            [ResultInput(**r) for r in data["results"]],
+            now=now(),
+        )
+        if values.get("action") == "submit":
+            services.submit(db.session, current_user, evaluation_id, now=now())
+    except ma.ValidationError as exc:
+        return _form_page(
+            evaluation_id, 422, _row_errors(flatten_errors(exc.messages), project), values
+        )
+    except MarketplaceError as exc:
+        db.session.rollback()
+        errors = _row_errors(exc.errors, project) if exc.errors else {"_action": [exc.detail]}
+        return _form_page(evaluation_id, status_of(exc), errors, values)
+    flash(
+        _("Submitted for approval.") if values.get("action") == "submit" else _("Saved."), "success"
+    )
+    return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
+
+
+def _row_errors(errors: dict[str, list[str]], project: Project) -> dict[str, list[str]]:
+    """``results.1.evidence_note`` -> ``note-<commitment id>`` (the form's field names)."""
+    fields = {"verified_quantity": "verified", "evidence_note": "note", "outcome_id": "verified"}
+    mapped = {}
+    for name, messages in errors.items():
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "results" and parts[1].isdigit():
+            commitment = project.outcomes[int(parts[1])]
+            mapped[f"{fields.get(parts[2], 'verified')}-{commitment.id}"] = messages
+        else:
+            mapped[name] = messages
+    return mapped
+
+
+@bp.post("/evaluations/<int:evaluation_id>/approve")
+@login_required
+def approve(evaluation_id: int):
+    _require(Role.ADMIN)
+    try:
+        services.approve(db.session, current_user, evaluation_id, now=now())
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return _form_page(evaluation_id, status_of(exc), {"_action": [exc.detail]})
+    flash(_("Approved. The project is settled by the scheduler within minutes."), "success")
+    return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
+
+
+@bp.post("/evaluations/<int:evaluation_id>/return")
+@login_required
+def send_back(evaluation_id: int):
+    _require(Role.ADMIN)
+    try:
+        data = ReturnInSchema().load({"reason": request.form.get("reason", "")})
+        services.send_back(
+            db.session, current_user, evaluation_id, reason=data["reason"], now=now()
+        )
+    except ma.ValidationError as exc:
+        return _form_page(evaluation_id, 422, flatten_errors(exc.messages))
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return _form_page(evaluation_id, status_of(exc), {"_action": [exc.detail]})
+    flash(_("Returned to the evaluator."), "success")
+    return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
+
+
+@bp.get("/projects/<int:project_id>/settlement")
+@login_required
+def settlement_page(project_id: int):
+    found = settlement.get_settlement(db.session, current_user, project_id)
+    project = db.session.get(Project, project_id)
+    names = dict(
+        db.session.execute(
+            select(Organisation.id, Organisation.name).where(
+                Organisation.id.in_([s.organisation_id for s in found.shares])
+            )
+        ).all()
+    )
+    return render_template(
+        "evaluations/settlement.html", settlement=found, project=project, names=names
+    )
