@@ -8,11 +8,13 @@ import pytest
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
-from marketplace.core.sweeps import sweep_context
+from marketplace.core.sweeps import SweepContext, sweep_context
 from marketplace.ledger.models import LedgerAccount
+from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import Refund, Transfer
 from marketplace.projects import services as projects
 from marketplace.projects.models import ProjectState
+from marketplace.scheduler import run_sweeps
 from marketplace.settlement.models import Settlement
 from marketplace.settlement.sweeps import settle_projects
 from tests.factories import OrganisationFactory, ProjectFactory, UserFactory
@@ -295,3 +297,57 @@ def test_the_settlement_is_private_to_the_owner_admins_and_buyers(
     assert client.get(path, headers=auth_headers(admin)).status_code == 200
     assert client.get(path, headers=auth_headers(buyer())).status_code == 404
     assert client.get(path).status_code == 401
+
+
+class ProcessDied(BaseException):
+    """Stands for the settlement process being killed: nothing after it runs."""
+
+
+class DiesAfterCall(StripeGateway):
+    """The real gateway in a process killed right after its n-th refund or transfer."""
+
+    def __init__(self, *args, die_after: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls, self.die_after = 0, die_after
+
+    def _counted(self, result):
+        self.calls += 1
+        if self.calls == self.die_after:
+            raise ProcessDied
+        return result
+
+    def refund(self, **kwargs):
+        return self._counted(super().refund(**kwargs))
+
+    def transfer(self, **kwargs):
+        return self._counted(super().transfer(**kwargs))
+
+
+@pytest.mark.parametrize("die_after", [1, 2, 3])
+def test_a_settlement_killed_after_any_stripe_call_finishes_exactly_once(
+    app, client, session, auth_headers, worked_example, die_after
+):
+    project, admin = worked_example
+    evaluate(client, auth_headers, project, admin, verified=14)
+    settings = app.extensions["settings"]
+    dying = DiesAfterCall(
+        settings.stripe_api_key, settings.stripe_api_base, settings.currency, die_after=die_after
+    )
+    with pytest.raises(ProcessDied):
+        run_sweeps(SweepContext(app.extensions["db"], dying, settings), ENDED)
+
+    tick(app, ENDED + timedelta(minutes=1))  # the scheduler runs again
+    tick(app, ENDED + timedelta(minutes=2))
+
+    # Exactly what the uninterrupted run of the worked example leaves behind.
+    assert project_state(session, project.id).state is ProjectState.SETTLED
+    assert sorted(r.amount for r in refunds(app)) == [135_838, 190_174]
+    gateway = app.extensions["stripe"].client
+    assert sorted(t.amount for t in gateway.v1.transfers.list(params={"limit": 100}).data) == [
+        722_657,
+        5_700_471,
+    ]
+    session.rollback()
+    assert [s.state.value for s in session.scalars(select(Refund))] == ["succeeded"] * 2
+    assert session.scalar(select(func.count()).select_from(Settlement)) == 1
+    assert_books_agree_with_stripe(app, session, ENDED)
