@@ -58,7 +58,15 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_cost_kib: int = 65536
     argon2_parallelism: int = 4
+    # Evidence files and report attachments: a private folder (shared between hosts
+    # when the app runs on several), and the largest file taken.
+    evidence_dir: Path | None = None
+    evidence_max_mb: int = 10
     extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def evidence_path(self) -> Path:
+        return self.evidence_dir or self.instance_path / "evidence"
 
     @property
     def is_production(self) -> bool:
@@ -185,6 +193,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         argon2_time_cost=_int(env, "ARGON2_TIME_COST", 3),
         argon2_memory_cost_kib=_int(env, "ARGON2_MEMORY_COST_KIB", 65536, minimum=8),
         argon2_parallelism=_int(env, "ARGON2_PARALLELISM", 4),
+        evidence_dir=Path(env["EVIDENCE_DIR"]).resolve() if env.get("EVIDENCE_DIR") else None,
+        evidence_max_mb=_int(env, "EVIDENCE_MAX_MB", 10),
     )
     return settings.check()
 

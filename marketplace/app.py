@@ -20,6 +20,7 @@ from marketplace.api import init_api, is_api_request
 from marketplace.api.problems import from_marketplace_error, status_of
 from marketplace.core.clock import system_clock
 from marketplace.core.errors import MarketplaceError
+from marketplace.evaluations.files import FileStore
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
 from marketplace.payments.gateway import StripeGateway
 
@@ -48,7 +49,7 @@ def create_app(config: Settings | None = None) -> Flask:
         # The CSRF token lives as long as the session that holds it.
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_CHECK_DEFAULT=False,
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=(settings.evidence_max_mb + 6) * 1024 * 1024,
         BABEL_DEFAULT_LOCALE="en",
         BABEL_DEFAULT_TIMEZONE=settings.timezone,
     )
@@ -67,6 +68,9 @@ def create_app(config: Settings | None = None) -> Flask:
         ),
     )
 
+    app.extensions["evidence"] = FileStore(
+        root=settings.evidence_path, max_bytes=settings.evidence_max_mb * 1024 * 1024
+    )
     app.extensions["stripe"] = StripeGateway(
         settings.stripe_api_key,
         settings.stripe_api_base,

@@ -25,6 +25,8 @@ from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base
 from outcomes.evaluation import Evaluation, EvaluationResult, EvaluationStateChange
+from outcomes.evidence import EvidenceFile
+from outcomes.progress import ProgressReport
 
 __all__ = [
     "ApiToken",
@@ -33,6 +35,7 @@ __all__ = [
     "Evaluation",
     "EvaluationResult",
     "EvaluationStateChange",
+    "EvidenceFile",
     "IdempotencyRecord",
     "JournalEntry",
     "JournalLeg",
@@ -47,6 +50,7 @@ __all__ = [
     "PaymentSetup",
     "Pledge",
     "PledgeStateChange",
+    "ProgressReport",
     "Project",
     "ProjectStateChange",
     "ReconciliationRun",

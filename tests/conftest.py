@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,6 +155,7 @@ def app(_app: Flask, stripe_server: StripeServer) -> Iterator[Flask]:
     _app.extensions["clock"] = system_clock
     _app.extensions.pop("project_count_cache", None)
     _empty_tables(_app)
+    shutil.rmtree(_app.extensions["evidence"].root, ignore_errors=True)
 
 
 # Reference data the migrations load; restored as it was after every test.

@@ -59,6 +59,8 @@ from outcomes.evaluation import (
     EvaluationState,
     EvaluationStateChange,
 )
+from outcomes.evidence import EvidenceFile
+from outcomes.progress import ProgressReport
 from valuation import EvidenceGrade, Per
 
 
@@ -573,3 +575,54 @@ class RetirementFactory(BaseFactory):
     purpose = Purpose.CSR_VOLUNTARY
     claim = Claim.CONTRIBUTION
     retired_at = factory.LazyFunction(_now)
+
+
+# ---------------------------------------------------------------- progress and evidence
+
+
+class ProgressReportFactory(BaseFactory):
+    """A report on a running project, with a figure for its first outcome."""
+
+    class Meta:
+        model = ProgressReport
+
+    project_id = factory.LazyFunction(lambda: ProjectFactory(state=ProjectState.RUNNING).id)
+    author_id = factory.LazyAttribute(
+        lambda o: (
+            UserFactory(
+                role=Role.ENTREPRENEUR, organisation=Session.get(Project, o.project_id).organisation
+            ).id
+        )
+    )
+    text = "Twelve people started work this quarter; four more start in January."
+    figures = factory.LazyAttribute(
+        lambda o: {
+            str(
+                Session.scalars(
+                    select(OutcomeCommitment.id).where(OutcomeCommitment.project_id == o.project_id)
+                ).first()
+            ): 12
+        }
+    )
+    created_at = factory.LazyFunction(_now)
+
+
+class EvidenceFileFactory(BaseFactory):
+    """The row of an evidence file of an evaluation (the bytes are the store's business)."""
+
+    class Meta:
+        model = EvidenceFile
+
+    evaluation_id = factory.LazyFunction(lambda: EvaluationFactory().id)
+    project_id = factory.LazyAttribute(
+        lambda o: Session.get(Evaluation, o.evaluation_id).project_id
+    )
+    uploaded_by_id = factory.LazyAttribute(
+        lambda o: Session.get(Evaluation, o.evaluation_id).evaluator_id
+    )
+    filename = "payroll-2027.pdf"
+    content_type = "application/pdf"
+    size_bytes = 2048
+    sha256 = factory.LazyFunction(lambda: secrets.token_hex(32))
+    storage_key = factory.LazyFunction(lambda: secrets.token_hex(24))
+    uploaded_at = factory.LazyFunction(_now)

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import base64
+from urllib.parse import quote
+
 import marshmallow as ma
+from flask import Response, current_app, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from flask_smorest.fields import Upload
 from marshmallow import validate
 from sqlalchemy import select
 
 from marketplace.accounts.models import Organisation, Role
-from marketplace.api.auth import authenticated, current_api_user
+from marketplace.api.auth import (
+    api_user_or_none,
+    authenticated,
+    current_api_user,
+    optionally_authenticated,
+)
 from marketplace.core.clock import now
 from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema
-from marketplace.evaluations import services
+from marketplace.evaluations import files, services
 from marketplace.extensions import db
 from marketplace.settlement import services as settlement
 from outcomes.evaluation import MAX_NOTE, ResultInput
+from outcomes.progress import MAX_TEXT
 
 blp = Blueprint(
     "evaluations_api", __name__, url_prefix="/api/v1", description="Evaluation and settlement"
@@ -214,3 +225,202 @@ class ProjectSettlement(MethodView):
                 for s in found.shares
             ],
         }
+
+
+# ---------------------------------------------------------------- evidence files
+
+
+class UploadInSchema(ma.Schema):
+    file = Upload(required=True, metadata={"description": "PDF, PNG, JPEG, CSV or plain text"})
+
+
+class EvidenceFormSchema(ma.Schema):
+    outcome_id = WholeNumber(
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={"description": "the outcome commitment the file is evidence for"},
+    )
+
+
+class FileOutSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    filename = ma.fields.String(required=True)
+    content_type = ma.fields.String(required=True)
+    size_bytes = ma.fields.Integer(required=True)
+    sha256 = ma.fields.String(required=True)
+    outcome_id = ma.fields.Integer(allow_none=True, attribute="commitment_id", required=True)
+    uploaded_at = ma.fields.AwareDateTime(required=True)
+    url = ma.fields.Function(
+        lambda f: url_for("evaluations_api.FileContent", file_id=f.id, _external=True),
+        required=True,
+    )
+
+
+def _upload(upload) -> tuple[str, bytes]:
+    return upload.filename or "", upload.read()
+
+
+def file_response(row, data: bytes) -> Response:
+    """The bytes as a download, never rendered inline, with their digest (RFC 9530)."""
+    response = Response(data, mimetype=row.content_type)
+    response.headers["Content-Disposition"] = _disposition(row.filename)
+    response.headers["Repr-Digest"] = "sha-256=:" + _b64(row.sha256) + ":"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+def _disposition(filename: str) -> str:
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def file_store() -> files.FileStore:
+    return current_app.extensions["evidence"]
+
+
+@blp.route("/evaluations/<int:evaluation_id>/evidence")
+class Evidence(MethodView):
+    @authenticated(blp, Role.EVALUATOR)
+    @blp.arguments(UploadInSchema, location="files")
+    @blp.arguments(EvidenceFormSchema, location="form")
+    @blp.response(201, FileOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="invalid_transition")
+    def post(self, upload, form, evaluation_id):
+        """Add an evidence file (stored privately with its SHA-256) while results may change."""
+        name, data = _upload(upload["file"])
+        return files.add_evidence(
+            db.session,
+            file_store(),
+            current_api_user(),
+            evaluation_id,
+            filename=name,
+            data=data,
+            outcome_id=form["outcome_id"],
+            now=now(),
+        )
+
+    @authenticated(blp, Role.EVALUATOR, Role.ADMIN)
+    @blp.response(200, FileOutSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, evaluation_id):
+        """The evaluation's evidence files."""
+        evaluation = services.get_evaluation(db.session, current_api_user(), evaluation_id)
+        return files.files_of_evaluation(db.session, evaluation.id)
+
+
+@blp.route("/files/<int:file_id>")
+class FileContent(MethodView):
+    @authenticated(blp)
+    @blp.response(200, description="The file's bytes, checked against its SHA-256")
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, file_id):
+        """Download an evidence file or attachment (evaluator, admins, owner; buyers for
+        report attachments)."""
+        row, data = files.open_file(db.session, file_store(), current_api_user(), file_id)
+        return file_response(row, data)
+
+
+# ---------------------------------------------------------------- progress reports
+
+
+class FigureSchema(ma.Schema):
+    outcome_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    quantity = WholeNumber(required=True, validate=validate.Range(min=0, max=10**9))
+
+
+class ProgressReportInSchema(ma.Schema):
+    text = Trimmed(required=True, validate=validate.Length(min=1, max=MAX_TEXT))
+    figures = ma.fields.List(
+        ma.fields.Nested(FigureSchema), load_default=list, validate=validate.Length(max=100)
+    )
+
+
+class ProgressReportOutSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    project_id = ma.fields.Integer(required=True)
+    text = ma.fields.String(required=True)
+    figures = ma.fields.List(ma.fields.Nested(FigureSchema), required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    attachments = ma.fields.List(
+        ma.fields.Nested(FileOutSchema),
+        required=True,
+        metadata={"description": "only those the caller may read"},
+    )
+    attachment_count = ma.fields.Integer(required=True)
+
+
+def _with_attachments(reports, user):
+    attached = files.files_of_reports(db.session, [r.id for r in reports])
+    return [
+        {
+            "id": r.id,
+            "project_id": r.project_id,
+            "text": r.text,
+            "figures": [
+                {"outcome_id": int(k), "quantity": v}
+                for k, v in sorted(r.figures.items(), key=lambda kv: int(kv[0]))
+            ],
+            "created_at": r.created_at,
+            "attachments": files.readable(db.session, user, attached[r.id]),
+            "attachment_count": len(attached[r.id]),
+        }
+        for r in reports
+    ]
+
+
+@blp.route("/projects/<int:project_id>/progress-reports")
+class ProgressReports(MethodView):
+    @authenticated(blp, Role.ENTREPRENEUR)
+    @blp.arguments(ProgressReportInSchema)
+    @blp.response(201, ProgressReportOutSchema)
+    @blp.alt_response(403, response="FORBIDDEN")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="invalid_transition (not running)")
+    def post(self, data, project_id):
+        """Report on a running project (text and figures so far per outcome)."""
+        user = current_api_user()
+        report = services.post_progress_report(
+            db.session,
+            user,
+            project_id,
+            text=data["text"],
+            figures={f["outcome_id"]: f["quantity"] for f in data["figures"]},
+            now=now(),
+        )
+        return _with_attachments([report], user)[0]
+
+    @optionally_authenticated(blp)
+    @blp.response(200, ProgressReportOutSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, project_id):
+        """A project's progress reports, newest first (public once listed)."""
+        user = api_user_or_none()
+        return _with_attachments(services.progress_reports(db.session, user, project_id), user)
+
+
+@blp.route("/progress-reports/<int:report_id>/attachments")
+class Attachments(MethodView):
+    @authenticated(blp, Role.ENTREPRENEUR)
+    @blp.arguments(UploadInSchema, location="files")
+    @blp.response(201, FileOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="invalid_transition (not running)")
+    def post(self, upload, report_id):
+        """Attach a file to one of your progress reports while the project runs."""
+        name, data = _upload(upload["file"])
+        return files.add_attachment(
+            db.session,
+            file_store(),
+            current_api_user(),
+            report_id,
+            filename=name,
+            data=data,
+            now=now(),
+        )

@@ -20,8 +20,10 @@ from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
 from marketplace.funding.models import Pledge
 from marketplace.projects.models import Project, ProjectState
+from marketplace.projects.services import get_project
 from outcomes import evaluation as domain
-from outcomes.errors import Conflict, NotFound, ValidationFailed
+from outcomes import progress
+from outcomes.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 LATE_TO_VERIFY_AFTER = timedelta(days=60)
 
@@ -130,4 +132,45 @@ def late_to_verify(project: Project, approved: bool, today: date) -> bool:
         project.state is ProjectState.EVALUATING
         and not approved
         and today > project.end_date + LATE_TO_VERIFY_AFTER
+    )
+
+
+def post_progress_report(
+    session: Session,
+    user: User,
+    project_id: int,
+    *,
+    text: str,
+    figures: dict[int, int],
+    now: datetime,
+) -> progress.ProgressReport:
+    """The owner reports on a running project; the late-to-report flag clears at once."""
+    project = get_project(session, user, project_id)
+    if user.role is not Role.ENTREPRENEUR or user.organisation_id != project.organisation_id:
+        raise Forbidden("Only the project's own organisation reports on it.")
+    if project.state is not ProjectState.RUNNING:
+        raise Conflict(
+            f"A {project.state.value} project is not running: progress reports "
+            f"are posted while it runs.",
+            code="invalid_transition",
+        )
+    report = progress.add_report(
+        session, project_id=project.id, author_id=user.id, text=text, figures=figures, now=now
+    )
+    project.late_to_report = False
+    session.flush()
+    return report
+
+
+def progress_reports(
+    session: Session, user: User | None, project_id: int
+) -> list[progress.ProgressReport]:
+    """A project's reports, newest first, for whoever may see the project."""
+    get_project(session, user, project_id)
+    return list(
+        session.scalars(
+            select(progress.ProgressReport)
+            .where(progress.ProgressReport.project_id == project_id)
+            .order_by(progress.ProgressReport.id.desc())
+        )
     )

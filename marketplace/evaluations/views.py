@@ -13,8 +13,14 @@ from marketplace.accounts.models import Organisation, Role, User
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
-from marketplace.evaluations import services
-from marketplace.evaluations.api import ResultsInSchema, ReturnInSchema
+from marketplace.evaluations import files, services
+from marketplace.evaluations.api import (
+    ProgressReportInSchema,
+    ResultsInSchema,
+    ReturnInSchema,
+    file_response,
+    file_store,
+)
 from marketplace.extensions import db
 from marketplace.projects.models import Project, ProjectState
 from marketplace.settlement import services as settlement
@@ -93,6 +99,7 @@ def _form_page(evaluation_id: int, status: int = 200, errors=None, form=None):
         project=project,
         recorded=recorded,
         evaluator=evaluator,
+        evidence=files.files_of_evaluation(db.session, evaluation.id),
         errors=errors or {},
         form=form or {},
     ), status
@@ -205,3 +212,117 @@ def settlement_page(project_id: int):
     return render_template(
         "evaluations/settlement.html", settlement=found, project=project, names=names
     )
+
+
+# ---------------------------------------------------------------- evidence files
+
+
+@bp.post("/evaluations/<int:evaluation_id>/evidence")
+@login_required
+def upload_evidence(evaluation_id: int):
+    _require(Role.EVALUATOR)
+    upload = request.files.get("file")
+    raw_outcome = request.form.get("outcome_id", "")
+    try:
+        outcome_id = int(raw_outcome) if raw_outcome else None
+    except ValueError:
+        return _form_page(evaluation_id, 422, {"outcome_id": [_("Choose an outcome.")]})
+    if upload is None or not upload.filename:
+        return _form_page(evaluation_id, 422, {"file": [_("Choose a file.")]})
+    try:
+        row = files.add_evidence(
+            db.session,
+            file_store(),
+            current_user,
+            evaluation_id,
+            filename=upload.filename,
+            data=upload.read(),
+            outcome_id=outcome_id,
+            now=now(),
+        )
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return _form_page(evaluation_id, status_of(exc), exc.errors or {"_action": [exc.detail]})
+    flash(_("%(name)s is stored with its SHA-256.", name=row.filename), "success")
+    return redirect(url_for("evaluations.form", evaluation_id=evaluation_id) + "#evidence")
+
+
+@bp.get("/files/<int:file_id>")
+@login_required
+def download(file_id: int):
+    row, data = files.open_file(db.session, file_store(), current_user, file_id)
+    return file_response(row, data)
+
+
+# ---------------------------------------------------------------- progress reports
+
+
+def progress_context(project: Project, user: User | None, is_owner: bool) -> dict:
+    """What the project page shows of its reports, and whether the viewer may post one."""
+    reports = services.progress_reports(db.session, user, project.id)
+    attached = files.files_of_reports(db.session, [r.id for r in reports])
+    return {
+        "reports": reports,
+        "attachments": {i: files.readable(db.session, user, rows) for i, rows in attached.items()},
+        "attachment_counts": {i: len(rows) for i, rows in attached.items()},
+        "can_report": is_owner and project.state is ProjectState.RUNNING,
+    }
+
+
+@bp.post("/projects/<int:project_id>/progress-reports")
+@login_required
+def post_report(project_id: int):
+    from marketplace.projects.views import detail
+
+    values = request.form.to_dict()
+    project = db.session.get(Project, project_id)
+    outcomes = project.outcomes if project else []
+    figures = [
+        {"outcome_id": c.id, "quantity": values[f"figure-{c.id}"]}
+        for c in outcomes
+        if values.get(f"figure-{c.id}", "").strip()
+    ]
+    uploads = [u for u in request.files.getlist("file") if u.filename]
+    try:
+        data = ProgressReportInSchema().load({"text": values.get("text", ""), "figures": figures})
+        report = services.post_progress_report(
+            db.session,
+            current_user,
+            project_id,
+            text=data["text"],
+            figures={f["outcome_id"]: f["quantity"] for f in data["figures"]},
+            now=now(),
+        )
+        for upload in uploads:
+            files.add_attachment(
+                db.session,
+                file_store(),
+                current_user,
+                report.id,
+                filename=upload.filename,
+                data=upload.read(),
+                now=now(),
+            )
+    except ma.ValidationError as exc:
+        errors = _figure_errors(flatten_errors(exc.messages), figures)
+        return detail(project_id, status=422, errors=errors, form=values)
+    except MarketplaceError as exc:
+        db.session.rollback()
+        errors = _figure_errors(exc.errors, figures) if exc.errors else {"_action": [exc.detail]}
+        return detail(project_id, status=status_of(exc), errors=errors, form=values)
+    flash(_("Your progress report is published."), "success")
+    return redirect(url_for("projects.detail", project_id=project_id) + "#reports-title")
+
+
+def _figure_errors(errors: dict[str, list[str]], figures: list[dict]) -> dict[str, list[str]]:
+    """``figures.0.quantity`` (or the domain's ``figures.<id>``) -> ``figure-<id>``."""
+    mapped = {}
+    for name, messages in errors.items():
+        parts = name.split(".")
+        if parts[0] == "figures" and len(parts) == 3 and parts[1].isdigit():
+            mapped[f"figure-{figures[int(parts[1])]['outcome_id']}"] = messages
+        elif parts[0] == "figures" and len(parts) == 2:
+            mapped[f"figure-{parts[1]}"] = messages
+        else:
+            mapped[name] = messages
+    return mapped

@@ -23,12 +23,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
     Index,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -124,6 +126,9 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Public flags kept by the scheduler's flag_late sweep (product.md "Project lifecycle").
+    late_to_report: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    late_to_verify: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     created_by: Mapped[User] = relationship()
@@ -140,6 +145,10 @@ class Project(Base):
     @property
     def reference(self) -> str:
         return f"P{self.id:06d}"
+
+    @property
+    def flags(self) -> list[str]:
+        return [name for name in ("late_to_report", "late_to_verify") if getattr(self, name)]
 
     @property
     def is_listable(self) -> bool:

@@ -189,8 +189,10 @@ class ProjectOutSchema(ma.Schema):
     threshold_tokens = ma.fields.Integer(allow_none=True, required=True)
     tokens_pledged = ma.fields.Integer(required=True)
     tokens_paid = ma.fields.Integer(required=True)
-    flags = ma.fields.Function(
-        lambda p: [], required=True, metadata={"description": "late_to_report, late_to_verify"}
+    flags = ma.fields.List(
+        ma.fields.String(),
+        required=True,
+        metadata={"description": "late_to_report, late_to_verify (public warnings)"},
     )
     valuation = ma.fields.Nested(ValuationOutSchema, allow_none=True, required=True)
     created_at = ma.fields.AwareDateTime(required=True)

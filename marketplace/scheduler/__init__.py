@@ -67,6 +67,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("execute_refunds", funding.execute_refunds),
     Sweep("execute_transfers", funding.execute_transfers),
     Sweep("finish_settlements", settlement.finish_settlements),
+    Sweep("flag_late", settlement.flag_late),
     Sweep("reconcile", reconcile_sweep),
     Sweep("purge_login_attempts", in_one_transaction(purge_login_attempts)),
 )

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from marketplace.core.sweeps import SweepContext
+from marketplace.evaluations import services as evaluation_services
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.states import InvalidTransition, transition
 from marketplace.settlement import services
 from marketplace.settlement.models import Settlement
+from outcomes.evaluation import Evaluation, EvaluationState
+from outcomes.progress import ProgressReport, is_late
 
 
 def open_evaluations(ctx: SweepContext, now: datetime) -> str:
@@ -73,3 +76,39 @@ def finish_settlements(ctx: SweepContext, now: datetime) -> str:
             except InvalidTransition:
                 session.rollback()
     return f"settled {finished} projects"
+
+
+def flag_late(ctx: SweepContext, now: datetime) -> str:
+    """Keep the public flags: late to report (running, no report for three months) and late
+    to verify (evaluating, not approved 60 days after the end date)."""
+    today = ctx.local_date(now)
+    changed = 0
+    with ctx.db.transaction() as session:
+        last = dict(
+            session.execute(
+                select(ProgressReport.project_id, func.max(ProgressReport.created_at)).group_by(
+                    ProgressReport.project_id
+                )
+            ).all()
+        )
+        approved = set(
+            session.scalars(
+                select(Evaluation.project_id).where(Evaluation.state == EvaluationState.APPROVED)
+            )
+        )
+        candidates = session.scalars(
+            select(Project).where(
+                Project.state.in_((ProjectState.RUNNING, ProjectState.EVALUATING))
+                | Project.late_to_report
+                | Project.late_to_verify
+            )
+        ).all()
+        for project in candidates:
+            report = project.state is ProjectState.RUNNING and is_late(
+                project.start_date, last.get(project.id), today
+            )
+            verify = evaluation_services.late_to_verify(project, project.id in approved, today)
+            if (report, verify) != (project.late_to_report, project.late_to_verify):
+                project.late_to_report, project.late_to_verify = report, verify
+                changed += 1
+    return f"{changed} projects' late flags changed"
