@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -80,10 +80,20 @@ def get_account(
     organisation_id: int | None = None,
     project_id: int | None = None,
 ) -> LedgerAccount:
-    """The account of that kind and owner, created on first use (safe under races)."""
+    """The account of that kind and owner, created on first use (safe under races).
+
+    Accounts found are remembered for the session's life (they are never
+    deleted, and their balance is expired after each posting); one created in a
+    transaction that was rolled back is no longer persistent and is looked up again.
+    """
     code = account_code(kind, organisation_id=organisation_id, project_id=project_id)
+    known = session.info.setdefault("ledger_accounts", {})
+    cached = known.get(code)
+    if cached is not None and inspect(cached).persistent:
+        return cached
     found = session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
     if found is not None:
+        known[code] = found
         return found
     try:
         with session.begin_nested():
@@ -196,7 +206,7 @@ def post(
         raise ReferenceConflict(f"{reference} was posted concurrently.") from None
     for account in accounts.values():
         session.expire(account, ["balance_cents"])
-    session.refresh(entry)
+    session.expire(entry, ["legs"])
     return entry
 
 

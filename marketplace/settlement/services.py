@@ -111,6 +111,14 @@ def settle_project(
             session.flush()
     except IntegrityError:
         return None
+    charged = {
+        payment.pledge_id: payment
+        for payment in session.scalars(
+            select(Payment)
+            .join(Pledge, Pledge.id == Payment.pledge_id)
+            .where(Pledge.project_id == project.id, Payment.state == MoneyState.SUCCEEDED)
+        )
+    }
     for share in result.buyers:
         session.add(
             SettlementShare(
@@ -122,7 +130,7 @@ def settle_project(
                 refund_cents=share.refund_cents,
             )
         )
-        _refund_rows(session, pledges_of[share.buyer], share.refund_cents, now)
+        _refund_rows(session, pledges_of[share.buyer], charged, share.refund_cents, now)
     issue_blocks(
         session, project, [(share.buyer, share.tokens_minted) for share in result.buyers], now=now
     )
@@ -171,16 +179,18 @@ def settle_project(
     return settlement
 
 
-def _refund_rows(session: Session, pledges: list[Pledge], amount: int, now: datetime) -> None:
+def _refund_rows(
+    session: Session,
+    pledges: list[Pledge],
+    charged: dict[int, Payment],
+    amount: int,
+    now: datetime,
+) -> None:
     """Refund ``amount`` across a buyer's payments, earliest first, none above its charge."""
     for pledge in pledges:
         if amount == 0:
             return
-        payment = session.scalar(
-            select(Payment).where(
-                Payment.pledge_id == pledge.id, Payment.state == MoneyState.SUCCEEDED
-            )
-        )
+        payment = charged[pledge.id]
         part = min(amount, payment.amount_cents)
         session.add(
             Refund(
