@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 # A money row still ``created`` this long after it was written lost its process.
 STALE_AFTER = timedelta(minutes=2)
 BATCH = 200
-# Refunds sent at once on PostgreSQL (Stripe calls wait on the network, not on us).
+# Refunds sent at once on PostgreSQL (Stripe calls wait on the network, not on us),
+# and how many are recorded in one transaction.
 REFUND_WORKERS = 4
+REFUND_BATCH = 100
 
 
 UNSETTLED = (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED)
@@ -322,56 +324,36 @@ def _send_each(session: Session, rows, send) -> tuple[int, int]:
 def execute_refunds(ctx: SweepContext, now: datetime) -> str:
     """Send every refund not yet made to Stripe (new ones, and stale ones again).
 
-    On PostgreSQL several workers send at once, each the refunds of its own
-    projects (so no two wait on one escrow account); each refund is still its
-    own Stripe call and its own transaction, keyed by its row.
+    Refunds are sent in batches: each is its own Stripe call with its row's key,
+    and a batch is recorded (rows and journal entries) in one transaction. On
+    PostgreSQL several workers send at once, each the refunds of its own
+    projects, so no two wait on one escrow account.
     """
     with ctx.db.session_factory() as session:
-        due = session.execute(
-            select(Refund.id, Pledge.project_id)
-            .join(Pledge, Pledge.id == Refund.pledge_id)
-            .where(Refund.state == MoneyState.CREATED)
-            .order_by(Refund.id)
-        ).all()
-    by_project: dict[int, list[int]] = {}
-    for refund_id, project_id in due:
-        by_project.setdefault(project_id, []).append(refund_id)
+        due = [payments.DueRefund(*row) for row in session.execute(payments.due_refunds())]
+    by_project: dict[int, list[payments.DueRefund]] = {}
+    for row in due:
+        by_project.setdefault(row.project_id, []).append(row)
     workers = 1 if ctx.db.engine.dialect.name == "sqlite" else REFUND_WORKERS
-    shares: list[list[int]] = [[] for _ in range(workers)]
-    for ids in sorted(by_project.values(), key=len, reverse=True):
-        min(shares, key=len).extend(ids)
+    shares: list[list[payments.DueRefund]] = [[] for _ in range(workers)]
+    for rows in sorted(by_project.values(), key=len, reverse=True):
+        min(shares, key=len).extend(rows)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        counts = list(pool.map(lambda ids: _refund_each(ctx, sorted(ids), now), shares))
+        counts = list(pool.map(lambda rows: _refund_share(ctx, rows, now), shares))
     done, waiting = sum(c[0] for c in counts), sum(c[1] for c in counts)
     return f"refunded {done} payments, {waiting} left for the next run"
 
 
-def _refund_each(ctx: SweepContext, ids: list[int], now: datetime) -> tuple[int, int]:
+def _refund_share(
+    ctx: SweepContext, rows: list[payments.DueRefund], now: datetime
+) -> tuple[int, int]:
     done = waiting = 0
     with ctx.db.session_factory() as session:
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
-            refunds = session.scalars(
-                select(Refund).where(Refund.id.in_(chunk)).order_by(Refund.id)
-            ).all()
-            # Into the session at once (held here: the identity map keeps only what is
-            # referenced), so each refund finds its payment and pledge without a query.
-            held = [
-                *session.scalars(
-                    select(Payment).where(Payment.id.in_({r.payment_id for r in refunds}))
-                ),
-                *session.scalars(
-                    select(Pledge).where(Pledge.id.in_({r.pledge_id for r in refunds}))
-                ),
-            ]
-            session.commit()
-            sent, left = _send_each(
-                session,
-                refunds,
-                lambda refund: payments.execute_refund(session, ctx.gateway, refund, now),
+        for start in range(0, len(rows), REFUND_BATCH):
+            sent, left = payments.execute_refunds_together(
+                session, ctx.gateway, rows[start : start + REFUND_BATCH], now
             )
             done, waiting = done + sent, waiting + left
-            del held
     return done, waiting
 
 

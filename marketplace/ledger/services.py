@@ -1,8 +1,8 @@
 """Posting to the ledger, reversing entries, and checking that it balances.
 
-``post`` is the one way money moves in the books. It takes the session and
-``now`` from its caller and flushes; it either writes the whole entry (legs and
-balance updates) or nothing. Raises:
+``post`` (and ``post_many``, for a batch) is the one way money moves in the
+books. It takes the session and ``now`` from its caller and flushes; it either
+writes the whole entry (legs and balance updates) or nothing. Raises:
 - ReferenceConflict: the reference was posted before with other legs;
 - InsufficientBalance: a never-negative account (escrow, payable, fees) would go
   below zero (the database's CHECK refuses it);
@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, inspect, select, update
+from sqlalchemy import case, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -208,6 +208,97 @@ def post(
         session.expire(account, ["balance_cents"])
     session.expire(entry, ["legs"])
     return entry
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One entry for ``post_many``."""
+
+    reference: str
+    kind: str
+    legs: list[Leg]
+    memo: str = ""
+
+
+def post_many(session: Session, postings: list[Posting], *, now: datetime) -> int:
+    """Post many entries in a handful of statements, with ``post``'s guarantees for each.
+
+    References posted before with the same legs are skipped (with other legs:
+    ReferenceConflict); the rest are written together or not at all, and each
+    account's balance moves once by the sum of its deltas (in account order, so
+    two batches cannot deadlock). Returns how many entries were written.
+    """
+    for posting in postings:
+        _check_legs(posting.legs)
+    references = [p.reference for p in postings]
+    if len(set(references)) != len(references):
+        raise ValidationFailed(errors={"reference": ["Each posting needs its own reference."]})
+    existing = {
+        entry.reference: entry
+        for entry in session.scalars(
+            select(JournalEntry).where(JournalEntry.reference.in_(references))
+        )
+    }
+    fresh = []
+    for posting in postings:
+        wanted = sorted((leg.debit.id, leg.credit.id, leg.amount_cents) for leg in posting.legs)
+        if posting.reference not in existing:
+            fresh.append(posting)
+        elif _shape(existing[posting.reference].legs) != wanted:
+            raise ReferenceConflict(f"{posting.reference} was posted before with other amounts.")
+    if not fresh:
+        return 0
+    accounts = {
+        account.id: account
+        for posting in fresh
+        for leg in posting.legs
+        for account in (leg.debit, leg.credit)
+    }
+    deltas: dict[int, int] = defaultdict(int)
+    for posting in fresh:
+        for account_id, delta in _deltas(posting.legs).items():
+            deltas[account_id] += delta
+    try:
+        with session.begin_nested():
+            entry_ids = session.scalars(
+                insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+                [
+                    {"reference": p.reference, "kind": p.kind, "at": now, "memo": p.memo}
+                    for p in fresh
+                ],
+            ).all()
+            for account_id, delta in sorted(deltas.items()):
+                if delta == 0:
+                    continue
+                try:
+                    session.execute(
+                        update(LedgerAccount)
+                        .where(LedgerAccount.id == account_id)
+                        .values(balance_cents=LedgerAccount.balance_cents + delta)
+                        .execution_options(synchronize_session=False)
+                    )
+                except IntegrityError:
+                    raise InsufficientBalance(
+                        f"{accounts[account_id].code} cannot go below zero."
+                    ) from None
+            session.execute(
+                insert(JournalLeg),
+                [
+                    {
+                        "entry_id": entry_id,
+                        "debit_account_id": leg.debit.id,
+                        "credit_account_id": leg.credit.id,
+                        "amount_cents": leg.amount_cents,
+                    }
+                    for entry_id, posting in zip(entry_ids, fresh, strict=True)
+                    for leg in posting.legs
+                ],
+            )
+    except IntegrityError:
+        raise ReferenceConflict("A reference of the batch was posted concurrently.") from None
+    for account in accounts.values():
+        session.expire(account, ["balance_cents"])
+    return len(fresh)
 
 
 def reverse(session: Session, entry: JournalEntry, *, now: datetime, reason: str) -> JournalEntry:

@@ -148,6 +148,11 @@ class Payment(Base):
         return f"payment-{self.id}"
 
 
+def refund_key(refund_id: int) -> str:
+    """The Stripe idempotency key of a refund row."""
+    return f"refund-{refund_id}"
+
+
 class Refund(Base):
     """Money returned to a buyer from one payment (a Stripe Refund)."""
 
@@ -171,7 +176,7 @@ class Refund(Base):
 
     @property
     def idempotency_key(self) -> str:
-        return f"refund-{self.id}"
+        return refund_key(self.id)
 
 
 class ConnectedAccount(Base):

@@ -12,10 +12,11 @@ Every money movement is posted to the ledger with a reference naming its row
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,7 @@ from marketplace.accounts.models import Organisation, User
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Notification, Pledge, PledgeState
 from marketplace.ledger.models import AccountKind
-from marketplace.ledger.services import Leg, get_account, post
+from marketplace.ledger.services import LedgerError, Leg, Posting, get_account, post, post_many
 from marketplace.payments.gateway import (
     AuthenticationRequired,
     Declined,
@@ -43,9 +44,12 @@ from marketplace.payments.models import (
     StripeCustomer,
     Transfer,
     card_label,
+    refund_key,
 )
 from marketplace.projects.models import Project
 from outcomes.errors import PaymentRequired, Unavailable, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 
 def transfer_group(project_id: int) -> str:
@@ -327,49 +331,183 @@ def customer_id_of(session: Session, organisation_id: int) -> str | None:
 # --- refunds ----------------------------------------------------------------------------
 
 
+def _send_refund(
+    gateway: StripeGateway, *, refund_id: int, pledge_id: int, payment_intent_id: str, amount: int
+):
+    """The one way a refund row becomes a Stripe refund: same key, same parameters."""
+    return gateway.refund(
+        payment_intent_id=payment_intent_id,
+        amount_cents=amount,
+        key=refund_key(refund_id),
+        metadata={"refund_id": str(refund_id), "pledge_id": str(pledge_id)},
+    )
+
+
+def _refund_legs(session: Session, organisation_id: int, project_id: int, amount: int):
+    clearing = get_account(session, AccountKind.STRIPE_CLEARING)
+    buyer = get_account(session, AccountKind.BUYER, organisation_id=organisation_id)
+    escrow = get_account(session, AccountKind.ESCROW, project_id=project_id)
+    return [
+        Leg(debit=escrow, credit=buyer, amount_cents=amount),
+        Leg(debit=buyer, credit=clearing, amount_cents=amount),
+    ]
+
+
+def _pledge_refunded_in_full(session: Session, pledge: Pledge, now: datetime) -> None:
+    """An unfunded project's pledge, refunded: it and its tokens leave the project."""
+    if pledge.state != PledgeState.PAID:
+        return
+    pledge_states.change(
+        session,
+        pledge,
+        PledgeState.REFUNDED,
+        actor=None,
+        now=now,
+        reason="the project is unfunded: refunded in full",
+    )
+    session.execute(
+        Project.__table__.update()
+        .where(Project.id == pledge.project_id)
+        .values(
+            tokens_paid=Project.tokens_paid - pledge.tokens,
+            tokens_pledged=Project.tokens_pledged - pledge.tokens,
+        )
+    )
+
+
 def execute_refund(session: Session, gateway: StripeGateway, refund: Refund, now: datetime) -> None:
     """Send a committed ``created`` refund to Stripe and record it (commits)."""
     payment = session.get(Payment, refund.payment_id)
     session.commit()
-    result = gateway.refund(
+    result = _send_refund(
+        gateway,
+        refund_id=refund.id,
+        pledge_id=refund.pledge_id,
         payment_intent_id=payment.payment_intent_id,
-        amount_cents=refund.amount_cents,
-        key=refund.idempotency_key,
-        metadata={"refund_id": str(refund.id), "pledge_id": str(refund.pledge_id)},
+        amount=refund.amount_cents,
     )
     refund.refund_id = result.id
     refund.state, refund.updated_at = MoneyState.SUCCEEDED, now
     pledge = session.get(Pledge, refund.pledge_id)
-    clearing, buyer, escrow = _books(session, pledge)
     post(
         session,
         reference=f"refund:{refund.id}",
         kind="refund",
         now=now,
         memo=f"pledge {pledge.id}: {refund.reason}",
-        legs=[
-            Leg(debit=escrow, credit=buyer, amount_cents=refund.amount_cents),
-            Leg(debit=buyer, credit=clearing, amount_cents=refund.amount_cents),
+        legs=_refund_legs(session, pledge.organisation_id, pledge.project_id, refund.amount_cents),
+    )
+    if refund.reason == "unfunded":
+        _pledge_refunded_in_full(session, pledge, now)
+    session.commit()
+
+
+@dataclass(frozen=True)
+class DueRefund:
+    """What sending and recording one refund row needs, read in one query."""
+
+    id: int
+    pledge_id: int
+    reason: str
+    amount_cents: int
+    payment_intent_id: str
+    organisation_id: int
+    project_id: int
+
+
+def due_refunds():
+    """The query of every refund row not yet made at Stripe, as ``DueRefund`` columns."""
+    return (
+        select(
+            Refund.id,
+            Refund.pledge_id,
+            Refund.reason,
+            Refund.amount_cents,
+            Payment.payment_intent_id,
+            Pledge.organisation_id,
+            Pledge.project_id,
+        )
+        .join(Payment, Payment.id == Refund.payment_id)
+        .join(Pledge, Pledge.id == Refund.pledge_id)
+        .where(Refund.state == MoneyState.CREATED)
+        .order_by(Refund.id)
+    )
+
+
+def execute_refunds_together(
+    session: Session, gateway: StripeGateway, due: list[DueRefund], now: datetime
+) -> tuple[int, int]:
+    """Send each refund to Stripe, then record them all in one transaction.
+
+    Each call carries its row's key, so when recording fails (or the process
+    dies first) the rows stay ``created`` and the next attempt gets the same
+    Stripe refunds back. A batch that cannot be recorded together is recorded
+    one refund at a time. Returns (sent, left for the next run).
+    """
+    session.commit()
+    sent, waiting = [], 0
+    for row in due:
+        try:
+            result = _send_refund(
+                gateway,
+                refund_id=row.id,
+                pledge_id=row.pledge_id,
+                payment_intent_id=row.payment_intent_id,
+                amount=row.amount_cents,
+            )
+        except GatewayError as error:
+            waiting += 1
+            log.warning("refund %s waits for the next run: %s", row.id, error)
+            continue
+        sent.append((row, result.id))
+    if not sent:
+        return 0, waiting
+    try:
+        _record_refunds(session, sent, now)
+        session.commit()
+    except (LedgerError, IntegrityError) as error:
+        session.rollback()
+        log.warning("recording %d refunds together failed (%s); one by one", len(sent), error)
+        for row, _stripe_id in sent:
+            execute_refund(session, gateway, session.get(Refund, row.id), now)
+    return len(sent), waiting
+
+
+def _record_refunds(session: Session, sent: list[tuple[DueRefund, str]], now: datetime) -> None:
+    still_open = set(
+        session.scalars(
+            select(Refund.id)
+            .where(Refund.id.in_([row.id for row, _ in sent]), Refund.state == MoneyState.CREATED)
+            .with_for_update()
+        )
+    )
+    todo = [(row, stripe_id) for row, stripe_id in sent if row.id in still_open]
+    if not todo:
+        return
+    session.execute(
+        update(Refund),
+        [
+            {"id": row.id, "refund_id": stripe_id, "state": MoneyState.SUCCEEDED, "updated_at": now}
+            for row, stripe_id in todo
         ],
     )
-    if refund.reason == "unfunded" and pledge.state == PledgeState.PAID:
-        pledge_states.change(
-            session,
-            pledge,
-            PledgeState.REFUNDED,
-            actor=None,
-            now=now,
-            reason="the project is unfunded: refunded in full",
-        )
-        session.execute(
-            Project.__table__.update()
-            .where(Project.id == pledge.project_id)
-            .values(
-                tokens_paid=Project.tokens_paid - pledge.tokens,
-                tokens_pledged=Project.tokens_pledged - pledge.tokens,
+    post_many(
+        session,
+        [
+            Posting(
+                reference=f"refund:{row.id}",
+                kind="refund",
+                memo=f"pledge {row.pledge_id}: {row.reason}",
+                legs=_refund_legs(session, row.organisation_id, row.project_id, row.amount_cents),
             )
-        )
-    session.commit()
+            for row, _ in todo
+        ],
+        now=now,
+    )
+    for row, _ in todo:
+        if row.reason == "unfunded":
+            _pledge_refunded_in_full(session, session.get(Pledge, row.pledge_id), now)
+    session.flush()
 
 
 # --- payouts (Stripe Connect) ---------------------------------------------------------------

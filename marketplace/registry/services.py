@@ -43,24 +43,29 @@ def issue_blocks(
 ) -> list[TokenBlock]:
     """Serials 1..n to the holders in the order given (pledge order): one block each."""
     vintage = project.end_date.year
-    blocks, next_serial = [], 1
+    rows, next_serial = [], 1
     for holder_id, quantity in allocations:
         if quantity <= 0:
             continue
-        block = TokenBlock(
-            project_id=project.id,
-            vintage=vintage,
-            first_serial=next_serial,
-            last_serial=next_serial + quantity - 1,
-            holder_id=holder_id,
-            status=BlockStatus.ISSUED,
-            issued_at=now,
+        rows.append(
+            {
+                "project_id": project.id,
+                "vintage": vintage,
+                "first_serial": next_serial,
+                "last_serial": next_serial + quantity - 1,
+                "holder_id": holder_id,
+                "status": BlockStatus.ISSUED,
+                "issued_at": now,
+            }
         )
-        session.add(block)
-        blocks.append(block)
         next_serial += quantity
-    session.flush()
-    return blocks
+    if not rows:
+        return []
+    return list(
+        session.scalars(
+            insert(TokenBlock).returning(TokenBlock, sort_by_parameter_order=True), rows
+        )
+    )
 
 
 def holdings(session: Session, user: User) -> list[TokenBlock]:

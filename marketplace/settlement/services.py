@@ -13,9 +13,9 @@ from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from marketplace.accounts.models import Role, User
 from marketplace.funding.models import Pledge, PledgeState
@@ -63,6 +63,7 @@ def snapshot_values(snapshot: ValuationSnapshot, verified: dict[int, int]) -> tu
 def _holdings(session: Session, project_id: int) -> tuple[list[compute.Holding], dict]:
     paid = session.scalars(
         select(Pledge)
+        .options(lazyload("*"))
         .where(Pledge.project_id == project_id, Pledge.state == PledgeState.PAID)
         .order_by(Pledge.id)
     ).all()
@@ -119,18 +120,28 @@ def settle_project(
             .where(Pledge.project_id == project.id, Payment.state == MoneyState.SUCCEEDED)
         )
     }
-    for share in result.buyers:
-        session.add(
-            SettlementShare(
-                settlement_id=settlement.id,
-                organisation_id=share.buyer,
-                first_pledge_id=pledges_of[share.buyer][0].id,
-                tokens_paid=share.tokens_paid,
-                tokens_minted=share.tokens_minted,
-                refund_cents=share.refund_cents,
-            )
-        )
-        _refund_rows(session, pledges_of[share.buyer], charged, share.refund_cents, now)
+    session.execute(
+        insert(SettlementShare),
+        [
+            {
+                "settlement_id": settlement.id,
+                "organisation_id": share.buyer,
+                "first_pledge_id": pledges_of[share.buyer][0].id,
+                "tokens_paid": share.tokens_paid,
+                "tokens_minted": share.tokens_minted,
+                "refund_cents": share.refund_cents,
+            }
+            for share in result.buyers
+        ],
+    )
+    refunds = [
+        row
+        for share in result.buyers
+        for row in _refund_rows(pledges_of[share.buyer], charged, share.refund_cents, now)
+    ]
+    if refunds:
+        session.execute(insert(Refund), refunds)
+    session.expire(settlement, ["shares"])
     issue_blocks(
         session, project, [(share.buyer, share.tokens_minted) for share in result.buyers], now=now
     )
@@ -180,32 +191,30 @@ def settle_project(
 
 
 def _refund_rows(
-    session: Session,
-    pledges: list[Pledge],
-    charged: dict[int, Payment],
-    amount: int,
-    now: datetime,
-) -> None:
+    pledges: list[Pledge], charged: dict[int, Payment], amount: int, now: datetime
+) -> list[dict]:
     """Refund ``amount`` across a buyer's payments, earliest first, none above its charge."""
+    rows = []
     for pledge in pledges:
         if amount == 0:
-            return
+            break
         payment = charged[pledge.id]
         part = min(amount, payment.amount_cents)
-        session.add(
-            Refund(
-                payment_id=payment.id,
-                pledge_id=pledge.id,
-                reason="settlement",
-                amount_cents=part,
-                state=MoneyState.CREATED,
-                created_at=now,
-                updated_at=now,
-            )
+        rows.append(
+            {
+                "payment_id": payment.id,
+                "pledge_id": pledge.id,
+                "reason": "settlement",
+                "amount_cents": part,
+                "state": MoneyState.CREATED,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
         amount -= part
     if amount:
         raise ValueError("a buyer's refund exceeds what it paid")
+    return rows
 
 
 def finish_if_paid(session: Session, settlement: Settlement, *, now: datetime) -> bool:

@@ -14,9 +14,11 @@ from marketplace.ledger.services import (
     InsufficientBalance,
     LedgerError,
     Leg,
+    Posting,
     ReferenceConflict,
     get_account,
     post,
+    post_many,
     reverse,
     verify,
 )
@@ -298,3 +300,62 @@ def test_any_sequence_of_postings_keeps_the_books_balanced(session, books, moves
             if name in ("escrow", "payable", "fees"):
                 assert value >= 0
     assert verify(session) == []
+
+
+def _refund(b, reference: str, amount: int) -> Posting:
+    return Posting(
+        reference=reference,
+        kind="refund",
+        legs=[
+            Leg(debit=b["escrow"], credit=b["buyer"], amount_cents=amount),
+            Leg(debit=b["buyer"], credit=b["clearing"], amount_cents=amount),
+        ],
+    )
+
+
+def test_a_batch_posts_each_entry_once_and_moves_each_balance_by_the_sum(session, books):
+    b = books
+    post(
+        session,
+        reference="payment:1",
+        kind="charge",
+        now=NOW,
+        legs=[Leg(debit=b["clearing"], credit=b["escrow"], amount_cents=10_000)],
+    )
+    post(session, reference="refund:1", kind="refund", now=NOW, legs=_refund(b, "x", 100).legs)
+    session.commit()
+
+    written = post_many(session, [_refund(b, f"refund:{n}", 100 * n) for n in (1, 2, 3)], now=NOW)
+    session.commit()
+
+    assert written == 2  # refund:1 was posted before, with the same legs
+    assert balances(session, b)["escrow"] == 10_000 - 100 - 200 - 300
+    assert balances(session, b)["clearing"] == 10_000 - 600
+    assert entries(session) == 4
+    assert verify(session) == []
+    assert post_many(session, [_refund(b, "refund:2", 200)], now=NOW) == 0
+
+
+def test_a_batch_is_all_or_nothing(session, books):
+    b = books
+    post(
+        session,
+        reference="payment:1",
+        kind="charge",
+        now=NOW,
+        legs=[Leg(debit=b["clearing"], credit=b["escrow"], amount_cents=500)],
+    )
+    session.commit()
+
+    with pytest.raises(InsufficientBalance):
+        post_many(session, [_refund(b, "refund:1", 300), _refund(b, "refund:2", 300)], now=NOW)
+    session.rollback()
+    with pytest.raises(ReferenceConflict):
+        post_many(session, [_refund(b, "payment:1", 300)], now=NOW)
+    session.rollback()
+    with pytest.raises(ValidationFailed):
+        post_many(session, [_refund(b, "refund:1", 1), _refund(b, "refund:1", 1)], now=NOW)
+    session.rollback()
+
+    assert entries(session) == 1
+    assert balances(session, b)["escrow"] == 500

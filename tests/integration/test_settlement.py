@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
 from marketplace.core.sweeps import SweepContext, sweep_context
-from marketplace.ledger.models import LedgerAccount
+from marketplace.ledger.models import JournalEntry, LedgerAccount
 from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import Refund, Transfer
 from marketplace.projects import services as projects
@@ -173,6 +174,40 @@ def test_settling_twice_and_in_two_runs_moves_money_once(
     assert session.scalar(select(func.count()).select_from(Refund)) == 2
     assert session.scalar(select(func.count()).select_from(Transfer)) == 2
     assert len(refunds(app)) == 2
+    assert_books_agree_with_stripe(app, session, ENDED)
+
+
+def test_two_schedulers_at_once_settle_once(app, client, session, auth_headers, worked_example):
+    project, admin = worked_example
+    evaluate(client, auth_headers, project, admin, verified=14)
+    ctx = sweep_context(app)
+    start = threading.Barrier(2)
+    failures = []
+
+    def scheduler() -> None:
+        start.wait()
+        failures.extend(r for r in run_sweeps(ctx, ENDED) if not r.ok)
+
+    both = [threading.Thread(target=scheduler) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    tick(app, ENDED + timedelta(minutes=1))
+
+    assert failures == []
+    assert project_state(session, project.id).state is ProjectState.SETTLED
+    assert sorted(r.amount for r in refunds(app)) == [135_838, 190_174]
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Settlement)) == 1
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(JournalEntry)
+            .where(JournalEntry.reference.like("refund:%"))
+        )
+        == 2
+    )
     assert_books_agree_with_stripe(app, session, ENDED)
 
 
