@@ -15,7 +15,6 @@ processes at once:
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select, update
@@ -46,9 +45,7 @@ log = logging.getLogger(__name__)
 # A money row still ``created`` this long after it was written lost its process.
 STALE_AFTER = timedelta(minutes=2)
 BATCH = 200
-# Refunds sent at once on PostgreSQL (Stripe calls wait on the network, not on us),
-# and how many are recorded in one transaction.
-REFUND_WORKERS = 4
+# Refunds recorded in one transaction (each is still its own Stripe call).
 REFUND_BATCH = 100
 
 
@@ -331,16 +328,9 @@ def execute_refunds(ctx: SweepContext, now: datetime) -> str:
     """
     with ctx.db.session_factory() as session:
         due = [payments.DueRefund(*row) for row in session.execute(payments.due_refunds())]
-    by_project: dict[int, list[payments.DueRefund]] = {}
-    for row in due:
-        by_project.setdefault(row.project_id, []).append(row)
-    workers = 1 if ctx.db.engine.dialect.name == "sqlite" else REFUND_WORKERS
-    shares: list[list[payments.DueRefund]] = [[] for _ in range(workers)]
-    for rows in sorted(by_project.values(), key=len, reverse=True):
-        min(shares, key=len).extend(rows)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        counts = list(pool.map(lambda rows: _refund_share(ctx, rows, now), shares))
-    done, waiting = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    done, waiting = ctx.in_parallel(
+        due, lambda row: row.project_id, lambda rows: _refund_share(ctx, rows, now)
+    ) or (0, 0)
     return f"refunded {done} payments, {waiting} left for the next run"
 
 

@@ -468,8 +468,15 @@ def execute_refunds_together(
     except (LedgerError, IntegrityError) as error:
         session.rollback()
         log.warning("recording %d refunds together failed (%s); one by one", len(sent), error)
+        recorded = 0
         for row, _stripe_id in sent:
-            execute_refund(session, gateway, session.get(Refund, row.id), now)
+            try:
+                execute_refund(session, gateway, session.get(Refund, row.id), now)
+                recorded += 1
+            except (LedgerError, GatewayError) as one:
+                session.rollback()
+                log.error("refund %s cannot be recorded: %s", row.id, one)
+        return recorded, waiting + len(sent) - recorded
     return len(sent), waiting
 
 

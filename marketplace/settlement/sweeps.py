@@ -50,31 +50,51 @@ def open_evaluations(ctx: SweepContext, now: datetime) -> str:
 
 
 def settle_projects(ctx: SweepContext, now: datetime) -> str:
-    """Compute and record the settlement of every approved evaluation."""
-    settled = 0
+    """Compute and record the settlement of every approved evaluation (projects in parallel
+    on PostgreSQL; each is claimed by inserting its settlement, so it is settled once)."""
     with ctx.db.session_factory() as session:
-        for project, evaluation in services.approved_unsettled(session):
-            if services.settle_project(
-                session, project, evaluation, fee_rate=ctx.settings.platform_fee_rate, now=now
-            ):
-                settled += 1
-            session.commit()
+        due = [(p.id, e.id) for p, e in services.approved_unsettled(session)]
+
+    def settle(pairs: list[tuple[int, int]]) -> tuple[int]:
+        settled = 0
+        with ctx.db.session_factory() as session:
+            for project_id, evaluation_id in pairs:
+                if services.settle_project(
+                    session,
+                    session.get(Project, project_id),
+                    session.get(Evaluation, evaluation_id),
+                    fee_rate=ctx.settings.platform_fee_rate,
+                    now=now,
+                ):
+                    settled += 1
+                session.commit()
+        return (settled,)
+
+    (settled,) = ctx.in_parallel(due, lambda pair: pair[0], settle) or (0,)
     return f"computed {settled} settlements"
 
 
 def finish_settlements(ctx: SweepContext, now: datetime) -> str:
     """Mark settled the projects whose settlement money has all moved."""
-    finished = 0
     with ctx.db.session_factory() as session:
         open_ones = session.scalars(
-            select(Settlement).where(Settlement.finished_at.is_(None)).order_by(Settlement.id)
+            select(Settlement.id).where(Settlement.finished_at.is_(None)).order_by(Settlement.id)
         ).all()
-        for settlement in open_ones:
-            try:
-                finished += services.finish_if_paid(session, settlement, now=now)
-                session.commit()
-            except InvalidTransition:
-                session.rollback()
+
+    def finish(ids: list[int]) -> tuple[int]:
+        finished = 0
+        with ctx.db.session_factory() as session:
+            for settlement_id in ids:
+                try:
+                    finished += services.finish_if_paid(
+                        session, session.get(Settlement, settlement_id), now=now
+                    )
+                    session.commit()
+                except InvalidTransition:
+                    session.rollback()
+        return (finished,)
+
+    (finished,) = ctx.in_parallel(open_ones, lambda i: i, finish) or (0,)
     return f"settled {finished} projects"
 
 

@@ -10,9 +10,11 @@ from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
 from marketplace.core.sweeps import SweepContext, sweep_context
-from marketplace.ledger.models import JournalEntry, LedgerAccount
+from marketplace.funding.sweeps import execute_refunds
+from marketplace.ledger.models import AccountKind, JournalEntry, LedgerAccount
+from marketplace.ledger.services import Leg, get_account, post
 from marketplace.payments.gateway import StripeGateway
-from marketplace.payments.models import Refund, Transfer
+from marketplace.payments.models import MoneyState, Refund, Transfer
 from marketplace.projects import services as projects
 from marketplace.projects.models import ProjectState
 from marketplace.scheduler import run_sweeps
@@ -209,6 +211,41 @@ def test_two_schedulers_at_once_settle_once(app, client, session, auth_headers, 
         == 2
     )
     assert_books_agree_with_stripe(app, session, ENDED)
+
+
+def test_a_refund_that_cannot_be_booked_does_not_hold_up_the_others(
+    app, client, session, auth_headers, worked_example
+):
+    project, admin = worked_example
+    evaluate(client, auth_headers, project, admin, verified=14)
+    ctx = sweep_context(app)
+    settle_projects(ctx, ENDED)
+    session.rollback()
+    first, second = session.scalars(select(Refund).order_by(Refund.id)).all()
+    # The first refund's journal reference is taken, with other amounts.
+    post(
+        session,
+        reference=f"refund:{first.id}",
+        kind="refund",
+        now=ENDED,
+        legs=[
+            Leg(
+                debit=get_account(session, AccountKind.STRIPE_CLEARING),
+                credit=get_account(session, AccountKind.PLATFORM_FEES),
+                amount_cents=1,
+            )
+        ],
+    )
+    session.commit()
+
+    summary = execute_refunds(ctx, ENDED)
+
+    assert summary == "refunded 1 payments, 1 left for the next run"
+    session.rollback()
+    assert {r.id: r.state for r in session.scalars(select(Refund))} == {
+        first.id: MoneyState.CREATED,
+        second.id: MoneyState.SUCCEEDED,
+    }
 
 
 def test_an_evaluator_with_a_conflict_of_interest_cannot_be_assigned(

@@ -5,6 +5,7 @@ starts and stops it. Test code only (localstripe is GPL-3.0 and pinned to
 1.15.10, the version these extensions were written against).
 
 What the extension adds, as Stripe's API reference documents it:
+- a charge's refunds found through an index, not a scan of every object;
 - no pickling of the state to ``/tmp/localstripe.pickle`` (parallel runs stay apart);
 - idempotency keys: a POST repeated with the same ``Idempotency-Key`` and the
   same parameters returns the first response; other parameters are a 400
@@ -29,17 +30,20 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections import defaultdict
 from urllib.parse import urlencode
 
 from aiohttp import web
 from localstripe import resources, server
 from localstripe.errors import UserError
 from localstripe.resources import (
+    Charge,
     Customer,
     Event,
     List,
     PaymentIntent,
     PaymentMethod,
+    Refund,
     SetupIntent,
     Store,
     StripeObject,
@@ -96,8 +100,34 @@ async def idempotency_middleware(request, handler):
 async def flush_everything(request):
     store.clear()
     _idempotent.clear()
+    _refunds_of_charge.clear()
     _webhooks.clear()
     return web.Response()
+
+
+# --- refunds of a charge, indexed ----------------------------------------------
+# localstripe finds a charge's refunds by scanning every stored object, and it
+# does so each time it shows a charge (in every PaymentIntent and event): one
+# request then costs time in proportion to everything made before. An index
+# keeps each request's cost its own, as at Stripe.
+
+_refunds_of_charge: dict[str, list] = defaultdict(list)
+_refund_init = Refund.__init__
+
+
+def _refund_init_indexed(self, *args, **kwargs):
+    _refund_init(self, *args, **kwargs)
+    _refunds_of_charge[self.charge].append(self)
+
+
+def _charge_refunds(self):
+    listing = List("/v1/charges/" + self.id + "/refunds")
+    listing._list = list(_refunds_of_charge.get(self.id, ()))
+    return listing
+
+
+Refund.__init__ = _refund_init_indexed
+Charge.refunds = property(_charge_refunds)
 
 
 # --- PaymentIntent -------------------------------------------------------------
@@ -105,10 +135,15 @@ async def flush_everything(request):
 _pi_init = PaymentIntent.__init__
 
 
+# The PaymentIntents made by the request being served (the server handles one at a time).
+_made: list[PaymentIntent] = []
+
+
 def _pi_init_extended(self, transfer_group=None, description=None, **kwargs):
     _pi_init(self, **kwargs)
     self.transfer_group = transfer_group
     self.description = description
+    _made.append(self)
 
 
 PaymentIntent.__init__ = _pi_init_extended
@@ -118,7 +153,7 @@ _pi_create = PaymentIntent._api_create.__func__
 def _pi_create_extended(cls, confirm=None, off_session=None, **data):
     off = resources.try_convert_to_bool(off_session)
     method = data.get("payment_method")
-    before = {key for key in store if key.startswith("payment_intent:")}
+    _made.clear()
     try:
         if off is True and method and _needs_authentication(method):
             intent = _pi_create(cls, confirm=None, **data)
@@ -135,10 +170,8 @@ def _pi_create_extended(cls, confirm=None, off_session=None, **data):
             )
         return _pi_create(cls, confirm=confirm, off_session=off_session, **data)
     except UserError as error:
-        if error.code == 402 and "payment_intent" not in error.body["error"]:
-            created = {key for key in store if key.startswith("payment_intent:")} - before
-            if created:
-                error.body["error"]["payment_intent"] = store[created.pop()]._export()
+        if error.code == 402 and "payment_intent" not in error.body["error"] and _made:
+            error.body["error"]["payment_intent"] = _made[-1]._export()
         raise
 
 
