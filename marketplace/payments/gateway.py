@@ -88,6 +88,8 @@ class StripeGateway:
         options: dict[str, Any] = {"max_network_retries": 0}
         if api_base:
             options["base_addresses"] = {"api": api_base, "connect": api_base}
+        # httpx: one connection pool for every thread of a sweep (pyproject.toml says why).
+        options["http_client"] = stripe.HTTPXClient(allow_sync_methods=True)
         self.client = stripe.StripeClient(api_key or "sk_test_unconfigured", **options)
 
     # --- calls ---------------------------------------------------------------
