@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -371,6 +372,7 @@ def run(bindir, server: PostgresServer, n_projects: int, n_pledges: int) -> dict
         url = create_database(server.url(), f"bench_settle_{n_projects}")
         settings = testing_settings(url, Path(tempfile.mkdtemp()), stripe_api_base=localstripe.url)
         app = create_app(settings)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         with app.app_context():
             flask_migrate.upgrade()
         began = time.perf_counter()

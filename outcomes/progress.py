@@ -79,6 +79,6 @@ def last_report_at(session: Session, project_id: int) -> datetime | None:
 
 
 def is_late(start: date, last: datetime | None, today: date) -> bool:
-    """More than three months since the last report, or since the start without one."""
-    since = last.date() if last is not None else start
+    """More than three months since the start or the last report, whichever is later."""
+    since = max(start, last.date()) if last is not None else start
     return today - since > REPORT_EVERY
