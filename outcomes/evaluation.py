@@ -236,14 +236,21 @@ def record_results(
             errors[f"results.{i}.evidence_note"] = [f"At most {MAX_NOTE} characters."]
     if errors:
         raise ValidationFailed(errors=errors)
-    evaluation.results = [
-        EvaluationResult(
-            commitment_id=r.outcome_id,
-            verified_quantity=r.verified_quantity,
-            evidence_note=r.evidence_note.strip(),
-        )
-        for r in results
-    ]
+    # In place, by outcome: replacing the collection would insert the new rows
+    # before deleting the old ones, against the unique (evaluation, outcome).
+    existing = {r.commitment_id: r for r in evaluation.results}
+    given = {r.outcome_id: r for r in results}
+    for commitment_id, row in existing.items():
+        if commitment_id not in given:
+            evaluation.results.remove(row)
+    session.flush()
+    for outcome_id, result in given.items():
+        row = existing.get(outcome_id)
+        if row is None:
+            row = EvaluationResult(commitment_id=outcome_id)
+            evaluation.results.append(row)
+        row.verified_quantity = result.verified_quantity
+        row.evidence_note = result.evidence_note.strip()
     session.flush()
     return evaluation
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages when it is missing:
-# PostgreSQL 15's server binaries (the tests start their own private server).
+# PostgreSQL 15's server binaries (the tests start their own private server) and
+# Chromium for the browser tests (Playwright drives Debian's build; no download).
 set -euo pipefail
 
 have_postgres() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
@@ -23,4 +24,9 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   echo "The postgres system user is missing; reinstalling postgresql-common..." >&2
   apt_install --reinstall postgresql-common
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "Installing Chromium from Debian's packages (browser tests)..."
+  apt_install chromium
+fi
 have_postgres && echo "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tail -n 1)"
+echo "Chromium: $(command -v chromium)"

@@ -358,6 +358,41 @@ def test_results_name_the_projects_own_outcomes(app, client, session, auth_heade
     assert client.get(f"/api/v1/evaluations/{evaluation['id']}", headers=other).status_code == 404
 
 
+def test_results_may_be_saved_again_before_submission(
+    app, client, session, auth_headers, worked_example
+):
+    project, admin = worked_example
+    evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
+    evaluation = client.post(
+        f"/api/v1/projects/{project.id}/evaluator",
+        headers=auth_headers(admin),
+        json={"evaluator_id": evaluator.id},
+    ).json
+    mine = auth_headers(evaluator)
+    path = f"/api/v1/evaluations/{evaluation['id']}/results"
+    outcome = project.outcomes[0].id
+
+    for quantity, note in ((12, "First count."), (14, "Recounted against UWV data.")):
+        saved = client.put(
+            path,
+            headers=mine,
+            json={
+                "results": [
+                    {"outcome_id": outcome, "verified_quantity": quantity, "evidence_note": note}
+                ]
+            },
+        )
+        assert saved.status_code == 200, saved.json
+
+    assert saved.json["results"] == [
+        {
+            "outcome_id": outcome,
+            "verified_quantity": 14,
+            "evidence_note": "Recounted against UWV data.",
+        }
+    ]
+
+
 def test_the_settlement_is_private_to_the_owner_admins_and_buyers(
     app, client, session, auth_headers, worked_example
 ):

@@ -1,0 +1,244 @@
+"""The whole journey in headless Chromium, through the web pages only.
+
+An entrepreneur registers and submits a project; the panel values and lists
+it; two buyers pledge with test cards, one of which is declined when charged
+and then paid on-session; the scheduler is ticked past the deadline and the
+start; the entrepreneur reports progress; past the end an evaluator records
+results with an evidence file; the panel approves; the project settles; a
+buyer retires tokens for a social-return obligation, downloads the
+certificate, and the public registry shows the retirement.
+
+Only the scheduler's ticks (the time passing) and the accounts of the panel
+and the evaluator (made with the CLI in real life) come from outside the pages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from playwright.sync_api import Page, expect
+
+from marketplace.accounts.models import Role
+from marketplace.projects.models import Project
+from tests.factories import DEFAULT_PASSWORD, OrganisationFactory, UserFactory
+from tests.integration.funding_support import tick
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+class Journey:
+    def __init__(self, chromium, base: str, screenshots) -> None:
+        self.chromium, self.base, self.screenshots = chromium, base, screenshots
+        self.shots = 0
+
+    def person(self) -> Page:
+        """A browser of its own (its own cookies)."""
+        context = self.chromium.new_context(base_url=self.base)
+        context.set_default_timeout(15_000)
+        return context.new_page()
+
+    def shot(self, page: Page, name: str) -> None:
+        self.shots += 1
+        page.screenshot(path=str(self.screenshots / f"{self.shots:02d}-{name}.png"), full_page=True)
+
+    def log_in(self, page: Page, email: str, password: str = DEFAULT_PASSWORD) -> None:
+        page.goto("/login")
+        page.fill("#email", email)
+        page.fill("#password", password)
+        page.get_by_role("button", name="Log in").click()
+        expect(
+            page.get_by_role("link", name="Log out").or_(page.get_by_role("button", name="Log out"))
+        ).to_be_visible()
+
+    def register(self, page: Page, *, name: str, organisation: str, email: str, role: str) -> None:
+        page.goto("/register")
+        page.fill("#name", name)
+        page.fill("#organisation", organisation)
+        page.fill("#email", email)
+        page.fill("#password", DEFAULT_PASSWORD)
+        page.check(f"input[name=role][value={role}]")
+        page.get_by_role("button", name="Create account").click()
+        expect(page.locator(".flash-error, .error-summary")).to_have_count(0)
+
+
+def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots, session):
+    journey = Journey(chromium, live_server, screenshots)
+    admin = UserFactory(role=Role.ADMIN, email="panel@som.example", name="Anouk de Vries")
+    evaluator = UserFactory(
+        role=Role.EVALUATOR,
+        email="evaluator@som.example",
+        name="Pieter Bakker",
+        organisation=OrganisationFactory(name="Maasstad Impact Evaluatie"),
+    )
+    session.commit()
+    today = date.today()
+    deadline, start = today + timedelta(days=20), today + timedelta(days=30)
+    end = start + timedelta(days=365)
+
+    # An entrepreneur registers and submits a project.
+    owner = journey.person()
+    journey.register(
+        owner,
+        name="Samira El Amrani",
+        organisation="Buurtwerk Delfshaven",
+        email="samira@buurtwerk.example",
+        role="entrepreneur",
+    )
+    owner.goto("/projects/new")
+    owner.fill("#title", "Werkplaats Delfshaven")
+    owner.fill("#summary", "A repair workshop where people on social assistance learn a trade.")
+    owner.fill("#city", "Rotterdam")
+    owner.select_option("#theme", "work")
+    owner.fill("#budget", "60000")
+    owner.fill("#premium", "25")
+    owner.fill("#funding_deadline", deadline.isoformat())
+    owner.fill("#start_date", start.isoformat())
+    owner.fill("#end_date", end.isoformat())
+    owner.select_option("#outcomes-0-outcome_type", "EMP_BIJSTAND_TO_WORK")
+    owner.fill("#outcomes-0-target_quantity", "20")
+    journey.shot(owner, "new-project")
+    owner.get_by_role("button", name="Save the draft").click()
+    owner.get_by_role("button", name="Submit to the expert panel").click()
+    expect(owner.locator(".badge.state-submitted")).to_be_visible()
+    project_url = owner.url
+    project_id = int(re.search(r"/projects/(\d+)", project_url).group(1))
+
+    # The panel values and lists it.
+    panel = journey.person()
+    journey.log_in(panel, admin.email)
+    panel.goto("/review")
+    journey.shot(panel, "review-queue")
+    panel.get_by_role("link", name="Werkplaats Delfshaven").first.click()
+    panel.get_by_role("button", name="Value the project").click()
+    panel.get_by_role("button", name="List for funding").click()
+    expect(panel.locator(".badge.state-funding")).to_be_visible()
+    session.rollback()
+    total = session.get(Project, project_id).tokens_total  # as the page shows it
+
+    # Two buyers pledge: one with a card that works, one that is declined when charged.
+    bank = journey.person()
+    journey.register(
+        bank,
+        name="Lotte Jansen",
+        organisation="Havenstad Bank",
+        email="lotte@havenstad.example",
+        role="buyer",
+    )
+    bank.goto("/projects")
+    journey.shot(bank, "marketplace")
+    bank.get_by_role("link", name="Werkplaats Delfshaven").first.click()
+    journey.shot(bank, "project")
+    bank.fill("#tokens", str(total * 55 // 100))
+    bank.check("input[name=payment_method][value=pm_card_visa]")
+    bank.get_by_role("button", name="Pledge").click()
+    expect(bank.locator(".flash-success")).to_be_visible()
+    city = journey.person()
+    journey.register(
+        city,
+        name="Daan Smit",
+        organisation="Gemeente Rotterdam",
+        email="daan@rotterdam.example",
+        role="buyer",
+    )
+    city.goto(project_url)
+    city.fill("#tokens", str(total * 40 // 100))
+    city.check("input[name=payment_method][value=pm_card_chargeCustomerFail]")
+    city.get_by_role("button", name="Pledge").click()
+    expect(city.locator(".flash-success")).to_be_visible()
+
+    # The entrepreneur sets up payouts at (local) Stripe.
+    owner.goto("/payouts")
+    owner.get_by_role("button", name=re.compile("Set up payouts")).click()
+    owner.wait_for_url(re.compile(r"/payouts"))
+    journey.shot(owner, "payouts")
+
+    # Past the deadline: the pledges are charged; the municipality's card is declined.
+    tick(app, _instant(deadline + timedelta(days=1)))
+    city.goto("/pledges")
+    journey.shot(city, "pledges-payment-failed")
+    city.check("input[name=payment_method][value=pm_card_visa]")
+    city.get_by_role("button", name=re.compile("Pay .* now")).click()
+    expect(city.locator(".badge", has_text="paid")).to_be_visible()
+
+    # Past the start: the project runs, and the entrepreneur reports progress.
+    tick(app, _instant(start))
+    owner.goto(project_url)
+    owner.fill("#text", "Eleven people started at the workshop; six already work for employers.")
+    owner.fill(f"#figure-{_first_outcome(owner)}", "6")
+    owner.set_input_files(
+        "#file", files=[{"name": "cohort-1.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+    )
+    owner.get_by_role("button", name="Post the report").click()
+    expect(owner.get_by_text("Your progress report is published.")).to_be_visible()
+    journey.shot(owner, "progress-report")
+
+    # Past the end: the panel assigns the evaluator, who records results with evidence.
+    tick(app, _instant(end + timedelta(days=1)))
+    panel.goto("/evaluations")
+    assign = panel.locator(f"form[action='/projects/{project_id}/evaluator']")
+    assign.locator("select").select_option(str(evaluator.id))
+    assign.get_by_role("button", name="Assign").click()
+    expect(panel.get_by_text("The evaluator is assigned.")).to_be_visible()
+    checker = journey.person()
+    journey.log_in(checker, evaluator.email)
+    checker.goto("/evaluations")
+    journey.shot(checker, "evaluation-queue")
+    checker.get_by_role("link", name=re.compile("Werkplaats Delfshaven")).first.click()
+    outcome = _first_outcome(checker, prefix="verified-")
+    checker.fill(f"#verified-{outcome}", "14")
+    checker.fill(f"#note-{outcome}", "Payroll records checked against UWV data.")
+    checker.get_by_role("button", name="Save").click()
+    checker.set_input_files(
+        "#file", files=[{"name": "uwv-extract.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+    )
+    checker.get_by_role("button", name="Upload").click()
+    expect(checker.get_by_text("uwv-extract.pdf is stored with its SHA-256.")).to_be_visible()
+    checker.get_by_role("button", name="Submit for approval").click()
+    expect(checker.get_by_text("Submitted for approval.")).to_be_visible()
+    journey.shot(checker, "evaluation")
+
+    # The panel approves; the scheduler settles.
+    panel.goto(checker.url)
+    panel.get_by_role("button", name="Approve the results").click()
+    expect(panel.get_by_text(re.compile("Approved"))).to_be_visible()
+    tick(app, _instant(end + timedelta(days=1)) + timedelta(minutes=5))
+    bank.goto(f"/projects/{project_id}/settlement")
+    journey.shot(bank, "settlement")
+    expect(bank.get_by_text("Havenstad Bank")).to_be_visible()
+
+    # The bank retires tokens for a social-return obligation and downloads the certificate.
+    bank.goto("/holdings")
+    journey.shot(bank, "holdings")
+    bank.fill("#quantity", "100")
+    bank.fill("#beneficiary", "Gemeente Rotterdam")
+    bank.select_option("#purpose", "sroi_obligation")
+    bank.fill("#contract_reference", "ROT-2027-0042")
+    bank.get_by_role("button", name="Retire").click()
+    expect(bank.get_by_text("ROT-2027-0042")).to_be_visible()
+    journey.shot(bank, "retirement")
+    link = bank.get_by_role("link", name=re.compile("certificate", re.IGNORECASE)).first
+    certificate = bank.request.get(link.get_attribute("href"))  # as the browser fetches it
+    assert certificate.headers["content-type"] == "application/pdf"
+    assert certificate.body().startswith(b"%PDF-")
+    (screenshots / "certificate.pdf").write_bytes(certificate.body())
+
+    # The public registry shows the retirement to anyone.
+    public = journey.person()
+    public.goto("/registry")
+    journey.shot(public, "registry")
+    expect(
+        public.get_by_text(re.compile(rf"SOM-P{project_id:06d}-{end.year}-0000001"))
+    ).to_be_visible()
+    expect(public.get_by_text("retired").first).to_be_visible()
+    assert journey.shots >= 12
+
+
+def _instant(day: date) -> datetime:
+    """00:00 in Amsterdam on ``day`` and a little after: the sweeps' day has begun."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=1)
+
+
+def _first_outcome(page: Page, prefix: str = "figure-") -> int:
+    field_id = page.locator(f"input[id^='{prefix}']").first.get_attribute("id")
+    return int(field_id.removeprefix(prefix))
