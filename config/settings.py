@@ -62,6 +62,15 @@ class Settings:
     # when the app runs on several), and the largest file taken.
     evidence_dir: Path | None = None
     evidence_max_mb: int = 10
+    # E-mail: without SMTP_HOST, messages are written to the log (and shown in the app).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    mail_from: str = "Social Outcomes Marketplace <noreply@localhost>"
+    # The address people reach the app at, for links in e-mails.
+    public_url: str = "http://127.0.0.1:5000"
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -195,6 +204,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         argon2_parallelism=_int(env, "ARGON2_PARALLELISM", 4),
         evidence_dir=Path(env["EVIDENCE_DIR"]).resolve() if env.get("EVIDENCE_DIR") else None,
         evidence_max_mb=_int(env, "EVIDENCE_MAX_MB", 10),
+        smtp_host=env.get("SMTP_HOST", ""),
+        smtp_port=_int(env, "SMTP_PORT", 587),
+        smtp_username=env.get("SMTP_USERNAME", ""),
+        smtp_password=env.get("SMTP_PASSWORD", ""),
+        smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
+        mail_from=env.get("MAIL_FROM") or Settings.mail_from,
+        public_url=(env.get("PUBLIC_URL") or Settings.public_url).rstrip("/"),
     )
     return settings.check()
 

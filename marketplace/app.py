@@ -133,6 +133,8 @@ def _register_web(app: Flask) -> None:
     from marketplace.catalogue.views import bp as catalogue_bp
     from marketplace.evaluations.views import bp as evaluations_bp
     from marketplace.funding.views import bp as funding_bp
+    from marketplace.notifications.views import bp as notifications_bp
+    from marketplace.notifications.views import unread_count
     from marketplace.payments.views import bp as payments_bp
     from marketplace.projects.views import bp as projects_bp
     from marketplace.registry.views import bp as registry_bp
@@ -147,6 +149,8 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(payments_bp)
     app.register_blueprint(registry_bp)
     app.register_blueprint(evaluations_bp)
+    app.register_blueprint(notifications_bp)
+    app.jinja_env.globals["unread_notices"] = unread_count
     register_filters(app)
 
     @app.context_processor

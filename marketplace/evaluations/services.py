@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
 from marketplace.funding.models import Pledge
+from marketplace.notifications.services import notify
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project
 from outcomes import evaluation as domain
@@ -57,9 +58,24 @@ def assign_evaluator(
         )
     ):
         raise ConflictOfInterest("The evaluator's organisation pledged to this project.")
-    return domain.assign(
+    evaluation = domain.assign(
         session, project_id=project.id, evaluator_id=evaluator.id, admin_id=admin.id, now=now
     )
+    notify(
+        session,
+        key=f"evaluation_assigned:evaluation:{evaluation.id}",
+        organisation_id=evaluator.organisation_id,
+        user_id=evaluator.id,
+        kind="evaluation_assigned",
+        subject=f"You are asked to evaluate {project.title}",
+        body=(
+            f"The expert panel assigned you to verify the outcomes of {project.title} "
+            f"({project.organisation.name}), which ended on {project.end_date:%d %B %Y}."
+        ),
+        link=f"/evaluations/{evaluation.id}",
+        now=now,
+    )
+    return evaluation
 
 
 def get_evaluation(session: Session, user: User, evaluation_id: int) -> domain.Evaluation:
@@ -123,7 +139,21 @@ def send_back(
 ) -> domain.Evaluation:
     require_role(admin, Role.ADMIN)
     evaluation = get_evaluation(session, admin, evaluation_id)
-    return domain.send_back(session, evaluation, admin_id=admin.id, reason=reason, now=now)
+    domain.send_back(session, evaluation, admin_id=admin.id, reason=reason, now=now)
+    evaluator = session.get(User, evaluation.evaluator_id)
+    project = session.get(Project, evaluation.project_id)
+    notify(
+        session,
+        key=f"evaluation_returned:evaluation:{evaluation.id}:{now.isoformat()}",
+        organisation_id=evaluator.organisation_id,
+        user_id=evaluator.id,
+        kind="evaluation_returned",
+        subject=f"Your evaluation of {project.title} was returned",
+        body=f"The panel returned your evaluation of {project.title}: {reason.strip()}",
+        link=f"/evaluations/{evaluation.id}",
+        now=now,
+    )
+    return evaluation
 
 
 def late_to_verify(project: Project, approved: bool, today: date) -> bool:

@@ -26,6 +26,7 @@ from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import AccountKind
 from marketplace.ledger.services import Leg, get_account, post
+from marketplace.notifications.services import buyers_of, money_text, notify, notify_all
 from marketplace.payments import services as payments
 from marketplace.payments.gateway import GatewayError
 from marketplace.payments.models import (
@@ -86,6 +87,7 @@ def close_funding(ctx: SweepContext, now: datetime) -> str:
                         now=now,
                         reason=_close_reason(project, today, "threshold met"),
                     )
+                    _notify_closed(session, project, funded=True, now=now)
                     funded += 1
                 else:
                     transition(
@@ -96,12 +98,87 @@ def close_funding(ctx: SweepContext, now: datetime) -> str:
                         now=now,
                         reason=_close_reason(project, today, "below the threshold"),
                     )
+                    _notify_closed(session, project, funded=False, now=now)
                     _release_pledges(session, project, now)
                     unfunded += 1
                 session.commit()
             except InvalidTransition:  # another scheduler closed it first
                 session.rollback()
     return f"closed {funded} funded and {unfunded} unfunded rounds"
+
+
+def notify_thresholds(ctx: SweepContext, now: datetime) -> str:
+    """Tell an entrepreneur once that the pledges reached the threshold (it may close early).
+
+    Done here, not in the pledge's own transaction, to keep that one as short as it is.
+    """
+    told = 0
+    with ctx.db.transaction() as session:
+        reached = session.scalars(
+            select(Project)
+            .where(
+                Project.state == ProjectState.FUNDING,
+                Project.tokens_pledged >= Project.threshold_tokens,
+            )
+            .order_by(Project.id)
+        ).all()
+        for project in reached:
+            told += notify(
+                session,
+                key=f"threshold:project:{project.id}",
+                organisation_id=project.organisation_id,
+                kind="threshold_reached",
+                subject=f"{project.title} reached its threshold",
+                body=(
+                    f"{project.tokens_pledged} of {project.tokens_total} tokens are pledged; "
+                    f"the threshold is {project.threshold_tokens}. Funding stays open until "
+                    f"{project.funding_deadline:%d %B %Y}, or you can close it now."
+                ),
+                link=f"/projects/{project.id}",
+                now=now,
+            )
+    return f"told {told} entrepreneurs"
+
+
+def _notify_closed(session: Session, project: Project, *, funded: bool, now: datetime) -> None:
+    if funded:
+        subject = f"Funding closed: {project.title} is funded"
+        to_buyers = (
+            f"Funding for {project.title} closed with {project.tokens_pledged} tokens pledged. "
+            "Your pledge is charged to the card you saved now."
+        )
+        to_owner = (
+            f"Funding closed with {project.tokens_pledged} of {project.tokens_total} tokens "
+            f"pledged. The pledges are charged now; the cost tranche follows on "
+            f"{project.start_date:%d %B %Y}."
+        )
+    else:
+        subject = f"Funding closed: {project.title} did not reach its threshold"
+        to_buyers = (
+            f"{project.title} did not reach its threshold of {project.threshold_tokens} "
+            "tokens. Your pledge is released and nothing is charged."
+        )
+        to_owner = to_buyers.replace("Your pledge is released", "Every pledge is released")
+    notify_all(
+        session,
+        buyers_of(session, project.id),
+        key=f"funding_closed:project:{project.id}",
+        kind="funding_closed",
+        subject=subject,
+        body=to_buyers,
+        link=f"/projects/{project.id}",
+        now=now,
+    )
+    notify(
+        session,
+        key=f"funding_closed:project:{project.id}:owner",
+        organisation_id=project.organisation_id,
+        kind="funding_closed",
+        subject=subject,
+        body=to_owner,
+        link=f"/projects/{project.id}/funding",
+        now=now,
+    )
 
 
 def _close_reason(project: Project, today, verdict: str) -> str:
@@ -215,6 +292,40 @@ def _send_charge(ctx: SweepContext, session: Session, payment: Payment, now: dat
 
 
 # --- grace periods and the final verdict ------------------------------------------------------
+
+
+GRACE_REMINDER = timedelta(hours=24)
+
+
+def remind_grace_ending(ctx: SweepContext, now: datetime) -> str:
+    """A day before a failed payment's grace ends, remind the buyer once, with the pay link."""
+    reminded = 0
+    with ctx.db.transaction() as session:
+        ending = session.scalars(
+            select(Pledge)
+            .where(
+                Pledge.state == PledgeState.PAYMENT_FAILED,
+                Pledge.grace_until > now,
+                Pledge.grace_until <= now + GRACE_REMINDER,
+            )
+            .order_by(Pledge.id)
+        ).all()
+        for pledge in ending:
+            reminded += notify(
+                session,
+                key=f"grace_ending:pledge:{pledge.id}",
+                organisation_id=pledge.organisation_id,
+                kind="grace_ending",
+                subject=f"Last day to pay for {pledge.project.title}",
+                body=(
+                    f"Your pledge of {pledge.tokens} tokens of {pledge.project.title} is "
+                    f"still unpaid. Pay before {pledge.grace_until:%d %B %Y %H:%M} UTC, or "
+                    "it is cancelled."
+                ),
+                link=f"/pledges#pledge-{pledge.id}",
+                now=now,
+            )
+    return f"reminded {reminded} buyers"
 
 
 def end_grace_periods(ctx: SweepContext, now: datetime) -> str:
@@ -408,16 +519,31 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
                     updated_at=now,
                 )
             )
-            payments.notify(
+            notify(
                 session,
-                project.organisation_id,
+                key=f"started:project:{project.id}:owner",
+                organisation_id=project.organisation_id,
                 kind="project_started",
                 subject=f"{project.title} has started",
                 body=(
-                    f"The cost tranche of {cost - fee} cents (after the platform "
-                    f"fee of {fee} cents) is on its way to your payout account."
+                    f"The cost tranche of {money_text(cost - fee, ctx.settings.currency)} "
+                    f"(after the platform fee of {money_text(fee, ctx.settings.currency)}) "
+                    "is on its way to your payout account."
                 ),
                 link=f"/projects/{project.id}/funding",
+                now=now,
+            )
+            notify_all(
+                session,
+                buyers_of(session, project.id),
+                key=f"started:project:{project.id}",
+                kind="project_started",
+                subject=f"{project.title} has started",
+                body=(
+                    f"{project.title} reached its threshold and starts today; its "
+                    f"evaluation follows the end date, {project.end_date:%d %B %Y}."
+                ),
+                link=f"/projects/{project.id}",
                 now=now,
             )
             session.commit()

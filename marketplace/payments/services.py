@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Organisation, User
 from marketplace.funding import states as pledge_states
-from marketplace.funding.models import Notification, Pledge, PledgeState
+from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import AccountKind
 from marketplace.ledger.services import LedgerError, Leg, Posting, get_account, post, post_many
+from marketplace.notifications.services import notify
 from marketplace.payments.gateway import (
     AuthenticationRequired,
     Declined,
@@ -172,28 +173,6 @@ def _books(session: Session, pledge: Pledge):
     )
 
 
-def notify(
-    session: Session,
-    organisation_id: int,
-    *,
-    kind: str,
-    subject: str,
-    body: str,
-    link: str,
-    now: datetime,
-) -> None:
-    session.add(
-        Notification(
-            organisation_id=organisation_id,
-            kind=kind,
-            subject=subject,
-            body=body,
-            link=link,
-            created_at=now,
-        )
-    )
-
-
 def record_success(
     session: Session, payment: Payment, now: datetime, payment_intent_id: str | None = None
 ) -> None:
@@ -264,7 +243,8 @@ def record_failure(
         project = pledge.project
         notify(
             session,
-            pledge.organisation_id,
+            key=f"payment_failed:pledge:{pledge.id}",
+            organisation_id=pledge.organisation_id,
             kind="payment_failed",
             subject=f"Payment needed for {project.title}",
             body=(

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
+from marketplace.notifications.services import notify
 from marketplace.projects import counts as listing_counts
 from marketplace.projects.models import (
     Project,
@@ -411,6 +412,20 @@ def value_project(
     else:
         reason = "valued at 0 tokens: it cannot be listed"
     transition(session, project, ProjectState.VALUED, actor=admin, now=now, reason=reason)
+    notify(
+        session,
+        key=f"valued:project:{project.id}:snapshot:{snapshot.id}",
+        organisation_id=project.organisation_id,
+        kind="submission_decided",
+        subject=f"{project.title} is valued",
+        body=(
+            f"The expert panel valued {project.title}: {reason}. It is listed for funding next."
+            if pricing
+            else f"The expert panel valued {project.title}: {reason}."
+        ),
+        link=f"/projects/{project.id}",
+        now=now,
+    )
     return snapshot
 
 
@@ -433,6 +448,20 @@ def list_for_funding(
         session, project, ProjectState.FUNDING, actor=admin, now=now, reason="listed for funding"
     )
     project.listed_at = now
+    notify(
+        session,
+        key=f"listed:project:{project.id}",
+        organisation_id=project.organisation_id,
+        kind="project_listed",
+        subject=f"{project.title} is listed for funding",
+        body=(
+            f"{project.title} is public and open for pledges until "
+            f"{project.funding_deadline:%d %B %Y}: {project.tokens_total} tokens, "
+            f"threshold {project.threshold_tokens}."
+        ),
+        link=f"/projects/{project.id}",
+        now=now,
+    )
     session.flush()
     return project
 
@@ -450,6 +479,16 @@ def reject(
             errors={"reason": ["Explain the decision (at least 10 characters)."]}
         )
     transition(session, project, ProjectState.REJECTED, actor=admin, now=now, reason=reason.strip())
+    notify(
+        session,
+        key=f"rejected:project:{project.id}",
+        organisation_id=project.organisation_id,
+        kind="submission_decided",
+        subject=f"{project.title} was not accepted",
+        body=f"The expert panel turned {project.title} down: {reason.strip()}",
+        link=f"/projects/{project.id}",
+        now=now,
+    )
     return project
 
 

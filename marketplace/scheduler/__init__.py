@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from marketplace.accounts.services import purge_login_attempts
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding import sweeps as funding
+from marketplace.notifications.sweeps import deliver_notifications
 from marketplace.payments.reconcile import reconcile_sweep
 from marketplace.settlement import sweeps as settlement
 
@@ -58,8 +59,10 @@ def in_one_transaction(work: Callable[[Session, datetime], str]):
 
 # In this order: a round closed in a tick is charged in the same tick.
 SWEEPS: tuple[Sweep, ...] = (
+    Sweep("notify_thresholds", funding.notify_thresholds),
     Sweep("close_funding", funding.close_funding),
     Sweep("charge_pledges", funding.charge_pledges),
+    Sweep("remind_grace_ending", funding.remind_grace_ending),
     Sweep("end_grace_periods", funding.end_grace_periods),
     Sweep("start_projects", funding.start_projects),
     Sweep("open_evaluations", settlement.open_evaluations),
@@ -70,6 +73,8 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("flag_late", settlement.flag_late),
     Sweep("reconcile", reconcile_sweep),
     Sweep("purge_login_attempts", in_one_transaction(purge_login_attempts)),
+    # Last: e-mail what every sweep above (and every request since) committed.
+    Sweep("deliver_notifications", deliver_notifications),
 )
 
 

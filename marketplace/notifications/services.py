@@ -1,0 +1,172 @@
+"""Notices to organisations and people: written with their cause, e-mailed after it commits.
+
+Invariants:
+- ``notify`` adds the notice in the caller's transaction: if that rolls back,
+  the notice never existed, so nobody hears of a change that did not happen.
+- Each notice has a ``key`` naming its event and recipient
+  (``settled:project:42:org:7``); a second ``notify`` with the same key does
+  nothing, so a sweep that runs twice notifies once.
+- E-mail goes out only from ``deliver``, after the commit, and each notice is
+  claimed (pending -> sending) by one conditional update before it is sent: it
+  is e-mailed at most once, also with two schedulers.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from email.message import EmailMessage
+
+from babel.numbers import format_currency
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config import Settings
+from marketplace.accounts.models import User
+from marketplace.funding.models import LIVE_STATES, MailState, Notification, Pledge
+
+log = logging.getLogger("marketplace.mail")
+
+
+def money_text(cents: int, currency: str) -> str:
+    """An amount for a message, e.g. "€1,234.56" (English, as the messages are)."""
+    return format_currency(Decimal(cents) / 100, currency, locale="en_GB")
+
+
+def notify(
+    session: Session,
+    *,
+    key: str,
+    organisation_id: int,
+    kind: str,
+    subject: str,
+    body: str,
+    link: str,
+    now: datetime,
+    user_id: int | None = None,
+) -> bool:
+    """Add a notice unless one with ``key`` exists; True when added."""
+    if session.scalar(select(Notification.id).where(Notification.key == key)) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                Notification(
+                    key=key,
+                    organisation_id=organisation_id,
+                    user_id=user_id,
+                    kind=kind,
+                    subject=subject[:200],
+                    body=body,
+                    link=link,
+                    created_at=now,
+                    mail_state=MailState.PENDING,
+                )
+            )
+            session.flush()
+    except IntegrityError:  # the same event, noticed by a concurrent transaction
+        return False
+    return True
+
+
+def buyers_of(session: Session, project_id: int) -> list[int]:
+    """The organisations holding a live or paid pledge on the project."""
+    return list(
+        session.scalars(
+            select(Pledge.organisation_id)
+            .where(Pledge.project_id == project_id, Pledge.state.in_(LIVE_STATES))
+            .distinct()
+            .order_by(Pledge.organisation_id)
+        )
+    )
+
+
+def notify_all(session: Session, organisation_ids: Iterable[int], *, key: str, **notice) -> int:
+    """The same notice to several organisations, each with its own key."""
+    return sum(
+        notify(session, key=f"{key}:org:{org}", organisation_id=org, **notice)
+        for org in organisation_ids
+    )
+
+
+@dataclass(frozen=True)
+class Mailer:
+    """SMTP when a host is configured; otherwise the message is written to the log."""
+
+    settings: Settings
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.smtp_host)
+
+    def send(self, recipients: list[str], subject: str, text: str) -> MailState:
+        if not self.configured:
+            log.info("e-mail to %s: %s\n%s", ", ".join(recipients), subject, text)
+            return MailState.LOGGED
+        message = EmailMessage()
+        message["From"] = self.settings.mail_from
+        message["To"] = ", ".join(recipients)
+        message["Subject"] = subject
+        message.set_content(text)
+        with smtplib.SMTP(self.settings.smtp_host, self.settings.smtp_port, timeout=30) as smtp:
+            if self.settings.smtp_starttls:
+                smtp.starttls()
+            if self.settings.smtp_username:
+                smtp.login(self.settings.smtp_username, self.settings.smtp_password)
+            smtp.send_message(message)
+        return MailState.SENT
+
+
+def recipients(session: Session, notice: Notification) -> list[str]:
+    query = select(User.email).where(User.is_active, User.organisation_id == notice.organisation_id)
+    if notice.user_id is not None:
+        query = query.where(User.id == notice.user_id)
+    return list(session.scalars(query.order_by(User.id)))
+
+
+def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500) -> dict:
+    """E-mail the pending notices, each claimed first so it goes out at most once."""
+    pending = session.scalars(
+        select(Notification.id)
+        .where(Notification.mail_state == MailState.PENDING)
+        .order_by(Notification.id)
+        .limit(limit)
+    ).all()
+    session.commit()
+    counts = {"sent": 0, "logged": 0, "failed": 0, "nobody": 0}
+    for notice_id in pending:
+        claimed = session.execute(
+            update(Notification)
+            .where(Notification.id == notice_id, Notification.mail_state == MailState.PENDING)
+            .values(mail_state=MailState.SENDING)
+        ).rowcount
+        session.commit()
+        if not claimed:
+            continue  # another delivery has it
+        notice = session.get(Notification, notice_id)
+        to = recipients(session, notice)
+        state, error = MailState.LOGGED, ""
+        if not to:
+            counts["nobody"] += 1
+            error = "no active user to write to"
+        else:
+            link = mailer.settings.public_url + notice.link if notice.link else ""
+            text = notice.body + (f"\n\n{link}" if link else "")
+            try:
+                state = mailer.send(to, notice.subject, text)
+            except (smtplib.SMTPException, OSError) as failure:
+                state, error = MailState.FAILED, str(failure)[:300]
+                log.error("e-mail of notice %s failed: %s", notice_id, failure)
+            counts[state.value] += 1
+        session.execute(
+            update(Notification)
+            .where(Notification.id == notice_id)
+            .values(mail_state=state, mailed_at=now, mail_error=error)
+        )
+        session.commit()
+    return counts
