@@ -131,6 +131,7 @@ def _select_locale() -> str | None:
 def _register_web(app: Flask) -> None:
     from marketplace.accounts.views import bp as accounts_bp
     from marketplace.catalogue.views import bp as catalogue_bp
+    from marketplace.dashboards.views import bp as dashboards_bp
     from marketplace.evaluations.views import bp as evaluations_bp
     from marketplace.funding.views import bp as funding_bp
     from marketplace.notifications.views import bp as notifications_bp
@@ -150,6 +151,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(registry_bp)
     app.register_blueprint(evaluations_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(dashboards_bp)
     app.jinja_env.globals["unread_notices"] = unread_count
     register_filters(app)
 

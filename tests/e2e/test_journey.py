@@ -17,12 +17,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+import pypdfium2
 from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
 
-from marketplace.accounts.models import Role
+from marketplace.accounts.models import Role, User
+from marketplace.funding.models import Pledge
+from marketplace.payments.models import Payment, Refund
 from marketplace.projects.models import Project
+from marketplace.registry.models import BlockStatus, TokenBlock
 from tests.factories import DEFAULT_PASSWORD, OrganisationFactory, UserFactory
 from tests.integration.funding_support import tick
+from tests.integration.test_dashboards import ledger_total, read_csv
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -231,7 +237,45 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
         public.get_by_text(re.compile(rf"SOM-P{project_id:06d}-{end.year}-0000001"))
     ).to_be_visible()
     expect(public.get_by_text("retired").first).to_be_visible()
-    assert journey.shots >= 12
+
+    # The bank's dashboard and impact report agree with the ledger and the registry.
+    bank.goto("/dashboard")
+    expect(bank.locator("svg.chart").first).to_be_visible()
+    journey.shot(bank, "buyer-dashboard")
+    report = read_csv(bank.request.get("/impact-report.csv").text())
+    pdf = bank.request.get("/impact-report.pdf").body()
+    (screenshots / "impact-report.pdf").write_bytes(pdf)
+    session.rollback()
+    organisation_id = session.scalars(
+        select(User.organisation_id).where(User.email == "lotte@havenstad.example")
+    ).one()
+    pledges = select(Pledge.id).where(Pledge.organisation_id == organisation_id)
+    paid = ledger_total(
+        session,
+        "payment",
+        session.scalars(select(Payment.id).where(Payment.pledge_id.in_(pledges))),
+    )
+    refunded = ledger_total(
+        session, "refund", session.scalars(select(Refund.id).where(Refund.pledge_id.in_(pledges)))
+    )
+    size = TokenBlock.last_serial - TokenBlock.first_serial + 1
+    held, retired = (
+        session.scalar(
+            select(func.coalesce(func.sum(size), 0)).where(
+                TokenBlock.holder_id == organisation_id, TokenBlock.status == status
+            )
+        )
+        for status in (BlockStatus.ISSUED, BlockStatus.RETIRED)
+    )
+    summary = {row["figure"]: row["value"] for row in report["summary"]}
+    assert summary["paid (EUR)"] == f"{paid / 100:.2f}"
+    assert summary["refunded (EUR)"] == f"{refunded / 100:.2f}"
+    assert (summary["tokens held"], summary["tokens retired"]) == (str(held), str(retired))
+    assert retired == 100 and paid > 0 and refunded > 0
+    text = " ".join(pypdfium2.PdfDocument(pdf)[0].get_textpage().get_text_range().split())
+    for figure in (f"{paid / 100:.2f}", f"{refunded / 100:.2f}", "ROT-2027-0042"):
+        assert figure in text
+    assert journey.shots >= 13
 
 
 def _instant(day: date) -> datetime:

@@ -1,0 +1,113 @@
+"""Dashboards for buyers, entrepreneurs and admins, and the buyer's impact report."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from marketplace.accounts.models import Organisation, Role
+from marketplace.core.clock import today
+from marketplace.core.errors import Forbidden, ValidationFailed
+from marketplace.dashboards import report, services
+from marketplace.extensions import db
+from marketplace.projects.progress import funding_bar
+
+bp = Blueprint("dashboards", __name__)
+CHART_WIDTH = 420
+
+
+def bars(rows: list[tuple[str, int]]) -> list[dict]:
+    """Horizontal bars scaled to the largest value, for the SVG charts."""
+    top = max((value for _label, value in rows), default=0) or 1
+    return [
+        {"label": label, "value": value, "width": max(1, value * CHART_WIDTH // top)}
+        for label, value in rows
+    ]
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard():
+    role = current_user.role
+    if role is Role.BUYER:
+        return _buyer()
+    if role is Role.ENTREPRENEUR:
+        rows = services.entrepreneur_projects(db.session, current_user.organisation_id, today())
+        return render_template(
+            "dashboards/entrepreneur.html",
+            rows=rows,
+            bars={r.project.id: funding_bar(r.project, compact=True) for r in rows},
+        )
+    if role is Role.ADMIN:
+        return render_template("dashboards/admin.html", f=services.admin_figures(db.session))
+    return redirect(url_for("evaluations.queue"))
+
+
+def _period() -> tuple[date | None, date | None]:
+    errors, found = {}, []
+    for name in ("from", "to"):
+        raw = request.args.get(name, "").strip()
+        try:
+            found.append(date.fromisoformat(raw) if raw else None)
+        except ValueError:
+            errors[name] = ["A date such as 2027-12-31."]
+            found.append(None)
+    if not errors and found[0] and found[1] and found[0] > found[1]:
+        errors["to"] = ["The end comes after the start."]
+    if errors:
+        raise ValidationFailed(errors=errors)
+    return found[0], found[1]
+
+
+def _figures():
+    if current_user.role is not Role.BUYER:
+        raise Forbidden("The impact report is for buyers.")
+    start, end = _period()
+    figures = services.buyer_figures(
+        db.session,
+        current_user.organisation_id,
+        start=start,
+        end=end,
+        timezone=current_app.extensions["settings"].timezone,
+    )
+    return figures, db.session.get(Organisation, current_user.organisation_id)
+
+
+def _buyer():
+    figures, organisation = _figures()
+    by_project = [(f"{p.reference} {p.title}", p.value_cents) for p in figures.projects]
+    return render_template(
+        "dashboards/buyer.html",
+        f=figures,
+        organisation=organisation,
+        by_theme=bars(figures.value_by_theme()),
+        by_project=bars(by_project),
+        tokens=bars([("held", figures.tokens_held), ("retired", figures.tokens_retired)]),
+        args=request.args,
+    )
+
+
+@bp.get("/impact-report.csv")
+@login_required
+def impact_csv():
+    figures, organisation = _figures()
+    currency = current_app.extensions["settings"].currency
+    return Response(
+        report.as_csv(figures, organisation.name, currency),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="impact-report.csv"'},
+    )
+
+
+@bp.get("/impact-report.pdf")
+@login_required
+def impact_pdf():
+    figures, organisation = _figures()
+    currency = current_app.extensions["settings"].currency
+    return Response(
+        report.as_pdf(figures, organisation.name, currency),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": 'attachment; filename="impact-report.pdf"'},
+    )
