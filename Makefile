@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-test clean help
+.PHONY: run test lint install install-test clean help translations
 
 help:
 	@echo "make run    - install, migrate the SQLite database, load demo data once, start app and scheduler"
@@ -39,6 +39,16 @@ test: $(VENV)/.installed-test
 	@scripts/ensure-test-deps.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
+
+# After changing text on a page: collect the strings, merge them into the Dutch
+# catalogue (translate what is new there), and compile it.
+translations: $(VENV)/.installed-test
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k ngettext:1,2 -k lazy_gettext -k N_ \
+	  --no-location --sort-output --project="Social Outcomes Marketplace" \
+	  -o marketplace/translations/messages.pot .
+	$(BIN)/pybabel update -i marketplace/translations/messages.pot -d marketplace/translations \
+	  --ignore-obsolete --no-fuzzy-matching --width 100
+	$(BIN)/pybabel compile -d marketplace/translations --statistics
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .import_linter_cache *.egg-info

@@ -24,7 +24,7 @@ from marketplace.evaluations.files import FileStore
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
 from marketplace.payments.gateway import StripeGateway
 
-SUPPORTED_LOCALES = ("en",)
+SUPPORTED_LOCALES = ("en", "nl")
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
@@ -125,6 +125,10 @@ def create_app(config: Settings | None = None) -> Flask:
 
 
 def _select_locale() -> str | None:
+    """The language the person chose (a cookie), else the browser's, else English."""
+    chosen = request.cookies.get("som_lang")
+    if chosen in SUPPORTED_LOCALES:
+        return chosen
     return request.accept_languages.best_match(SUPPORTED_LOCALES) or "en"
 
 
@@ -135,7 +139,7 @@ def _register_web(app: Flask) -> None:
     from marketplace.evaluations.views import bp as evaluations_bp
     from marketplace.funding.views import bp as funding_bp
     from marketplace.notifications.views import bp as notifications_bp
-    from marketplace.notifications.views import unread_count
+    from marketplace.notifications.views import notice_text, unread_count
     from marketplace.payments.views import bp as payments_bp
     from marketplace.projects.views import bp as projects_bp
     from marketplace.registry.views import bp as registry_bp
@@ -153,6 +157,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(dashboards_bp)
     app.jinja_env.globals["unread_notices"] = unread_count
+    app.jinja_env.globals["notice_text"] = notice_text
     register_filters(app)
 
     @app.context_processor

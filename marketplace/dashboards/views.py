@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from marketplace.accounts.models import Organisation, Role
@@ -84,7 +85,7 @@ def _buyer():
         organisation=organisation,
         by_theme=bars(figures.value_by_theme()),
         by_project=bars(by_project),
-        tokens=bars([("held", figures.tokens_held), ("retired", figures.tokens_retired)]),
+        tokens=bars([(_("held"), figures.tokens_held), (_("retired"), figures.tokens_retired)]),
         args=request.args,
     )
 

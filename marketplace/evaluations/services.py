@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
 from marketplace.funding.models import Pledge
+from marketplace.notifications import messages
 from marketplace.notifications.services import notify
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project
@@ -67,11 +68,12 @@ def assign_evaluator(
         organisation_id=evaluator.organisation_id,
         user_id=evaluator.id,
         kind="evaluation_assigned",
-        subject=f"You are asked to evaluate {project.title}",
-        body=(
-            f"The expert panel assigned you to verify the outcomes of {project.title} "
-            f"({project.organisation.name}), which ended on {project.end_date:%d %B %Y}."
-        ),
+        message=messages.EVALUATION_ASSIGNED,
+        params={
+            "project": project.title,
+            "organisation": project.organisation.name,
+            "end_date": project.end_date.isoformat(),
+        },
         link=f"/evaluations/{evaluation.id}",
         now=now,
     )
@@ -148,8 +150,8 @@ def send_back(
         organisation_id=evaluator.organisation_id,
         user_id=evaluator.id,
         kind="evaluation_returned",
-        subject=f"Your evaluation of {project.title} was returned",
-        body=f"The panel returned your evaluation of {project.title}: {reason.strip()}",
+        message=messages.EVALUATION_RETURNED,
+        params={"project": project.title, "reason": reason.strip()},
         link=f"/evaluations/{evaluation.id}",
         now=now,
     )

@@ -152,3 +152,5 @@ class Notification(Base):
     )
     mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     mail_error: Mapped[str] = mapped_column(String(300), default="")
+    # The parameters of the subject and body templates (None: stored as final text).
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -26,7 +26,8 @@ from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import AccountKind
 from marketplace.ledger.services import Leg, get_account, post
-from marketplace.notifications.services import buyers_of, money_text, notify, notify_all
+from marketplace.notifications import messages
+from marketplace.notifications.services import buyers_of, notify, notify_all
 from marketplace.payments import services as payments
 from marketplace.payments.gateway import GatewayError
 from marketplace.payments.models import (
@@ -128,12 +129,14 @@ def notify_thresholds(ctx: SweepContext, now: datetime) -> str:
                 key=f"threshold:project:{project.id}",
                 organisation_id=project.organisation_id,
                 kind="threshold_reached",
-                subject=f"{project.title} reached its threshold",
-                body=(
-                    f"{project.tokens_pledged} of {project.tokens_total} tokens are pledged; "
-                    f"the threshold is {project.threshold_tokens}. Funding stays open until "
-                    f"{project.funding_deadline:%d %B %Y}, or you can close it now."
-                ),
+                message=messages.THRESHOLD_REACHED,
+                params={
+                    "project": project.title,
+                    "pledged": project.tokens_pledged,
+                    "total": project.tokens_total,
+                    "threshold": project.threshold_tokens,
+                    "deadline_date": project.funding_deadline.isoformat(),
+                },
                 link=f"/projects/{project.id}",
                 now=now,
             )
@@ -141,31 +144,25 @@ def notify_thresholds(ctx: SweepContext, now: datetime) -> str:
 
 
 def _notify_closed(session: Session, project: Project, *, funded: bool, now: datetime) -> None:
-    if funded:
-        subject = f"Funding closed: {project.title} is funded"
-        to_buyers = (
-            f"Funding for {project.title} closed with {project.tokens_pledged} tokens pledged. "
-            "Your pledge is charged to the card you saved now."
-        )
-        to_owner = (
-            f"Funding closed with {project.tokens_pledged} of {project.tokens_total} tokens "
-            f"pledged. The pledges are charged now; the cost tranche follows on "
-            f"{project.start_date:%d %B %Y}."
-        )
-    else:
-        subject = f"Funding closed: {project.title} did not reach its threshold"
-        to_buyers = (
-            f"{project.title} did not reach its threshold of {project.threshold_tokens} "
-            "tokens. Your pledge is released and nothing is charged."
-        )
-        to_owner = to_buyers.replace("Your pledge is released", "Every pledge is released")
+    to_buyers, to_owner = (
+        (messages.FUNDED_BUYER, messages.FUNDED_OWNER)
+        if funded
+        else (messages.UNFUNDED_BUYER, messages.UNFUNDED_OWNER)
+    )
+    params = {
+        "project": project.title,
+        "pledged": project.tokens_pledged,
+        "total": project.tokens_total,
+        "threshold": project.threshold_tokens,
+        "start_date": project.start_date.isoformat(),
+    }
     notify_all(
         session,
         buyers_of(session, project.id),
         key=f"funding_closed:project:{project.id}",
         kind="funding_closed",
-        subject=subject,
-        body=to_buyers,
+        message=to_buyers,
+        params=params,
         link=f"/projects/{project.id}",
         now=now,
     )
@@ -174,8 +171,8 @@ def _notify_closed(session: Session, project: Project, *, funded: bool, now: dat
         key=f"funding_closed:project:{project.id}:owner",
         organisation_id=project.organisation_id,
         kind="funding_closed",
-        subject=subject,
-        body=to_owner,
+        message=to_owner,
+        params=params,
         link=f"/projects/{project.id}/funding",
         now=now,
     )
@@ -316,12 +313,12 @@ def remind_grace_ending(ctx: SweepContext, now: datetime) -> str:
                 key=f"grace_ending:pledge:{pledge.id}",
                 organisation_id=pledge.organisation_id,
                 kind="grace_ending",
-                subject=f"Last day to pay for {pledge.project.title}",
-                body=(
-                    f"Your pledge of {pledge.tokens} tokens of {pledge.project.title} is "
-                    f"still unpaid. Pay before {pledge.grace_until:%d %B %Y %H:%M} UTC, or "
-                    "it is cancelled."
-                ),
+                message=messages.GRACE_ENDING,
+                params={
+                    "project": pledge.project.title,
+                    "tokens": pledge.tokens,
+                    "until_at": pledge.grace_until.isoformat(),
+                },
                 link=f"/pledges#pledge-{pledge.id}",
                 now=now,
             )
@@ -524,12 +521,8 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
                 key=f"started:project:{project.id}:owner",
                 organisation_id=project.organisation_id,
                 kind="project_started",
-                subject=f"{project.title} has started",
-                body=(
-                    f"The cost tranche of {money_text(cost - fee, ctx.settings.currency)} "
-                    f"(after the platform fee of {money_text(fee, ctx.settings.currency)}) "
-                    "is on its way to your payout account."
-                ),
+                message=messages.STARTED_OWNER,
+                params={"project": project.title, "amount_cents": cost - fee, "fee_cents": fee},
                 link=f"/projects/{project.id}/funding",
                 now=now,
             )
@@ -538,11 +531,8 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
                 buyers_of(session, project.id),
                 key=f"started:project:{project.id}",
                 kind="project_started",
-                subject=f"{project.title} has started",
-                body=(
-                    f"{project.title} reached its threshold and starts today; its "
-                    f"evaluation follows the end date, {project.end_date:%d %B %Y}."
-                ),
+                message=messages.STARTED_BUYER,
+                params={"project": project.title, "end_date": project.end_date.isoformat()},
                 link=f"/projects/{project.id}",
                 now=now,
             )

@@ -18,10 +18,8 @@ import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from email.message import EmailMessage
 
-from babel.numbers import format_currency
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -29,13 +27,9 @@ from sqlalchemy.orm import Session
 from config import Settings
 from marketplace.accounts.models import User
 from marketplace.funding.models import LIVE_STATES, MailState, Notification, Pledge
+from marketplace.notifications.messages import render
 
 log = logging.getLogger("marketplace.mail")
-
-
-def money_text(cents: int, currency: str) -> str:
-    """An amount for a message, e.g. "€1,234.56" (English, as the messages are)."""
-    return format_currency(Decimal(cents) / 100, currency, locale="en_GB")
 
 
 def notify(
@@ -44,13 +38,17 @@ def notify(
     key: str,
     organisation_id: int,
     kind: str,
-    subject: str,
-    body: str,
+    message: tuple[str, str],
+    params: dict,
     link: str,
     now: datetime,
     user_id: int | None = None,
 ) -> bool:
-    """Add a notice unless one with ``key`` exists; True when added."""
+    """Add a notice unless one with ``key`` exists; True when added.
+
+    ``message`` is a (subject, body) pair from ``notifications.messages``; the
+    texts are stored as templates with ``params`` and rendered for each reader.
+    """
     if session.scalar(select(Notification.id).where(Notification.key == key)) is not None:
         return False
     try:
@@ -61,8 +59,9 @@ def notify(
                     organisation_id=organisation_id,
                     user_id=user_id,
                     kind=kind,
-                    subject=subject[:200],
-                    body=body,
+                    subject=message[0],
+                    body=message[1],
+                    params=params,
                     link=link,
                     created_at=now,
                     mail_state=MailState.PENDING,
@@ -156,9 +155,18 @@ def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500
             error = "no active user to write to"
         else:
             link = mailer.settings.public_url + notice.link if notice.link else ""
-            text = notice.body + (f"\n\n{link}" if link else "")
+            subject, body = (
+                render(
+                    template,
+                    notice.params,
+                    currency=mailer.settings.currency,
+                    zone=mailer.settings.timezone,
+                )
+                for template in (notice.subject, notice.body)
+            )
+            text = body + (f"\n\n{link}" if link else "")
             try:
-                state = mailer.send(to, notice.subject, text)
+                state = mailer.send(to, subject, text)
             except (smtplib.SMTPException, OSError) as failure:
                 state, error = MailState.FAILED, str(failure)[:300]
                 log.error("e-mail of notice %s failed: %s", notice_id, failure)

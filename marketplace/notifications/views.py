@@ -3,7 +3,8 @@ admins' view of the e-mail outbox."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale, gettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select, update
@@ -13,6 +14,7 @@ from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden
 from marketplace.extensions import db
 from marketplace.funding.models import MailState, Notification
+from marketplace.notifications.messages import render
 
 bp = Blueprint("notifications", __name__)
 PER_PAGE = 50
@@ -22,6 +24,19 @@ def mine():
     """The notices a person sees: its organisation's, and those addressed to it."""
     return (Notification.organisation_id == current_user.organisation_id) & or_(
         Notification.user_id.is_(None), Notification.user_id == current_user.id
+    )
+
+
+def notice_text(template: str, params: dict | None) -> str:
+    """A notice's subject or body in the reader's language and locale."""
+    settings = current_app.extensions["settings"]
+    return render(
+        template,
+        params,
+        translate=gettext,
+        locale=str(get_locale()),
+        currency=settings.currency,
+        zone=settings.timezone,
     )
 
 

@@ -25,6 +25,7 @@ from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import AccountKind
 from marketplace.ledger.services import LedgerError, Leg, Posting, get_account, post, post_many
+from marketplace.notifications import messages
 from marketplace.notifications.services import notify
 from marketplace.payments.gateway import (
     AuthenticationRequired,
@@ -246,12 +247,13 @@ def record_failure(
             key=f"payment_failed:pledge:{pledge.id}",
             organisation_id=pledge.organisation_id,
             kind="payment_failed",
-            subject=f"Payment needed for {project.title}",
-            body=(
-                f"We could not charge your card for {pledge.tokens} tokens of "
-                f"{project.title} ({code}). Please pay before "
-                f"{pledge.grace_until:%Y-%m-%d %H:%M} UTC, or the pledge is cancelled."
-            ),
+            message=messages.PAYMENT_FAILED,
+            params={
+                "project": project.title,
+                "tokens": pledge.tokens,
+                "code": code,
+                "until_at": pledge.grace_until.isoformat(),
+            },
             link=f"/pledges#pledge-{pledge.id}",
             now=now,
         )

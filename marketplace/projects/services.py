@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
+from marketplace.notifications import messages
 from marketplace.notifications.services import notify
 from marketplace.projects import counts as listing_counts
 from marketplace.projects.models import (
@@ -417,12 +418,13 @@ def value_project(
         key=f"valued:project:{project.id}:snapshot:{snapshot.id}",
         organisation_id=project.organisation_id,
         kind="submission_decided",
-        subject=f"{project.title} is valued",
-        body=(
-            f"The expert panel valued {project.title}: {reason}. It is listed for funding next."
-            if pricing
-            else f"The expert panel valued {project.title}: {reason}."
-        ),
+        message=messages.VALUED if pricing else messages.VALUED_AT_NOTHING,
+        params={
+            "project": project.title,
+            "tokens": valuation.tokens_total,
+            "price_cents": snapshot.token_price_cents or 0,
+            "threshold": snapshot.threshold_tokens or 0,
+        },
         link=f"/projects/{project.id}",
         now=now,
     )
@@ -453,12 +455,13 @@ def list_for_funding(
         key=f"listed:project:{project.id}",
         organisation_id=project.organisation_id,
         kind="project_listed",
-        subject=f"{project.title} is listed for funding",
-        body=(
-            f"{project.title} is public and open for pledges until "
-            f"{project.funding_deadline:%d %B %Y}: {project.tokens_total} tokens, "
-            f"threshold {project.threshold_tokens}."
-        ),
+        message=messages.LISTED,
+        params={
+            "project": project.title,
+            "deadline_date": project.funding_deadline.isoformat(),
+            "tokens": project.tokens_total,
+            "threshold": project.threshold_tokens,
+        },
         link=f"/projects/{project.id}",
         now=now,
     )
@@ -484,8 +487,8 @@ def reject(
         key=f"rejected:project:{project.id}",
         organisation_id=project.organisation_id,
         kind="submission_decided",
-        subject=f"{project.title} was not accepted",
-        body=f"The expert panel turned {project.title} down: {reason.strip()}",
+        message=messages.REJECTED,
+        params={"project": project.title, "reason": reason.strip()},
         link=f"/projects/{project.id}",
         now=now,
     )

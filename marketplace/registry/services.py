@@ -23,6 +23,7 @@ from marketplace.accounts.models import Organisation, Role, User
 from marketplace.accounts.services import require_role
 from marketplace.funding.models import IdempotencyRecord
 from marketplace.funding.services import Idempotency, InsufficientTokens, replay
+from marketplace.notifications import messages
 from marketplace.notifications.services import notify
 from marketplace.projects.models import Project
 from marketplace.registry.models import (
@@ -202,11 +203,12 @@ def retire(
         key=f"retired:retirement:{retirement.id}",
         organisation_id=retirement.organisation_id,
         kind="certificate_ready",
-        subject=f"Certificate of retirement no. {retirement.id} is ready",
-        body=(
-            f"{retirement.quantity} tokens are retired on behalf of {retirement.beneficiary}. "
-            "The certificate (PDF) and the public page are at the link below."
-        ),
+        message=messages.CERTIFICATE_READY,
+        params={
+            "id": retirement.id,
+            "quantity": retirement.quantity,
+            "beneficiary": retirement.beneficiary,
+        },
         link=f"/registry/retirements/{retirement.id}",
         now=now,
     )

@@ -21,7 +21,8 @@ from marketplace.accounts.models import Role, User
 from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import AccountKind
 from marketplace.ledger.services import Leg, get_account, post
-from marketplace.notifications.services import money_text, notify
+from marketplace.notifications import messages
+from marketplace.notifications.services import notify
 from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
 from marketplace.projects.models import Project, ProjectState, ValuationSnapshot
 from marketplace.projects.states import transition
@@ -218,9 +219,7 @@ def _refund_rows(
     return rows
 
 
-def finish_if_paid(
-    session: Session, settlement: Settlement, *, now: datetime, currency: str = "EUR"
-) -> bool:
+def finish_if_paid(session: Session, settlement: Settlement, *, now: datetime) -> bool:
     """Settled once every refund and the premium transfer went through."""
     pending = session.scalar(
         select(
@@ -260,17 +259,15 @@ def finish_if_paid(
             key=f"settled:project:{project.id}:org:{share.organisation_id}",
             organisation_id=share.organisation_id,
             kind="project_settled",
-            subject=f"{project.title} is settled",
-            body=(
-                f"The evaluator verified the outcomes of {project.title}. You receive "
-                f"{share.tokens_minted} of your {share.tokens_paid} tokens"
-                + (
-                    f" and a refund of {money_text(share.refund_cents, currency)}"
-                    if share.refund_cents
-                    else ""
-                )
-                + "."
+            message=(
+                messages.SETTLED_BUYER if share.refund_cents else messages.SETTLED_BUYER_NO_REFUND
             ),
+            params={
+                "project": project.title,
+                "minted": share.tokens_minted,
+                "paid": share.tokens_paid,
+                "refund_cents": share.refund_cents,
+            },
             link="/holdings",
             now=now,
         )
@@ -279,12 +276,12 @@ def finish_if_paid(
         key=f"settled:project:{project.id}:owner",
         organisation_id=project.organisation_id,
         kind="project_settled",
-        subject=f"{project.title} is settled",
-        body=(
-            f"{settlement.tokens_minted} tokens are minted for the verified outcomes; the "
-            f"success premium of {money_text(settlement.premium_payout_cents, currency)} "
-            "(before the fee) is on its way to your payout account."
-        ),
+        message=messages.SETTLED_OWNER,
+        params={
+            "project": project.title,
+            "minted": settlement.tokens_minted,
+            "premium_cents": settlement.premium_payout_cents,
+        },
         link=f"/projects/{project.id}/settlement",
         now=now,
     )

@@ -87,10 +87,7 @@ def finish_settlements(ctx: SweepContext, now: datetime) -> str:
             for settlement_id in ids:
                 try:
                     finished += services.finish_if_paid(
-                        session,
-                        session.get(Settlement, settlement_id),
-                        now=now,
-                        currency=ctx.settings.currency,
+                        session, session.get(Settlement, settlement_id), now=now
                     )
                     session.commit()
                 except InvalidTransition:

@@ -1,12 +1,30 @@
-"""The home page."""
+"""The home page and the choice of language."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, redirect, render_template, request
 
 bp = Blueprint("web", __name__)
+LANGUAGES = {"en": "English", "nl": "Nederlands"}
+LANGUAGE_COOKIE = "som_lang"
 
 
 @bp.get("/")
 def home():
     return render_template("home.html")
+
+
+@bp.post("/language")
+def choose_language():
+    """Remember the language chosen (over the browser's), and go back to the page."""
+    chosen = request.form.get("lang", "")
+    if chosen not in LANGUAGES:
+        abort(400)
+    back = request.form.get("next", "/")
+    if not back.startswith("/") or back.startswith("//"):
+        back = "/"
+    response = redirect(back)
+    response.set_cookie(
+        LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True
+    )
+    return response

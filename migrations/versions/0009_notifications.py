@@ -1,5 +1,6 @@
 """Notices become an e-mail outbox: a unique key per event and recipient, a recipient
-user, and the delivery state (notices made before e-mail existed are skipped).
+user, the parameters of their texts (rendered in each reader's language), and the
+delivery state (notices made before e-mail existed are skipped).
 
 Revision ID: 0009_notifications
 Revises: 0008_progress
@@ -43,6 +44,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("mailed_at", outcomes.db.UTCDateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(sa.Column("params", sa.JSON(), nullable=True))
         batch_op.add_column(
             sa.Column("mail_error", sa.String(length=300), nullable=False, server_default="")
         )
@@ -67,6 +69,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("ck_notifications_mail_state"), type_="check")
         batch_op.drop_column("mail_error")
         batch_op.drop_column("mailed_at")
+        batch_op.drop_column("params")
         batch_op.drop_column("mail_state")
         batch_op.drop_column("user_id")
         batch_op.drop_column("key")

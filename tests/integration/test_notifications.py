@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from marketplace.accounts.models import Role
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding.models import MailState, Notification
+from marketplace.notifications.messages import render
 from marketplace.notifications.services import Mailer, deliver, notify
 from marketplace.notifications.sweeps import deliver_notifications
 from marketplace.projects import services as projects
@@ -95,7 +96,10 @@ def test_each_event_of_a_project_notifies_its_people_once(
     settled = session.scalars(
         select(Notification).where(Notification.kind == "project_settled").order_by(Notification.id)
     ).all()
-    assert "700 of your 1000 tokens and a refund of €1,358.38" in settled[0].body
+    assert render(settled[0].body, settled[0].params) == (
+        f"The evaluator verified the outcomes of {project.title}. You receive 700 of your "
+        "1,000 tokens and a refund of €1,358.38."
+    )
     # No SMTP server is configured here: every notice was written to the log, once.
     assert {n.mail_state for n in session.scalars(select(Notification))} == {MailState.LOGGED}
 
@@ -158,8 +162,8 @@ def test_two_deliveries_at_once_send_each_notice_once(app, session, smtp):
             key=f"test:{n}",
             organisation_id=organisation.id,
             kind="test",
-            subject=f"Notice {n}",
-            body="Hello.",
+            message=("Notice %(n)s", "Hello."),
+            params={"n": n},
             link="/notices",
             now=NOW,
         )
@@ -168,8 +172,8 @@ def test_two_deliveries_at_once_send_each_notice_once(app, session, smtp):
         key="test:0",
         organisation_id=organisation.id,
         kind="test",
-        subject="Again",
-        body="Hello.",
+        message=("Again", "Hello."),
+        params={},
         link="",
         now=NOW,
     )
@@ -203,8 +207,8 @@ def test_a_refused_e_mail_is_recorded_and_not_sent_again(app, session, smtp):
         key="test:refused",
         organisation_id=organisation.id,
         kind="test",
-        subject="Notice",
-        body="Hello.",
+        message=("Notice", "Hello."),
+        params={},
         link="",
         now=NOW,
     )
@@ -230,8 +234,8 @@ def test_people_see_their_notices_and_admins_the_outbox(app, web, session):
             organisation_id=organisation.id,
             user_id=user_id,
             kind="test",
-            subject=f"Notice for {key}",
-            body="Hello.",
+            message=("Notice for %(key)s", "Hello."),
+            params={"key": key},
             link="/holdings",
             now=NOW,
         )

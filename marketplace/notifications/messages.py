@@ -1,0 +1,181 @@
+"""The notices' texts, as catalogue entries with named parameters.
+
+A notice stores the English template and its parameters; each reader sees it in
+their own language (the pages translate the template), and the e-mail goes out
+in English. Parameters are formatted by their name: ``*_cents`` as money,
+``*_date`` as a date, ``*_at`` as an instant, other numbers as numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal
+
+
+def N_(text: str) -> str:
+    return text
+
+
+PAYMENT_FAILED = (
+    N_("Payment needed for %(project)s"),
+    N_(
+        "We could not charge your card for %(tokens)s tokens of %(project)s (%(code)s). "
+        "Please pay before %(until_at)s, or the pledge is cancelled."
+    ),
+)
+GRACE_ENDING = (
+    N_("Last day to pay for %(project)s"),
+    N_(
+        "Your pledge of %(tokens)s tokens of %(project)s is still unpaid. Pay before "
+        "%(until_at)s, or it is cancelled."
+    ),
+)
+THRESHOLD_REACHED = (
+    N_("%(project)s reached its threshold"),
+    N_(
+        "%(pledged)s of %(total)s tokens are pledged; the threshold is %(threshold)s. Funding "
+        "stays open until %(deadline_date)s, or you can close it now."
+    ),
+)
+FUNDED_BUYER = (
+    N_("Funding closed: %(project)s is funded"),
+    N_(
+        "Funding for %(project)s closed with %(pledged)s tokens pledged. Your pledge is charged "
+        "to the card you saved now."
+    ),
+)
+FUNDED_OWNER = (
+    FUNDED_BUYER[0],
+    N_(
+        "Funding closed with %(pledged)s of %(total)s tokens pledged. The pledges are charged "
+        "now; the cost tranche follows on %(start_date)s."
+    ),
+)
+UNFUNDED_BUYER = (
+    N_("Funding closed: %(project)s did not reach its threshold"),
+    N_(
+        "%(project)s did not reach its threshold of %(threshold)s tokens. Your pledge is "
+        "released and nothing is charged."
+    ),
+)
+UNFUNDED_OWNER = (
+    UNFUNDED_BUYER[0],
+    N_(
+        "%(project)s did not reach its threshold of %(threshold)s tokens. Every pledge is "
+        "released and nothing is charged."
+    ),
+)
+STARTED_OWNER = (
+    N_("%(project)s has started"),
+    N_(
+        "The cost tranche of %(amount_cents)s (after the platform fee of %(fee_cents)s) is on "
+        "its way to your payout account."
+    ),
+)
+STARTED_BUYER = (
+    STARTED_OWNER[0],
+    N_(
+        "%(project)s reached its threshold and starts today; its evaluation follows the end "
+        "date, %(end_date)s."
+    ),
+)
+VALUED = (
+    N_("%(project)s is valued"),
+    N_(
+        "The expert panel valued %(project)s at %(tokens)s tokens of %(price_cents)s; the "
+        "threshold is %(threshold)s. It is listed for funding next."
+    ),
+)
+VALUED_AT_NOTHING = (
+    VALUED[0],
+    N_("The expert panel valued %(project)s at 0 tokens: it cannot be listed."),
+)
+LISTED = (
+    N_("%(project)s is listed for funding"),
+    N_(
+        "%(project)s is public and open for pledges until %(deadline_date)s: %(tokens)s "
+        "tokens, threshold %(threshold)s."
+    ),
+)
+REJECTED = (
+    N_("%(project)s was not accepted"),
+    N_("The expert panel turned %(project)s down: %(reason)s"),
+)
+EVALUATION_ASSIGNED = (
+    N_("You are asked to evaluate %(project)s"),
+    N_(
+        "The expert panel assigned you to verify the outcomes of %(project)s "
+        "(%(organisation)s), which ended on %(end_date)s."
+    ),
+)
+EVALUATION_RETURNED = (
+    N_("Your evaluation of %(project)s was returned"),
+    N_("The panel returned your evaluation of %(project)s: %(reason)s"),
+)
+SETTLED_BUYER = (
+    N_("%(project)s is settled"),
+    N_(
+        "The evaluator verified the outcomes of %(project)s. You receive %(minted)s of your "
+        "%(paid)s tokens and a refund of %(refund_cents)s."
+    ),
+)
+SETTLED_BUYER_NO_REFUND = (
+    SETTLED_BUYER[0],
+    N_(
+        "The evaluator verified the outcomes of %(project)s. You receive %(minted)s of your "
+        "%(paid)s tokens."
+    ),
+)
+SETTLED_OWNER = (
+    SETTLED_BUYER[0],
+    N_(
+        "%(minted)s tokens are minted for the verified outcomes; the success premium of "
+        "%(premium_cents)s (before the fee) is on its way to your payout account."
+    ),
+)
+CERTIFICATE_READY = (
+    N_("Certificate of retirement no. %(id)s is ready"),
+    N_(
+        "%(quantity)s tokens are retired on behalf of %(beneficiary)s. The certificate (PDF) "
+        "and the public page are at the link below."
+    ),
+)
+
+PLAIN = {"id", "code"}
+
+
+def formatted(params: dict, *, locale: str, currency: str, zone: str) -> dict[str, str]:
+    out = {}
+    for name, value in params.items():
+        if name.endswith("_cents"):
+            out[name] = format_currency(Decimal(value) / 100, currency, locale=locale)
+        elif name.endswith("_date"):
+            out[name] = format_date(date.fromisoformat(value), "long", locale=locale)
+        elif name.endswith("_at"):
+            out[name] = format_datetime(
+                datetime.fromisoformat(value), "medium", tzinfo=zone, locale=locale
+            )
+        elif isinstance(value, int) and name not in PLAIN:
+            out[name] = format_decimal(value, locale=locale)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def render(
+    template: str,
+    params: dict | None,
+    *,
+    translate: Callable[[str], str] = lambda text: text,
+    locale: str = "en_GB",
+    currency: str = "EUR",
+    zone: str = "Europe/Amsterdam",
+) -> str:
+    """The template in the reader's language with its parameters for the reader's locale."""
+    if params is None:  # a notice from before parameters: stored as final text
+        return template
+    return translate(template) % formatted(params, locale=locale, currency=currency, zone=zone)

@@ -1,0 +1,210 @@
+"""Every page in Dutch and in English, with no string left untranslated.
+
+The page list is the application's own: every GET route that answers HTML,
+visited by the people it is for, with the ids of a settled worked example (a
+retirement, a progress report, an evaluation, notices) filled in. A Dutch page
+must not show any English sentence of the catalogue whose Dutch differs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html import unescape
+from pathlib import Path
+
+import pytest
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from sqlalchemy import select
+
+from marketplace.funding.models import Pledge
+from tests.factories import EvaluationFactory, ProgressReportFactory, ProjectFactory, UserFactory
+from tests.integration.funding_support import tick
+from tests.integration.test_settlement import (  # noqa: F401 - the fixture
+    ENDED,
+    evaluate,
+    worked_example,
+)
+
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "marketplace" / "translations"
+NOT_PAGES = {"evaluations.download", "dashboards.impact_csv", "dashboards.impact_pdf"}
+NOT_PAGES |= {"registry.registry_csv", "registry.certificate"}
+
+
+def catalogue() -> dict[str, str]:
+    with (TRANSLATIONS / "nl" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        return {
+            m.id: m.string
+            for m in read_po(handle)
+            if m.id and isinstance(m.id, str) and not m.fuzzy
+        }
+
+
+def english_that_must_not_show(messages: dict[str, str]) -> list[str]:
+    """Catalogue sentences (three words or more, placeholders cut off) that Dutch changes."""
+    found = []
+    for english, dutch in messages.items():
+        if english == dutch:
+            continue
+        for piece in re.split(r"%\(\w+\)[sd]|%%", english):
+            piece = piece.strip(" .,:;()")
+            if len(piece.split()) >= 3:
+                found.append(piece)
+    return found
+
+
+def visible_text(html: str) -> str:
+    html = re.sub(r"(?s)<(script|style)\b.*?</\1>", " ", html)
+    html = re.sub(r"(?s)<[^>]+>", " ", html)
+    return " ".join(unescape(html).split())
+
+
+def _plain(value):
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def test_the_catalogue_is_complete_and_compiled():
+    with (TRANSLATIONS / "messages.pot").open("rb") as handle:
+        wanted = {_plain(m.id) for m in read_po(handle) if m.id}
+    with (TRANSLATIONS / "nl" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        dutch = read_po(handle)
+    assert not dutch.fuzzy
+    translated = {
+        _plain(m.id)
+        for m in dutch
+        if m.id and not m.fuzzy and all(_plain(m.string) if m.pluralizable else [m.string])
+    }
+    assert wanted <= translated, sorted(map(str, wanted - translated))[:20]
+    with (TRANSLATIONS / "nl" / "LC_MESSAGES" / "messages.mo").open("rb") as handle:
+        compiled = {_plain(m.id): _plain(m.string) for m in read_mo(handle) if m.id}
+    assert compiled == {_plain(m.id): _plain(m.string) for m in dutch if m.id}, (
+        "the compiled catalogue is stale: run make translations"
+    )
+
+
+@pytest.fixture
+def everything(app, client, session, auth_headers, worked_example):
+    """A settled project with a retirement, a running one with a report, an open evaluation."""
+    project, admin = worked_example
+    evaluate(client, auth_headers, project, admin, verified=14)
+    tick(app, ENDED + timedelta(days=1))
+    session.rollback()
+    bank = session.scalars(select(Pledge).order_by(Pledge.id)).first().user
+    retirement = client.post(
+        "/api/v1/retirements",
+        headers={**auth_headers(bank), "Idempotency-Key": "i18n"},
+        json={
+            "project_id": project.id,
+            "quantity": 10,
+            "beneficiary": "Gemeente Rotterdam",
+            "purpose": "csr_voluntary",
+            "claim": "contribution",
+        },
+    ).json
+    owner = project.created_by
+    report = ProgressReportFactory(project_id=ProjectFactory(state="running").id)
+    open_evaluation = EvaluationFactory()
+    session.commit()
+    evaluator = session.get(UserFactory._meta.model, open_evaluation.evaluator_id)
+    draft = ProjectFactory(organisation=owner.organisation, created_by=owner)
+    session.commit()
+    return {
+        "people": {
+            None: None,
+            "admin": admin.email,
+            "buyer": bank.email,
+            "entrepreneur": owner.email,
+            "evaluator": evaluator.email,
+        },
+        "ids": {
+            "project_id": project.id,
+            "retirement_id": retirement["id"],
+            "evaluation_id": open_evaluation.id,
+        },
+        "draft": draft.id,
+        "report_project": report.project_id,
+    }
+
+
+PAGES_BY_PERSON = {
+    None: [
+        "web.home",
+        "accounts.login",
+        "accounts.register_page",
+        "projects.marketplace",
+        "projects.detail",
+        "catalogue.catalogue",
+        "catalogue.calculator",
+        "registry.registry",
+        "registry.retirement",
+    ],
+    "buyer": [
+        "dashboards.dashboard",
+        "funding.pledges",
+        "registry.holdings",
+        "notifications.notices",
+        "accounts.account",
+        "evaluations.settlement_page",
+        "projects.detail",
+    ],
+    "entrepreneur": [
+        "dashboards.dashboard",
+        "projects.mine",
+        "projects.new",
+        "projects.edit",
+        "funding.payouts",
+        "funding.project_funding",
+        "notifications.notices",
+    ],
+    "evaluator": ["evaluations.queue", "evaluations.form", "notifications.notices"],
+    "admin": [
+        "dashboards.dashboard",
+        "projects.review",
+        "evaluations.queue",
+        "evaluations.form",
+        "payments.ledger",
+        "notifications.outbox",
+        "catalogue.new_outcome_type",
+        "funding.project_funding",
+    ],
+}
+
+
+def test_every_page_is_listed_here(app):
+    pages = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if "GET" in rule.methods
+        and not rule.rule.startswith(("/api", "/static", "/webhooks"))
+        and rule.endpoint not in NOT_PAGES
+    }
+    listed = {page for pages in PAGES_BY_PERSON.values() for page in pages}
+    assert pages == listed
+
+
+@pytest.mark.parametrize("person", list(PAGES_BY_PERSON))
+def test_every_page_in_dutch_and_english(app, web, everything, person):
+    from flask import url_for
+
+    english = english_that_must_not_show(catalogue())
+    browser = web.as_user(everything["people"][person]) if person else web
+    for endpoint in PAGES_BY_PERSON[person]:
+        with app.test_request_context():
+            rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+            values = {name: everything["ids"][name] for name in rule.arguments}
+            if endpoint == "projects.edit":
+                values["project_id"] = everything["draft"]
+            path = url_for(endpoint, **values)
+        for language in ("en", "nl"):
+            browser.client.set_cookie("som_lang", language)
+            page = browser.get(path)
+            assert page.status_code == 200, (person, path, language)
+            html = page.get_data(as_text=True)
+            assert f'<html lang="{language}">' in html
+            if language == "nl":
+                text = visible_text(html)
+                left = [sentence for sentence in english if sentence in text]
+                assert not left, (path, left)
+    browser.client.set_cookie("som_lang", "nl")
+    assert "Uitloggen" in browser.get("/").get_data(as_text=True) or person is None
