@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, request
-from flask_babel import get_locale
+from flask import Flask, before_render_template, request
+from flask_babel import get_locale, gettext
 from flask_wtf.csrf import CSRFError
 
 from config import PROJECT_ROOT, Settings, load_settings
@@ -124,6 +124,24 @@ def create_app(config: Settings | None = None) -> Flask:
     return app
 
 
+def _translated(message: str) -> str:
+    """A message from the services or a schema in the page's language, when the catalogue
+    has it (constant messages do; those with figures in them stay as they are)."""
+    return gettext(message) if isinstance(message, str) and message else message
+
+
+def _translate_messages(sender, template, context, **extra) -> None:
+    """Pages show the services' field errors and error details: translate them on the way."""
+    errors = context.get("errors")
+    if isinstance(errors, dict):
+        context["errors"] = {
+            name: [_translated(m) for m in messages] if isinstance(messages, list) else messages
+            for name, messages in errors.items()
+        }
+    if isinstance(context.get("message"), str):
+        context["message"] = _translated(context["message"])
+
+
 def _select_locale() -> str | None:
     """The language the person chose (a cookie), else the browser's, else English."""
     chosen = request.cookies.get("som_lang")
@@ -158,6 +176,8 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(dashboards_bp)
     app.jinja_env.globals["unread_notices"] = unread_count
     app.jinja_env.globals["notice_text"] = notice_text
+    app.jinja_env.filters["translated"] = _translated
+    before_render_template.connect(_translate_messages, app)
     register_filters(app)
 
     @app.context_processor

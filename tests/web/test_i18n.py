@@ -18,6 +18,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
+from marketplace.accounts.models import Role
 from marketplace.funding.models import Pledge
 from tests.factories import EvaluationFactory, ProgressReportFactory, ProjectFactory, UserFactory
 from tests.integration.funding_support import tick
@@ -208,3 +209,24 @@ def test_every_page_in_dutch_and_english(app, web, everything, person):
                 assert not left, (path, left)
     browser.client.set_cookie("som_lang", "nl")
     assert "Uitloggen" in browser.get("/").get_data(as_text=True) or person is None
+
+
+def test_the_services_messages_reach_a_dutch_page_in_dutch(app, web, session, worked_example):
+    project, admin = worked_example
+    session.rollback()
+    buyer_organisation = session.scalars(select(Pledge).order_by(Pledge.id)).first().organisation
+    conflicted = UserFactory(role=Role.EVALUATOR, organisation=buyer_organisation)
+    session.commit()
+    panel = web.as_user(admin.email)
+    panel.client.set_cookie("som_lang", "nl")
+
+    refused = panel.submit(
+        "/evaluations",
+        {"evaluator_id": str(conflicted.id)},
+        action=f"/projects/{project.id}/evaluator",
+    )
+
+    assert refused.status_code == 409
+    page = visible_text(refused.get_data(as_text=True))
+    assert "De organisatie van de beoordelaar heeft aan dit project toegezegd." in page
+    assert "pledged to this project" not in page
