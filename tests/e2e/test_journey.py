@@ -33,6 +33,13 @@ from tests.integration.test_dashboards import ledger_total, read_csv
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
+# The fields a person fills in that no label names (by for=, by wrapping, or aria-label).
+UNLABELLED_FIELDS = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter(f => !['hidden', 'submit', 'button'].includes(f.type))
+  .filter(f => !(f.labels && f.labels.length) && !f.getAttribute('aria-label'))
+  .map(f => f.name || f.id)"""
+
+
 class Journey:
     def __init__(self, chromium, base: str, screenshots) -> None:
         self.chromium, self.base, self.screenshots = chromium, base, screenshots
@@ -45,8 +52,11 @@ class Journey:
         return context.new_page()
 
     def shot(self, page: Page, name: str) -> None:
+        """Save the page as an artefact, and check that every field on it has a label."""
         self.shots += 1
         page.screenshot(path=str(self.screenshots / f"{self.shots:02d}-{name}.png"), full_page=True)
+        unlabelled = page.evaluate(UNLABELLED_FIELDS)
+        assert unlabelled == [], (name, unlabelled)
 
     def log_in(self, page: Page, email: str, password: str = DEFAULT_PASSWORD) -> None:
         page.goto("/login")
