@@ -7,6 +7,7 @@ error mapping and the CLI. It refuses to start with unsafe settings.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from flask import Flask, before_render_template, request
@@ -23,6 +24,7 @@ from marketplace.core.errors import MarketplaceError
 from marketplace.evaluations.files import FileStore
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
 from marketplace.payments.gateway import StripeGateway
+from marketplace.web.vocabulary import PATTERNS
 
 SUPPORTED_LOCALES = ("en", "nl")
 CONTENT_SECURITY_POLICY = (
@@ -125,9 +127,30 @@ def create_app(config: Settings | None = None) -> Flask:
 
 
 def _translated(message: str) -> str:
-    """A message from the services or a schema in the page's language, when the catalogue
-    has it (constant messages do; those with figures in them stay as they are)."""
-    return gettext(message) if isinstance(message, str) and message else message
+    """A message from the services or a schema in the page's language: a constant one
+    from the catalogue, one with figures by the pattern it matches (figures kept)."""
+    if not isinstance(message, str) or not message:
+        return message
+    found = gettext(message)
+    if found != message:
+        return found
+    for pattern, shape in MESSAGE_SHAPES:
+        match = shape.fullmatch(message)
+        if match:
+            return gettext(pattern).format(**match.groupdict())
+    return message
+
+
+def _shape(pattern: str) -> re.Pattern:
+    parts = re.split(r"\{(\w+)\}", pattern)
+    return re.compile(
+        "".join(
+            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        )
+    )
+
+
+MESSAGE_SHAPES = [(pattern, _shape(pattern)) for pattern in PATTERNS]
 
 
 def _translate_messages(sender, template, context, **extra) -> None:

@@ -230,3 +230,22 @@ def test_the_services_messages_reach_a_dutch_page_in_dutch(app, web, session, wo
     page = visible_text(refused.get_data(as_text=True))
     assert "De organisatie van de beoordelaar heeft aan dit project toegezegd." in page
     assert "pledged to this project" not in page
+
+
+@pytest.mark.parametrize(
+    ("english", "dutch"),
+    [
+        ("Zero or more.", "Nul of meer."),
+        ("Length must be between 1 and 200.", "De lengte moet tussen 1 en 200 liggen."),
+        ("Only 3 tokens remain; you asked for 50.", "Er zijn nog maar 3 tokens; u vroeg er 50."),
+        ("The file is larger than 10 MB.", "Het bestand is groter dan 10 MB."),
+        ("Something no catalogue has.", "Something no catalogue has."),
+    ],
+)
+def test_messages_with_and_without_figures_are_shown_in_dutch(app, english, dutch):
+    from marketplace.app import _translated
+
+    with app.test_request_context(headers={"Accept-Language": "nl"}):
+        assert _translated(english) == dutch
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert _translated(english) == english
