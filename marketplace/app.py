@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import Flask, before_render_template, request
 from flask_babel import get_locale, gettext
@@ -102,13 +103,23 @@ def create_app(config: Settings | None = None) -> Flask:
         if not is_api_request() and not request.path.startswith("/webhooks/"):
             csrf.protect()
 
+    # Forms may lead to Stripe's hosted onboarding (the payouts form redirects there);
+    # a browser applies form-action to that redirect too.
+    onboarding = "https://connect.stripe.com"
+    if settings.stripe_api_base:
+        parts = urlsplit(settings.stripe_api_base)
+        onboarding += f" {parts.scheme}://{parts.netloc}"
+    base_policy = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", f"form-action 'self' {onboarding}"
+    )
+
     @app.after_request
     def _security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
         if not is_api_request():
-            policy = CONTENT_SECURITY_POLICY
+            policy = base_policy
             if settings.stripe_publishable_key:
                 policy = policy.replace(
                     "script-src 'self'", "script-src 'self' https://js.stripe.com"

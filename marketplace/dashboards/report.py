@@ -60,7 +60,7 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
             p.reference,
             p.title,
             p.theme,
-            p.settled_at.date().isoformat() if p.settled_at else "",
+            p.settled_at.date().isoformat(),
             p.tokens_paid,
             p.tokens_minted,
             euros(p.refund_cents),

@@ -64,7 +64,8 @@ class FundedProject:
     reference: str
     title: str
     theme: str
-    settled_at: datetime | None
+    settled_at: datetime  # when the settlement was computed (tokens minted)
+    paid_out: bool  # every refund and the premium transfer went through
     tokens_paid: int
     tokens_minted: int
     refund_cents: int
@@ -143,7 +144,8 @@ def buyer_figures(
     timezone: str = "Europe/Amsterdam",
 ) -> BuyerFigures:
     """A buyer organisation's figures; projects and retirements within the period
-    (settled, retired) when one is given, money and holdings as they stand."""
+    (settlement computed: outcomes verified and tokens minted; retired) when one is
+    given, money and holdings as they stand."""
     figures = BuyerFigures(organisation_id, start, end)
     zone = ZoneInfo(timezone)
     own = select(Pledge.id).where(Pledge.organisation_id == organisation_id)
@@ -188,10 +190,9 @@ def buyer_figures(
         .join(Project, Project.id == Settlement.project_id)
         .where(
             SettlementShare.organisation_id == organisation_id,
-            Settlement.finished_at.is_not(None),
-            *_in_period(Settlement.finished_at, start, end, zone),
+            *_in_period(Settlement.computed_at, start, end, zone),
         )
-        .order_by(Settlement.finished_at, Project.id)
+        .order_by(Settlement.computed_at, Project.id)
     ).all()
     for share, settlement, project in shares:
         figures.projects.append(_funded(session, share, settlement, project))
@@ -246,7 +247,8 @@ def _funded(
         reference=project.reference,
         title=project.title,
         theme=project.theme.value,
-        settled_at=settlement.finished_at,
+        settled_at=settlement.computed_at,
+        paid_out=settlement.finished_at is not None,
         tokens_paid=share.tokens_paid,
         tokens_minted=share.tokens_minted,
         refund_cents=share.refund_cents,

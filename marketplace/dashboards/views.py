@@ -16,7 +16,7 @@ from marketplace.extensions import db
 from marketplace.projects.progress import funding_bar
 
 bp = Blueprint("dashboards", __name__)
-CHART_WIDTH = 420
+CHART_WIDTH = 340
 
 
 def bars(rows: list[tuple[str, int]]) -> list[dict]:

@@ -166,7 +166,7 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     # The entrepreneur sets up payouts at (local) Stripe.
     owner.goto("/payouts")
     owner.get_by_role("button", name=re.compile("Set up payouts")).click()
-    owner.wait_for_url(re.compile(r"/payouts"))
+    expect(owner.get_by_text("Ready.")).to_be_visible()  # back from Stripe, onboarded
     journey.shot(owner, "payouts")
 
     # Past the deadline: the pledges are charged; the municipality's card is declined.
@@ -219,6 +219,8 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     panel.get_by_role("button", name="Approve the results").click()
     expect(panel.get_by_text(re.compile("Approved"))).to_be_visible()
     tick(app, _instant(end + timedelta(days=1)) + timedelta(minutes=5))
+    owner.goto(project_url)
+    expect(owner.locator(".badge.state-settled")).to_be_visible()
     bank.goto(f"/projects/{project_id}/settlement")
     journey.shot(bank, "settlement")
     expect(bank.get_by_text("Havenstad Bank")).to_be_visible()
