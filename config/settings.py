@@ -71,6 +71,9 @@ class Settings:
     mail_from: str = "Social Outcomes Marketplace <noreply@localhost>"
     # The address people reach the app at, for links in e-mails.
     public_url: str = "http://127.0.0.1:5000"
+    # Logs: "json" lines (production) or "text"; and the level.
+    log_format: str = "text"
+    log_level: str = "INFO"
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -101,6 +104,10 @@ class Settings:
             raise ConfigError("PLATFORM_FEE_RATE must be at least 0 and below 1")
         if len(self.currency) != 3 or not self.currency.isalpha():
             raise ConfigError("CURRENCY must be a three-letter ISO 4217 code")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError("LOG_FORMAT must be json or text")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         return self
 
 
@@ -211,6 +218,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
         mail_from=env.get("MAIL_FROM") or Settings.mail_from,
         public_url=(env.get("PUBLIC_URL") or Settings.public_url).rstrip("/"),
+        log_format=env.get("LOG_FORMAT") or ("json" if production else "text"),
+        log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
     )
     return settings.check()
 

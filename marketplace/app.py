@@ -22,6 +22,7 @@ from marketplace.api import init_api, is_api_request
 from marketplace.api.problems import from_marketplace_error, status_of
 from marketplace.core.clock import system_clock
 from marketplace.core.errors import MarketplaceError
+from marketplace.core.observability import init_request_ids
 from marketplace.evaluations.files import FileStore
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
 from marketplace.payments.gateway import StripeGateway
@@ -90,6 +91,7 @@ def create_app(config: Settings | None = None) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
 
+    init_request_ids(app)
     init_api(app)
     _register_web(app)
     _register_error_handlers(app)

@@ -23,6 +23,7 @@ from marketplace.accounts.schemas import StaffUserSchema
 from marketplace.accounts.services import NewUser, create_user
 from marketplace.core.clock import now, today
 from marketplace.core.errors import MarketplaceError
+from marketplace.core.observability import configure_logging
 from marketplace.core.sweeps import sweep_context
 from marketplace.demo import (
     DEMO_PASSWORD,
@@ -136,8 +137,8 @@ def tick_command(at: str | None) -> None:
 @scheduler_cli.command("run")
 def run_command() -> None:
     """Run the scheduler in the foreground: every sweep once a minute."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    settings = current_app.extensions["settings"]
+    configure_logging(settings.log_format, settings.log_level)
     app = current_app._get_current_object()
     log = logging.getLogger("marketplace.scheduler")
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request
+from flask import Blueprint, abort, jsonify, redirect, render_template, request
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from marketplace.extensions import db
 
 bp = Blueprint("web", __name__)
 LANGUAGES = {"en": "English", "nl": "Nederlands"}
@@ -12,6 +16,18 @@ LANGUAGE_COOKIE = "som_lang"
 @bp.get("/")
 def home():
     return render_template("home.html")
+
+
+@bp.get("/health")
+def health():
+    """For load balancers and the deployment smoke test: the app answers and its
+    database does. 503 when the database does not."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return jsonify(status="unavailable", database="unreachable"), 503
+    return jsonify(status="ok", database="ok")
 
 
 @bp.post("/language")

@@ -30,7 +30,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixture
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "marketplace" / "translations"
 NOT_PAGES = {"evaluations.download", "dashboards.impact_csv", "dashboards.impact_pdf"}
-NOT_PAGES |= {"registry.registry_csv", "registry.certificate"}
+NOT_PAGES |= {"registry.registry_csv", "registry.certificate", "web.health"}
 
 
 def catalogue() -> dict[str, str]:

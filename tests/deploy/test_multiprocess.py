@@ -1,0 +1,247 @@
+"""The deployment of the README, run for real: PostgreSQL, migrations, four gunicorn
+workers and one scheduler process, configured by environment variables only; a smoke
+journey over HTTP; then everything stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from config import PROJECT_ROOT
+from tests.support.postgres import _free_port, create_database
+from tests.support.stripe_process import StripeServer
+
+pytestmark = pytest.mark.postgres_only
+BIN = Path(sys.executable).parent
+WORKERS = 4
+
+
+def call(base: str, method: str, path: str, body=None, token: str | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    request.add_header("X-Request-ID", f"smoke-{secrets.token_hex(6)}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null"), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null"), error.headers
+
+
+def wait_for(base: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the app did not answer /health")
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(line) for line in found.stdout.split()]
+
+
+@pytest.fixture
+def own_stripe():
+    """A localstripe of this test's own: the deployed processes' idempotency keys (from
+    their own database's ids) must not meet the other tests'."""
+    server = StripeServer().start()
+    yield server
+    server.stop()
+
+
+def test_four_workers_and_one_scheduler_serve_a_journey(postgres_admin_url, own_stripe, tmp_path):
+    stripe_server = own_stripe
+    database = create_database(postgres_admin_url, f"som_deploy_{os.getpid()}")
+    env = {
+        **os.environ,
+        "MARKETPLACE_ENV": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "DATABASE_URL": database,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "STRIPE_API_KEY": "sk_test_deploy",
+        "STRIPE_API_BASE": stripe_server.url,
+        "DB_POOL_SIZE": "4",
+        "LOG_FORMAT": "json",
+        "ARGON2_MEMORY_COST_KIB": "1024",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_PARALLELISM": "1",
+    }
+    flask = [str(BIN / "flask"), "--app", "marketplace"]
+    migrated = subprocess.run([*flask, "db", "upgrade"], env=env, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+    admin_password = secrets.token_urlsafe(16)
+    made = subprocess.run(
+        [
+            *flask,
+            "users",
+            "create",
+            "--role",
+            "admin",
+            "--email",
+            "panel@deploy.example",
+            "--name",
+            "Panel",
+            "--organisation",
+            "Expert panel",
+        ],
+        env={**env, "USER_PASSWORD": admin_password},
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    app_log, scheduler_log = tmp_path / "app.log", tmp_path / "scheduler.log"
+    with app_log.open("w") as app_out, scheduler_log.open("w") as scheduler_out:
+        app = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "--workers",
+                str(WORKERS),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "2",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "marketplace.wsgi:app",
+            ],
+            env=env,
+            stdout=app_out,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
+        scheduler = subprocess.Popen(
+            [*flask, "scheduler", "run"],
+            env=env,
+            stdout=scheduler_out,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
+        try:
+            wait_for(base)
+            assert len(children(app.pid)) == WORKERS
+            journey(base, admin_password)
+            time.sleep(1)
+        finally:
+            for process in (app, scheduler):
+                process.send_signal(signal.SIGTERM)
+            for process in (app, scheduler):
+                process.wait(timeout=30)
+    assert app.returncode == 0
+
+    lines = [json.loads(line) for line in app_log.read_text().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "marketplace.access"]
+    assert access, app_log.read_text()[-2000:]
+    assert all(line["request_id"] != "-" for line in access)
+    assert any(line["request_id"].startswith("smoke-") for line in access)
+    assert "sweep close_funding" in scheduler_log.read_text()
+
+
+def journey(base: str, admin_password: str) -> None:
+    status, health, headers = call(base, "GET", "/health")
+    assert (status, health) == (200, {"status": "ok", "database": "ok"})
+    assert headers["X-Request-ID"].startswith("smoke-")
+    tokens = {}
+    for role, email, organisation in (
+        ("entrepreneur", "ana@buurtwerk.example", "Buurtwerk Delfshaven"),
+        ("buyer", "lotte@havenstad.example", "Havenstad Bank"),
+    ):
+        status, _user, _h = call(
+            base,
+            "POST",
+            "/api/v1/auth/register",
+            {
+                "email": email,
+                "password": "a long enough password",
+                "name": email.split("@")[0],
+                "role": role,
+                "organisation": organisation,
+            },
+        )
+        assert status == 201, _user
+        status, token, _h = call(
+            base,
+            "POST",
+            "/api/v1/auth/tokens",
+            {
+                "email": email,
+                "password": "a long enough password",
+                "name": "smoke",
+            },
+        )
+        assert status == 201, token
+        tokens[role] = token["token"]
+    status, token, _h = call(
+        base,
+        "POST",
+        "/api/v1/auth/tokens",
+        {
+            "email": "panel@deploy.example",
+            "password": admin_password,
+            "name": "smoke",
+        },
+    )
+    assert status == 201, token
+    tokens["admin"] = token["token"]
+
+    soon = date.today() + timedelta(days=40)
+    status, project, _h = call(
+        base,
+        "POST",
+        "/api/v1/projects",
+        {
+            "title": "Werkplaats Delfshaven",
+            "summary": "People into paid work.",
+            "city": "Rotterdam",
+            "theme": "work",
+            "budget_cents": 6_000_000,
+            "funding_deadline": soon.isoformat(),
+            "start_date": (soon + timedelta(days=1)).isoformat(),
+            "end_date": (soon + timedelta(days=366)).isoformat(),
+            "outcomes": [{"outcome_type": "EMP_BIJSTAND_TO_WORK", "target_quantity": 20}],
+        },
+        tokens["entrepreneur"],
+    )
+    assert status == 201, project
+    pid = project["id"]
+    assert (
+        call(base, "POST", f"/api/v1/projects/{pid}/submit", None, tokens["entrepreneur"])[0] == 200
+    )
+    assert call(base, "POST", f"/api/v1/projects/{pid}/valuation", {}, tokens["admin"])[0] == 200
+    assert call(base, "POST", f"/api/v1/projects/{pid}/list", None, tokens["admin"])[0] == 200
+    # Many requests, spread over the workers by the kernel: every answer is right.
+    for n in range(20):
+        status, listed, _h = call(base, "GET", f"/api/v1/projects/{pid}")
+        assert (status, listed["state"]) == (200, "funding"), n
+    status, pledge, _h = call(
+        base,
+        "POST",
+        f"/api/v1/projects/{pid}/pledges",
+        {
+            "tokens": 100,
+            "payment_method": "pm_card_visa",
+        },
+        tokens["buyer"],
+    )
+    assert (status, pledge["state"]) == (201, "committed"), pledge
+    status, listed, _h = call(base, "GET", f"/api/v1/projects/{pid}")
+    assert listed["tokens_pledged"] == 100
