@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -87,10 +87,47 @@ def buyers_of(session: Session, project_id: int) -> list[int]:
 
 def notify_all(session: Session, organisation_ids: Iterable[int], *, key: str, **notice) -> int:
     """The same notice to several organisations, each with its own key."""
-    return sum(
-        notify(session, key=f"{key}:org:{org}", organisation_id=org, **notice)
-        for org in organisation_ids
+    return notify_many(
+        session,
+        [{"key": f"{key}:org:{org}", "organisation_id": org, **notice} for org in organisation_ids],
     )
+
+
+def notify_many(session: Session, notices: list[dict]) -> int:
+    """Several notices (``notify``'s arguments each) in two statements: those whose key
+    is new. Falls back to one at a time if a concurrent transaction added one of them."""
+    if not notices:
+        return 0
+    known = set(
+        session.scalars(
+            select(Notification.key).where(Notification.key.in_([n["key"] for n in notices]))
+        )
+    )
+    fresh = [n for n in notices if n["key"] not in known]
+    if not fresh:
+        return 0
+    rows = [
+        {
+            "key": n["key"],
+            "organisation_id": n["organisation_id"],
+            "user_id": n.get("user_id"),
+            "kind": n["kind"],
+            "subject": n["message"][0],
+            "body": n["message"][1],
+            "params": n["params"],
+            "link": n["link"],
+            "created_at": n["now"],
+            "mail_state": MailState.PENDING,
+            "mail_error": "",
+        }
+        for n in fresh
+    ]
+    try:
+        with session.begin_nested():
+            session.execute(insert(Notification), rows)
+    except IntegrityError:
+        return sum(notify(session, **n) for n in fresh)
+    return len(fresh)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import AccountKind
 from marketplace.ledger.services import Leg, get_account, post
 from marketplace.notifications import messages
-from marketplace.notifications.services import notify
+from marketplace.notifications.services import notify, notify_many
 from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
 from marketplace.projects.models import Project, ProjectState, ValuationSnapshot
 from marketplace.projects.states import transition
@@ -253,24 +253,30 @@ def finish_if_paid(session: Session, settlement: Settlement, *, now: datetime) -
         ),
     )
     settlement.finished_at = now
-    for share in settlement.shares:
-        notify(
-            session,
-            key=f"settled:project:{project.id}:org:{share.organisation_id}",
-            organisation_id=share.organisation_id,
-            kind="project_settled",
-            message=(
-                messages.SETTLED_BUYER if share.refund_cents else messages.SETTLED_BUYER_NO_REFUND
-            ),
-            params={
-                "project": project.title,
-                "minted": share.tokens_minted,
-                "paid": share.tokens_paid,
-                "refund_cents": share.refund_cents,
-            },
-            link="/holdings",
-            now=now,
-        )
+    notify_many(
+        session,
+        [
+            {
+                "key": f"settled:project:{project.id}:org:{share.organisation_id}",
+                "organisation_id": share.organisation_id,
+                "kind": "project_settled",
+                "message": (
+                    messages.SETTLED_BUYER
+                    if share.refund_cents
+                    else messages.SETTLED_BUYER_NO_REFUND
+                ),
+                "params": {
+                    "project": project.title,
+                    "minted": share.tokens_minted,
+                    "paid": share.tokens_paid,
+                    "refund_cents": share.refund_cents,
+                },
+                "link": "/holdings",
+                "now": now,
+            }
+            for share in settlement.shares
+        ],
+    )
     notify(
         session,
         key=f"settled:project:{project.id}:owner",

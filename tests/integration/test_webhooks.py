@@ -256,3 +256,47 @@ def test_a_real_delivery_from_stripe_finishes_a_3ds_payment(
     assert pledge_states(session, project.id) == ["paid", "paid"]
     tick(app, AFTER_DEADLINE + timedelta(minutes=5))
     assert_books_agree_with_stripe(app, session, AFTER_DEADLINE)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_delivery_three_times_in_any_order_changes_nothing_after_the_first(
+    app, client, session, failed_pledge, seed
+):
+    import random
+
+    payment = on_session_payment(app, client, session, failed_pledge)
+    project, _pledge, _headers = failed_pledge
+    intent = app.extensions["stripe"].client.v1.payment_intents.retrieve(payment.payment_intent_id)
+    authenticate(app, intent)
+    account = ConnectedAccountFactory(details_submitted=False, payouts_enabled=False)
+    events = [
+        event(
+            "payment_intent.payment_failed",
+            {"id": payment.payment_intent_id, "last_payment_error": {"code": "authentication"}},
+            event_id="evt_failed",
+        ),
+        event(
+            "payment_intent.succeeded",
+            {"id": payment.payment_intent_id, "amount": 5000},
+            event_id="evt_succeeded",
+        ),
+        event(
+            "account.updated",
+            {"id": account.account_id, "details_submitted": True, "payouts_enabled": True},
+            event_id="evt_account",
+        ),
+        event("payment_intent.succeeded", {"id": "pi_unknown", "amount": 1}, event_id="evt_other"),
+    ]
+    deliveries = events * 3
+    random.Random(seed).shuffle(deliveries)
+
+    answers = [deliver(client, body) for body in deliveries]
+
+    assert {a.status_code for a in answers} == {200}
+    assert sum(a.json["outcome"] != "duplicate delivery: ignored" for a in answers) == len(events)
+    assert stored_events(session) == len(events)
+    assert session.get(Payment, payment.id).state is MoneyState.SUCCEEDED
+    assert pledge_states(session, project.id) == ["paid", "paid"]
+    session.rollback()
+    assert session.get(ConnectedAccount, account.organisation_id).payouts_enabled
+    assert_books_agree_with_stripe(app, session, AFTER_DEADLINE)
