@@ -71,6 +71,8 @@ class Settings:
     mail_from: str = "Social Outcomes Marketplace <noreply@localhost>"
     # The address people reach the app at, for links in e-mails.
     public_url: str = "http://127.0.0.1:5000"
+    # A signed-in person who does nothing for this long is signed out.
+    session_idle_minutes: int = 30
     # Logs: "json" lines (production) or "text"; and the level.
     log_format: str = "text"
     log_level: str = "INFO"
@@ -218,6 +220,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_starttls=_bool(env, "SMTP_STARTTLS", True),
         mail_from=env.get("MAIL_FROM") or Settings.mail_from,
         public_url=(env.get("PUBLIC_URL") or Settings.public_url).rstrip("/"),
+        session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30),
         log_format=env.get("LOG_FORMAT") or ("json" if production else "text"),
         log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
     )

@@ -11,8 +11,9 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, before_render_template, request
+from flask import Flask, before_render_template, flash, redirect, request, session, url_for
 from flask_babel import get_locale, gettext
+from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
 
 from config import PROJECT_ROOT, Settings, load_settings
@@ -20,7 +21,7 @@ from marketplace.accounts.passwords import PasswordHasher, PasswordPolicy
 from marketplace.accounts.services import AccountRules, LoginThrottle
 from marketplace.api import init_api, is_api_request
 from marketplace.api.problems import from_marketplace_error, status_of
-from marketplace.core.clock import system_clock
+from marketplace.core.clock import now, system_clock
 from marketplace.core.errors import MarketplaceError
 from marketplace.core.observability import init_request_ids
 from marketplace.evaluations.files import FileStore
@@ -96,6 +97,22 @@ def create_app(config: Settings | None = None) -> Flask:
     _register_web(app)
     _register_error_handlers(app)
     _register_cli(app)
+
+    @app.before_request
+    def _sign_out_when_idle():
+        """Pages only (the API uses tokens): after ``SESSION_IDLE_MINUTES`` without a
+        request the session ends, whatever is left of its 12 hours."""
+        if is_api_request() or not current_user.is_authenticated:
+            return None
+        moment = now().timestamp()
+        last = session.get("seen")
+        session["seen"] = moment
+        if last is not None and moment - last > settings.session_idle_minutes * 60:
+            logout_user()
+            session.clear()
+            flash(gettext("You were signed out after a while without activity."), "warning")
+            return redirect(url_for("accounts.login", next=request.path))
+        return None
 
     @app.before_request
     def _protect_forms() -> None:

@@ -5,7 +5,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.accounts.models import ApiToken, User
+from marketplace.accounts.models import ApiToken, Role, User
 from tests.conftest import csrf_from
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -231,3 +231,19 @@ def test_an_unknown_page_is_an_html_404(client):
 
     assert response.status_code == 404
     assert "text/html" in response.content_type
+
+
+def test_a_session_left_idle_is_signed_out(app, web, clock):
+    person = UserFactory(role=Role.BUYER)
+    web.login(person.email)
+    assert web.get("/account").status_code == 200
+    clock.advance(minutes=29)
+    assert web.get("/account").status_code == 200  # activity keeps it alive
+
+    clock.advance(minutes=31)
+    gone = web.get("/account")
+
+    assert gone.status_code == 302
+    assert gone.headers["Location"].startswith("/login")
+    assert web.get("/account").status_code == 302  # signed out for good
+    assert "without activity" in web.get("/login").get_data(as_text=True)
