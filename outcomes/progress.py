@@ -78,7 +78,12 @@ def last_report_at(session: Session, project_id: int) -> datetime | None:
     )
 
 
-def is_late(start: date, last: datetime | None, today: date) -> bool:
-    """More than three months since the start or the last report, whichever is later."""
+def next_due(start: date, last: datetime | None) -> date:
+    """Three months after the start or the last report, whichever is later."""
     since = max(start, last.date()) if last is not None else start
-    return today - since > REPORT_EVERY
+    return since + REPORT_EVERY
+
+
+def is_late(start: date, last: datetime | None, today: date) -> bool:
+    """Past the date the next report was due."""
+    return today > next_due(start, last)

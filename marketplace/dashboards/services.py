@@ -27,7 +27,7 @@ from marketplace.registry.models import BlockStatus, Retirement, TokenBlock
 from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.commitments import OutcomeCommitment
 from outcomes.evaluation import Evaluation, EvaluationState
-from outcomes.progress import REPORT_EVERY, ProgressReport
+from outcomes.progress import is_late, last_report_at, next_due
 
 CENT = Decimal("0.01")
 
@@ -286,14 +286,9 @@ def entrepreneur_projects(session: Session, organisation_id: int, today: date) -
             expected = max(0, paid - received)
         due = overdue = None
         if project.state is ProjectState.RUNNING:
-            last = session.scalar(
-                select(func.max(ProgressReport.created_at)).where(
-                    ProgressReport.project_id == project.id
-                )
-            )
-            since = max(project.start_date, last.date()) if last else project.start_date
-            due = since + REPORT_EVERY
-            overdue = today > due
+            last = last_report_at(session, project.id)
+            due = next_due(project.start_date, last)
+            overdue = is_late(project.start_date, last, today)
         evaluation = session.scalar(
             select(Evaluation.state).where(Evaluation.project_id == project.id)
         )

@@ -131,6 +131,27 @@ def _check_legs(legs: list[Leg]) -> None:
         raise ValidationFailed(errors=errors)
 
 
+def _move_balances(
+    session: Session, deltas: dict[int, int], accounts: dict[int, LedgerAccount]
+) -> None:
+    """Apply each account's change, locking in a fixed order so two postings cannot
+    deadlock; a never-negative account going below zero is InsufficientBalance."""
+    for account_id, delta in sorted(deltas.items()):
+        if delta == 0:
+            continue
+        try:
+            session.execute(
+                update(LedgerAccount)
+                .where(LedgerAccount.id == account_id)
+                .values(balance_cents=LedgerAccount.balance_cents + delta)
+                .execution_options(synchronize_session=False)
+            )
+        except IntegrityError:
+            raise InsufficientBalance(
+                f"{accounts[account_id].code} cannot go below zero."
+            ) from None
+
+
 def _deltas(legs: list[Leg]) -> dict[int, int]:
     """How each account's balance (in its normal direction) changes."""
     deltas: dict[int, int] = defaultdict(int)
@@ -172,21 +193,7 @@ def post(
             )
             session.add(entry)
             session.flush()
-            # Lock and update in a fixed order, so two postings cannot deadlock.
-            for account_id, delta in sorted(_deltas(legs).items()):
-                if delta == 0:
-                    continue
-                try:
-                    session.execute(
-                        update(LedgerAccount)
-                        .where(LedgerAccount.id == account_id)
-                        .values(balance_cents=LedgerAccount.balance_cents + delta)
-                        .execution_options(synchronize_session=False)
-                    )
-                except IntegrityError:
-                    raise InsufficientBalance(
-                        f"{accounts[account_id].code} cannot go below zero."
-                    ) from None
+            _move_balances(session, _deltas(legs), accounts)
             session.add_all(
                 JournalLeg(
                     entry_id=entry.id,
@@ -267,20 +274,7 @@ def post_many(session: Session, postings: list[Posting], *, now: datetime) -> in
                     for p in fresh
                 ],
             ).all()
-            for account_id, delta in sorted(deltas.items()):
-                if delta == 0:
-                    continue
-                try:
-                    session.execute(
-                        update(LedgerAccount)
-                        .where(LedgerAccount.id == account_id)
-                        .values(balance_cents=LedgerAccount.balance_cents + delta)
-                        .execution_options(synchronize_session=False)
-                    )
-                except IntegrityError:
-                    raise InsufficientBalance(
-                        f"{accounts[account_id].code} cannot go below zero."
-                    ) from None
+            _move_balances(session, deltas, accounts)
             session.execute(
                 insert(JournalLeg),
                 [

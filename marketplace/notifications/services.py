@@ -49,28 +49,17 @@ def notify(
     ``message`` is a (subject, body) pair from ``notifications.messages``; the
     texts are stored as templates with ``params`` and rendered for each reader.
     """
-    if session.scalar(select(Notification.id).where(Notification.key == key)) is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add(
-                Notification(
-                    key=key,
-                    organisation_id=organisation_id,
-                    user_id=user_id,
-                    kind=kind,
-                    subject=message[0],
-                    body=message[1],
-                    params=params,
-                    link=link,
-                    created_at=now,
-                    mail_state=MailState.PENDING,
-                )
-            )
-            session.flush()
-    except IntegrityError:  # the same event, noticed by a concurrent transaction
-        return False
-    return True
+    notice = {
+        "key": key,
+        "organisation_id": organisation_id,
+        "user_id": user_id,
+        "kind": kind,
+        "message": message,
+        "params": params,
+        "link": link,
+        "now": now,
+    }
+    return notify_many(session, [notice]) == 1
 
 
 def buyers_of(session: Session, project_id: int) -> list[int]:
@@ -125,8 +114,10 @@ def notify_many(session: Session, notices: list[dict]) -> int:
     try:
         with session.begin_nested():
             session.execute(insert(Notification), rows)
-    except IntegrityError:
-        return sum(notify(session, **n) for n in fresh)
+    except IntegrityError:  # a concurrent transaction added one of them first
+        if len(fresh) == 1:
+            return 0
+        return sum(notify_many(session, [n]) for n in fresh)
     return len(fresh)
 
 
