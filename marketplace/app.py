@@ -15,6 +15,7 @@ from flask import Flask, before_render_template, flash, redirect, request, sessi
 from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
+from werkzeug.routing import IntegerConverter
 
 from config import PROJECT_ROOT, Settings, load_settings
 from marketplace.accounts.passwords import PasswordHasher, PasswordPolicy
@@ -24,6 +25,7 @@ from marketplace.api.problems import from_marketplace_error, status_of
 from marketplace.core.clock import now, system_clock
 from marketplace.core.errors import MarketplaceError
 from marketplace.core.observability import init_request_ids
+from marketplace.core.schemas import ROW_ID_MAX
 from marketplace.evaluations.files import FileStore
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
 from marketplace.payments.gateway import StripeGateway
@@ -34,6 +36,18 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:id>`` in a path: a row id the database can hold (PostgreSQL ``integer``).
+
+    A larger number is no page (404) rather than an overflow in the driver; the
+    OpenAPI document states the bound, as flask-smorest reads ``max`` from here.
+    """
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", ROW_ID_MAX)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(config: Settings | None = None) -> Flask:
@@ -92,6 +106,8 @@ def create_app(config: Settings | None = None) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
 
+    # Before any route: every <int:...> in a path is a row id.
+    app.url_map.converters["int"] = RowIdConverter
     init_request_ids(app)
     init_api(app)
     _register_web(app)

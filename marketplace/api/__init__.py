@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http
 
+import marshmallow as ma
 from flask import Flask, request
 from flask_smorest import Api as _Api
 from flask_smorest.utils import prepare_response
@@ -71,6 +72,8 @@ def init_api(app: Flask) -> None:
             },
         },
     )
+    # Decimals travel as strings ("0.25") so no JSON parser rounds them; say so.
+    api.register_field(ma.fields.Decimal, "string", "decimal")
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API token."}
     )

@@ -6,6 +6,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 MAX_PER_PAGE = 200
+# Row ids are PostgreSQL ``integer``s; a larger number cannot name a row.
+ROW_ID_MAX = 2**31 - 1
 
 
 class Trimmed(ma.fields.String):
@@ -53,3 +55,8 @@ class WholeNumber(ma.fields.Integer):
         if not isinstance(value, int):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def row_id(**kwargs) -> WholeNumber:
+    """A field naming a row by its id: a whole number from 1 to ``ROW_ID_MAX``."""
+    return WholeNumber(validate=validate.Range(min=1, max=ROW_ID_MAX), **kwargs)

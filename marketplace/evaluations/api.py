@@ -21,7 +21,7 @@ from marketplace.api.auth import (
     optionally_authenticated,
 )
 from marketplace.core.clock import now
-from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema
+from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
 from marketplace.evaluations import files, services
 from marketplace.extensions import db
 from marketplace.settlement import services as settlement
@@ -34,11 +34,11 @@ blp = Blueprint(
 
 
 class AssignInSchema(ma.Schema):
-    evaluator_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    evaluator_id = row_id(required=True)
 
 
 class ResultSchema(ma.Schema):
-    outcome_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    outcome_id = row_id(required=True)
     verified_quantity = WholeNumber(required=True, validate=validate.Range(min=0, max=10**9))
     evidence_note = Trimmed(required=True, validate=validate.Length(min=1, max=MAX_NOTE))
 
@@ -235,9 +235,8 @@ class UploadInSchema(ma.Schema):
 
 
 class EvidenceFormSchema(ma.Schema):
-    outcome_id = WholeNumber(
+    outcome_id = row_id(
         load_default=None,
-        validate=validate.Range(min=1),
         metadata={"description": "the outcome commitment the file is evidence for"},
     )
 
@@ -331,7 +330,7 @@ class FileContent(MethodView):
 
 
 class FigureSchema(ma.Schema):
-    outcome_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    outcome_id = row_id(required=True)
     quantity = WholeNumber(required=True, validate=validate.Range(min=0, max=10**9))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema
+from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
 
 MAX_TOKENS = 10_000_000
 
@@ -58,7 +58,7 @@ PledgePageSchema = page_schema(PledgeOutSchema, "PledgePage")
 
 
 class PledgeQuerySchema(PageArgsSchema):
-    project_id = ma.fields.Integer(validate=validate.Range(min=1))
+    project_id = row_id()
 
 
 class PayoutAccountOutSchema(ma.Schema):

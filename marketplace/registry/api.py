@@ -13,7 +13,7 @@ from marshmallow import validate
 from marketplace.accounts.models import Role
 from marketplace.api.auth import authenticated, current_api_user
 from marketplace.core.clock import now
-from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema
+from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
 from marketplace.extensions import db
 from marketplace.funding.api import IDEMPOTENCY_HEADER, idempotency
 from marketplace.projects.models import Project
@@ -31,7 +31,7 @@ class HoldingSchema(ma.Schema):
 
 
 class RetirementInSchema(ma.Schema):
-    project_id = WholeNumber(required=True, validate=validate.Range(min=1))
+    project_id = row_id(required=True)
     quantity = WholeNumber(required=True, validate=validate.Range(min=1, max=10**9))
     beneficiary = Trimmed(required=True, validate=validate.Length(min=1, max=200))
     purpose = ma.fields.Enum(Purpose, by_value=True, required=True)
@@ -77,7 +77,7 @@ class BlockQuerySchema(PageArgsSchema):
         validate=validate.Length(max=40),
         metadata={"description": "a serial or serial block, e.g. SOM-P000042-2027-0000017"},
     )
-    project_id = ma.fields.Integer(validate=validate.Range(min=1))
+    project_id = row_id()
     status = ma.fields.Enum(BlockStatus, by_value=True)
 
 
