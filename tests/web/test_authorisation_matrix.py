@@ -1,0 +1,369 @@
+"""Who may do what: every route of the application, tried by eight people.
+
+The routes come from the application's URL map, so a route added later fails
+``test_every_route_has_an_audience`` until it is given one here. Each route
+is called (page with the session cookie and a CSRF token, API with a bearer
+token) by everyone outside its audience, on a settled project and on one in
+funding, and must answer without success (no 2xx) and change nothing in the
+database. Everyone inside the audience reads its GET routes with success, and
+no GET, by anyone, changes the database.
+
+Left out of the comparison: bookkeeping that a read or a refused request is
+meant to write (when a token was last used, login attempts, the audit log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+from flask import url_for
+from sqlalchemy import select
+
+from marketplace.accounts.models import ApiToken, Role
+from marketplace.funding.models import Pledge
+from outcomes.catalogue import OutcomeType
+from outcomes.db import Base
+from outcomes.evaluation import Evaluation
+from outcomes.evidence import EvidenceFile
+from tests import factories
+from tests.conftest import csrf_from
+from tests.factories import OrganisationFactory, ProgressReportFactory, UserFactory
+from tests.integration.funding_support import listed_project, pledge_via_api, tick
+from tests.integration.test_settlement import (  # noqa: F401 - the fixture
+    ENDED,
+    evaluate,
+    worked_example,
+)
+
+PEOPLE = (
+    "anonymous",
+    "admin",
+    "owner",
+    "other_entrepreneur",
+    "buyer",
+    "other_buyer",
+    "evaluator",
+    "other_evaluator",
+)
+EVERYONE = frozenset(PEOPLE)
+SIGNED_IN = EVERYONE - {"anonymous"}
+ADMIN = frozenset({"admin"})
+BUYERS = frozenset({"buyer", "other_buyer"})
+ENTREPRENEURS = frozenset({"owner", "other_entrepreneur"})
+EVALUATORS = frozenset({"evaluator", "other_evaluator"})
+PARTIES = frozenset({"admin", "owner", "buyer", "evaluator"})
+
+# (endpoint, method) -> who may succeed. Object rules (whose project, pledge,
+# evaluation) are part of the audience: "owner" owns both projects, "buyer"
+# pledged to both, "evaluator" evaluated the settled one.
+AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
+    # public pages, documents and machine endpoints
+    ("web.home", "GET"): EVERYONE,
+    ("web.health", "GET"): EVERYONE,
+    ("static", "GET"): EVERYONE,
+    ("api-docs.openapi_json", "GET"): EVERYONE,
+    ("web.choose_language", "POST"): EVERYONE,
+    ("accounts.login", "GET"): EVERYONE,
+    ("accounts.login", "POST"): EVERYONE,
+    ("accounts.register_page", "GET"): EVERYONE,
+    ("accounts.register_page", "POST"): EVERYONE,
+    ("projects.marketplace", "GET"): EVERYONE,
+    ("projects.detail", "GET"): EVERYONE,
+    ("catalogue.catalogue", "GET"): EVERYONE,
+    ("catalogue.calculator", "GET"): EVERYONE,
+    ("registry.registry", "GET"): EVERYONE,
+    ("registry.registry_csv", "GET"): EVERYONE,
+    ("registry.retirement", "GET"): EVERYONE,
+    ("registry.certificate", "GET"): EVERYONE,
+    # Stripe signs its webhooks; no person is involved.
+    ("payments.stripe_webhook", "POST"): EVERYONE,
+    ("accounts_api.Register", "POST"): EVERYONE,
+    ("accounts_api.Tokens", "POST"): EVERYONE,
+    ("catalogue_api.OutcomeTypes", "GET"): EVERYONE,
+    ("catalogue_api.OutcomeTypeItem", "GET"): EVERYONE,
+    ("projects_api.Projects", "GET"): EVERYONE,
+    ("projects_api.ProjectItem", "GET"): EVERYONE,
+    ("projects_api.History", "GET"): EVERYONE,
+    ("evaluations_api.ProgressReports", "GET"): EVERYONE,
+    ("registry_api.RegistryBlocks", "GET"): EVERYONE,
+    ("registry_api.OneRetirement", "GET"): EVERYONE,
+    # anyone signed in, about themselves
+    ("accounts.account", "GET"): SIGNED_IN,
+    ("accounts.create_token", "POST"): SIGNED_IN,
+    ("accounts.logout", "POST"): SIGNED_IN,
+    ("dashboards.dashboard", "GET"): SIGNED_IN,
+    ("notifications.notices", "GET"): SIGNED_IN,
+    ("notifications.mark_read", "POST"): SIGNED_IN,
+    ("accounts_api.Tokens", "GET"): SIGNED_IN,
+    ("accounts_api.Me", "GET"): SIGNED_IN,
+    ("catalogue_api.Preview", "POST"): SIGNED_IN,
+    # the token revoked is the owner's
+    ("accounts.revoke_token", "POST"): frozenset({"owner"}),
+    ("accounts_api.TokenItem", "DELETE"): frozenset({"owner"}),
+    # the panel
+    ("payments.ledger", "GET"): ADMIN,
+    ("payments.reconcile_now", "POST"): ADMIN,
+    ("notifications.outbox", "GET"): ADMIN,
+    ("projects.review", "GET"): ADMIN,
+    ("projects.value", "POST"): ADMIN,
+    ("projects.list_project", "POST"): ADMIN,
+    ("projects.reject", "POST"): ADMIN,
+    ("catalogue.new_outcome_type", "GET"): ADMIN,
+    ("catalogue.new_outcome_type", "POST"): ADMIN,
+    ("catalogue.retire", "POST"): ADMIN,
+    ("evaluations.assign", "POST"): ADMIN,
+    ("evaluations.approve", "POST"): ADMIN,
+    ("evaluations.send_back", "POST"): ADMIN,
+    ("accounts_api.Users", "GET"): ADMIN,
+    ("catalogue_api.OutcomeTypes", "POST"): ADMIN,
+    ("catalogue_api.RetireOutcomeType", "POST"): ADMIN,
+    ("projects_api.Valuation", "POST"): ADMIN,
+    ("projects_api.List", "POST"): ADMIN,
+    ("projects_api.Reject", "POST"): ADMIN,
+    ("evaluations_api.AssignEvaluator", "POST"): ADMIN,
+    ("evaluations_api.Approve", "POST"): ADMIN,
+    ("evaluations_api.SendBack", "POST"): ADMIN,
+    # entrepreneurs, and the owner for its own projects
+    ("projects.mine", "GET"): ENTREPRENEURS,
+    ("projects.new", "GET"): ENTREPRENEURS,
+    ("projects.new", "POST"): ENTREPRENEURS,
+    ("funding.payouts", "GET"): ENTREPRENEURS,
+    ("funding.start_payouts", "POST"): ENTREPRENEURS,
+    ("projects_api.Projects", "POST"): ENTREPRENEURS,
+    ("funding_api.PayoutAccount", "GET"): ENTREPRENEURS,
+    ("funding_api.PayoutAccount", "POST"): ENTREPRENEURS,
+    ("projects.edit", "GET"): frozenset({"owner"}),
+    ("projects.edit", "POST"): frozenset({"owner"}),
+    ("projects.submit", "POST"): frozenset({"owner"}),
+    ("projects.withdraw", "POST"): frozenset({"owner"}),
+    ("funding.close_funding", "POST"): frozenset({"owner"}),
+    ("evaluations.post_report", "POST"): frozenset({"owner"}),
+    ("projects_api.ProjectItem", "PATCH"): frozenset({"owner"}),
+    ("projects_api.Submit", "POST"): frozenset({"owner"}),
+    ("projects_api.Withdraw", "POST"): frozenset({"owner"}),
+    ("funding_api.CloseFunding", "POST"): frozenset({"owner"}),
+    ("evaluations_api.ProgressReports", "POST"): frozenset({"owner"}),
+    ("evaluations_api.Attachments", "POST"): frozenset({"owner"}),
+    ("funding.project_funding", "GET"): frozenset({"owner", "admin"}),
+    # buyers, and the buyer for its own pledges
+    ("funding.pledges", "GET"): BUYERS | ADMIN,
+    ("registry.holdings", "GET"): BUYERS,
+    ("registry.retire", "POST"): BUYERS,
+    ("registry.visibility", "POST"): BUYERS,
+    ("dashboards.impact_csv", "GET"): BUYERS,
+    ("dashboards.impact_pdf", "GET"): BUYERS,
+    ("funding.pledge", "POST"): BUYERS,
+    ("funding.cancel", "POST"): frozenset({"buyer"}),
+    ("funding.pay", "POST"): frozenset({"buyer"}),
+    ("registry_api.Holdings", "GET"): BUYERS,
+    ("registry_api.Retirements", "POST"): BUYERS,
+    ("funding_api.Pledges", "POST"): BUYERS,
+    ("funding_api.OwnPledges", "GET"): BUYERS | ADMIN,
+    ("funding_api.OnePledge", "GET"): frozenset({"buyer", "admin"}),
+    ("funding_api.CancelPledge", "POST"): frozenset({"buyer"}),
+    ("funding_api.PayPledge", "POST"): frozenset({"buyer"}),
+    # evaluation: the assigned evaluator and the panel
+    ("evaluations.queue", "GET"): EVALUATORS | ADMIN,
+    ("evaluations.form", "GET"): frozenset({"evaluator", "admin"}),
+    ("evaluations.save_results", "POST"): frozenset({"evaluator"}),
+    ("evaluations.upload_evidence", "POST"): frozenset({"evaluator"}),
+    ("evaluations_api.Evaluations", "GET"): EVALUATORS | ADMIN,
+    ("evaluations_api.OneEvaluation", "GET"): frozenset({"evaluator", "admin"}),
+    ("evaluations_api.Results", "PUT"): frozenset({"evaluator"}),
+    ("evaluations_api.Submit", "POST"): frozenset({"evaluator"}),
+    ("evaluations_api.Evidence", "POST"): frozenset({"evaluator"}),
+    ("evaluations_api.Evidence", "GET"): frozenset({"evaluator", "admin"}),
+    # the parties to a settled project
+    ("evaluations.settlement_page", "GET"): frozenset({"owner", "buyer", "admin"}),
+    ("evaluations_api.ProjectSettlement", "GET"): frozenset({"owner", "buyer", "admin"}),
+    ("evaluations.download", "GET"): frozenset({"owner", "evaluator", "admin"}),
+    ("evaluations_api.FileContent", "GET"): frozenset({"owner", "evaluator", "admin"}),
+}
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Bookkeeping that reads and refusals are meant to write.
+NOT_COMPARED_TABLES = {"login_attempts", "audit_events"}
+NOT_COMPARED_COLUMNS = {("api_tokens", "last_used_at"), ("users", "last_login_at")}
+
+
+def routes(app) -> list[tuple[str, str]]:
+    return sorted(
+        {
+            (rule.endpoint, method)
+            for rule in app.url_map.iter_rules()
+            for method in rule.methods
+            if method in METHODS
+        }
+    )
+
+
+def test_every_route_has_an_audience(app):
+    assert set(routes(app)) == set(AUDIENCE)
+
+
+def database_state(app) -> str:
+    """A digest of every row of every compared table."""
+    digest = hashlib.sha256()
+    engine = app.extensions["db"].engine
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            if table.name in NOT_COMPARED_TABLES:
+                continue
+            columns = [c for c in table.columns if (table.name, c.name) not in NOT_COMPARED_COLUMNS]
+            rows = connection.execute(select(*columns).order_by(*table.primary_key.columns))
+            digest.update(table.name.encode())
+            for row in rows:
+                digest.update(repr(tuple(row)).encode())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def world(app, client, session, auth_headers, worked_example):
+    """A settled project and a project in funding, both the owner's, and the eight people."""
+    settled, admin = worked_example
+    evaluate(client, auth_headers, settled, admin, verified=14)
+    tick(app, ENDED + timedelta(days=1))
+    session.rollback()
+    buyer = session.scalars(select(Pledge).order_by(Pledge.id)).first().user
+    owner = settled.created_by
+    evaluation = session.scalar(select(Evaluation).where(Evaluation.project_id == settled.id))
+    retirement = client.post(
+        "/api/v1/retirements",
+        headers={**auth_headers(buyer), "Idempotency-Key": "matrix"},
+        json={
+            "project_id": settled.id,
+            "quantity": 10,
+            "beneficiary": "Gemeente Rotterdam",
+            "purpose": "csr_voluntary",
+            "claim": "contribution",
+        },
+    ).json
+    in_funding = listed_project(organisation=owner.organisation, created_by=owner)
+    session.commit()
+    pledge = pledge_via_api(client, auth_headers(buyer), in_funding.id, 5).json
+    report = ProgressReportFactory(project_id=settled.id, author_id=owner.id)
+    data = b"%PDF-1.4\n% payroll\n"
+    evidence = factories.EvidenceFileFactory(
+        evaluation_id=evaluation.id,
+        storage_key=app.extensions["evidence"].put(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+    )
+    owners_token = factories.ApiTokenFactory(user=owner)
+    people = {
+        "admin": admin,
+        "owner": owner,
+        "other_entrepreneur": UserFactory(
+            role=Role.ENTREPRENEUR, organisation=OrganisationFactory()
+        ),
+        "buyer": buyer,
+        "other_buyer": UserFactory(role=Role.BUYER, organisation=OrganisationFactory()),
+        "evaluator": session.get(factories.UserFactory._meta.model, evaluation.evaluator_id),
+        "other_evaluator": UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory()),
+    }
+    session.commit()
+    return {
+        "people": people,
+        "projects": [settled.id, in_funding.id],
+        "ids": {
+            "pledge_id": pledge["id"],
+            "evaluation_id": evaluation.id,
+            "retirement_id": retirement["id"],
+            "report_id": report.id,
+            "file_id": evidence.id,
+            "token_id": owners_token.id,
+            "code": session.scalars(select(OutcomeType.code)).first(),
+            "filename": "favicon.svg",
+        },
+    }
+
+
+class Caller:
+    """One person: a browser session for pages and a token for the API."""
+
+    def __init__(self, app, person: str, user, auth_headers) -> None:
+        self.person = person
+        self.client = app.test_client()
+        self.headers = auth_headers(user) if user is not None else {}
+        if user is not None:
+            page = self.client.get("/login")
+            signed_in = self.client.post(
+                "/login",
+                data={
+                    "email": user.email,
+                    "password": factories.DEFAULT_PASSWORD,
+                    "csrf_token": csrf_from(page.get_data(as_text=True)),
+                },
+            )
+            assert signed_in.status_code == 302, person
+        self.csrf = csrf_from(self.client.get("/").get_data(as_text=True))
+
+    def call(self, method: str, path: str):
+        if path.startswith("/api/"):
+            headers = {**self.headers, "Idempotency-Key": f"matrix-{self.person}-{path}"}
+            return self.client.open(path, method=method, headers=headers, json={})
+        return self.client.open(path, method=method, data={"csrf_token": self.csrf})
+
+
+def succeeded(response) -> bool:
+    """2xx, or a redirect that is not to the login page (a signed-in person on /login)."""
+    if 300 <= response.status_code < 400:
+        return "/login" not in response.headers.get("Location", "")
+    return 200 <= response.status_code < 300
+
+
+def paths_for(app, endpoint: str, world) -> list[str]:
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+    projects = world["projects"] if "project_id" in rule.arguments else [None]
+    paths = []
+    for project_id in projects:
+        values = {name: world["ids"].get(name) for name in rule.arguments}
+        if project_id is not None:
+            values["project_id"] = project_id
+        with app.test_request_context():
+            paths.append(url_for(endpoint, **values))
+    return paths
+
+
+def test_no_one_outside_a_routes_audience_succeeds_and_no_read_writes(app, world, auth_headers):
+    callers = {
+        person: Caller(app, person, world["people"].get(person), auth_headers) for person in PEOPLE
+    }
+    factories.Session.commit()
+    before = database_state(app)
+    refused = read = 0
+    problems = []
+    for endpoint, method in routes(app):
+        audience = AUDIENCE[(endpoint, method)]
+        for index, path in enumerate(paths_for(app, endpoint, world)):
+            for person, caller in callers.items():
+                allowed = person in audience
+                if allowed and method != "GET":
+                    continue  # what the audience may do is each feature's own tests
+                response = caller.call(method, path)
+                response.get_data()  # a streamed body runs to its end
+                response.close()
+                where = (person, method, path, response.status_code)
+                if response.status_code >= 500:
+                    problems.append(("server error", *where))
+                if not allowed:
+                    refused += 1
+                    if 200 <= response.status_code < 300:
+                        problems.append(("succeeded outside its audience", *where))
+                elif index == 0:  # the settled project: every read has something to show
+                    read += 1
+                    if not succeeded(response):
+                        problems.append(("refused inside its audience", *where))
+                after = database_state(app)
+                if after != before:
+                    problems.append(("changed the database", *where))
+                    before = after
+    assert not problems, "\n".join(map(str, problems))
+    # Each person tried something outside its audience, and every audience read.
+    assert refused > 300 and read > 100, (refused, read)
+    print(f"{refused} refused, {read} reads by their audience")
+    # The refusals were refusals, not a lost session: the owner still holds its token.
+    assert factories.Session.get(ApiToken, world["ids"]["token_id"]).revoked_at is None
+    assert factories.Session.get(EvidenceFile, world["ids"]["file_id"]) is not None
