@@ -221,6 +221,7 @@ def _select_locale() -> str | None:
 
 def _register_web(app: Flask) -> None:
     from marketplace.accounts.views import bp as accounts_bp
+    from marketplace.audit.views import init_audit
     from marketplace.catalogue.views import bp as catalogue_bp
     from marketplace.dashboards.views import bp as dashboards_bp
     from marketplace.evaluations.views import bp as evaluations_bp
@@ -243,6 +244,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(evaluations_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(dashboards_bp)
+    init_audit(app)
     app.jinja_env.globals["unread_notices"] = unread_count
     app.jinja_env.globals["notice_text"] = notice_text
     app.jinja_env.filters["translated"] = _translated

@@ -1,6 +1,7 @@
 """Every table of the application, imported in one place for Alembic and tests."""
 
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, User
+from marketplace.audit.models import AuditEvent
 from marketplace.funding.models import IdempotencyRecord, Notification, Pledge, PledgeStateChange
 from marketplace.ledger.models import JournalEntry, JournalLeg, LedgerAccount
 from marketplace.payments.models import (
@@ -30,6 +31,7 @@ from outcomes.progress import ProgressReport
 
 __all__ = [
     "ApiToken",
+    "AuditEvent",
     "Base",
     "ConnectedAccount",
     "Evaluation",

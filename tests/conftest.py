@@ -23,11 +23,12 @@ import flask_migrate
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from config import testing_settings
 from marketplace import create_app
+from marketplace.audit.models import SQLITE_TRIGGERS
 from marketplace.core.clock import system_clock
 from marketplace.models import Project
 from outcomes.db import Base
@@ -172,13 +173,27 @@ def _read_seed(app: Flask) -> dict[str, list[dict]]:
         }
 
 
+def _empty_audit_log(conn) -> None:
+    """The audit log refuses DELETE; a test run may lift that for a moment."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("TRUNCATE audit_events"))  # row triggers do not fire
+        return
+    for name in SQLITE_TRIGGERS:
+        conn.execute(text(f"DROP TRIGGER {name}"))
+    conn.execute(text("DELETE FROM audit_events"))
+    for create in SQLITE_TRIGGERS.values():
+        conn.execute(text(create))
+
+
 def _empty_tables(app: Flask) -> None:
     engine = app.extensions["db"].engine
     with engine.begin() as conn:
         # projects and valuation_snapshots refer to each other: cut the cycle first.
         conn.execute(update(Project).values(valuation_id=None))
+        _empty_audit_log(conn)
         for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
+            if table.name != "audit_events":
+                conn.execute(table.delete())
         for name, rows in app.extensions["test_seed"].items():
             conn.execute(Base.metadata.tables[name].insert(), rows)
 

@@ -626,3 +626,9 @@ class EvidenceFileFactory(BaseFactory):
     sha256 = factory.LazyFunction(lambda: secrets.token_hex(32))
     storage_key = factory.LazyFunction(lambda: secrets.token_hex(24))
     uploaded_at = factory.LazyFunction(_now)
+
+
+WITHOUT_FACTORY["AuditEvent"] = (
+    "written only by the audit hooks, as a side effect of what they record; tests make the "
+    "events happen"
+)

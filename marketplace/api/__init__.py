@@ -78,6 +78,7 @@ def init_api(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API token."}
     )
     from marketplace.accounts.api import blp as accounts_blp
+    from marketplace.audit.api import blp as audit_blp
     from marketplace.catalogue.api import blp as catalogue_blp
     from marketplace.evaluations.api import blp as evaluations_blp
     from marketplace.funding.api import blp as funding_blp
@@ -90,3 +91,4 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(funding_blp)
     api.register_blueprint(evaluations_blp)
     api.register_blueprint(registry_blp)
+    api.register_blueprint(audit_blp)

@@ -47,9 +47,9 @@ def authenticated(blp: Blueprint, *roles: Role) -> Callable:
         @functools.wraps(view)
         def guarded(*args, **kwargs):
             user = _user_from_header()
+            g.api_user = user  # known even when refused: the audit log names who it was
             if roles:
                 require_role(user, *roles)
-            g.api_user = user
             return view(*args, **kwargs)
 
         documented = blp.doc(security=BEARER)(guarded)

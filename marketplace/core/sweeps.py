@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,8 +56,10 @@ class SweepContext:
         if len(shares) <= 1:
             results = [work(share) for share in shares]
         else:
+            # Each thread runs in a copy of the caller's context (the audit log's actor).
+            contexts = [contextvars.copy_context() for _ in shares]
             with ThreadPoolExecutor(max_workers=len(shares)) as pool:
-                results = list(pool.map(work, shares))
+                results = list(pool.map(lambda c, s: c.run(work, s), contexts, shares))
         return tuple(map(sum, zip(*results, strict=True))) if results else ()
 
 

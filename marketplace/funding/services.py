@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
+from marketplace.audit import services as audit
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import IdempotencyRecord, Pledge, PledgeState, PledgeStateChange
 from marketplace.payments import services as payments
@@ -186,16 +187,16 @@ def create_pledge(
         .returning(Pledge.id)
     ).scalar_one()
     made = replace(made, id=pledge_id)
-    session.execute(
-        insert(PledgeStateChange).values(
-            pledge_id=pledge_id,
-            at=now,
-            from_state=None,
-            to_state=PledgeState.COMMITTED,
-            actor_id=user.id,
-            reason=f"pledged {tokens} tokens",
-        )
-    )
+    first = {
+        "pledge_id": pledge_id,
+        "at": now,
+        "from_state": None,
+        "to_state": PledgeState.COMMITTED,
+        "actor_id": user.id,
+        "reason": f"pledged {tokens} tokens",
+    }
+    session.execute(insert(PledgeStateChange).values(**first))
+    audit.transitions(session, "pledge", [(pledge_id, PledgeStateChange(**first))])
     if idempotency is not None:
         try:
             session.execute(

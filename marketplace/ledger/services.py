@@ -21,6 +21,7 @@ from sqlalchemy import case, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from marketplace.audit import services as audit
 from marketplace.ledger.models import (
     DEBIT_NORMAL,
     NEVER_NEGATIVE,
@@ -204,6 +205,7 @@ def post(
                 for leg in legs
             )
             session.flush()
+            audit.money(session, [_movement(entry.id, reference, kind, legs)], at=now)
     except IntegrityError:
         # The reference (or the reversal) was posted by a concurrent transaction.
         session.expire_all()
@@ -215,6 +217,15 @@ def post(
         session.expire(account, ["balance_cents"])
     session.expire(entry, ["legs"])
     return entry
+
+
+def _movement(entry_id: int, reference: str, kind: str, legs: list[Leg]) -> audit.Movement:
+    return audit.Movement(
+        entry_id,
+        reference,
+        kind,
+        [(leg.debit.code, leg.credit.code, leg.amount_cents) for leg in legs],
+    )
 
 
 @dataclass(frozen=True)
@@ -287,6 +298,14 @@ def post_many(session: Session, postings: list[Posting], *, now: datetime) -> in
                     for entry_id, posting in zip(entry_ids, fresh, strict=True)
                     for leg in posting.legs
                 ],
+            )
+            audit.money(
+                session,
+                [
+                    _movement(entry_id, p.reference, p.kind, p.legs)
+                    for entry_id, p in zip(entry_ids, fresh, strict=True)
+                ],
+                at=now,
             )
     except IntegrityError:
         raise ReferenceConflict("A reference of the batch was posted concurrently.") from None

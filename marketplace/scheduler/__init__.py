@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.services import purge_login_attempts
+from marketplace.audit import services as audit
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding import sweeps as funding
 from marketplace.notifications.sweeps import deliver_notifications
@@ -85,7 +86,8 @@ def run_sweeps(
     reports = []
     for sweep in sweeps:
         try:
-            summary = sweep.run(ctx, now)
+            with audit.acting_as("scheduler"):
+                summary = sweep.run(ctx, now)
         except Exception:
             log.exception("sweep %s failed", sweep.name)
             reports.append(SweepReport(sweep.name, False, "failed; see the log"))

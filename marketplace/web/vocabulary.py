@@ -61,6 +61,11 @@ VOCABULARY = (
     N_("cost tranche"),
     N_("premium"),
     N_("held"),
+    # kinds of audit events
+    N_("money"),
+    N_("transition"),
+    N_("refused"),
+    N_("admin"),
 )
 
 # Messages the services and the form schemas give, translated where pages show them

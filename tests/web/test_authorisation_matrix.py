@@ -106,6 +106,8 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("payments.ledger", "GET"): ADMIN,
     ("payments.reconcile_now", "POST"): ADMIN,
     ("notifications.outbox", "GET"): ADMIN,
+    ("audit.log", "GET"): ADMIN,
+    ("audit_api.AuditEvents", "GET"): ADMIN,
     ("projects.review", "GET"): ADMIN,
     ("projects.value", "POST"): ADMIN,
     ("projects.list_project", "POST"): ADMIN,

@@ -166,6 +166,7 @@ PAGES_BY_PERSON = {
         "evaluations.form",
         "payments.ledger",
         "notifications.outbox",
+        "audit.log",
         "catalogue.new_outcome_type",
         "funding.project_funding",
     ],
