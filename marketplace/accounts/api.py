@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from marketplace.accounts import account_rules
-from marketplace.accounts.models import Role
+from marketplace.accounts.models import Role, Scope
 from marketplace.accounts.schemas import (
     CredentialsSchema,
     NewTokenSchema,
@@ -67,8 +67,22 @@ class Tokens(MethodView):
         except InvalidCredentials:
             db.session.commit()  # keep the failed attempt for the throttle
             raise
-        token, secret = issue_api_token(db.session, user, data["name"], now=now())
-        return {"id": token.id, "name": token.name, "token": secret, "created_at": token.created_at}
+        token, secret = issue_api_token(
+            db.session,
+            user,
+            data["name"],
+            now=now(),
+            scopes=data.get("scopes") or tuple(Scope),
+            expires_in_days=data.get("expires_in_days"),
+        )
+        return {
+            "id": token.id,
+            "name": token.name,
+            "token": secret,  # shown once, in this answer
+            "created_at": token.created_at,
+            "scope_list": token.scope_list,
+            "expires_at": token.expires_at,
+        }
 
     @authenticated(blp)
     @blp.response(200, TokenSchema(many=True))

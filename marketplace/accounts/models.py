@@ -94,6 +94,22 @@ class User(Base):
         return f"<User {self.id} {self.email} {self.role}>"
 
 
+class Scope(enum.StrEnum):
+    """What a token may do; a request needs the scope of its kind.
+
+    ``read``: GET requests. ``write``: other changes (projects, reports,
+    evaluations, the panel's decisions). ``money``: whatever moves money or
+    tokens (pledge, pay, cancel a pledge, close funding, retire tokens).
+    """
+
+    READ = "read"
+    WRITE = "write"
+    MONEY = "money"
+
+
+ALL_SCOPES = " ".join(s.value for s in Scope)
+
+
 class ApiToken(Base):
     __tablename__ = "api_tokens"
 
@@ -106,12 +122,25 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Space-separated Scope values; tokens made before scopes existed have them all.
+    scopes: Mapped[str] = mapped_column(String(40), default=ALL_SCOPES, server_default=ALL_SCOPES)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(lazy="joined")
 
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def scope_list(self) -> list[str]:
+        return [s.value for s in Scope if s.value in self.scopes.split()]
+
+    def allows(self, scope: Scope) -> bool:
+        return scope.value in self.scopes.split()
+
+    def live_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 class LoginAttempt(Base):

@@ -9,18 +9,30 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
+import gzip
 from dataclasses import dataclass
+from pathlib import Path
 
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 PASSWORD_MAX_LENGTH = 128
+BREACHED_LIST = Path(__file__).parent / "data" / "common-passwords.txt.gz"
+
+
+@functools.cache
+def breached_passwords() -> frozenset[str]:
+    """Passwords common in published breaches (data/README.md), lower case."""
+    with gzip.open(BREACHED_LIST, "rt", encoding="utf-8") as lines:
+        return frozenset(line.strip() for line in lines if line.strip())
 
 
 @dataclass(frozen=True)
 class PasswordPolicy:
     min_length: int = 10
     max_length: int = PASSWORD_MAX_LENGTH
+    refuse_breached: bool = True
 
     def problems(self, password: str, *, email: str = "") -> list[str]:
         """The reasons this password is refused; empty when it is acceptable."""
@@ -31,6 +43,8 @@ class PasswordPolicy:
             problems.append(f"Use at most {self.max_length} characters.")
         if email and password.strip().lower() == email.strip().lower():
             problems.append("The password must not be your e-mail address.")
+        if self.refuse_breached and password.strip().lower() in breached_passwords():
+            problems.append("This password is common in published data breaches; choose another.")
         return problems
 
 

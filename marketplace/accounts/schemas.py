@@ -10,7 +10,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from marketplace.accounts.models import SELF_REGISTRATION_ROLES, Role
+from marketplace.accounts.models import SELF_REGISTRATION_ROLES, Role, Scope
 from marketplace.accounts.passwords import PASSWORD_MAX_LENGTH
 from marketplace.core.schemas import Trimmed
 
@@ -70,6 +70,20 @@ class CredentialsSchema(ma.Schema):
         validate=validate.Length(max=100),
         metadata={"description": "A label for the token, such as the system using it."},
     )
+    scopes = ma.fields.List(
+        ma.fields.Enum(Scope, by_value=True),
+        validate=validate.Length(min=1, max=len(Scope)),
+        metadata={
+            "description": "What the token may do: read (GET requests), write (other changes), "
+            "money (pledge, pay, cancel, close funding, retire tokens). All three unless given."
+        },
+    )
+    expires_in_days = ma.fields.Integer(
+        validate=validate.Range(min=1, max=365),
+        metadata={
+            "description": "The token stops working after this many days; never unless given."
+        },
+    )
 
 
 class NewTokenSchema(ma.Schema):
@@ -79,6 +93,8 @@ class NewTokenSchema(ma.Schema):
         required=True, metadata={"description": "The secret; shown once, stored only hashed."}
     )
     created_at = ma.fields.AwareDateTime(required=True)
+    scopes = ma.fields.List(ma.fields.String(), attribute="scope_list", required=True)
+    expires_at = ma.fields.AwareDateTime(allow_none=True, required=True)
 
 
 class TokenSchema(ma.Schema):
@@ -88,3 +104,17 @@ class TokenSchema(ma.Schema):
     created_at = ma.fields.AwareDateTime(required=True)
     last_used_at = ma.fields.AwareDateTime(allow_none=True)
     revoked_at = ma.fields.AwareDateTime(allow_none=True)
+    scopes = ma.fields.List(ma.fields.String(), attribute="scope_list", required=True)
+    expires_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+
+
+class TokenFormSchema(ma.Schema):
+    """The account page's new-token form (checkboxes and a choice of days)."""
+
+    scopes = ma.fields.List(
+        ma.fields.Enum(Scope, by_value=True),
+        validate=validate.Length(min=1, error="Choose at least one scope."),
+    )
+    expires_in_days = ma.fields.Integer(
+        allow_none=True, load_default=None, validate=validate.Range(min=1, max=365)
+    )

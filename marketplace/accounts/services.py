@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +31,7 @@ from marketplace.accounts.models import (
     LoginAttempt,
     Organisation,
     Role,
+    Scope,
     User,
 )
 from marketplace.accounts.passwords import PasswordHasher, PasswordPolicy
@@ -263,10 +265,28 @@ def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+    title = "The API token does not have the scope this needs"
+
+
 def issue_api_token(
-    session: Session, user: User, name: str, *, now: datetime
+    session: Session,
+    user: User,
+    name: str,
+    *,
+    now: datetime,
+    scopes: Iterable[Scope] = tuple(Scope),
+    expires_in_days: int | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create an API token; the secret is returned once and stored only hashed."""
+    """Create an API token; the secret is returned once and stored only hashed.
+
+    ``scopes`` limit what it may do (all of them unless given); with
+    ``expires_in_days`` it stops working that many days from ``now``.
+    """
+    chosen = {Scope(s) for s in scopes}
+    if not chosen:
+        raise ValidationFailed(errors={"scopes": ["Choose at least one scope."]})
     secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         user=user,
@@ -274,6 +294,8 @@ def issue_api_token(
         token_hash=token_digest(secret),
         prefix=secret[: len(API_TOKEN_PREFIX) + 4],
         created_at=now,
+        scopes=" ".join(s.value for s in Scope if s in chosen),
+        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     session.add(token)
     session.flush()
@@ -301,16 +323,25 @@ def revoke_api_token(session: Session, user: User, token_id: int, *, now: dateti
     return token
 
 
-def user_for_api_token(session: Session, secret: str, *, now: datetime) -> User | None:
-    """The active user behind a live token, or None."""
+def live_api_token(session: Session, secret: str, *, now: datetime) -> ApiToken | None:
+    """The token, when it is live (not revoked, not expired) and its user active; else None."""
     if not secret.startswith(API_TOKEN_PREFIX) or len(secret) > 200:
         return None
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
-    if token is None or token.revoked_at is not None or not token.user.is_active:
+    if token is None or not token.live_at(now) or not token.user.is_active:
         return None
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
         token.last_used_at = now
-    return token.user
+    return token
+
+
+def require_scope(token: ApiToken, scope: Scope) -> None:
+    """Raises InsufficientScope unless the token was given ``scope``."""
+    if not token.allows(scope):
+        raise InsufficientScope(
+            f"This needs an API token with the scope '{scope.value}'; "
+            f"this one has: {', '.join(token.scope_list)}."
+        )
 
 
 def require_role(user: User, *roles: Role) -> None:

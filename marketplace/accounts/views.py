@@ -25,7 +25,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from marketplace.accounts import account_rules
 from marketplace.accounts.models import Role, User
-from marketplace.accounts.schemas import RegistrationSchema
+from marketplace.accounts.schemas import RegistrationSchema, TokenFormSchema
 from marketplace.accounts.services import (
     InvalidCredentials,
     NewUser,
@@ -153,20 +153,49 @@ def logout():
 @bp.get("/account")
 @login_required
 def account():
-    tokens = list_api_tokens(db.session, current_user)
-    return render_template("accounts/account.html", tokens=tokens, new_secret=None)
+    return _account_page()
+
+
+def _account_page(status: int = 200, **extra):
+    values = {
+        "tokens": list_api_tokens(db.session, current_user),
+        "new_secret": None,
+        "now": now(),
+        "token_errors": {},
+        "scope_hints": [
+            ("read", _("GET requests")),
+            ("write", _("other changes")),
+            ("money", _("pledge, pay, cancel, close funding, retire tokens")),
+        ],
+    }
+    return render_template("accounts/account.html", **(values | extra)), status
 
 
 @bp.post("/account/tokens")
 @login_required
 def create_token():
     name = request.form.get("name", "").strip()[:100] or "API token"
-    token, secret = issue_api_token(db.session, current_user, name, now=now())
-    tokens = list_api_tokens(db.session, current_user)
+    try:
+        data = TokenFormSchema().load(
+            {
+                "scopes": request.form.getlist("scopes"),
+                "expires_in_days": request.form.get("expires_in_days") or None,
+            }
+        )
+        token, secret = issue_api_token(
+            db.session,
+            current_user,
+            name,
+            now=now(),
+            scopes=data["scopes"],
+            expires_in_days=data["expires_in_days"],
+        )
+    except ma.ValidationError as exc:
+        return _account_page(422, token_errors=exc.normalized_messages())
+    except ValidationFailed as exc:
+        return _account_page(422, token_errors=exc.errors)
     # Shown once, in this response only; never put in the session or a URL.
-    response = render_template(
-        "accounts/account.html", tokens=tokens, new_secret=secret, new_token=token
-    )
+    response, _status = _account_page(new_secret=secret, new_token=token)
     return response, 201, {"Cache-Control": "no-store"}
 
 

@@ -1,8 +1,10 @@
-"""Bearer-token authentication and role checks for API views.
+"""Bearer-token authentication, role and scope checks for API views.
 
-``authenticated(blp, *roles)`` is the outermost decorator of a view: it
-answers 401 before any input is read, 403 when the role does not fit, and
-documents both (and the security requirement) in the OpenAPI document.
+``authenticated(blp, *roles, scope=...)`` is the outermost decorator of a
+view: it answers 401 before any input is read, 403 when the role or the
+token's scope does not fit, and documents both (and the security
+requirement) in the OpenAPI document. A view needs the scope ``read`` for
+GET, ``write`` otherwise, unless it names another (``money``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from collections.abc import Callable
 from flask import g, request
 from flask_smorest import Blueprint
 
-from marketplace.accounts.models import Role, User
-from marketplace.accounts.services import require_role, user_for_api_token
+from marketplace.accounts.models import Role, Scope, User
+from marketplace.accounts.services import live_api_token, require_role, require_scope
 from marketplace.core.clock import now
 from marketplace.core.errors import Unauthenticated
 from marketplace.extensions import db
@@ -29,34 +31,37 @@ def current_api_user() -> User:
     return user
 
 
-def _user_from_header() -> User:
+def _user_from_header(scope: Scope | None = None) -> User:
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("Send an API token as 'Authorization: Bearer <token>'.")
-    user = user_for_api_token(db.session, secret.strip(), now=now())
-    if user is None:
-        raise Unauthenticated("The API token is not valid or has been revoked.")
-    return user
+    token = live_api_token(db.session, secret.strip(), now=now())
+    if token is None:
+        raise Unauthenticated("The API token is not valid, has expired or has been revoked.")
+    g.api_user = token.user  # known even when refused: the audit log names who it was
+    require_scope(token, scope or _scope_of_method())
+    return token.user
 
 
-def authenticated(blp: Blueprint, *roles: Role) -> Callable:
-    """Require a valid token, and one of ``roles`` when given."""
+def _scope_of_method() -> Scope:
+    return Scope.READ if request.method in {"GET", "HEAD"} else Scope.WRITE
+
+
+def authenticated(blp: Blueprint, *roles: Role, scope: Scope | None = None) -> Callable:
+    """Require a valid token with the scope of this request, and one of ``roles`` when given."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            user = _user_from_header()
-            g.api_user = user  # known even when refused: the audit log names who it was
+            user = _user_from_header(scope)
             if roles:
                 require_role(user, *roles)
             return view(*args, **kwargs)
 
         documented = blp.doc(security=BEARER)(guarded)
         documented = blp.alt_response(401, response="UNAUTHORIZED")(documented)
-        if roles:
-            documented = blp.alt_response(403, response="FORBIDDEN")(documented)
-        return documented
+        return blp.alt_response(403, response="FORBIDDEN")(documented)
 
     return decorator
 
@@ -75,7 +80,8 @@ def optionally_authenticated(blp: Blueprint) -> Callable:
             return view(*args, **kwargs)
 
         documented = blp.doc(security=[{}, *BEARER])(guarded)
-        return blp.alt_response(401, response="UNAUTHORIZED")(documented)
+        documented = blp.alt_response(401, response="UNAUTHORIZED")(documented)
+        return blp.alt_response(403, response="FORBIDDEN")(documented)
 
     return decorator
 

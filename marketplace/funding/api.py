@@ -10,7 +10,7 @@ from flask import current_app, jsonify, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from marketplace.accounts.models import Role
+from marketplace.accounts.models import Role, Scope
 from marketplace.api.auth import authenticated, current_api_user
 from marketplace.core.clock import now, today
 from marketplace.core.errors import ValidationFailed
@@ -78,7 +78,7 @@ def idempotency(user_id: int) -> services.Idempotency | None:
 
 @blp.route("/projects/<int:project_id>/pledges")
 class Pledges(MethodView):
-    @authenticated(blp, Role.BUYER)
+    @authenticated(blp, Role.BUYER, scope=Scope.MONEY)
     @blp.arguments(PledgeInSchema)
     @blp.response(201, PledgeOutSchema)
     @blp.alt_response(402, response="PAYMENT_REQUIRED", description="payment_method_declined")
@@ -162,7 +162,7 @@ class OnePledge(MethodView):
 
 @blp.route("/pledges/<int:pledge_id>/cancel")
 class CancelPledge(MethodView):
-    @authenticated(blp, Role.BUYER)
+    @authenticated(blp, Role.BUYER, scope=Scope.MONEY)
     @blp.response(200, PledgeOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="invalid_transition, funding_closed")
@@ -176,7 +176,7 @@ class CancelPledge(MethodView):
 
 @blp.route("/pledges/<int:pledge_id>/pay")
 class PayPledge(MethodView):
-    @authenticated(blp, Role.BUYER)
+    @authenticated(blp, Role.BUYER, scope=Scope.MONEY)
     @blp.arguments(PayInSchema)
     @blp.response(200, PledgeOutSchema)
     @blp.alt_response(402, response="PAYMENT_REQUIRED", description="payment_method_declined")
@@ -214,7 +214,7 @@ class PayPledge(MethodView):
 
 @blp.route("/projects/<int:project_id>/close-funding")
 class CloseFunding(MethodView):
-    @authenticated(blp, Role.ENTREPRENEUR)
+    @authenticated(blp, Role.ENTREPRENEUR, scope=Scope.MONEY)
     @blp.response(200, ProjectOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="threshold_not_met, invalid_transition")

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from marketplace.accounts.models import Role
+from marketplace.accounts.models import Role, Scope
 from marketplace.api.auth import authenticated, current_api_user
 from marketplace.core.clock import now
 from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
@@ -116,7 +116,7 @@ class Holdings(MethodView):
 
 @blp.route("/retirements")
 class Retirements(MethodView):
-    @authenticated(blp, Role.BUYER)
+    @authenticated(blp, Role.BUYER, scope=Scope.MONEY)
     @blp.arguments(RetirementInSchema)
     @blp.response(201, RetirementCreatedSchema)
     @blp.alt_response(

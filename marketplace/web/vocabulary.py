@@ -61,6 +61,9 @@ VOCABULARY = (
     N_("cost tranche"),
     N_("premium"),
     N_("held"),
+    # API token scopes
+    N_("read"),
+    N_("write"),
     # kinds of audit events
     N_("money"),
     N_("transition"),
@@ -71,6 +74,8 @@ VOCABULARY = (
 # Messages the services and the form schemas give, translated where pages show them
 # (constant ones; a message with figures in it stays in English).
 MESSAGES = (
+    N_("This password is common in published data breaches; choose another."),
+    N_("Choose at least one scope."),
     N_("A date such as 2027-12-31."),
     N_("A one-off outcome lasts one year with no drop-off."),
     N_("A positive whole number of cents."),

@@ -33,7 +33,16 @@ def test_a_hash_made_with_a_lower_cost_is_due_for_an_upgrade(hasher):
 @pytest.mark.parametrize(
     ("password", "problems"),
     [
-        ("123456789", ["Use at least 10 characters."]),
+        ("Kx7#pQ2!", ["Use at least 10 characters."]),
+        (
+            "123456789",
+            [
+                "Use at least 10 characters.",
+                "This password is common in published data breaches; choose another.",
+            ],
+        ),
+        ("Password123", ["This password is common in published data breaches; choose another."]),
+        (" QWERTYUIOP ", ["This password is common in published data breaches; choose another."]),
         ("x" * 129, ["Use at most 128 characters."]),
         ("Ana@Example.org", ["The password must not be your e-mail address."]),
         ("a fine long password", []),
@@ -41,3 +50,16 @@ def test_a_hash_made_with_a_lower_cost_is_due_for_an_upgrade(hasher):
 )
 def test_the_policy_names_each_problem(password, problems):
     assert PasswordPolicy(min_length=10).problems(password, email="ana@example.org") == problems
+
+
+def test_the_breach_list_is_loaded_whole_and_lower_case():
+    from marketplace.accounts.passwords import breached_passwords
+
+    listed = breached_passwords()
+    assert len(listed) == 19_640
+    assert all(p == p.lower() for p in listed)
+    assert "correct horse battery" not in listed
+
+
+def test_the_breach_list_can_be_turned_off():
+    assert PasswordPolicy(refuse_breached=False).problems("password123") == []

@@ -357,3 +357,13 @@ def test_the_openapi_document_describes_the_accounts_api(client):
     assert "401" in me["responses"]
     conflict = spec["components"]["responses"]["CONFLICT"]
     assert "application/problem+json" in conflict["content"]
+
+
+def test_a_password_common_in_breaches_is_refused_at_registration(client, session):
+    response = client.post("/api/v1/auth/register", json=registration(password="Password123"))
+
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {
+        "password": ["This password is common in published data breaches; choose another."]
+    }
+    assert count(session, User) == 0

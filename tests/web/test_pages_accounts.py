@@ -178,7 +178,7 @@ def test_a_token_made_on_the_account_page_is_shown_once_and_works(web, client, s
     UserFactory(email="lotte@havenstad.example")
     web.login("lotte@havenstad.example")
 
-    response = web.submit("/account", {"name": "ERP"}, action="/account/tokens")
+    response = web.submit("/account", {"name": "ERP", "scopes": ["read"]}, action="/account/tokens")
 
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
@@ -194,7 +194,7 @@ def test_a_token_made_on_the_account_page_is_shown_once_and_works(web, client, s
 def test_revoking_a_token_on_the_account_page(web, session):
     user = UserFactory(email="lotte@havenstad.example")
     web.login("lotte@havenstad.example")
-    web.submit("/account", {"name": "ERP"}, action="/account/tokens")
+    web.submit("/account", {"name": "ERP", "scopes": ["read"]}, action="/account/tokens")
     token = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)).one()
 
     response = web.submit("/account", {}, action=f"/account/tokens/{token.id}/revoke")
