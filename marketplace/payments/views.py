@@ -27,7 +27,7 @@ from marketplace.core.errors import Forbidden
 from marketplace.extensions import db
 from marketplace.ledger.models import JournalEntry, LedgerAccount
 from marketplace.payments.reconcile import latest_runs, reconcile
-from marketplace.payments.webhooks import handle_event
+from marketplace.payments.webhooks import NotAnEvent, handle_event
 
 bp = Blueprint("payments", __name__)
 
@@ -40,14 +40,15 @@ def stripe_webhook():
         event = current_app.extensions["stripe"].parse_event(payload, signature)
     except ValueError:
         return jsonify({"error": "invalid signature or payload"}), 400
-    if not isinstance(event.get("id"), str) or not event.get("type"):
-        return jsonify({"error": "not an event"}), 400
-    outcome = handle_event(
-        db.session,
-        event,
-        now=now(),
-        grace_hours=current_app.extensions["settings"].payment_grace_hours,
-    )
+    try:
+        outcome = handle_event(
+            db.session,
+            event,
+            now=now(),
+            grace_hours=current_app.extensions["settings"].payment_grace_hours,
+        )
+    except NotAnEvent as error:
+        return jsonify({"error": f"not an event: {error}"}), 400
     return jsonify({"received": event["id"], "outcome": outcome})
 
 

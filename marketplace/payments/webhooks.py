@@ -23,18 +23,53 @@ from marketplace.payments import services as payments
 from marketplace.payments.models import ConnectedAccount, MoneyState, Payment, StripeEvent
 
 
+class NotAnEvent(ValueError):
+    """A signed payload that does not have the shape of a Stripe event."""
+
+
+def event_object(event: Any) -> dict[str, Any]:
+    """The event's ``data.object``, after checking the event's shape; NotAnEvent otherwise.
+
+    Stripe signs what it sends, but its shape is still checked before any of it
+    reaches a query: an id and a type that fit their columns, an object that is
+    a JSON object.
+    """
+    if not isinstance(event, dict):
+        raise NotAnEvent("the payload is not a JSON object")
+    event_id, kind = event.get("id"), event.get("type")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 64:
+        raise NotAnEvent("id: a string of 1 to 64 characters")
+    if not isinstance(kind, str) or not 0 < len(kind) <= 80:
+        raise NotAnEvent("type: a string of 1 to 80 characters")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        raise NotAnEvent("data.object: a JSON object")
+    return obj
+
+
+def _text(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) and len(value) <= 255 else None
+
+
+def _mapping(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def handle_event(
     session: Session, event: dict[str, Any], *, now: datetime, grace_hours: int
 ) -> str:
-    """Handle one verified event; return what was done (flushes)."""
-    obj = (event.get("data") or {}).get("object") or {}
+    """Handle one verified event; return what was done (flushes). NotAnEvent for a bad shape."""
+    obj = event_object(event)
     try:
         with session.begin_nested():
             session.add(
                 StripeEvent(
                     id=str(event["id"]),
                     type=str(event.get("type", "")),
-                    object_id=str(obj.get("id", ""))[:64],
+                    object_id=(_text(obj, "id") or "")[:64],
                     received_at=now,
                 )
             )
@@ -57,12 +92,15 @@ def handle_event(
 
 
 def _find_payment(session: Session, obj: dict[str, Any]) -> Payment | None:
-    found = session.scalar(select(Payment).where(Payment.payment_intent_id == obj.get("id")))
+    intent_id = _text(obj, "id")
+    found = None
+    if intent_id:
+        found = session.scalar(select(Payment).where(Payment.payment_intent_id == intent_id))
     if found is None:
-        payment_id = str((obj.get("metadata") or {}).get("payment_id", ""))
-        if payment_id.isdigit():
+        payment_id = _text(_mapping(obj, "metadata"), "payment_id") or ""
+        if payment_id.isascii() and payment_id.isdigit() and len(payment_id) <= 9:
             found = session.get(Payment, int(payment_id))
-            if found is not None and found.payment_intent_id not in (None, obj.get("id")):
+            if found is not None and found.payment_intent_id not in (None, intent_id):
                 return None
     return found
 
@@ -79,9 +117,9 @@ def _payment_succeeded(session: Session, obj: dict[str, Any], now: datetime) -> 
     if pledge.state not in (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED, PledgeState.PAID):
         # Paid after the pledge was cancelled: the money is booked, the pledge stays
         # cancelled, and reconciliation reports it for a refund by the team.
-        payments.record_success(session, payment, now, payment_intent_id=obj.get("id"))
+        payments.record_success(session, payment, now, payment_intent_id=_text(obj, "id"))
         return f"payment {payment.id} succeeded on a {pledge.state.value} pledge: review"
-    payments.record_success(session, payment, now, payment_intent_id=obj.get("id"))
+    payments.record_success(session, payment, now, payment_intent_id=_text(obj, "id"))
     return f"payment {payment.id} succeeded"
 
 
@@ -91,27 +129,28 @@ def _payment_failed(session: Session, obj: dict[str, Any], now: datetime, grace_
         return "unknown payment: ignored"
     if payment.state in (MoneyState.SUCCEEDED, MoneyState.FAILED):
         return f"payment {payment.id} already {payment.state.value}: ignored"
-    error = obj.get("last_payment_error") or {}
+    error = _mapping(obj, "last_payment_error")
     payments.record_failure(
         session,
         payment,
-        str(error.get("code") or "payment_failed"),
+        (_text(error, "code") or "payment_failed")[:60],
         now,
         grace_hours,
-        payment_intent_id=obj.get("id"),
+        payment_intent_id=_text(obj, "id"),
     )
     return f"payment {payment.id} failed"
 
 
 def _account_updated(session: Session, obj: dict[str, Any], now: datetime) -> str:
-    account = session.scalar(
-        select(ConnectedAccount).where(ConnectedAccount.account_id == obj.get("id"))
+    account_id = _text(obj, "id")
+    account = account_id and session.scalar(
+        select(ConnectedAccount).where(ConnectedAccount.account_id == account_id)
     )
-    if account is None:
+    if not account:
         return "unknown account: ignored"
-    capabilities = obj.get("capabilities") or {}
-    account.details_submitted = bool(obj.get("details_submitted"))
-    account.payouts_enabled = bool(obj.get("payouts_enabled")) and (
+    capabilities = _mapping(obj, "capabilities")
+    account.details_submitted = obj.get("details_submitted") is True
+    account.payouts_enabled = obj.get("payouts_enabled") is True and (
         capabilities.get("transfers") in (None, "active")
     )
     account.updated_at = now
