@@ -7,6 +7,8 @@ error mapping and the CLI. It refuses to start with unsafe settings.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -15,6 +17,7 @@ from flask import Flask, before_render_template, flash, redirect, request, sessi
 from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.routing import IntegerConverter
 
 from config import PROJECT_ROOT, Settings, load_settings
@@ -23,7 +26,7 @@ from marketplace.accounts.services import AccountRules, LoginThrottle
 from marketplace.api import init_api, is_api_request
 from marketplace.api.problems import from_marketplace_error, status_of
 from marketplace.core.clock import now, system_clock
-from marketplace.core.errors import MarketplaceError
+from marketplace.core.errors import MarketplaceError, Unavailable
 from marketplace.core.observability import init_request_ids
 from marketplace.core.schemas import ROW_ID_MAX
 from marketplace.evaluations.files import FileStore
@@ -36,6 +39,14 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+    title = "The database is unavailable; please try again shortly"
 
 
 class RowIdConverter(IntegerConverter):
@@ -269,6 +280,20 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):
         return render_error_page(error)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unreachable(error: DBAPIError):
+        """The database went away mid-request (a restart, a failover): nothing was
+        committed, the pool drops the dead connection, and the caller may retry."""
+        log.warning("database unreachable: %s", error.orig)
+        with contextlib.suppress(DBAPIError):
+            db.session.rollback()
+        answer = DatabaseUnavailable("The database cannot be reached just now; try again shortly.")
+        response = _marketplace_error(answer)
+        response = app.make_response(response)
+        response.headers["Retry-After"] = "5"
+        return response
 
 
 def _register_cli(app: Flask) -> None:

@@ -17,7 +17,7 @@ import logging
 import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import insert, select, update
@@ -156,8 +156,29 @@ def recipients(session: Session, notice: Notification) -> list[str]:
     return list(session.scalars(query.order_by(User.id)))
 
 
+# A claim older than this belongs to a delivery that was killed mid-way.
+INTERRUPTED_AFTER = timedelta(minutes=10)
+
+
 def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500) -> dict:
-    """E-mail the pending notices, each claimed first so it goes out at most once."""
+    """E-mail the pending notices, each claimed first so it goes out at most once.
+
+    A claim (``sending``, with ``mailed_at`` the moment it was claimed) that is
+    older than ``INTERRUPTED_AFTER`` was left by a process that died between
+    claiming and recording: whether the mail left is unknown, so it is marked
+    failed with that reason for the team to look at, never sent again.
+    """
+    interrupted = session.execute(
+        update(Notification)
+        .where(
+            Notification.mail_state == MailState.SENDING,
+            Notification.mailed_at < now - INTERRUPTED_AFTER,
+        )
+        .values(
+            mail_state=MailState.FAILED,
+            mail_error="the delivery was interrupted; the e-mail may not have been sent",
+        )
+    ).rowcount
     pending = session.scalars(
         select(Notification.id)
         .where(Notification.mail_state == MailState.PENDING)
@@ -165,12 +186,12 @@ def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500
         .limit(limit)
     ).all()
     session.commit()
-    counts = {"sent": 0, "logged": 0, "failed": 0, "nobody": 0}
+    counts = {"sent": 0, "logged": 0, "failed": 0, "nobody": 0, "interrupted": interrupted}
     for notice_id in pending:
         claimed = session.execute(
             update(Notification)
             .where(Notification.id == notice_id, Notification.mail_state == MailState.PENDING)
-            .values(mail_state=MailState.SENDING)
+            .values(mail_state=MailState.SENDING, mailed_at=now)
         ).rowcount
         session.commit()
         if not claimed:

@@ -95,7 +95,7 @@ def assert_books_agree_with_stripe(app, session, at: datetime) -> None:
     session.rollback()
     run = reconcile(session, app.extensions["stripe"], at)
     session.commit()
-    assert run.differences == []
+    assert run.differences == [], run.differences[:10]
 
 
 class _Stay(urllib.request.HTTPRedirectHandler):

@@ -223,6 +223,35 @@ def test_a_refused_e_mail_is_recorded_and_not_sent_again(app, session, smtp):
     assert notice.mail_error
 
 
+def test_a_delivery_killed_after_its_claim_is_marked_interrupted_not_sent_twice(app, session, smtp):
+    organisation = OrganisationFactory()
+    UserFactory(organisation=organisation)
+    notify(
+        session,
+        key="test:interrupted",
+        organisation_id=organisation.id,
+        kind="test",
+        message=("Notice", "Hello."),
+        params={},
+        link="",
+        now=NOW,
+    )
+    session.commit()
+    # What a process killed between claiming and recording leaves behind.
+    notice = session.scalars(select(Notification)).one()
+    notice.mail_state, notice.mailed_at = MailState.SENDING, NOW
+    session.commit()
+    port, inbox = smtp
+    ctx = mailing(app, port)
+
+    assert deliver_notifications(ctx, NOW + timedelta(minutes=9)).endswith("0 interrupted")
+    assert deliver_notifications(ctx, NOW + timedelta(minutes=11)).endswith("1 interrupted")
+    session.rollback()
+    assert notice.mail_state is MailState.FAILED
+    assert "interrupted" in notice.mail_error
+    assert inbox.messages == []
+
+
 def test_people_see_their_notices_and_admins_the_outbox(app, web, session):
     organisation = OrganisationFactory()
     person = UserFactory(role=Role.BUYER, organisation=organisation)

@@ -66,7 +66,7 @@ class PostgresServer:
             "--locale=C",
             "--no-sync",
         )
-        options = (
+        self.options = options = (
             f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
@@ -84,6 +84,13 @@ class PostgresServer:
             "start",
         )
         return self
+
+    def pg_ctl(self, *args: str) -> None:
+        """``pg_ctl`` on this server (``stop -m fast``, ``start``, ``restart -m fast``),
+        started again with the options it was first started with."""
+        log = str(self.root / "server.log")
+        command = [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", log, "-w"]
+        self._run(*command, "-o", self.options, *args)
 
     def stop(self) -> None:
         try:
