@@ -73,6 +73,9 @@ class Settings:
     public_url: str = "http://127.0.0.1:5000"
     # A signed-in person who does nothing for this long is signed out.
     session_idle_minutes: int = 30
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed
+    # (0: none; the client address and the scheme are the connection's own).
+    trusted_proxies: int = 0
     # Logs: "json" lines (production) or "text"; and the level.
     log_format: str = "text"
     log_level: str = "INFO"
@@ -221,6 +224,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mail_from=env.get("MAIL_FROM") or Settings.mail_from,
         public_url=(env.get("PUBLIC_URL") or Settings.public_url).rstrip("/"),
         session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30),
+        trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, minimum=0),
         log_format=env.get("LOG_FORMAT") or ("json" if production else "text"),
         log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
     )

@@ -18,6 +18,7 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from config import PROJECT_ROOT, Settings, load_settings
@@ -117,6 +118,11 @@ def create_app(config: Settings | None = None) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
 
+    if settings.trusted_proxies:
+        # Behind a TLS-terminating proxy: the client's address (login throttle, audit
+        # log) and https (secure cookies, HSTS) come from the proxy's headers.
+        proxies = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     # Before any route: every <int:...> in a path is a row id.
     app.url_map.converters["int"] = RowIdConverter
     init_request_ids(app)
