@@ -21,6 +21,7 @@ from marketplace.accounts import account_rules
 from marketplace.accounts.models import Role
 from marketplace.accounts.schemas import StaffUserSchema
 from marketplace.accounts.services import NewUser, create_user
+from marketplace.audit import services as audit
 from marketplace.core.clock import now, today
 from marketplace.core.errors import MarketplaceError
 from marketplace.core.observability import configure_logging
@@ -35,9 +36,17 @@ from marketplace.demo import (
 from marketplace.extensions import db
 from marketplace.scheduler import build_scheduler, run_sweeps
 
-users_cli = AppGroup("users", help="Manage user accounts.")
-demo_cli = AppGroup("demo", help="Demo data for a local run.")
-scheduler_cli = AppGroup("scheduler", help="Run the scheduled sweeps.")
+
+def _from_the_command_line() -> None:
+    """While a command runs, what it changes is recorded in the audit log as ``cli``."""
+    click.get_current_context().with_resource(audit.acting_as("cli"))
+
+
+users_cli = AppGroup("users", help="Manage user accounts.", callback=_from_the_command_line)
+demo_cli = AppGroup("demo", help="Demo data for a local run.", callback=_from_the_command_line)
+scheduler_cli = AppGroup(
+    "scheduler", help="Run the scheduled sweeps.", callback=_from_the_command_line
+)
 
 
 def _fail(errors: dict[str, list[str]] | None, detail: str) -> None:

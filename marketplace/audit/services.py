@@ -23,7 +23,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
+from marketplace.accounts.models import User
 from marketplace.audit.models import AuditEvent
 from marketplace.funding.models import PledgeStateChange
 from marketplace.projects.models import ProjectStateChange
@@ -58,6 +60,11 @@ def acting_as(via: str) -> Iterator[None]:
         yield
     finally:
         _outside_requests.reset(token)
+
+
+def act_as_for_this_process(via: str) -> None:
+    """A command-line process: everything it does outside a request is done by ``via``."""
+    _outside_requests.set(via)
 
 
 def current_actor() -> Actor:
@@ -133,11 +140,20 @@ def _state_name(value) -> str:
     return getattr(value, "value", value) or "new"
 
 
-def transition_row(what: str, subject_id: int, change, actor: Actor) -> dict:
+def _email_of(session: Session, user_id: int) -> str:
+    """The e-mail of a user, from the session's identity map when it is there."""
+    known = session.identity_map.get(identity_key(User, user_id))
+    if known is not None:
+        return known.email
+    found = session.connection().scalar(select(User.email).where(User.id == user_id))
+    return found or f"user:{user_id}"
+
+
+def transition_row(session: Session, what: str, subject_id: int, change, actor: Actor) -> dict:
     if change.actor_id is not None and change.actor_id != actor.user_id:
-        actor = Actor(
-            change.actor_id, f"user:{change.actor_id}", actor.via, actor.remote_addr, None
-        )
+        # Someone other than the caller acted (a command, a sweep on a person's behalf).
+        label = _email_of(session, change.actor_id)
+        actor = Actor(change.actor_id, label, actor.via, actor.remote_addr, actor.request_id)
     return _row(
         "transition",
         f"{what} {_state_name(change.from_state)} -> {_state_name(change.to_state)}",
@@ -157,7 +173,7 @@ def _transitions_flushed(session: Session, _context) -> None:
     rows = []
     for change in changes:
         what, key = HISTORIES[type(change)]
-        rows.append(transition_row(what, getattr(change, key), change, actor))
+        rows.append(transition_row(session, what, getattr(change, key), change, actor))
     _write(session.connection(), rows)
 
 
@@ -166,7 +182,10 @@ def transitions(session: Session, what: str, changes: Iterable[tuple[int, object
     actor = current_actor()
     _write(
         session.connection(),
-        [transition_row(what, subject_id, change, actor) for subject_id, change in changes],
+        [
+            transition_row(session, what, subject_id, change, actor)
+            for subject_id, change in changes
+        ],
     )
 
 

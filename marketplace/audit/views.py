@@ -29,6 +29,8 @@ bp = Blueprint("audit", __name__)
 PER_PAGE = 100
 SIGN_IN_ENDPOINTS = {"accounts.login", "accounts_api.Tokens"}
 READS = {"GET", "HEAD", "OPTIONS"}
+# Requests an administrator makes that change nothing of the platform's.
+NOT_ADMIN_CHANGES = {"accounts.login", "accounts.logout", "web.choose_language"}
 
 
 def _via() -> str:
@@ -78,7 +80,11 @@ def init_audit(app: Flask) -> None:
     @app.after_request
     def _admin_changes(response):
         """In the request's own transaction, committed with what it records."""
-        if request.method in READS or response.status_code >= 400:
+        if (
+            request.method in READS
+            or response.status_code >= 400
+            or request.endpoint in NOT_ADMIN_CHANGES
+        ):
             return response
         user = g.get("api_user") or (
             current_user if current_user and current_user.is_authenticated else None

@@ -158,3 +158,19 @@ def test_administrators_read_and_filter_the_log(app, client, web, session, auth_
     html = page.get_data(as_text=True)
     assert html.count("403 GET accounts_api.Users") == 3
     assert "3 events" in html
+    # Signing in changes nothing of the platform's: it is no administrator's change.
+    assert events(session, kind="admin") == []
+
+
+def test_what_a_command_does_is_recorded_as_the_command_line(app, session):
+    result = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+
+    made = events(session, kind="transition")
+    assert made and {e.via for e in made} == {"cli"}
+    # The person the demo acts as is named by e-mail, not by a number.
+    assert all("@" in e.actor for e in made if e.actor_id is not None)
+    # Outside the command, nothing is recorded as the command line any more.
+    from marketplace.audit.services import current_actor
+
+    assert current_actor().via == "system"
