@@ -9,7 +9,7 @@ from alembic import context
 from flask import current_app
 
 import marketplace.models  # noqa: F401 - registers every table on the metadata
-from marketplace.projects.models import SEARCH_INDEXES
+from marketplace.projects.models import SEARCH_INDEXES, SEARCH_TABLES
 from outcomes.db import Base
 
 config = context.config
@@ -21,7 +21,10 @@ target_metadata = Base.metadata
 
 def include_object(obj, name, type_, reflected, compare_to):
     """Leave out of comparisons what the models deliberately do not describe."""
-    return not (type_ == "index" and name in SEARCH_INDEXES)
+    return not (
+        (type_ == "index" and name in SEARCH_INDEXES)
+        or (type_ == "table" and name in SEARCH_TABLES)
+    )
 
 
 def run_migrations_offline() -> None:

@@ -176,6 +176,10 @@ def city_key(city: str) -> str:
 # PostgreSQL-only trigram indexes for text search (migration 0003); other
 # databases search without them. Alembic's comparison leaves them out.
 SEARCH_INDEXES = ("ix_projects_title_trgm", "ix_projects_summary_trgm")
+# SQLite's FTS5 trigram index of the same text (migration 0012) and its shadow tables.
+SEARCH_TABLES = frozenset(
+    f"project_text{part}" for part in ("", "_data", "_idx", "_docsize", "_config")
+)
 
 
 class ProjectStateChange(Base):

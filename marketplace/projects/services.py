@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, true
+from sqlalchemy import ColumnElement, Integer, and_, column, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Role, User
@@ -529,22 +529,7 @@ def list_projects(
             .exists()
         )
     if filters.q:
-        pattern = f"%{filters.q.lower()}%"
-        # Find the matches first (through the trigram indexes on PostgreSQL), then
-        # order them: otherwise the planner may walk the newest-first index and test
-        # every summary on the way.
-        matches = (
-            select(Project.id)
-            .where(
-                or_(
-                    func.lower(Project.title).like(pattern),
-                    func.lower(Project.summary).like(pattern),
-                )
-            )
-            .cte("matches")
-            .prefix_with("MATERIALIZED")
-        )
-        conditions.append(Project.id.in_(select(matches.c.id)))
+        conditions.append(_text_matches(session, filters.q))
     where = and_(*conditions) if conditions else true()
 
     def count() -> int:
@@ -581,6 +566,37 @@ def list_projects(
         .limit(filters.per_page)
     )
     return list(items), total
+
+
+# On SQLite: the FTS5 trigram index of migration 0012 (a phrase of three or more
+# characters is looked up in it; shorter ones are scanned for).
+_FTS_MATCHES = text("SELECT rowid FROM project_text WHERE project_text MATCH :phrase").columns(
+    column("rowid", Integer)
+)
+
+
+def _text_matches(session: Session, q: str):
+    """Projects whose title or summary contains ``q``, ignoring case."""
+    term = q.lower()
+    if session.get_bind().dialect.name == "sqlite" and len(term) >= 3:
+        phrase = '"' + term.replace('"', '""') + '"'
+        return Project.id.in_(_FTS_MATCHES.bindparams(phrase=phrase))
+    pattern = f"%{term}%"
+    # Find the matches first (through the trigram indexes on PostgreSQL), then
+    # order them: otherwise the planner may walk the newest-first index and test
+    # every summary on the way.
+    matches = (
+        select(Project.id)
+        .where(
+            or_(
+                func.lower(Project.title).like(pattern),
+                func.lower(Project.summary).like(pattern),
+            )
+        )
+        .cte("matches")
+        .prefix_with("MATERIALIZED")
+    )
+    return Project.id.in_(select(matches.c.id))
 
 
 def history(session: Session, project: Project) -> list[ProjectStateChange]:

@@ -6,14 +6,17 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 import marketplace.models  # noqa: F401 - every table on the metadata
-from marketplace.projects.models import SEARCH_INDEXES
+from marketplace.projects.models import SEARCH_INDEXES, SEARCH_TABLES
 from outcomes.db import Base
 from tests.conftest import build_app
 
 
 def include_object(obj, name, type_, reflected, compare_to):
     """As migrations/env.py: PostgreSQL's search indexes are not in the models."""
-    return not (type_ == "index" and name in SEARCH_INDEXES)
+    return not (
+        (type_ == "index" and name in SEARCH_INDEXES)
+        or (type_ == "table" and name in SEARCH_TABLES)
+    )
 
 
 def _drift(engine):

@@ -1,5 +1,6 @@
 """Projects through the JSON API: drafts, valuation, listing, browsing, authorisation."""
 
+import urllib.parse
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -383,6 +384,29 @@ def test_filters_search_sort_and_pages(client):
     assert titles("outcome_type=WELLBY") == []
     assert titles("sort=title&per_page=2&page=2") == ["Huis op orde"]
     assert titles("state=draft") == []
+
+
+def test_text_search_finds_parts_of_words_follows_edits_and_takes_any_character(client, session):
+    roofs = ProjectFactory(state=S.FUNDING, title="Groene daken", summary="Sedum op 40 daken.")
+    ProjectFactory(state=S.FUNDING, title="Huis op orde", summary='Schulden "eerst" weg.')
+
+    def titles(q):
+        query = urllib.parse.urlencode({"q": q, "sort": "title"})
+        return [p["title"] for p in client.get(f"/api/v1/projects?{query}").get_json()["items"]]
+
+    assert titles("aken") == ["Groene daken"]  # inside a word
+    assert titles("SEDUM") == ["Groene daken"]  # the summary, any case
+    assert titles("op") == ["Groene daken", "Huis op orde"]  # two letters
+    assert titles('"eerst"') == ["Huis op orde"]  # quotes are searched for, not syntax
+    assert titles("daken huis") == []  # a phrase, not two words
+    roofs.title = "Blauwe daken"
+    roofs.summary = "Water vasthouden."
+    session.commit()
+    assert titles("sedum") == []
+    assert titles("blauwe") == ["Blauwe daken"]
+    session.delete(roofs)
+    session.commit()
+    assert titles("daken") == []
 
 
 @pytest.mark.parametrize(
