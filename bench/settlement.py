@@ -38,6 +38,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -136,7 +137,23 @@ def _complete_onboarding(url: str) -> None:
             raise
 
 
-def seed(app, stripe_base: str, n_projects: int, n_pledges: int) -> None:
+@dataclass(frozen=True)
+class Valued:
+    """What ``seed_valued`` made: valued projects and the buyers who will pledge."""
+
+    project_ids: list[int]
+    # buyer organisation -> (user id, payment setup id, Stripe customer, payment method)
+    cards: dict[int, tuple[int, int, str, str]]
+    admin_id: int
+    evaluator_id: int
+    size: int  # tokens a pledge (together 95% of a project's tokens)
+    price: int  # cents a token
+    threshold: int
+
+
+def seed_valued(app, stripe_base: str, n_projects: int, n_pledges: int) -> Valued:
+    """Owners with payout accounts, buyers with a saved card each (at localstripe), and
+    ``n_projects`` projects valued by the real valuation service."""
     engine = app.extensions["db"].engine
     client = stripe.StripeClient("sk_test_bench", base_addresses={"api": stripe_base})
     now = SEEDED_AT
@@ -249,15 +266,26 @@ def seed(app, stripe_base: str, n_projects: int, n_pledges: int) -> None:
         session.commit()
 
     with engine.begin() as conn:
-        shape = conn.execute(
+        total, price, threshold = conn.execute(
             select(Project.tokens_total, Project.token_price_cents, Project.threshold_tokens).where(
                 Project.id == project_ids[0]
             )
         ).one()
-        total, price, threshold = shape
-        size = total * 95 // 100 // n_pledges
-        if size * n_pledges < threshold:
-            sys.exit(f"{n_pledges} pledges of {size} tokens do not reach the threshold")
+    size = total * 95 // 100 // n_pledges
+    if size * n_pledges < threshold:
+        sys.exit(f"{n_pledges} pledges of {size} tokens do not reach the threshold")
+    return Valued(project_ids, cards, admin_id, evaluator_id, size, price, threshold)
+
+
+def seed(app, stripe_base: str, n_projects: int, n_pledges: int) -> None:
+    """Valued projects as on the day after their end: paid pledges, an approved evaluation."""
+    valued = seed_valued(app, stripe_base, n_projects, n_pledges)
+    project_ids, cards, size, price = valued.project_ids, valued.cards, valued.size, valued.price
+    admin_id, evaluator_id, threshold = valued.admin_id, valued.evaluator_id, valued.threshold
+    engine = app.extensions["db"].engine
+    factory = app.extensions["db"].session_factory
+    now = SEEDED_AT
+    with engine.begin() as conn:
         paid = size * n_pledges
         conn.execute(
             update(Project)
@@ -282,7 +310,7 @@ def seed(app, stripe_base: str, n_projects: int, n_pledges: int) -> None:
                 "updated_at": now,
             }
             for pid in project_ids
-            for org, _user in buyers
+            for org in cards
         ]
         pledge_ids = list(conn.execute(insert(Pledge).returning(Pledge.id), rows).scalars())
         # One bulk request per buyer: its PaymentIntent in every project, in project order.
@@ -292,7 +320,7 @@ def seed(app, stripe_base: str, n_projects: int, n_pledges: int) -> None:
                     stripe_base, cards[org][2], cards[org][3], [size * price] * n_projects
                 )
             )
-            for org, _user in buyers
+            for org in cards
         }
         conn.execute(
             insert(Payment),

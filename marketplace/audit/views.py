@@ -16,6 +16,7 @@ from flask import (
     request_finished,
 )
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 
 from marketplace.accounts.models import Role
 from marketplace.api import is_api_request
@@ -55,9 +56,10 @@ def request_actor() -> audit.Actor | None:
 
 
 def _submitted_email() -> str:
+    """The e-mail address a failed sign-in gave (never the password)."""
     source = request.get_json(silent=True) if request.is_json else request.form
-    email = source.get("email", "") if isinstance(source, dict) or source else ""
-    return str(email)[:200]
+    email = source.get("email") if isinstance(source, dict | MultiDict) else None
+    return str(email or "")[:200]
 
 
 def _refusal(response) -> tuple[str, str] | None:

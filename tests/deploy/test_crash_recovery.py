@@ -22,13 +22,13 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import flask_migrate
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 import config
 from bench import pledges as bench_pledges
@@ -36,9 +36,15 @@ from bench import settlement as bench
 from config import PROJECT_ROOT
 from marketplace import create_app
 from marketplace.audit.models import AuditEvent
-from marketplace.funding.models import MailState, Notification, Pledge, PledgeStateChange
+from marketplace.funding.models import (
+    MailState,
+    Notification,
+    Pledge,
+    PledgeState,
+    PledgeStateChange,
+)
 from marketplace.ledger.models import JournalEntry
-from marketplace.payments.models import MoneyState, Refund, Transfer
+from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
 from marketplace.payments.reconcile import reconcile
 from marketplace.projects.models import Project, ProjectState
 from marketplace.settlement.models import Settlement
@@ -111,31 +117,11 @@ def far_enough(url: str, query: str) -> bool:
         return bool(conn.execute(query).fetchone()[0])
 
 
-def all_refunds_at_stripe(app) -> list:
-    client = app.extensions["stripe"].client
-    found, after = [], None
-    while True:
-        params = {"limit": 100, **({"starting_after": after} if after else {})}
-        page = client.v1.refunds.list(params=params)
-        found.extend(page.data)
-        if not page.has_more:
-            return found
-        after = page.data[-1].id
-
-
 def test_the_scheduler_killed_inside_each_settlement_sweep_finishes_exactly_once(seeded, tmp_path):
     app, url, localstripe = seeded
-    killed_at = []
-    for description, query in KILL_POINTS:
-        process = tick(url, localstripe.url, tmp_path / "instance", bench.SETTLE_AT)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and not far_enough(url, query):
-            assert time.monotonic() < deadline, f"never reached: {description}"
-            time.sleep(0.01)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed_at.append(description)
-        assert process.wait(timeout=30) in (0, -signal.SIGKILL)
+    killed_at = kill_at_each(
+        url, localstripe.url, tmp_path / "instance", bench.SETTLE_AT, KILL_POINTS
+    )
     # Each point was reached with the process still running: every kill landed.
     assert killed_at == [description for description, _ in KILL_POINTS]
     # Restarted: the run finishes; ten minutes later the interrupted e-mails are settled too.
@@ -159,7 +145,7 @@ def test_the_scheduler_killed_inside_each_settlement_sweep_finishes_exactly_once
             select(func.count()).where(Notification.mail_state == MailState.SENDING)
         )
         # Stripe holds each refund once: none was made twice by a restarted run.
-        at_stripe = all_refunds_at_stripe(app)
+        at_stripe = all_of(app, "refunds")
         assert sorted(r.id for r in at_stripe) == sorted(r.refund_id for r in refunds)
         assert sum(r.amount for r in at_stripe) == sum(r.amount_cents for r in refunds)
         # One refund entry per refund in the books, and the audit log saw each entry once.
@@ -228,3 +214,134 @@ def test_the_app_survives_a_postgresql_restart_and_loses_no_pledge(own_postgres,
         history = session.scalar(select(func.count()).select_from(PledgeStateChange))
         assert history == 3
     app.extensions["db"].engine.dispose()
+
+
+@pytest.fixture
+def in_funding(postgres_admin_url, tmp_path):
+    """Projects in funding past their deadline, each with committed pledges that reach
+    the threshold, as on the morning of their start date."""
+    localstripe = StripeServer().start()
+    url = create_database(postgres_admin_url, f"som_crash_funding_{os.getpid()}")
+    app = create_app(
+        config.testing_settings(url, tmp_path / "instance", stripe_api_base=localstripe.url)
+    )
+    with app.app_context():
+        flask_migrate.upgrade()
+    valued = bench.seed_valued(app, localstripe.url, PROJECTS, PLEDGES)
+    with app.extensions["db"].engine.begin() as conn:
+        conn.execute(
+            update(Project)
+            .where(Project.id.in_(valued.project_ids))
+            .values(
+                state=ProjectState.FUNDING,
+                listed_at=bench.SEEDED_AT,
+                tokens_pledged=valued.size * PLEDGES,
+            )
+        )
+        conn.execute(
+            insert(Pledge),
+            [
+                {
+                    "project_id": project_id,
+                    "organisation_id": organisation,
+                    "user_id": user,
+                    "payment_setup_id": setup,
+                    "tokens": valued.size,
+                    "amount_cents": valued.size * valued.price,
+                    "state": PledgeState.COMMITTED,
+                    "created_at": bench.SEEDED_AT,
+                    "updated_at": bench.SEEDED_AT,
+                }
+                for project_id in valued.project_ids
+                for organisation, (user, setup, _customer, _method) in valued.cards.items()
+            ],
+        )
+    yield app, url, localstripe
+    app.extensions["db"].engine.dispose()
+    localstripe.stop()
+
+
+# The morning of the start date (00:00 in Amsterdam): funding closes, every pledge is
+# charged, the projects start and their cost tranches are paid out, in one tick.
+START = datetime(2026, 12, 9, 23, 0, tzinfo=UTC)
+FUNDING_KILL_POINTS = [
+    (
+        "charge_pledges, the first charges made",
+        "SELECT count(*) >= 10 FROM payments WHERE state = 'succeeded'",
+    ),
+    (
+        "charge_pledges, most charges made",
+        f"SELECT count(*) >= {PROJECTS * PLEDGES * 2 // 3} FROM payments "  # noqa: S608
+        "WHERE state = 'succeeded'",
+    ),
+    (
+        "start_projects / execute_transfers, the first cost tranche paid",
+        "SELECT count(*) >= 1 FROM transfers WHERE kind = 'cost_tranche' AND state = 'succeeded'",
+    ),
+]
+
+
+def kill_at_each(
+    url: str, stripe_base: str, instance: Path, at, points, *, every=timedelta(0)
+) -> list[str]:
+    """Start a tick for each point (``every`` apart, as the scheduler's minutes pass) and
+    SIGKILL it there; return the points it was killed at, alive."""
+    killed_at = []
+    for n, (description, query) in enumerate(points):
+        process = tick(url, stripe_base, instance, at + n * every)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not far_enough(url, query):
+            assert time.monotonic() < deadline, f"never reached: {description}"
+            time.sleep(0.01)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed_at.append(description)
+        assert process.wait(timeout=30) in (0, -signal.SIGKILL)
+    return killed_at
+
+
+def all_of(app, resource: str) -> list:
+    """Every object of a Stripe list (``payment_intents``, ``refunds``, ``transfers``)."""
+    listing = getattr(app.extensions["stripe"].client.v1, resource)
+    found, after = [], None
+    while True:
+        page = listing.list(params={"limit": 100, **({"starting_after": after} if after else {})})
+        found.extend(page.data)
+        if not page.has_more:
+            return found
+        after = page.data[-1].id
+
+
+def test_the_scheduler_killed_while_charging_and_starting_finishes_exactly_once(
+    in_funding, tmp_path
+):
+    app, url, localstripe = in_funding
+    instance = tmp_path / "instance"
+    # A charge claimed but not yet sent by a killed run is taken up again once it is
+    # STALE_AFTER (2 minutes) old, with the same idempotency key: the runs are 3 minutes apart.
+    every = timedelta(minutes=3)
+    points = FUNDING_KILL_POINTS
+    killed_at = kill_at_each(url, localstripe.url, instance, START, points, every=every)
+    assert killed_at == [description for description, _ in points]
+    finish = START + len(points) * every
+    assert tick(url, localstripe.url, instance, finish).wait(timeout=180) == 0
+
+    with app.extensions["db"].session_factory() as session:
+        states = session.scalars(select(Project.state)).all()
+        assert states == [ProjectState.RUNNING] * PROJECTS
+        pledges = session.scalars(select(Pledge.state)).all()
+        assert set(pledges) == {PledgeState.PAID} and len(pledges) == PROJECTS * PLEDGES
+        payments = session.scalars(select(Payment)).all()
+        assert len(payments) == PROJECTS * PLEDGES
+        assert {p.state for p in payments} == {MoneyState.SUCCEEDED}
+        # Stripe charged each pledge once, and paid each cost tranche once.
+        intents = [i for i in all_of(app, "payment_intents") if i.status == "succeeded"]
+        assert sorted(i.id for i in intents) == sorted(p.payment_intent_id for p in payments)
+        tranches = session.scalars(select(Transfer).where(Transfer.kind == "cost_tranche")).all()
+        assert len(tranches) == PROJECTS
+        assert {t.state for t in tranches} == {MoneyState.SUCCEEDED}
+        assert sorted(t.id for t in all_of(app, "transfers")) == sorted(
+            t.transfer_id for t in tranches
+        )
+        run = reconcile(session, app.extensions["stripe"], finish + timedelta(hours=1))
+        assert run.differences == []

@@ -174,3 +174,14 @@ def test_what_a_command_does_is_recorded_as_the_command_line(app, session):
     from marketplace.audit.services import current_actor
 
     assert current_actor().via == "system"
+
+
+def test_a_failed_sign_in_with_an_odd_body_is_still_recorded(app, client, session):
+    refused = client.post("/api/v1/auth/tokens", json={"email": ["a", "list"], "password": "x"})
+    assert refused.status_code == 422
+    page = client.get("/login")
+    client.post(
+        "/login",
+        data={"password": "x", "csrf_token": csrf_from(page.get_data(as_text=True))},
+    )
+    assert [e.subject for e in events(session, kind="refused")] == ["email:"]
