@@ -1,14 +1,16 @@
 """The scheduler killed in the middle of its sweeps, and PostgreSQL restarted under a
 running app: nothing is lost, nothing is done twice, nothing is left half-done.
 
-Kill test: projects seeded as on the day after their end date (as the settlement
-benchmark seeds them) are settled by ``flask scheduler tick`` run as a process,
-SIGKILLed at points inside ``settle_projects``, ``execute_refunds``,
-``execute_transfers`` and ``finish_settlements`` (recognised by what the database
-shows), and started again each time; a last run finishes. Then every project is
-settled once, every refund and transfer exists once at Stripe and once in the
-books, the books agree with Stripe, no money row waits in ``created`` and no
-notice in ``sending``.
+Kill tests: ``flask scheduler tick`` runs as a process and is SIGKILLed at points
+recognised by what the database shows, then started again each time; a last run
+finishes. (1) Projects in funding on their start date: killed inside
+``charge_pledges`` (twice) and while the cost tranches are paid; every pledge is
+then charged once at Stripe, every tranche paid once, and reconciliation is clean.
+(2) Projects on the day after their end (as the settlement benchmark seeds them):
+killed inside ``settle_projects``, ``execute_refunds`` (twice),
+``execute_transfers`` and ``finish_settlements``; every project is then settled
+once, every refund and transfer exists once at Stripe and once in the books, no
+money row waits in ``created`` and no notice in ``sending``.
 
 Restart test: the app serves a pledge, PostgreSQL is restarted (fast shutdown,
 every connection cut), and the next pledge succeeds on fresh connections.
@@ -115,6 +117,37 @@ def tick(url: str, stripe_base: str, instance: Path, at) -> subprocess.Popen:
 def far_enough(url: str, query: str) -> bool:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         return bool(conn.execute(query).fetchone()[0])
+
+
+def kill_at_each(
+    url: str, stripe_base: str, instance: Path, at, points, *, every=timedelta(0)
+) -> list[str]:
+    """Start a tick for each point (``every`` apart, as the scheduler's minutes pass) and
+    SIGKILL it there; return the points it was killed at, alive."""
+    killed_at = []
+    for n, (description, query) in enumerate(points):
+        process = tick(url, stripe_base, instance, at + n * every)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not far_enough(url, query):
+            assert time.monotonic() < deadline, f"never reached: {description}"
+            time.sleep(0.01)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed_at.append(description)
+        assert process.wait(timeout=30) in (0, -signal.SIGKILL)
+    return killed_at
+
+
+def all_of(app, resource: str) -> list:
+    """Every object of a Stripe list (``payment_intents``, ``refunds``, ``transfers``)."""
+    listing = getattr(app.extensions["stripe"].client.v1, resource)
+    found, after = [], None
+    while True:
+        page = listing.list(params={"limit": 100, **({"starting_after": after} if after else {})})
+        found.extend(page.data)
+        if not page.has_more:
+            return found
+        after = page.data[-1].id
 
 
 def test_the_scheduler_killed_inside_each_settlement_sweep_finishes_exactly_once(seeded, tmp_path):
@@ -279,37 +312,6 @@ FUNDING_KILL_POINTS = [
         "SELECT count(*) >= 1 FROM transfers WHERE kind = 'cost_tranche' AND state = 'succeeded'",
     ),
 ]
-
-
-def kill_at_each(
-    url: str, stripe_base: str, instance: Path, at, points, *, every=timedelta(0)
-) -> list[str]:
-    """Start a tick for each point (``every`` apart, as the scheduler's minutes pass) and
-    SIGKILL it there; return the points it was killed at, alive."""
-    killed_at = []
-    for n, (description, query) in enumerate(points):
-        process = tick(url, stripe_base, instance, at + n * every)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and not far_enough(url, query):
-            assert time.monotonic() < deadline, f"never reached: {description}"
-            time.sleep(0.01)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed_at.append(description)
-        assert process.wait(timeout=30) in (0, -signal.SIGKILL)
-    return killed_at
-
-
-def all_of(app, resource: str) -> list:
-    """Every object of a Stripe list (``payment_intents``, ``refunds``, ``transfers``)."""
-    listing = getattr(app.extensions["stripe"].client.v1, resource)
-    found, after = [], None
-    while True:
-        page = listing.list(params={"limit": 100, **({"starting_after": after} if after else {})})
-        found.extend(page.data)
-        if not page.has_more:
-            return found
-        after = page.data[-1].id
 
 
 def test_the_scheduler_killed_while_charging_and_starting_finishes_exactly_once(
