@@ -76,6 +76,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The language of the pages the person last chose or signed in with: e-mails
+    # are written in it ("en" when unknown).
+    language: Mapped[str | None] = mapped_column(String(5))
 
     organisation: Mapped[Organisation] = relationship(back_populates="users", lazy="joined")
 

@@ -20,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -72,6 +73,9 @@ def _start_session(user: User) -> None:
     session.clear()
     login_user(user)
     session.permanent = True
+    if user.language is None:
+        # E-mails are written in the language of the pages the person uses.
+        user.language = str(get_locale())
 
 
 @bp.route("/register", methods=["GET", "POST"])

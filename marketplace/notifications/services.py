@@ -13,13 +13,16 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import logging
 import smtplib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
+from babel.support import Translations
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -149,11 +152,45 @@ class Mailer:
         return MailState.SENT
 
 
-def recipients(session: Session, notice: Notification) -> list[str]:
-    query = select(User.email).where(User.is_active, User.organisation_id == notice.organisation_id)
+def recipients(session: Session, notice: Notification) -> dict[str, list[str]]:
+    """The active people a notice is for, by the language they read: {"nl": [e-mail, ...]}."""
+    query = select(User.email, User.language).where(
+        User.is_active, User.organisation_id == notice.organisation_id
+    )
     if notice.user_id is not None:
         query = query.where(User.id == notice.user_id)
-    return list(session.scalars(query.order_by(User.id)))
+    by_language: dict[str, list[str]] = {}
+    for email, language in session.execute(query.order_by(User.id)):
+        chosen = language if language in EMAIL_LANGUAGES else "en"
+        by_language.setdefault(chosen, []).append(email)
+    return by_language
+
+
+TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
+# The languages e-mails are written in, and the locale their figures are formatted for.
+EMAIL_LANGUAGES = {"en": "en_GB", "nl": "nl_NL"}
+
+
+@functools.cache
+def _translate(language: str) -> Callable[[str], str]:
+    return Translations.load(str(TRANSLATIONS), [language]).gettext
+
+
+def _written(notice: Notification, language: str, settings: Settings) -> tuple[str, str]:
+    """The notice's subject and text (with its link) in ``language``."""
+    subject, body = (
+        render(
+            template,
+            notice.params,
+            translate=_translate(language),
+            locale=EMAIL_LANGUAGES[language],
+            currency=settings.currency,
+            zone=settings.timezone,
+        )
+        for template in (notice.subject, notice.body)
+    )
+    link = settings.public_url + notice.link if notice.link else ""
+    return subject, body + (f"\n\n{link}" if link else "")
 
 
 # A claim older than this belongs to a delivery that was killed mid-way.
@@ -197,25 +234,16 @@ def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500
         if not claimed:
             continue  # another delivery has it
         notice = session.get(Notification, notice_id)
-        to = recipients(session, notice)
+        readers = recipients(session, notice)
         state, error = MailState.LOGGED, ""
-        if not to:
+        if not readers:
             counts["nobody"] += 1
             error = "no active user to write to"
         else:
-            link = mailer.settings.public_url + notice.link if notice.link else ""
-            subject, body = (
-                render(
-                    template,
-                    notice.params,
-                    currency=mailer.settings.currency,
-                    zone=mailer.settings.timezone,
-                )
-                for template in (notice.subject, notice.body)
-            )
-            text = body + (f"\n\n{link}" if link else "")
             try:
-                state = mailer.send(to, subject, text)
+                # One message per language, each in its readers' words and formats.
+                for language, to in readers.items():
+                    state = mailer.send(to, *_written(notice, language, mailer.settings))
             except (smtplib.SMTPException, OSError) as failure:
                 state, error = MailState.FAILED, str(failure)[:300]
                 log.error("e-mail of notice %s failed: %s", notice_id, failure)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request
+from flask_login import current_user
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,6 +40,8 @@ def choose_language():
     back = request.form.get("next", "/")
     if not back.startswith("/") or back.startswith("//"):
         back = "/"
+    if current_user.is_authenticated:
+        current_user.language = chosen  # e-mails follow the pages' language
     response = redirect(back)
     response.set_cookie(
         LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True

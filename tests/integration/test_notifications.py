@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import timedelta
+from email import message_from_bytes
+from email.header import decode_header, make_header
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,7 +18,7 @@ from sqlalchemy import func, select
 from marketplace.accounts.models import Role
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding.models import MailState, Notification
-from marketplace.notifications.messages import render
+from marketplace.notifications.messages import GRACE_ENDING, render
 from marketplace.notifications.services import Mailer, deliver, notify
 from marketplace.notifications.sweeps import deliver_notifications
 from marketplace.projects import services as projects
@@ -134,6 +136,58 @@ def test_a_failed_charge_tells_the_buyer_and_the_last_day_is_reminded_once(
         f"Payment needed for {project.title}",
     ]
     assert any("/pledges#pledge-" in m.content.decode() for m in to_buyer)
+
+
+def test_each_reader_gets_the_e_mail_in_the_language_of_their_pages(app, web, session, smtp):
+    port, inbox = smtp
+    organisation = OrganisationFactory()
+    dutch = UserFactory(organisation=organisation, language="nl")
+    english = UserFactory(organisation=organisation, language="en")
+    unknown = UserFactory(organisation=organisation, language=None)
+    project = ProjectFactory(title="Werkplaats Delfshaven")
+    notify(
+        session,
+        key="test:languages",
+        organisation_id=organisation.id,
+        kind="grace_ending",
+        message=GRACE_ENDING,
+        params={
+            "project": project.title,
+            "tokens": 1200,
+            "until_at": "2027-01-13T00:00:00+00:00",
+        },
+        link="/pledges",
+        now=NOW,
+    )
+    session.commit()
+
+    assert deliver_notifications(mailing(app, port), NOW).startswith("1 sent")
+
+    read = {tuple(m.rcpt_tos): message_from_bytes(m.content) for m in inbox.messages}
+    assert set(read) == {(dutch.email,), (english.email, unknown.email)}
+    in_dutch, in_english = read[(dutch.email,)], read[(english.email, unknown.email)]
+    assert str(make_header(decode_header(in_dutch["Subject"]))) == (
+        "Laatste dag om te betalen voor Werkplaats Delfshaven"
+    )
+    assert in_english["Subject"] == "Last day to pay for Werkplaats Delfshaven"
+    dutch_text = in_dutch.get_payload(decode=True).decode()
+    english_text = in_english.get_payload(decode=True).decode()
+    assert "1.200 tokens" in dutch_text and "13 jan 2027" in dutch_text
+    assert "1,200 tokens" in english_text and "13 Jan 2027" in english_text
+    assert all(text.rstrip().endswith("/pledges") for text in (dutch_text, english_text))
+
+
+def test_the_language_chosen_or_signed_in_with_is_remembered(app, web, session):
+    person = UserFactory(language=None)
+    session.commit()
+    web.client.set_cookie("som_lang", "nl")
+    web.login(person.email)
+    session.rollback()
+    assert session.get(UserFactory._meta.model, person.id).language == "nl"
+
+    web.submit("/", {"lang": "en", "next": "/account"}, action="/language")
+    session.rollback()
+    assert session.get(UserFactory._meta.model, person.id).language == "en"
 
 
 def test_a_rolled_back_change_notifies_nobody(app, session, smtp):
