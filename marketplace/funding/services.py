@@ -29,6 +29,8 @@ from marketplace.accounts.services import require_role
 from marketplace.audit import services as audit
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import IdempotencyRecord, Pledge, PledgeState, PledgeStateChange
+from marketplace.notifications import messages
+from marketplace.notifications.services import buyers_of, notify, notify_all
 from marketplace.payments import services as payments
 from marketplace.payments.gateway import (
     AuthenticationRequired,
@@ -335,6 +337,44 @@ def pay_pledge(
     return pledge, payment
 
 
+def notify_funding_closed(
+    session: Session, project: Project, *, funded: bool, now: datetime
+) -> None:
+    """Tell the buyers and the owner that funding closed, funded or not (once each)."""
+    to_buyers, to_owner = (
+        (messages.FUNDED_BUYER, messages.FUNDED_OWNER)
+        if funded
+        else (messages.UNFUNDED_BUYER, messages.UNFUNDED_OWNER)
+    )
+    params = {
+        "project": project.title,
+        "pledged": project.tokens_pledged,
+        "total": project.tokens_total,
+        "threshold": project.threshold_tokens,
+        "start_date": project.start_date.isoformat(),
+    }
+    notify_all(
+        session,
+        buyers_of(session, project.id),
+        key=f"funding_closed:project:{project.id}",
+        kind="funding_closed",
+        message=to_buyers,
+        params=params,
+        link=f"/projects/{project.id}",
+        now=now,
+    )
+    notify(
+        session,
+        key=f"funding_closed:project:{project.id}:owner",
+        organisation_id=project.organisation_id,
+        kind="funding_closed",
+        message=to_owner,
+        params=params,
+        link=f"/projects/{project.id}/funding",
+        now=now,
+    )
+
+
 def close_funding_early(session: Session, user: User, project_id: int, *, now: datetime) -> Project:
     """The entrepreneur closes funding once the threshold is met; charging follows."""
     project = get_project(session, user, project_id)
@@ -357,6 +397,7 @@ def close_funding_early(session: Session, user: User, project_id: int, *, now: d
         reason=f"funding closed early by the entrepreneur at {project.tokens_pledged} "
         f"of {project.tokens_total} tokens",
     )
+    notify_funding_closed(session, project, funded=True, now=now)
     return project
 
 

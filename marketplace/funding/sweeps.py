@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Pledge, PledgeState
+from marketplace.funding.services import notify_funding_closed
 from marketplace.ledger.models import AccountKind
 from marketplace.ledger.services import Leg, get_account, post
 from marketplace.notifications import messages
@@ -88,7 +89,7 @@ def close_funding(ctx: SweepContext, now: datetime) -> str:
                         now=now,
                         reason=_close_reason(project, today, "threshold met"),
                     )
-                    _notify_closed(session, project, funded=True, now=now)
+                    notify_funding_closed(session, project, funded=True, now=now)
                     funded += 1
                 else:
                     transition(
@@ -99,7 +100,7 @@ def close_funding(ctx: SweepContext, now: datetime) -> str:
                         now=now,
                         reason=_close_reason(project, today, "below the threshold"),
                     )
-                    _notify_closed(session, project, funded=False, now=now)
+                    notify_funding_closed(session, project, funded=False, now=now)
                     _release_pledges(session, project, now)
                     unfunded += 1
                 session.commit()
@@ -141,41 +142,6 @@ def notify_thresholds(ctx: SweepContext, now: datetime) -> str:
                 now=now,
             )
     return f"told {told} entrepreneurs"
-
-
-def _notify_closed(session: Session, project: Project, *, funded: bool, now: datetime) -> None:
-    to_buyers, to_owner = (
-        (messages.FUNDED_BUYER, messages.FUNDED_OWNER)
-        if funded
-        else (messages.UNFUNDED_BUYER, messages.UNFUNDED_OWNER)
-    )
-    params = {
-        "project": project.title,
-        "pledged": project.tokens_pledged,
-        "total": project.tokens_total,
-        "threshold": project.threshold_tokens,
-        "start_date": project.start_date.isoformat(),
-    }
-    notify_all(
-        session,
-        buyers_of(session, project.id),
-        key=f"funding_closed:project:{project.id}",
-        kind="funding_closed",
-        message=to_buyers,
-        params=params,
-        link=f"/projects/{project.id}",
-        now=now,
-    )
-    notify(
-        session,
-        key=f"funding_closed:project:{project.id}:owner",
-        organisation_id=project.organisation_id,
-        kind="funding_closed",
-        message=to_owner,
-        params=params,
-        link=f"/projects/{project.id}/funding",
-        now=now,
-    )
 
 
 def _close_reason(project: Project, today, verdict: str) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.funding.models import Pledge, PledgeStateChange
+from marketplace.funding.models import Notification, Pledge, PledgeStateChange
 from marketplace.ledger.models import LedgerAccount
 from marketplace.payments.models import PaymentSetup, Transfer
 from marketplace.projects.models import ProjectState
@@ -391,6 +391,12 @@ def test_the_entrepreneur_closes_early_once_the_threshold_is_met(
     assert response.json["state"] == "funded"
     tick(app, AFTER_DEADLINE - timedelta(days=5))
     assert pledge_states(session, project.id) == ["paid", "paid"]
+    # Both buyers and the owner hear that funding closed, once each.
+    told = session.scalars(
+        select(Notification.organisation_id).where(Notification.kind == "funding_closed")
+    ).all()
+    buyers = session.scalars(select(Pledge.organisation_id).where(Pledge.project_id == project.id))
+    assert sorted(told) == sorted([*buyers, project.organisation_id])
 
 
 # ---------------------------------------------------------------- start and payouts
