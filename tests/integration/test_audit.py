@@ -4,7 +4,6 @@ and from where, and rows that cannot be changed or deleted."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -17,10 +16,9 @@ from marketplace.projects.models import ProjectStateChange
 from outcomes.evaluation import EvaluationStateChange
 from tests.conftest import csrf_from
 from tests.factories import UserFactory
-from tests.integration.funding_support import buyer, tick
-from tests.integration.test_settlement import (  # noqa: F401 - the fixture
-    ENDED,
-    evaluate,
+from tests.integration.funding_support import buyer
+from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
+    settled_example,
     worked_example,
 )
 
@@ -34,12 +32,9 @@ def events(session, **where) -> list[AuditEvent]:
 
 
 def test_every_money_movement_and_transition_of_a_settled_project_is_on_record(
-    app, client, session, auth_headers, worked_example
+    session, settled_example
 ):
-    project, admin = worked_example
-    evaluate(client, auth_headers, project, admin, verified=14)
-    tick(app, ENDED + timedelta(days=1))
-    session.rollback()
+    project, admin = settled_example.project, settled_example.admin
 
     # Money: one row per journal entry, with the entry's amount.
     amounts = dict(

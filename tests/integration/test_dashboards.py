@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
 
 import pypdfium2
 from sqlalchemy import func, select
@@ -15,10 +14,9 @@ from marketplace.ledger.models import JournalEntry, JournalLeg
 from marketplace.payments.models import Payment, Refund
 from marketplace.registry.models import BlockStatus, TokenBlock
 from tests.factories import UserFactory
-from tests.integration.funding_support import tick
-from tests.integration.test_settlement import (  # noqa: F401 - the fixture
-    ENDED,
-    evaluate,
+from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
+    retire,
+    settled_example,
     worked_example,
 )
 
@@ -54,24 +52,17 @@ def ledger_total(session, prefix: str, ids) -> int:
 
 
 def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
-    app, client, session, auth_headers, web, worked_example
+    app, client, session, auth_headers, web, settled_example
 ):
-    project, admin = worked_example
-    evaluate(client, auth_headers, project, admin, verified=14)
-    tick(app, ENDED + timedelta(days=1))
-    session.rollback()
-    bank = session.scalars(select(Pledge).order_by(Pledge.id)).first().user
-    retired = client.post(
-        "/api/v1/retirements",
-        headers={**auth_headers(bank), "Idempotency-Key": "report-1"},
-        json={
-            "project_id": project.id,
-            "quantity": 100,
-            "beneficiary": "Gemeente Rotterdam",
-            "purpose": "sroi_obligation",
-            "claim": "contribution",
-            "contract_reference": "ROT-2027-0042",
-        },
+    project, bank = settled_example.project, settled_example.bank
+    retired = retire(
+        client,
+        auth_headers(bank),
+        project.id,
+        100,
+        "report-1",
+        purpose="sroi_obligation",
+        contract_reference="ROT-2027-0042",
     )
     assert retired.status_code == 201, retired.json
 
@@ -128,15 +119,8 @@ def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
         assert figure in text
 
 
-def test_a_period_without_settlements_shows_none_and_bad_dates_are_422(
-    app, client, session, auth_headers, web, worked_example
-):
-    project, admin = worked_example
-    evaluate(client, auth_headers, project, admin, verified=14)
-    tick(app, ENDED + timedelta(days=1))
-    session.rollback()
-    bank = session.scalars(select(Pledge).order_by(Pledge.id)).first().user
-    web.login(bank.email)
+def test_a_period_without_settlements_shows_none_and_bad_dates_are_422(web, settled_example):
+    web.login(settled_example.bank.email)
 
     early = read_csv(web.get("/impact-report.csv?from=2026-01-01&to=2026-12-31").get_data(True))
     assert "projects funded" not in early  # settled in 2027

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.accounts.models import Role
+from marketplace.accounts.models import Role, User
 from marketplace.core.sweeps import SweepContext, sweep_context
+from marketplace.funding.models import Pledge
 from marketplace.funding.sweeps import execute_refunds
 from marketplace.ledger.models import AccountKind, JournalEntry, LedgerAccount
 from marketplace.ledger.services import Leg, get_account, post
 from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import MoneyState, Refund, Transfer
 from marketplace.projects import services as projects
-from marketplace.projects.models import ProjectState
+from marketplace.projects.models import Project, ProjectState
 from marketplace.scheduler import run_sweeps
 from marketplace.settlement.models import Settlement
 from marketplace.settlement.sweeps import settle_projects
@@ -104,6 +106,44 @@ def evaluate(client, auth_headers, project, admin, verified: int):
     approved = client.post(f"/api/v1/evaluations/{evaluation_id}/approve", headers=admin_headers)
     assert approved.json["state"] == "approved"
     return evaluation_id, evaluator
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The worked example after its settlement."""
+
+    project: Project
+    admin: User
+    bank: User  # the first buyer: 1,000 tokens pledged, 700 minted
+    evaluation_id: int
+    evaluator: User
+
+
+@pytest.fixture
+def settled_example(app, client, session, auth_headers, worked_example) -> Settled:
+    """The worked example evaluated (14 of 20 people: 70% of the value) and settled by
+    the scheduler the day after its end."""
+    project, admin = worked_example
+    evaluation_id, evaluator = evaluate(client, auth_headers, project, admin, verified=14)
+    tick(app, ENDED + timedelta(days=1))
+    session.rollback()
+    bank = session.scalars(select(Pledge).order_by(Pledge.id)).first().user
+    return Settled(project, admin, bank, evaluation_id, evaluator)
+
+
+def retire(client, headers: dict, project_id: int, quantity: int, key: str, **claim):
+    """Retire tokens over the API (a voluntary CSR contribution unless told otherwise)."""
+    body = {
+        "project_id": project_id,
+        "quantity": quantity,
+        "beneficiary": "Gemeente Rotterdam",
+        "purpose": "csr_voluntary",
+        "claim": "contribution",
+        **claim,
+    }
+    return client.post(
+        "/api/v1/retirements", headers={**headers, "Idempotency-Key": key}, json=body
+    )
 
 
 def test_the_worked_example_settles_to_the_cent(app, client, session, auth_headers, worked_example):

@@ -15,14 +15,12 @@ meant to write (when a token was last used, login attempts, the audit log).
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
 
 import pytest
 from flask import url_for
 from sqlalchemy import select
 
 from marketplace.accounts.models import ApiToken, Role
-from marketplace.funding.models import Pledge
 from outcomes.catalogue import OutcomeType
 from outcomes.db import Base
 from outcomes.evaluation import Evaluation
@@ -30,10 +28,10 @@ from outcomes.evidence import EvidenceFile
 from tests import factories
 from tests.conftest import csrf_from
 from tests.factories import OrganisationFactory, ProgressReportFactory, UserFactory
-from tests.integration.funding_support import listed_project, pledge_via_api, tick
-from tests.integration.test_settlement import (  # noqa: F401 - the fixture
-    ENDED,
-    evaluate,
+from tests.integration.funding_support import listed_project, pledge_via_api
+from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
+    retire,
+    settled_example,
     worked_example,
 )
 
@@ -53,7 +51,6 @@ ADMIN = frozenset({"admin"})
 BUYERS = frozenset({"buyer", "other_buyer"})
 ENTREPRENEURS = frozenset({"owner", "other_entrepreneur"})
 EVALUATORS = frozenset({"evaluator", "other_evaluator"})
-PARTIES = frozenset({"admin", "owner", "buyer", "evaluator"})
 
 # (endpoint, method) -> who may succeed. Object rules (whose project, pledge,
 # evaluation) are part of the audience: "owner" owns both projects, "buyer"
@@ -222,26 +219,12 @@ def database_state(app) -> str:
 
 
 @pytest.fixture
-def world(app, client, session, auth_headers, worked_example):
+def world(app, client, session, auth_headers, settled_example):
     """A settled project and a project in funding, both the owner's, and the eight people."""
-    settled, admin = worked_example
-    evaluate(client, auth_headers, settled, admin, verified=14)
-    tick(app, ENDED + timedelta(days=1))
-    session.rollback()
-    buyer = session.scalars(select(Pledge).order_by(Pledge.id)).first().user
+    settled, admin, buyer = settled_example.project, settled_example.admin, settled_example.bank
     owner = settled.created_by
-    evaluation = session.scalar(select(Evaluation).where(Evaluation.project_id == settled.id))
-    retirement = client.post(
-        "/api/v1/retirements",
-        headers={**auth_headers(buyer), "Idempotency-Key": "matrix"},
-        json={
-            "project_id": settled.id,
-            "quantity": 10,
-            "beneficiary": "Gemeente Rotterdam",
-            "purpose": "csr_voluntary",
-            "claim": "contribution",
-        },
-    ).json
+    evaluation = session.get(Evaluation, settled_example.evaluation_id)
+    retirement = retire(client, auth_headers(buyer), settled.id, 10, "matrix").json
     in_funding = listed_project(organisation=owner.organisation, created_by=owner)
     session.commit()
     pledge = pledge_via_api(client, auth_headers(buyer), in_funding.id, 5).json

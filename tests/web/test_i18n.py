@@ -9,7 +9,6 @@ must not show any English sentence of the catalogue whose Dutch differs.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from html import unescape
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from sqlalchemy import select
 from marketplace.accounts.models import Role
 from marketplace.funding.models import Pledge
 from tests.factories import EvaluationFactory, ProgressReportFactory, ProjectFactory, UserFactory
-from tests.integration.funding_support import tick
-from tests.integration.test_settlement import (  # noqa: F401 - the fixture
-    ENDED,
-    evaluate,
+from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
+    retire,
+    settled_example,
     worked_example,
 )
 
@@ -85,24 +83,10 @@ def test_the_catalogue_is_complete_and_compiled():
 
 
 @pytest.fixture
-def everything(app, client, session, auth_headers, worked_example):
+def everything(client, session, auth_headers, settled_example):
     """A settled project with a retirement, a running one with a report, an open evaluation."""
-    project, admin = worked_example
-    evaluate(client, auth_headers, project, admin, verified=14)
-    tick(app, ENDED + timedelta(days=1))
-    session.rollback()
-    bank = session.scalars(select(Pledge).order_by(Pledge.id)).first().user
-    retirement = client.post(
-        "/api/v1/retirements",
-        headers={**auth_headers(bank), "Idempotency-Key": "i18n"},
-        json={
-            "project_id": project.id,
-            "quantity": 10,
-            "beneficiary": "Gemeente Rotterdam",
-            "purpose": "csr_voluntary",
-            "claim": "contribution",
-        },
-    ).json
+    project, admin, bank = settled_example.project, settled_example.admin, settled_example.bank
+    retirement = retire(client, auth_headers(bank), project.id, 10, "i18n").json
     owner = project.created_by
     report = ProgressReportFactory(project_id=ProjectFactory(state="running").id)
     open_evaluation = EvaluationFactory()
