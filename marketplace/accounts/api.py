@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from marketplace.accounts import account_rules
-from marketplace.accounts.models import Role, Scope
+from marketplace.accounts.models import Role
 from marketplace.accounts.schemas import (
     CredentialsSchema,
     NewTokenSchema,
@@ -72,8 +72,8 @@ class Tokens(MethodView):
             user,
             data["name"],
             now=now(),
-            scopes=data.get("scopes") or tuple(Scope),
-            expires_in_days=data.get("expires_in_days"),
+            scopes=data["scopes"],
+            expires_in_days=data["expires_in_days"],
         )
         return {
             "id": token.id,

@@ -60,7 +60,32 @@ class UserSchema(ma.Schema):
     organisation_id = ma.fields.Integer(required=True)
 
 
-class CredentialsSchema(ma.Schema):
+class TokenOptionsSchema(ma.Schema):
+    """What a new API token may do and how long it lives (the API's and the account page's)."""
+
+    scopes = ma.fields.List(
+        ma.fields.Enum(Scope, by_value=True),
+        load_default=lambda: list(Scope),
+        validate=[
+            validate.Length(min=1, error="Choose at least one scope."),
+            validate.Length(max=len(Scope)),
+        ],
+        metadata={
+            "description": "What the token may do: read (GET requests), write (other changes), "
+            "money (pledge, pay, cancel, close funding, retire tokens). All three unless given."
+        },
+    )
+    expires_in_days = ma.fields.Integer(
+        load_default=None,
+        allow_none=False,  # absent means never; null is not a number of days
+        validate=validate.Range(min=1, max=365),
+        metadata={
+            "description": "The token stops working after this many days; never unless given."
+        },
+    )
+
+
+class CredentialsSchema(TokenOptionsSchema):
     email = Trimmed(required=True, validate=validate.Length(min=1, max=254))
     password = ma.fields.String(
         required=True, load_only=True, validate=validate.Length(min=1, max=1024)
@@ -70,51 +95,25 @@ class CredentialsSchema(ma.Schema):
         validate=validate.Length(max=100),
         metadata={"description": "A label for the token, such as the system using it."},
     )
-    scopes = ma.fields.List(
-        ma.fields.Enum(Scope, by_value=True),
-        validate=validate.Length(min=1, max=len(Scope)),
-        metadata={
-            "description": "What the token may do: read (GET requests), write (other changes), "
-            "money (pledge, pay, cancel, close funding, retire tokens). All three unless given."
-        },
-    )
-    expires_in_days = ma.fields.Integer(
-        validate=validate.Range(min=1, max=365),
-        metadata={
-            "description": "The token stops working after this many days; never unless given."
-        },
-    )
 
 
-class NewTokenSchema(ma.Schema):
+class _TokenOutSchema(ma.Schema):
+    """What every answer about a token says."""
+
     id = ma.fields.Integer(required=True)
     name = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    scopes = ma.fields.List(ma.fields.String(), attribute="scope_list", required=True)
+    expires_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+
+
+class NewTokenSchema(_TokenOutSchema):
     token = ma.fields.String(
         required=True, metadata={"description": "The secret; shown once, stored only hashed."}
     )
-    created_at = ma.fields.AwareDateTime(required=True)
-    scopes = ma.fields.List(ma.fields.String(), attribute="scope_list", required=True)
-    expires_at = ma.fields.AwareDateTime(allow_none=True, required=True)
 
 
-class TokenSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
-    name = ma.fields.String(required=True)
+class TokenSchema(_TokenOutSchema):
     prefix = ma.fields.String(required=True)
-    created_at = ma.fields.AwareDateTime(required=True)
     last_used_at = ma.fields.AwareDateTime(allow_none=True)
     revoked_at = ma.fields.AwareDateTime(allow_none=True)
-    scopes = ma.fields.List(ma.fields.String(), attribute="scope_list", required=True)
-    expires_at = ma.fields.AwareDateTime(allow_none=True, required=True)
-
-
-class TokenFormSchema(ma.Schema):
-    """The account page's new-token form (checkboxes and a choice of days)."""
-
-    scopes = ma.fields.List(
-        ma.fields.Enum(Scope, by_value=True),
-        validate=validate.Length(min=1, error="Choose at least one scope."),
-    )
-    expires_in_days = ma.fields.Integer(
-        allow_none=True, load_default=None, validate=validate.Range(min=1, max=365)
-    )

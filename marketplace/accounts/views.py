@@ -26,7 +26,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from marketplace.accounts import account_rules
 from marketplace.accounts.models import Role, User
-from marketplace.accounts.schemas import RegistrationSchema, TokenFormSchema
+from marketplace.accounts.schemas import RegistrationSchema, TokenOptionsSchema
 from marketplace.accounts.services import (
     InvalidCredentials,
     NewUser,
@@ -180,12 +180,10 @@ def _account_page(status: int = 200, **extra):
 def create_token():
     name = request.form.get("name", "").strip()[:100] or "API token"
     try:
-        data = TokenFormSchema().load(
-            {
-                "scopes": request.form.getlist("scopes"),
-                "expires_in_days": request.form.get("expires_in_days") or None,
-            }
-        )
+        chosen = {"scopes": request.form.getlist("scopes")}
+        if request.form.get("expires_in_days"):  # "never" is the empty choice
+            chosen["expires_in_days"] = request.form["expires_in_days"]
+        data = TokenOptionsSchema().load(chosen)
         token, secret = issue_api_token(
             db.session,
             current_user,

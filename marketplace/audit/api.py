@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-
 import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -55,10 +53,6 @@ class AuditEventSchema(ma.Schema):
 AuditPageSchema = page_schema(AuditEventSchema, "AuditEventPage")
 
 
-def _start(day) -> datetime | None:
-    return datetime.combine(day, time(), tzinfo=UTC) if day else None
-
-
 @blp.route("/audit-events")
 class AuditEvents(MethodView):
     @authenticated(blp, Role.ADMIN)
@@ -66,13 +60,13 @@ class AuditEvents(MethodView):
     @blp.response(200, AuditPageSchema)
     def get(self, args):
         """The audit log, newest first: money, transitions, refusals, admin changes."""
-        until = _start(args.get("to"))
+        since, until = audit.period(args.get("from_"), args.get("to"))
         filters = audit.AuditFilters(
             kind=args.get("kind"),
             actor=args.get("actor"),
             subject=args.get("subject"),
-            since=_start(args.get("from_")),
-            until=until + timedelta(days=1) if until else None,
+            since=since,
+            until=until,
             page=args["page"],
             per_page=args["per_page"],
         )

@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Connection, event, func, insert, select
 from sqlalchemy.orm import Session
@@ -60,11 +60,6 @@ def acting_as(via: str) -> Iterator[None]:
         yield
     finally:
         _outside_requests.reset(token)
-
-
-def act_as_for_this_process(via: str) -> None:
-    """A command-line process: everything it does outside a request is done by ``via``."""
-    _outside_requests.set(via)
 
 
 def current_actor() -> Actor:
@@ -149,7 +144,9 @@ def _email_of(session: Session, user_id: int) -> str:
     return found or f"user:{user_id}"
 
 
-def transition_row(session: Session, what: str, subject_id: int, change, actor: Actor) -> dict:
+def _transition_row(session: Session, change, actor: Actor) -> dict:
+    what, key = HISTORIES[type(change)]
+    subject_id = getattr(change, key)
     if change.actor_id is not None and change.actor_id != actor.user_id:
         # Someone other than the caller acted (a command, a sweep on a person's behalf).
         label = _email_of(session, change.actor_id)
@@ -164,29 +161,21 @@ def transition_row(session: Session, what: str, subject_id: int, change, actor: 
     )
 
 
+def transitions(session: Session, changes: Iterable[object]) -> None:
+    """Rows for history rows (of the ``HISTORIES`` kinds) written in this transaction.
+
+    The session listener calls it for those flushed through the session; a history
+    row written with a Core insert is passed in by whoever wrote it.
+    """
+    changes = list(changes)
+    if changes:
+        actor = current_actor()
+        _write(session.connection(), [_transition_row(session, c, actor) for c in changes])
+
+
 @event.listens_for(Session, "after_flush")
 def _transitions_flushed(session: Session, _context) -> None:
-    changes = [obj for obj in session.new if type(obj) in HISTORIES]
-    if not changes:
-        return
-    actor = current_actor()
-    rows = []
-    for change in changes:
-        what, key = HISTORIES[type(change)]
-        rows.append(transition_row(session, what, getattr(change, key), change, actor))
-    _write(session.connection(), rows)
-
-
-def transitions(session: Session, what: str, changes: Iterable[tuple[int, object]]) -> None:
-    """Rows for history rows written with a Core insert (the listener does not see them)."""
-    actor = current_actor()
-    _write(
-        session.connection(),
-        [
-            transition_row(session, what, subject_id, change, actor)
-            for subject_id, change in changes
-        ],
-    )
+    transitions(session, (obj for obj in session.new if type(obj) in HISTORIES))
 
 
 def record(session: Session, kind: str, action: str, subject: str, at: datetime, **detail):
@@ -211,6 +200,15 @@ class AuditFilters:
     until: datetime | None = None
     page: int = 1
     per_page: int = 100
+
+
+def period(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until`` of the days ``first`` to ``last`` inclusive (UTC midnights)."""
+
+    def midnight(day: date | None) -> datetime | None:
+        return datetime.combine(day, time(), tzinfo=UTC) if day else None
+
+    return midnight(first), midnight(last + timedelta(days=1) if last else None)
 
 
 def search(session: Session, filters: AuditFilters) -> tuple[list[AuditEvent], int]:

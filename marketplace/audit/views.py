@@ -3,7 +3,7 @@ administrators' changes a response shows, and the administrators' page."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import date, datetime
 
 from flask import (
     Blueprint,
@@ -40,12 +40,18 @@ def _via() -> str:
     return "api" if is_api_request() else "web"
 
 
-def request_actor() -> audit.Actor | None:
-    if not has_request_context():
-        return None
+def _request_user():
+    """The person behind the request: the API token's, else the signed-in page's."""
     user = g.get("api_user")
     if user is None and current_user and current_user.is_authenticated:
         user = current_user
+    return user
+
+
+def request_actor() -> audit.Actor | None:
+    if not has_request_context():
+        return None
+    user = _request_user()
     return audit.Actor(
         user_id=user.id if user is not None else None,
         label=user.email if user is not None else "anonymous",
@@ -88,9 +94,7 @@ def init_audit(app: Flask) -> None:
             or request.endpoint in NOT_ADMIN_CHANGES
         ):
             return response
-        user = g.get("api_user") or (
-            current_user if current_user and current_user.is_authenticated else None
-        )
+        user = _request_user()
         if user is not None and user.role is Role.ADMIN:
             audit.record(
                 db.session,
@@ -120,22 +124,22 @@ def init_audit(app: Flask) -> None:
     request_finished.connect(_refusals, app, weak=False)
 
 
-def _day(text: str | None) -> datetime | None:
+def _day(text: str | None) -> date | None:
+    """A YYYY-MM-DD date from the page's form; None when it is not one."""
     try:
-        day = datetime.strptime(text or "", "%Y-%m-%d").date()
+        return datetime.strptime(text or "", "%Y-%m-%d").date()
     except ValueError:
         return None
-    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def filters_from(args, *, per_page: int) -> audit.AuditFilters:
-    until = _day(args.get("to"))
+    since, until = audit.period(_day(args.get("from")), _day(args.get("to")))
     return audit.AuditFilters(
         kind=args.get("kind") if args.get("kind") in KINDS else None,
         actor=(args.get("actor") or "")[:254] or None,
         subject=(args.get("subject") or "")[:200] or None,
-        since=_day(args.get("from")),
-        until=until + timedelta(days=1) if until else None,
+        since=since,
+        until=until,
         page=min(max(1, args.get("page", 1, type=int) or 1), 100_000),
         per_page=per_page,
     )

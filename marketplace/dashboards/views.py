@@ -90,25 +90,24 @@ def _buyer():
     )
 
 
-@bp.get("/impact-report.csv")
-@login_required
-def impact_csv():
+def _report_download(write, mimetype: str, filename: str) -> Response:
+    """The impact report of the period asked for, written by ``write``, as a download."""
     figures, organisation = _figures()
     currency = current_app.extensions["settings"].currency
     return Response(
-        report.as_csv(figures, organisation.name, currency),
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="impact-report.csv"'},
+        write(figures, organisation.name, currency),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@bp.get("/impact-report.csv")
+@login_required
+def impact_csv():
+    return _report_download(report.as_csv, "text/csv", "impact-report.csv")
 
 
 @bp.get("/impact-report.pdf")
 @login_required
 def impact_pdf():
-    figures, organisation = _figures()
-    currency = current_app.extensions["settings"].currency
-    return Response(
-        report.as_pdf(figures, organisation.name, currency),
-        mimetype="application/pdf",
-        headers={"Content-Disposition": 'attachment; filename="impact-report.pdf"'},
-    )
+    return _report_download(report.as_pdf, "application/pdf", "impact-report.pdf")

@@ -198,7 +198,7 @@ def create_pledge(
         "reason": f"pledged {tokens} tokens",
     }
     session.execute(insert(PledgeStateChange).values(**first))
-    audit.transitions(session, "pledge", [(pledge_id, PledgeStateChange(**first))])
+    audit.transitions(session, [PledgeStateChange(**first)])
     if idempotency is not None:
         try:
             session.execute(
