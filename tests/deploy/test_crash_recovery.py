@@ -18,11 +18,10 @@ every connection cut), and the next pledge succeeds on fresh connections.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import secrets
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,11 +49,11 @@ from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
 from marketplace.payments.reconcile import reconcile
 from marketplace.projects.models import Project, ProjectState
 from marketplace.settlement.models import Settlement
+from tests.support.deploy import BIN, production_env
 from tests.support.postgres import PostgresServer, create_database, find_bindir
 from tests.support.stripe_process import StripeServer
 
 pytestmark = pytest.mark.postgres_only
-BIN = Path(sys.executable).parent
 PROJECTS, PLEDGES = 12, 25
 
 # Where to kill: a description and a query that is true once the run is that far.
@@ -79,35 +78,34 @@ KILL_POINTS = [
 ]
 
 
-@pytest.fixture
-def seeded(postgres_admin_url, tmp_path):
+@contextlib.contextmanager
+def migrated_app(postgres_admin_url: str, name: str, instance: Path):
+    """An app on a fresh, migrated database with a localstripe of its own:
+    (app, database URL, localstripe)."""
     localstripe = StripeServer().start()
-    url = create_database(postgres_admin_url, f"som_crash_{os.getpid()}")
-    app = create_app(
-        config.testing_settings(url, tmp_path / "instance", stripe_api_base=localstripe.url)
-    )
+    url = create_database(postgres_admin_url, f"{name}_{os.getpid()}")
+    app = create_app(config.testing_settings(url, instance, stripe_api_base=localstripe.url))
     with app.app_context():
         flask_migrate.upgrade()
-    bench.seed(app, localstripe.url, PROJECTS, PLEDGES)
-    yield app, url, localstripe
-    app.extensions["db"].engine.dispose()
-    localstripe.stop()
+    try:
+        yield app, url, localstripe
+    finally:
+        app.extensions["db"].engine.dispose()
+        localstripe.stop()
+
+
+@pytest.fixture
+def seeded(postgres_admin_url, tmp_path):
+    with migrated_app(postgres_admin_url, "som_crash", tmp_path / "instance") as made:
+        app, _url, localstripe = made
+        bench.seed(app, localstripe.url, PROJECTS, PLEDGES)
+        yield made
 
 
 def tick(url: str, stripe_base: str, instance: Path, at) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "MARKETPLACE_ENV": "production",
-        "SECRET_KEY": secrets.token_hex(32),
-        "DATABASE_URL": url,
-        "INSTANCE_PATH": str(instance),
-        "STRIPE_API_KEY": "sk_test_crash",
-        "STRIPE_API_BASE": stripe_base,
-        "LOG_FORMAT": "json",
-    }
     return subprocess.Popen(
         [str(BIN / "flask"), "--app", "marketplace", "scheduler", "tick", "--now", at.isoformat()],
-        env=env,
+        env=production_env(url, stripe_base, instance),
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -253,14 +251,15 @@ def test_the_app_survives_a_postgresql_restart_and_loses_no_pledge(own_postgres,
 def in_funding(postgres_admin_url, tmp_path):
     """Projects in funding past their deadline, each with committed pledges that reach
     the threshold, as on the morning of their start date."""
-    localstripe = StripeServer().start()
-    url = create_database(postgres_admin_url, f"som_crash_funding_{os.getpid()}")
-    app = create_app(
-        config.testing_settings(url, tmp_path / "instance", stripe_api_base=localstripe.url)
-    )
-    with app.app_context():
-        flask_migrate.upgrade()
-    valued = bench.seed_valued(app, localstripe.url, PROJECTS, PLEDGES)
+    with migrated_app(postgres_admin_url, "som_crash_funding", tmp_path / "instance") as made:
+        app, _url, localstripe = made
+        valued = bench.seed_valued(app, localstripe.url, PROJECTS, PLEDGES)
+        _commit_pledges(app, valued)
+        yield made
+
+
+def _commit_pledges(app, valued) -> None:
+    """Put the valued projects in funding with pledges from every buyer, up to 95%."""
     with app.extensions["db"].engine.begin() as conn:
         conn.execute(
             update(Project)
@@ -289,9 +288,6 @@ def in_funding(postgres_admin_url, tmp_path):
                 for organisation, (user, setup, _customer, _method) in valued.cards.items()
             ],
         )
-    yield app, url, localstripe
-    app.extensions["db"].engine.dispose()
-    localstripe.stop()
 
 
 # The morning of the start date (00:00 in Amsterdam): funding closes, every pledge is

@@ -9,21 +9,19 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
 from config import PROJECT_ROOT
+from tests.support.deploy import BIN, production_env
 from tests.support.postgres import _free_port, create_database
 from tests.support.stripe_process import StripeServer
 
 pytestmark = pytest.mark.postgres_only
-BIN = Path(sys.executable).parent
 WORKERS = 4
 
 
@@ -69,20 +67,15 @@ def own_stripe():
 def test_four_workers_and_one_scheduler_serve_a_journey(postgres_admin_url, own_stripe, tmp_path):
     stripe_server = own_stripe
     database = create_database(postgres_admin_url, f"som_deploy_{os.getpid()}")
-    env = {
-        **os.environ,
-        "MARKETPLACE_ENV": "production",
-        "SECRET_KEY": secrets.token_hex(32),
-        "DATABASE_URL": database,
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "STRIPE_API_KEY": "sk_test_deploy",
-        "STRIPE_API_BASE": stripe_server.url,
-        "DB_POOL_SIZE": "4",
-        "LOG_FORMAT": "json",
-        "ARGON2_MEMORY_COST_KIB": "1024",
-        "ARGON2_TIME_COST": "1",
-        "ARGON2_PARALLELISM": "1",
-    }
+    env = production_env(
+        database,
+        stripe_server.url,
+        tmp_path / "instance",
+        DB_POOL_SIZE="4",
+        ARGON2_MEMORY_COST_KIB="1024",
+        ARGON2_TIME_COST="1",
+        ARGON2_PARALLELISM="1",
+    )
     flask = [str(BIN / "flask"), "--app", "marketplace"]
     migrated = subprocess.run([*flask, "db", "upgrade"], env=env, capture_output=True, text=True)
     assert migrated.returncode == 0, migrated.stderr

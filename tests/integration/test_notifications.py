@@ -253,12 +253,13 @@ def test_two_deliveries_at_once_send_each_notice_once(app, session, smtp):
     assert {n.mail_state for n in session.scalars(select(Notification))} == {MailState.SENT}
 
 
-def test_a_refused_e_mail_is_recorded_and_not_sent_again(app, session, smtp):
+def a_notice_to_one_person(session, key: str) -> None:
+    """A plain notice, committed, to an organisation of one person."""
     organisation = OrganisationFactory()
     UserFactory(organisation=organisation)
     notify(
         session,
-        key="test:refused",
+        key=key,
         organisation_id=organisation.id,
         kind="test",
         message=("Notice", "Hello."),
@@ -267,6 +268,10 @@ def test_a_refused_e_mail_is_recorded_and_not_sent_again(app, session, smtp):
         now=NOW,
     )
     session.commit()
+
+
+def test_a_refused_e_mail_is_recorded_and_not_sent_again(app, session, smtp):
+    a_notice_to_one_person(session, "test:refused")
     closed = mailing(app, _free_port())  # nothing listens there
 
     assert deliver_notifications(closed, NOW).startswith("0 sent, 0 logged, 1 failed")
@@ -278,19 +283,7 @@ def test_a_refused_e_mail_is_recorded_and_not_sent_again(app, session, smtp):
 
 
 def test_a_delivery_killed_after_its_claim_is_marked_interrupted_not_sent_twice(app, session, smtp):
-    organisation = OrganisationFactory()
-    UserFactory(organisation=organisation)
-    notify(
-        session,
-        key="test:interrupted",
-        organisation_id=organisation.id,
-        kind="test",
-        message=("Notice", "Hello."),
-        params={},
-        link="",
-        now=NOW,
-    )
-    session.commit()
+    a_notice_to_one_person(session, "test:interrupted")
     # What a process killed between claiming and recording leaves behind.
     notice = session.scalars(select(Notification)).one()
     notice.mail_state, notice.mailed_at = MailState.SENDING, NOW

@@ -73,16 +73,22 @@ def worked_example(app, client, session, auth_headers, clock):
     return project, admin
 
 
-def evaluate(client, auth_headers, project, admin, verified: int):
+def assign_evaluator(client, auth_headers, project, admin) -> tuple[dict, User]:
+    """The panel assigns an evaluator of an independent organisation: (evaluation, evaluator)."""
     evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
-    admin_headers = auth_headers(admin)
     evaluation = client.post(
         f"/api/v1/projects/{project.id}/evaluator",
-        headers=admin_headers,
+        headers=auth_headers(admin),
         json={"evaluator_id": evaluator.id},
     )
     assert evaluation.status_code == 200, evaluation.json
-    evaluation_id = evaluation.json["id"]
+    return evaluation.json, evaluator
+
+
+def evaluate(client, auth_headers, project, admin, verified: int):
+    evaluation, evaluator = assign_evaluator(client, auth_headers, project, admin)
+    admin_headers = auth_headers(admin)
+    evaluation_id = evaluation["id"]
     mine = auth_headers(evaluator)
     outcome = project.outcomes[0]
     recorded = client.put(
@@ -326,12 +332,7 @@ def test_the_evaluator_cannot_approve_and_an_admin_who_evaluated_cannot_either(
     app, client, session, auth_headers, worked_example
 ):
     project, admin = worked_example
-    evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
-    evaluation = client.post(
-        f"/api/v1/projects/{project.id}/evaluator",
-        headers=auth_headers(admin),
-        json={"evaluator_id": evaluator.id},
-    ).json
+    evaluation, evaluator = assign_evaluator(client, auth_headers, project, admin)
     mine = auth_headers(evaluator)
     client.put(
         f"/api/v1/evaluations/{evaluation['id']}/results",
@@ -363,12 +364,7 @@ def test_the_evaluator_cannot_approve_and_an_admin_who_evaluated_cannot_either(
 
 def test_results_name_the_projects_own_outcomes(app, client, session, auth_headers, worked_example):
     project, admin = worked_example
-    evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
-    evaluation = client.post(
-        f"/api/v1/projects/{project.id}/evaluator",
-        headers=auth_headers(admin),
-        json={"evaluator_id": evaluator.id},
-    ).json
+    evaluation, evaluator = assign_evaluator(client, auth_headers, project, admin)
     mine = auth_headers(evaluator)
 
     for result, field in (
@@ -402,12 +398,7 @@ def test_results_may_be_saved_again_before_submission(
     app, client, session, auth_headers, worked_example
 ):
     project, admin = worked_example
-    evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
-    evaluation = client.post(
-        f"/api/v1/projects/{project.id}/evaluator",
-        headers=auth_headers(admin),
-        json={"evaluator_id": evaluator.id},
-    ).json
+    evaluation, evaluator = assign_evaluator(client, auth_headers, project, admin)
     mine = auth_headers(evaluator)
     path = f"/api/v1/evaluations/{evaluation['id']}/results"
     outcome = project.outcomes[0].id

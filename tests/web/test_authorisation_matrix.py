@@ -245,7 +245,7 @@ def world(app, client, session, auth_headers, settled_example):
         ),
         "buyer": buyer,
         "other_buyer": UserFactory(role=Role.BUYER, organisation=OrganisationFactory()),
-        "evaluator": session.get(factories.UserFactory._meta.model, evaluation.evaluator_id),
+        "evaluator": settled_example.evaluator,
         "other_evaluator": UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory()),
     }
     session.commit()

@@ -12,7 +12,7 @@ from marketplace.projects.models import ProjectState
 from outcomes.evaluation import Evaluation
 from tests.factories import OrganisationFactory, UserFactory
 from tests.integration.funding_support import project_state, tick
-from tests.integration.test_settlement import ENDED, worked_example  # noqa: F401
+from tests.integration.test_settlement import ENDED, assign_evaluator, worked_example  # noqa: F401
 
 
 def html(response):
@@ -82,12 +82,7 @@ def test_the_evaluator_cannot_approve_from_the_page(
     app, web, session, auth_headers, client, worked_example
 ):
     project, admin = worked_example
-    evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
-    evaluation = client.post(
-        f"/api/v1/projects/{project.id}/evaluator",
-        headers=auth_headers(admin),
-        json={"evaluator_id": evaluator.id},
-    ).json
+    evaluation, evaluator = assign_evaluator(client, auth_headers, project, admin)
     web.login(evaluator.email)
 
     response = web.submit(
