@@ -57,10 +57,10 @@ from marketplace.ledger.models import AccountKind, LedgerAccount
 from marketplace.ledger.services import Leg, get_account, post
 from marketplace.payments.models import (
     ConnectedAccount,
-    MoneyState,
     Payment,
     PaymentKind,
     PaymentSetup,
+    PaymentState,
     SetupState,
     StripeCustomer,
 )
@@ -331,7 +331,7 @@ def seed(app, stripe_base: str, n_projects: int, n_pledges: int) -> None:
                     "kind": PaymentKind.OFF_SESSION,
                     "amount_cents": row["amount_cents"],
                     "payment_method_id": cards[row["organisation_id"]][3],
-                    "state": MoneyState.SUCCEEDED,
+                    "state": PaymentState.SUCCEEDED,
                     "payment_intent_id": next(intents[row["organisation_id"]]),
                     "created_at": now,
                     "updated_at": now,

@@ -13,7 +13,16 @@ import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, before_render_template, flash, redirect, request, session, url_for
+from flask import (
+    Flask,
+    before_render_template,
+    flash,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale, gettext
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFError
@@ -26,8 +35,10 @@ from marketplace.accounts.passwords import PasswordHasher, PasswordPolicy
 from marketplace.accounts.services import AccountRules, LoginThrottle
 from marketplace.api import init_api, is_api_request
 from marketplace.api.problems import from_marketplace_error, status_of
+from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, system_clock
 from marketplace.core.errors import MarketplaceError, Unavailable
+from marketplace.core.idempotency import Replayed
 from marketplace.core.observability import init_request_ids
 from marketplace.core.schemas import ROW_ID_MAX
 from marketplace.evaluations.files import FileStore
@@ -245,18 +256,22 @@ def _register_web(app: Flask) -> None:
     from marketplace.funding.views import bp as funding_bp
     from marketplace.notifications.views import bp as notifications_bp
     from marketplace.notifications.views import notice_text, unread_count
-    from marketplace.payments.views import bp as payments_bp
     from marketplace.projects.views import bp as projects_bp
+    from marketplace.reconciliation.views import bp as reconciliation_bp
     from marketplace.registry.views import bp as registry_bp
+    from marketplace.settlement.views import bp as settlement_bp
     from marketplace.web.formatting import register_filters
     from marketplace.web.views import bp as web_bp
+    from marketplace.webhooks.views import bp as webhooks_bp
 
     app.register_blueprint(web_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(catalogue_bp)
     app.register_blueprint(projects_bp)
     app.register_blueprint(funding_bp)
-    app.register_blueprint(payments_bp)
+    app.register_blueprint(reconciliation_bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(settlement_bp)
     app.register_blueprint(registry_bp)
     app.register_blueprint(evaluations_bp)
     app.register_blueprint(notifications_bp)
@@ -282,6 +297,18 @@ def _register_error_handlers(app: Flask) -> None:
         if is_api_request():
             return from_marketplace_error(error)
         return render_marketplace_error(error, status_of(error))
+
+    @app.errorhandler(Replayed)
+    def _replayed(signal: Replayed):
+        """An Idempotency-Key used before with this request: its first response again."""
+        db.session.rollback()
+        record = idempotent.replay(db.session, signal.idempotency)
+        if record is None:  # cannot happen: Replayed is raised only once a record exists
+            raise RuntimeError("a replayed key without its record")
+        replayed = jsonify(record.response)
+        replayed.status_code = record.status_code
+        replayed.headers["Idempotent-Replayed"] = "true"
+        return replayed
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):

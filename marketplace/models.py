@@ -2,8 +2,10 @@
 
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, User
 from marketplace.audit.models import AuditEvent
-from marketplace.funding.models import IdempotencyRecord, Notification, Pledge, PledgeStateChange
+from marketplace.core.idempotency import IdempotencyRecord
+from marketplace.funding.models import Pledge, PledgeStateChange
 from marketplace.ledger.models import JournalEntry, JournalLeg, LedgerAccount
+from marketplace.notifications.models import Notification
 from marketplace.payments.models import (
     ConnectedAccount,
     Payment,

@@ -10,26 +10,49 @@ services, so that every layer above can raise them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class DomainError(Exception):
-    """Base of every refusal the domain reports to its caller."""
+    """Base of every refusal the domain reports to its caller.
+
+    A refusal is data: a stable ``code``, an English catalogue ``template`` with
+    named ``params`` (``"Only %(left)s tokens remain."``), and field errors.
+    The edges render it: the API in English (``detail``), the pages in the
+    reader's language (the template translated, then the parameters put in).
+    """
 
     code = "error"
     title = "The request could not be completed"
 
     def __init__(
         self,
-        detail: str | None = None,
+        template: str | None = None,
         *,
         code: str | None = None,
         errors: Mapping[str, Sequence[str]] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
-        self.detail = detail or self.title
+        self.template = template or self.title
+        self.params = dict(params or {})
+        self.detail = self.template % self.params if self.params else self.template
         if code is not None:
             self.code = code
         self.errors = {name: list(messages) for name, messages in (errors or {}).items()}
         super().__init__(self.detail)
+
+
+class Message(str):
+    """A field error with figures: reads as the English text, keeps its template and
+    parameters so a page can show it in the reader's language."""
+
+    template: str
+    params: dict[str, Any]
+
+    def __new__(cls, template: str, **params: Any) -> Message:
+        made = super().__new__(cls, template % params if params else template)
+        made.template, made.params = template, params
+        return made
 
 
 class ValidationFailed(DomainError):

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, select, update
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base, UTCDateTime, str_enum
-from outcomes.errors import Conflict, Forbidden, ValidationFailed
+from outcomes.errors import Forbidden, ValidationFailed
+from outcomes.lifecycle import InvalidTransition, Lifecycle, StateHistory
 
 MAX_NOTE = 5000
 
@@ -83,7 +84,8 @@ class EvaluationResult(Base):
     evidence_note: Mapped[str] = mapped_column(Text)
 
 
-class EvaluationStateChange(Base):
+class EvaluationStateChange(Base, StateHistory):
+    subject = ("evaluation", "evaluation_id")
     __tablename__ = "evaluation_state_changes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -99,8 +101,7 @@ class EvaluationStateChange(Base):
     reason: Mapped[str] = mapped_column(String(2000), default="")
 
 
-class InvalidEvaluationTransition(Conflict):
-    code = "invalid_transition"
+class InvalidEvaluationTransition(InvalidTransition):
     title = "The evaluation cannot make this change in its current state"
 
 
@@ -109,6 +110,17 @@ class ResultInput:
     outcome_id: int
     verified_quantity: int
     evidence_note: str
+
+
+LIFECYCLE: Lifecycle[EvaluationState] = Lifecycle(
+    name="evaluation",
+    model=Evaluation,
+    history=EvaluationStateChange,
+    subject_column="evaluation_id",
+    transitions=TRANSITIONS,
+    refusal=InvalidEvaluationTransition,
+    stamp=None,
+)
 
 
 def _move(
@@ -120,32 +132,7 @@ def _move(
     now: datetime,
     reason: str = "",
 ) -> None:
-    from_state = evaluation.state
-    if (from_state, to_state) not in TRANSITIONS:
-        raise InvalidEvaluationTransition(
-            f"A {from_state.value} evaluation cannot become {to_state.value}."
-        )
-    moved = session.execute(
-        update(Evaluation)
-        .where(Evaluation.id == evaluation.id, Evaluation.state == from_state)
-        .values(state=to_state)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if moved != 1:
-        session.refresh(evaluation)
-        raise InvalidEvaluationTransition(f"The evaluation is now {evaluation.state.value}.")
-    session.refresh(evaluation, ["state"])
-    session.add(
-        EvaluationStateChange(
-            evaluation_id=evaluation.id,
-            at=now,
-            from_state=from_state,
-            to_state=to_state,
-            actor_id=actor_id,
-            reason=reason,
-        )
-    )
-    session.flush()
+    LIFECYCLE.move(session, evaluation, to_state, actor_id=actor_id, now=now, reason=reason)
 
 
 def assign(
@@ -160,15 +147,8 @@ def assign(
             )
         evaluation.evaluator_id, evaluation.assigned_by_id = evaluator_id, admin_id
         evaluation.assigned_at = now
-        session.add(
-            EvaluationStateChange(
-                evaluation_id=evaluation.id,
-                at=now,
-                from_state=E.ASSIGNED,
-                to_state=E.ASSIGNED,
-                actor_id=admin_id,
-                reason="evaluator changed",
-            )
+        LIFECYCLE.record(
+            session, evaluation.id, E.ASSIGNED, E.ASSIGNED, admin_id, now, "evaluator changed"
         )
         session.flush()
         return evaluation
@@ -181,16 +161,7 @@ def assign(
     )
     session.add(evaluation)
     session.flush()
-    session.add(
-        EvaluationStateChange(
-            evaluation_id=evaluation.id,
-            at=now,
-            from_state=None,
-            to_state=E.ASSIGNED,
-            actor_id=admin_id,
-            reason="assigned",
-        )
-    )
+    LIFECYCLE.record(session, evaluation.id, None, E.ASSIGNED, admin_id, now, "assigned")
     session.flush()
     return evaluation
 

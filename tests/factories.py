@@ -19,22 +19,23 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
+from marketplace.core.idempotency import IdempotencyRecord
 from marketplace.funding.models import (
     LIVE_STATES,
-    IdempotencyRecord,
-    Notification,
     Pledge,
     PledgeState,
     PledgeStateChange,
 )
 from marketplace.ledger.models import AccountKind, JournalEntry, LedgerAccount
 from marketplace.ledger.services import Leg, get_account, post
+from marketplace.notifications.models import Notification
 from marketplace.payments.models import (
     ConnectedAccount,
     MoneyState,
     Payment,
     PaymentKind,
     PaymentSetup,
+    PaymentState,
     ReconciliationRun,
     Refund,
     SetupState,
@@ -388,7 +389,7 @@ class PaymentFactory(BaseFactory):
     kind = PaymentKind.OFF_SESSION
     amount_cents = factory.LazyAttribute(lambda o: o.pledge.amount_cents)
     payment_method_id = factory.LazyAttribute(lambda o: o.pledge.payment_setup.payment_method_id)
-    state = MoneyState.CREATED
+    state = PaymentState.CREATED
     created_at = factory.LazyFunction(_now)
     updated_at = factory.LazyFunction(_now)
 
@@ -401,7 +402,7 @@ class RefundFactory(BaseFactory):
     class Meta:
         model = Refund
 
-    payment = factory.SubFactory(PaymentFactory, state=MoneyState.SUCCEEDED)
+    payment = factory.SubFactory(PaymentFactory, state=PaymentState.SUCCEEDED)
     pledge_id = factory.LazyAttribute(lambda o: o.payment.pledge_id)
     reason = "unfunded"
     amount_cents = factory.LazyAttribute(lambda o: o.payment.amount_cents)

@@ -27,9 +27,7 @@ from sqlalchemy.orm.util import identity_key
 
 from marketplace.accounts.models import User
 from marketplace.audit.models import AuditEvent
-from marketplace.funding.models import PledgeStateChange
-from marketplace.projects.models import ProjectStateChange
-from outcomes.evaluation import EvaluationStateChange
+from outcomes.lifecycle import StateHistory
 
 
 @dataclass(frozen=True)
@@ -124,11 +122,8 @@ def money(session: Session, movements: Iterable[Movement], *, at: datetime) -> N
     )
 
 
-HISTORIES = {
-    ProjectStateChange: ("project", "project_id"),
-    PledgeStateChange: ("pledge", "pledge_id"),
-    EvaluationStateChange: ("evaluation", "evaluation_id"),
-}
+# Every lifecycle's history table (``outcomes.lifecycle.StateHistory``), by class.
+HISTORIES = StateHistory.kinds
 
 
 def _state_name(value) -> str:

@@ -4,6 +4,9 @@ Invariants:
 - A request has exactly one session and one transaction. The edge owns it:
   a response below 400 commits, anything else rolls back, and the session is
   closed when the application context ends. Services only flush.
+- The few process functions that call Stripe take a session factory and
+  commit around each call; an edge hands over with ``db.for_process()``,
+  which ends the request's (reading) transaction first.
 - SQLite runs with foreign keys on, WAL journalling and a busy timeout. The
   application's transactions (requests, CLI, jobs) begin ``IMMEDIATE``: each
   takes the write lock up front, so two transactions that read and then write
@@ -97,6 +100,16 @@ class Database:
 
     def transaction(self):
         return self.state.transaction()
+
+    def for_process(self) -> sessionmaker[Session]:
+        """Before a request hands over to a process function (one that calls Stripe and
+        commits around each call): end the request's transaction, which has only read
+        so far, and give the process the session factory. On SQLite this also lets go of
+        the write lock the request's transaction began with."""
+        session = g.get("_db_session")
+        if session is not None:
+            session.commit()
+        return self.state.session_factory
 
     def _finish_request(self, response: Response) -> Response:
         session = g.get("_db_session")

@@ -19,9 +19,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketplace.funding.models import MailState, Notification, Pledge, PledgeState
+from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import LedgerAccount
-from marketplace.payments.models import MoneyState, Payment, ReconciliationRun, Refund, Transfer
+from marketplace.ledger.postings import SURPLUS
+from marketplace.notifications.models import MailState, Notification
+from marketplace.payments.models import (
+    MoneyState,
+    Payment,
+    PaymentState,
+    ReconciliationRun,
+    Refund,
+    Transfer,
+)
 from marketplace.projects.models import Project, ProjectState
 from marketplace.registry.models import BlockStatus, Retirement, TokenBlock
 from marketplace.settlement.models import Settlement, SettlementShare
@@ -159,12 +168,14 @@ def buyer_figures(
     }
     figures.paid_cents = session.scalar(
         select(func.coalesce(func.sum(Payment.amount_cents), 0)).where(
-            Payment.pledge_id.in_(own), Payment.state == MoneyState.SUCCEEDED
+            Payment.pledge_id.in_(own), Payment.state == PaymentState.SUCCEEDED
         )
     )
     figures.refunded_cents = session.scalar(
         select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-            Refund.pledge_id.in_(own), Refund.state == MoneyState.SUCCEEDED
+            Refund.pledge_id.in_(own),
+            Refund.state == MoneyState.SUCCEEDED,
+            Refund.reason != SURPLUS,  # a surplus was never part of what was paid
         )
     )
     size = TokenBlock.last_serial - TokenBlock.first_serial + 1
@@ -343,12 +354,12 @@ def admin_figures(session: Session) -> dict:
         "projects_by_state": {state.value: n for state, n in by_state.items()},
         "raised_cents": session.scalar(
             select(func.coalesce(func.sum(Payment.amount_cents), 0)).where(
-                Payment.state == MoneyState.SUCCEEDED
+                Payment.state == PaymentState.SUCCEEDED
             )
         ),
         "refunded_cents": session.scalar(
             select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
-                Refund.state == MoneyState.SUCCEEDED
+                Refund.state == MoneyState.SUCCEEDED, Refund.reason != SURPLUS
             )
         ),
         "fees_cents": fees or 0,

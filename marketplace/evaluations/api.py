@@ -11,9 +11,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 from marshmallow import validate
-from sqlalchemy import select
 
-from marketplace.accounts.models import Organisation, Role
+from marketplace.accounts.models import Role
 from marketplace.api.auth import (
     api_user_or_none,
     authenticated,
@@ -24,7 +23,6 @@ from marketplace.core.clock import now
 from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
 from marketplace.evaluations import files, services
 from marketplace.extensions import db
-from marketplace.settlement import services as settlement
 from outcomes.evaluation import MAX_NOTE, ResultInput
 from outcomes.progress import MAX_TEXT
 
@@ -78,26 +76,6 @@ class EvaluationOutSchema(ma.Schema):
 
 
 EvaluationPageSchema = page_schema(EvaluationOutSchema, "EvaluationPage")
-
-
-class BuyerShareSchema(ma.Schema):
-    organisation = ma.fields.String(required=True)
-    tokens_paid = ma.fields.Integer(required=True)
-    tokens_minted = ma.fields.Integer(required=True)
-    refund_cents = ma.fields.Integer(required=True)
-
-
-class SettlementOutSchema(ma.Schema):
-    state = ma.fields.String(required=True, metadata={"description": "computed or settled"})
-    v_target_cents = ma.fields.Integer(required=True)
-    v_verified_cents = ma.fields.Integer(required=True)
-    tokens_minted = ma.fields.Integer(required=True)
-    raised_cents = ma.fields.Integer(required=True)
-    cost_tranche_cents = ma.fields.Integer(required=True)
-    premium_payout_cents = ma.fields.Integer(required=True)
-    refund_total_cents = ma.fields.Integer(required=True)
-    fees_cents = ma.fields.Integer(required=True)
-    buyers = ma.fields.List(ma.fields.Nested(BuyerShareSchema), required=True)
 
 
 @blp.route("/projects/<int:project_id>/evaluator")
@@ -188,43 +166,6 @@ class SendBack(MethodView):
         return services.send_back(
             db.session, current_api_user(), evaluation_id, reason=data["reason"], now=now()
         )
-
-
-@blp.route("/projects/<int:project_id>/settlement")
-class ProjectSettlement(MethodView):
-    @authenticated(blp)
-    @blp.response(200, SettlementOutSchema)
-    @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, project_id):
-        """The settlement: for the owner, admins and the project's buyers."""
-        found = settlement.get_settlement(db.session, current_api_user(), project_id)
-        names = dict(
-            db.session.execute(
-                select(Organisation.id, Organisation.name).where(
-                    Organisation.id.in_([s.organisation_id for s in found.shares])
-                )
-            ).all()
-        )
-        return {
-            "state": "settled" if found.finished_at else "computed",
-            "v_target_cents": found.v_target_cents,
-            "v_verified_cents": found.v_verified_cents,
-            "tokens_minted": found.tokens_minted,
-            "raised_cents": found.raised_cents,
-            "cost_tranche_cents": found.cost_tranche_cents,
-            "premium_payout_cents": found.premium_payout_cents,
-            "refund_total_cents": found.refund_total_cents,
-            "fees_cents": found.fees_cents,
-            "buyers": [
-                {
-                    "organisation": names[s.organisation_id],
-                    "tokens_paid": s.tokens_paid,
-                    "tokens_minted": s.tokens_minted,
-                    "refund_cents": s.refund_cents,
-                }
-                for s in found.shares
-            ],
-        }
 
 
 # ---------------------------------------------------------------- evidence files

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
 from marketplace.funding.models import Pledge
-from marketplace.notifications import messages
-from marketplace.notifications.services import notify
+from marketplace.notifications import notices
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project
 from outcomes import evaluation as domain
@@ -62,19 +61,14 @@ def assign_evaluator(
     evaluation = domain.assign(
         session, project_id=project.id, evaluator_id=evaluator.id, admin_id=admin.id, now=now
     )
-    notify(
+    notices.evaluation_assigned(
         session,
-        key=f"evaluation_assigned:evaluation:{evaluation.id}",
-        organisation_id=evaluator.organisation_id,
-        user_id=evaluator.id,
-        kind="evaluation_assigned",
-        message=messages.EVALUATION_ASSIGNED,
-        params={
-            "project": project.title,
-            "organisation": project.organisation.name,
-            "end_date": project.end_date.isoformat(),
-        },
-        link=f"/evaluations/{evaluation.id}",
+        evaluation_id=evaluation.id,
+        evaluator_id=evaluator.id,
+        evaluator_organisation_id=evaluator.organisation_id,
+        project_title=project.title,
+        organisation_name=project.organisation.name,
+        end=project.end_date,
         now=now,
     )
     return evaluation
@@ -144,15 +138,13 @@ def send_back(
     domain.send_back(session, evaluation, admin_id=admin.id, reason=reason, now=now)
     evaluator = session.get(User, evaluation.evaluator_id)
     project = session.get(Project, evaluation.project_id)
-    notify(
+    notices.evaluation_returned(
         session,
-        key=f"evaluation_returned:evaluation:{evaluation.id}:{now.isoformat()}",
-        organisation_id=evaluator.organisation_id,
-        user_id=evaluator.id,
-        kind="evaluation_returned",
-        message=messages.EVALUATION_RETURNED,
-        params={"project": project.title, "reason": reason.strip()},
-        link=f"/evaluations/{evaluation.id}",
+        evaluation_id=evaluation.id,
+        evaluator_id=evaluator.id,
+        evaluator_organisation_id=evaluator.organisation_id,
+        project_title=project.title,
+        reason=reason.strip(),
         now=now,
     )
     return evaluation

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import exists, select
 
-from marketplace.accounts.models import Organisation, Role, User
+from marketplace.accounts.models import Role, User
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
@@ -23,7 +23,8 @@ from marketplace.evaluations.api import (
 )
 from marketplace.extensions import db
 from marketplace.projects.models import Project, ProjectState
-from marketplace.settlement import services as settlement
+from marketplace.projects.views import detail
+from marketplace.web.panels import project_panel
 from outcomes.evaluation import Evaluation, ResultInput
 
 bp = Blueprint("evaluations", __name__)
@@ -197,23 +198,6 @@ def send_back(evaluation_id: int):
     return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
 
 
-@bp.get("/projects/<int:project_id>/settlement")
-@login_required
-def settlement_page(project_id: int):
-    found = settlement.get_settlement(db.session, current_user, project_id)
-    project = db.session.get(Project, project_id)
-    names = dict(
-        db.session.execute(
-            select(Organisation.id, Organisation.name).where(
-                Organisation.id.in_([s.organisation_id for s in found.shares])
-            )
-        ).all()
-    )
-    return render_template(
-        "evaluations/settlement.html", settlement=found, project=project, names=names
-    )
-
-
 # ---------------------------------------------------------------- evidence files
 
 
@@ -257,6 +241,7 @@ def download(file_id: int):
 # ---------------------------------------------------------------- progress reports
 
 
+@project_panel
 def progress_context(project: Project, user: User | None, is_owner: bool) -> dict:
     """What the project page shows of its reports, and whether the viewer may post one."""
     reports = services.progress_reports(db.session, user, project.id)
@@ -272,8 +257,6 @@ def progress_context(project: Project, user: User | None, is_owner: bool) -> dic
 @bp.post("/projects/<int:project_id>/progress-reports")
 @login_required
 def post_report(project_id: int):
-    from marketplace.projects.views import detail
-
     values = request.form.to_dict()
     project = db.session.get(Project, project_id)
     outcomes = project.outcomes if project else []

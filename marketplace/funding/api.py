@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
-from flask import current_app, jsonify, request, url_for
+from flask import current_app, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from marketplace.accounts.models import Role, Scope
 from marketplace.api.auth import authenticated, current_api_user
+from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
-from marketplace.core.errors import ValidationFailed
 from marketplace.extensions import db
 from marketplace.funding import services
 from marketplace.funding.models import Pledge
@@ -32,7 +30,7 @@ from marketplace.projects.schemas import ProjectOutSchema
 
 blp = Blueprint("funding_api", __name__, url_prefix="/api/v1", description="Funding")
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_HEADER = idempotent.HEADER
 
 
 def gateway():
@@ -62,18 +60,6 @@ def pledge_body(pledge: Pledge | NewPledge, next_action: dict | None = None) -> 
 def stored_body(pledge: NewPledge) -> dict[str, Any]:
     """The JSON an idempotent replay returns: exactly the first response's."""
     return PledgeOutSchema().dump(pledge_body(pledge))
-
-
-def idempotency(user_id: int) -> services.Idempotency | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return None
-    key = key.strip()
-    if not 1 <= len(key) <= 255:
-        raise ValidationFailed(errors={IDEMPOTENCY_HEADER: ["Between 1 and 255 characters."]})
-    body = json.dumps(request.get_json(silent=True), sort_keys=True, separators=(",", ":"))
-    fingerprint = hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
-    return services.Idempotency(user_id=user_id, key=key, fingerprint=fingerprint)
 
 
 @blp.route("/projects/<int:project_id>/pledges")
@@ -108,8 +94,9 @@ class Pledges(MethodView):
     def post(self, data, project_id):
         """Pledge tokens: the card is saved now and charged when funding closes."""
         user = current_api_user()
-        pledge, record = services.create_pledge(
-            db.session,
+        key = idempotent.from_request(user.id)
+        pledge = services.create_pledge(
+            db.for_process(),
             gateway(),
             user,
             project_id,
@@ -117,14 +104,9 @@ class Pledges(MethodView):
             payment_method=data["payment_method"],
             now=now(),
             today=today(),
-            idempotency=idempotency(user.id),
+            idempotency=key,
             respond=stored_body,
         )
-        if record is not None:
-            replayed = jsonify(record.response)
-            replayed.status_code = record.status_code
-            replayed.headers["Idempotent-Replayed"] = "true"
-            return replayed
         return pledge_body(pledge)
 
 
@@ -196,20 +178,20 @@ class PayPledge(MethodView):
         When the bank asks for authentication the pledge stays ``payment_failed``
         with ``next_action``: confirm it in the browser with Stripe.js.
         """
-        pledge, payment = services.pay_pledge(
-            db.session,
+        user = current_api_user()
+        outcome = services.pay_pledge(
+            db.for_process(),
             gateway(),
-            current_api_user(),
+            user,
             pledge_id,
             payment_method=data["payment_method"],
             now=now(),
             grace_hours=settings().payment_grace_hours,
         )
         action = None
-        if payment.state.value == "requires_action":
-            intent = gateway().retrieve_payment(payment.payment_intent_id)
-            action = {"type": "authenticate", "client_secret": intent.client_secret}
-        return pledge_body(pledge, action)
+        if outcome.state.value == "requires_action":
+            action = {"type": "authenticate", "client_secret": outcome.client_secret}
+        return pledge_body(services.get_pledge(db.session, user, pledge_id), action)
 
 
 @blp.route("/projects/<int:project_id>/close-funding")
@@ -252,7 +234,15 @@ class PayoutAccount(MethodView):
         """Start (or continue) onboarding at Stripe; open ``onboarding_url`` in a browser."""
         user = current_api_user()
         back = data.get("return_url") or url_for("funding.payouts", _external=True)
+        name, email = user.organisation.name, user.email
         link = payments.start_onboarding(
-            db.session, gateway(), user, return_url=back, refresh_url=back, now=now()
+            db.for_process(),
+            gateway(),
+            organisation_id=user.organisation_id,
+            organisation_name=name,
+            email=email,
+            return_url=back,
+            refresh_url=back,
+            now=now(),
         )
         return _account_body(payments.connected_account(db.session, user.organisation_id), link)

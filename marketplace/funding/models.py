@@ -1,4 +1,4 @@
-"""Pledges, their state history, stored idempotent responses and buyer notifications.
+"""Pledges and their state history.
 
 Invariants:
 - A pledge is a whole number of tokens (>= 1) at the project's token price; its
@@ -7,32 +7,28 @@ Invariants:
   project's ``tokens_pledged``, which never exceeds ``tokens_total``.
 - A pledge's state changes only through ``marketplace.funding.states``; every
   change leaves a history row, never edited.
-- An idempotency record belongs to one user and key; it keeps the first
-  successful response and the fingerprint of the request that produced it.
 """
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
-    String,
     Text,
-    UniqueConstraint,
+    and_,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.accounts.models import Organisation, User
-from marketplace.payments.models import PaymentSetup
+from marketplace.payments.models import Payment, PaymentSetup, PaymentState
 from marketplace.projects.models import Project
 from outcomes.db import Base, UTCDateTime, str_enum
+from outcomes.lifecycle import StateHistory
 
 
 class PledgeState(enum.StrEnum):
@@ -74,20 +70,36 @@ class Pledge(Base):
     user: Mapped[User] = relationship()
     payment_setup: Mapped[PaymentSetup] = relationship(lazy="joined")
     history: Mapped[list[PledgeStateChange]] = relationship(order_by="PledgeStateChange.id")
+    # The one succeeded payment (the database allows no second).
+    paid_with: Mapped[Payment | None] = relationship(
+        primaryjoin=lambda: and_(
+            Payment.pledge_id == Pledge.id, Payment.state == PaymentState.SUCCEEDED
+        ),
+        viewonly=True,
+        uselist=False,
+    )
 
     @property
     def payment_method(self) -> str:
+        """The payment method charged (once paid), else the saved one to be charged."""
+        if self.paid_with is not None:
+            return self.paid_with.payment_method_id
         return self.payment_setup.payment_method_id
 
     @property
     def card(self) -> str:
+        """The card charged (once paid), else the saved card to be charged."""
+        paid = self.paid_with
+        if paid is not None and paid.payment_method_id != self.payment_setup.payment_method_id:
+            return paid.card
         return self.payment_setup.label
 
     def __repr__(self) -> str:
         return f"<Pledge {self.id} {self.tokens} {self.state}>"
 
 
-class PledgeStateChange(Base):
+class PledgeStateChange(Base, StateHistory):
+    subject = ("pledge", "pledge_id")
     __tablename__ = "pledge_state_changes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -99,58 +111,3 @@ class PledgeStateChange(Base):
     to_state: Mapped[PledgeState] = mapped_column(str_enum(PledgeState, "pledge_to_state"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text, default="")
-
-
-class IdempotencyRecord(Base):
-    __tablename__ = "idempotency_records"
-    __table_args__ = (UniqueConstraint("user_id", "key"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    key: Mapped[str] = mapped_column(String(255))
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int]
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-
-
-class MailState(enum.StrEnum):
-    PENDING = "pending"  # to be e-mailed by the delivery sweep
-    SENDING = "sending"  # claimed by one delivery; never sent again
-    SENT = "sent"  # handed to the SMTP server
-    LOGGED = "logged"  # no SMTP server configured: written to the log instead
-    FAILED = "failed"  # the SMTP server refused it; shown to the admins
-    SKIPPED = "skipped"  # made before e-mail existed
-
-
-class Notification(Base):
-    """A notice to an organisation (or one of its users): shown in the app, and e-mailed.
-
-    Written in the transaction that causes it (so a rolled-back change notifies
-    nobody), unique by ``key`` (so a repeated sweep notifies once), and e-mailed
-    after the commit by the delivery sweep, which claims each row first.
-    """
-
-    __tablename__ = "notifications"
-    __table_args__ = (
-        Index(None, "organisation_id", "id"),
-        Index(None, "mail_state", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str | None] = mapped_column(String(160), unique=True)
-    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    kind: Mapped[str] = mapped_column(String(40))
-    subject: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text)
-    link: Mapped[str] = mapped_column(String(200), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    mail_state: Mapped[MailState] = mapped_column(
-        str_enum(MailState, "mail_state"), default=MailState.PENDING
-    )
-    mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    mail_error: Mapped[str] = mapped_column(String(300), default="")
-    # The parameters of the subject and body templates (None: stored as final text).
-    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)

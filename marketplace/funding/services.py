@@ -9,6 +9,9 @@ Invariants:
   interleaving oversells.
 - No transaction is open while Stripe is called (a pledge saves the card first,
   then reserves); a refused reservation leaves a saved card and nothing else.
+  ``create_pledge`` and ``pay_pledge`` are process functions: they take a
+  session factory and commit; everything else here only flushes.
+- What happens to a pledge's money at Stripe is decided in ``funding.charges``.
 - Only a buyer pledges, and only its own organisation's pledges can be seen,
   cancelled or paid; other pledges are "not found".
 """
@@ -21,28 +24,23 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.accounts.models import Role, User
+from marketplace.accounts.models import Organisation, Role, User
 from marketplace.accounts.services import require_role
 from marketplace.audit import services as audit
+from marketplace.core import idempotency as idempotent
+from marketplace.core.idempotency import Idempotency
+from marketplace.funding import charges
 from marketplace.funding import states as pledge_states
-from marketplace.funding.models import IdempotencyRecord, Pledge, PledgeState, PledgeStateChange
-from marketplace.notifications import messages
-from marketplace.notifications.services import buyers_of, notify, notify_all
+from marketplace.funding.models import LIVE_STATES, Pledge, PledgeState, PledgeStateChange
+from marketplace.notifications import notices
 from marketplace.payments import services as payments
-from marketplace.payments.gateway import (
-    AuthenticationRequired,
-    Declined,
-    GatewayError,
-    StripeGateway,
-)
-from marketplace.payments.models import MoneyState, Payment, PaymentKind
+from marketplace.payments.gateway import StripeGateway
 from marketplace.projects.models import Project, ProjectState
-from marketplace.projects.services import get_project, visible_to
+from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
-from outcomes.errors import Conflict, Forbidden, NotFound, PaymentRequired, Unavailable
+from outcomes.errors import Conflict, Forbidden, NotFound
 
 
 class InsufficientTokens(Conflict):
@@ -53,11 +51,6 @@ class InsufficientTokens(Conflict):
 class FundingClosed(Conflict):
     code = "funding_closed"
     title = "Funding is closed for this project"
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
-    title = "This Idempotency-Key was used with another request"
 
 
 @dataclass(frozen=True)
@@ -75,28 +68,16 @@ class NewPledge:
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class Idempotency:
-    """An ``Idempotency-Key`` with the fingerprint of the request that carried it."""
-
-    user_id: int
-    key: str
-    fingerprint: str
-
-
-def replay(session: Session, idempotency: Idempotency | None) -> IdempotencyRecord | None:
-    """The stored response for this key, or None; IdempotencyConflict for another request."""
-    if idempotency is None:
-        return None
-    record = session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == idempotency.user_id,
-            IdempotencyRecord.key == idempotency.key,
+def buyers_of(session: Session, project_id: int) -> list[int]:
+    """The organisations holding a live or paid pledge on the project."""
+    return list(
+        session.scalars(
+            select(Pledge.organisation_id)
+            .where(Pledge.project_id == project_id, Pledge.state.in_(LIVE_STATES))
+            .distinct()
+            .order_by(Pledge.organisation_id)
         )
     )
-    if record is not None and record.fingerprint != idempotency.fingerprint:
-        raise IdempotencyConflict("This Idempotency-Key was first used with another request.")
-    return record
 
 
 def funding_open(project: Project, today: date) -> bool:
@@ -123,7 +104,7 @@ def _closed_reason(project: Project, today: date) -> str:
 
 
 def create_pledge(
-    session: Session,
+    sessions: sessionmaker[Session],
     gateway: StripeGateway,
     user: User,
     project_id: int,
@@ -134,39 +115,87 @@ def create_pledge(
     today: date,
     idempotency: Idempotency | None = None,
     respond: Callable[[NewPledge], dict[str, Any]] | None = None,
-) -> tuple[NewPledge | None, IdempotencyRecord | None]:
-    """Pledge ``tokens`` of a project with a saved card. Commits between steps.
+) -> NewPledge:
+    """Pledge ``tokens`` of a project with a saved card (process: commits between steps).
 
-    Returns ``(pledge, None)``, or ``(None, record)`` when the Idempotency-Key was
-    used before with this request (replay ``record``). Raises NotFound,
-    Forbidden, FundingClosed, InsufficientTokens, IdempotencyConflict,
-    ValidationFailed (payment_method), PaymentRequired and Unavailable.
+    Raises NotFound, Forbidden, FundingClosed, InsufficientTokens,
+    IdempotencyConflict, Replayed (the key was used before with this request:
+    answer with its stored response), ValidationFailed (payment_method),
+    PaymentRequired and Unavailable.
     """
     require_role(user, Role.BUYER)
-    if (record := replay(session, idempotency)) is not None:
-        return None, record
-    project = session.execute(
-        select(
-            Project.state,
-            Project.funding_deadline,
-            Project.tokens_total,
-            Project.tokens_pledged,
-            Project.token_price_cents,
-        ).where(Project.id == project_id, visible_to(user))
-    ).first()
-    if project is None:
-        raise NotFound("No such project.")
-    _check_can_pledge(project, tokens, today)
-    card = payments.save_payment_method(session, gateway, user, payment_method, now)
+    with sessions() as session:
+        idempotent.check(session, idempotency)
+        project = session.execute(
+            select(
+                Project.state,
+                Project.funding_deadline,
+                Project.tokens_total,
+                Project.tokens_pledged,
+                Project.token_price_cents,
+            ).where(Project.id == project_id, visible_to(user))
+        ).first()
+        if project is None:
+            raise NotFound("No such project.")
+        _check_can_pledge(project, tokens, today)
+        organisation_name = session.scalar(
+            select(Organisation.name).where(Organisation.id == user.organisation_id)
+        )
+    card = payments.save_payment_method(
+        sessions,
+        gateway,
+        organisation_id=user.organisation_id,
+        organisation_name=organisation_name or "",
+        user_id=user.id,
+        payment_method=payment_method,
+        now=now,
+    )
+    try:
+        with sessions.begin() as session:
+            return _reserve(
+                session,
+                user,
+                project_id,
+                project.token_price_cents,
+                tokens,
+                card,
+                now=now,
+                today=today,
+                idempotency=idempotency,
+                respond=respond,
+            )
+    except _NotReserved:
+        # Rolled back. Another buyer took the tokens (or funding closed) since the check.
+        with sessions() as session:
+            _check_can_pledge(session.get_one(Project, project_id), tokens, today)
+        raise InsufficientTokens("The tokens were taken by another buyer.") from None
 
-    # The hot path: plain statements, no unit of work. Everything that cannot
-    # conflict is written first; the project row is updated last and the
-    # transaction committed at once, so its lock is held for two round trips.
+
+class _NotReserved(Exception):
+    """The project row refused the reservation: roll the pledge back."""
+
+
+def _reserve(
+    session: Session,
+    user: User,
+    project_id: int,
+    price_cents: int,
+    tokens: int,
+    card: payments.SavedCard,
+    *,
+    now: datetime,
+    today: date,
+    idempotency: Idempotency | None,
+    respond: Callable[[NewPledge], dict[str, Any]] | None,
+) -> NewPledge:
+    """The hot path: plain statements, no unit of work. Everything that cannot conflict is
+    written first; the project row is updated last and the transaction committed at once,
+    so its lock is held for two round trips."""
     made = NewPledge(
         id=0,
         project_id=project_id,
         tokens=tokens,
-        amount_cents=tokens * project.token_price_cents,
+        amount_cents=tokens * price_cents,
         state=PledgeState.COMMITTED,
         payment_method=card.payment_method_id,
         card=card.label,
@@ -189,35 +218,18 @@ def create_pledge(
         .returning(Pledge.id)
     ).scalar_one()
     made = replace(made, id=pledge_id)
-    first = {
-        "pledge_id": pledge_id,
-        "at": now,
-        "from_state": None,
-        "to_state": PledgeState.COMMITTED,
-        "actor_id": user.id,
-        "reason": f"pledged {tokens} tokens",
-    }
+    first = pledge_states.LIFECYCLE.history_values(
+        pledge_id, None, PledgeState.COMMITTED, user.id, now, f"pledged {tokens} tokens"
+    )
     session.execute(insert(PledgeStateChange).values(**first))
     audit.transitions(session, [PledgeStateChange(**first)])
-    if idempotency is not None:
-        try:
-            session.execute(
-                insert(IdempotencyRecord).values(
-                    user_id=idempotency.user_id,
-                    key=idempotency.key,
-                    fingerprint=idempotency.fingerprint,
-                    status_code=201,
-                    response=respond(made) if respond else {"id": pledge_id},
-                    created_at=now,
-                )
-            )
-        except IntegrityError:
-            # The same key was stored by a concurrent request a moment ago: replay it.
-            session.rollback()
-            record = replay(session, idempotency)
-            if record is None:
-                raise
-            return None, record
+    idempotent.remember(
+        session,
+        idempotency,
+        status_code=201,
+        response=respond(made) if respond else {"id": pledge_id},
+        now=now,
+    )
     reserved = session.execute(
         update(Project)
         .where(
@@ -230,12 +242,8 @@ def create_pledge(
         .execution_options(synchronize_session=False)
     ).rowcount
     if reserved != 1:
-        session.rollback()
-        # Another buyer took the tokens (or funding closed) since the first check.
-        _check_can_pledge(session.get(Project, project_id, populate_existing=True), tokens, today)
-        raise InsufficientTokens("The tokens were taken by another buyer.")
-    session.commit()
-    return made, None
+        raise _NotReserved
+    return made
 
 
 def get_pledge(session: Session, user: User, pledge_id: int) -> Pledge:
@@ -273,7 +281,7 @@ def cancel_pledge(
 
 
 def pay_pledge(
-    session: Session,
+    sessions: sessionmaker[Session],
     gateway: StripeGateway,
     user: User,
     pledge_id: int,
@@ -281,98 +289,70 @@ def pay_pledge(
     payment_method: str,
     now: datetime,
     grace_hours: int,
-) -> tuple[Pledge, Payment]:
-    """Pay a pledge whose off-session charge failed, within its grace period (commits).
+) -> charges.PaymentOutcome:
+    """Pay a pledge whose off-session charge failed, within its grace period (process).
 
-    Returns the pledge and the payment; a payment in ``requires_action`` waits
-    for the buyer to authenticate in the browser (Stripe.js) and is finished by
-    the webhook. Raises InvalidTransition (not payment_failed), FundingClosed
-    (the grace period is over), PaymentRequired (declined) and Unavailable.
+    An attempt in ``requires_action`` waits for the buyer to authenticate in the
+    browser (Stripe.js) and is finished by the webhook. Raises NotFound,
+    InvalidTransition (not payment_failed), FundingClosed (the grace period is
+    over), Conflict ``payment_in_progress``, PaymentRequired and Unavailable.
     """
     require_role(user, Role.BUYER)
-    pledge = get_pledge(session, user, pledge_id)
-    if pledge.state is not PledgeState.PAYMENT_FAILED:
-        raise InvalidTransition(f"A {pledge.state.value} pledge has nothing to pay.")
-    if pledge.grace_until is None or now >= pledge.grace_until:
-        raise FundingClosed("The grace period to pay this pledge has ended.")
-    pending = session.scalar(
-        select(Payment).where(
-            Payment.pledge_id == pledge.id, Payment.state == MoneyState.REQUIRES_ACTION
-        )
-    )
-    if pending is not None:
-        pending.state, pending.failure_code, pending.updated_at = (
-            MoneyState.FAILED,
-            "superseded",
-            now,
-        )
-    attempt = (
-        session.scalar(select(func.max(Payment.attempt)).where(Payment.pledge_id == pledge.id)) or 0
-    ) + 1
-    payment = Payment.attempt_for(
-        pledge.id,
-        pledge.amount_cents,
-        attempt=attempt,
-        kind=PaymentKind.ON_SESSION,
-        payment_method_id=payment_method,
+    return charges.pay_on_session(
+        sessions,
+        gateway,
+        organisation_id=user.organisation_id,
+        pledge_id=pledge_id,
+        payment_method=payment_method,
         now=now,
+        grace_hours=grace_hours,
     )
-    session.add(payment)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(
-            "Another payment of this pledge is being made.", code="payment_in_progress"
-        ) from None
-    try:
-        payments.execute_payment(
-            session, gateway, payment, customer_id=None, now=now, grace_hours=grace_hours
-        )
-    except (Declined, AuthenticationRequired) as error:
-        raise PaymentRequired(f"The card was declined ({error.code}).") from None
-    except GatewayError as error:
-        raise Unavailable(str(error)) from None
-    session.refresh(pledge)
-    return pledge, payment
 
 
 def notify_funding_closed(
     session: Session, project: Project, *, funded: bool, now: datetime
 ) -> None:
     """Tell the buyers and the owner that funding closed, funded or not (once each)."""
-    to_buyers, to_owner = (
-        (messages.FUNDED_BUYER, messages.FUNDED_OWNER)
-        if funded
-        else (messages.UNFUNDED_BUYER, messages.UNFUNDED_OWNER)
-    )
-    params = {
-        "project": project.title,
-        "pledged": project.tokens_pledged,
-        "total": project.tokens_total,
-        "threshold": project.threshold_tokens,
-        "start_date": project.start_date.isoformat(),
-    }
-    notify_all(
+    notices.funding_closed(
         session,
+        project,
         buyers_of(session, project.id),
-        key=f"funding_closed:project:{project.id}",
-        kind="funding_closed",
-        message=to_buyers,
-        params=params,
-        link=f"/projects/{project.id}",
+        funded=funded,
+        pledged=project.tokens_pledged,
+        total=project.tokens_total or 0,
+        threshold=project.threshold_tokens or 0,
+        start=project.start_date,
         now=now,
     )
-    notify(
-        session,
-        key=f"funding_closed:project:{project.id}:owner",
-        organisation_id=project.organisation_id,
-        kind="funding_closed",
-        message=to_owner,
-        params=params,
-        link=f"/projects/{project.id}/funding",
-        now=now,
+
+
+def release_pledges(session: Session, project: Project, *, now: datetime, reason: str) -> int:
+    """Every committed pledge of the project released (nothing was charged); its
+    reserved tokens return to zero. Returns how many were released (flushes)."""
+    released = 0
+    for pledge in session.scalars(
+        select(Pledge).where(Pledge.project_id == project.id, Pledge.state == PledgeState.COMMITTED)
+    ):
+        pledge_states.change(
+            session, pledge, PledgeState.RELEASED, actor=None, now=now, reason=reason
+        )
+        released += 1
+    session.execute(
+        update(Project)
+        .where(Project.id == project.id)
+        .values(tokens_pledged=0)
+        .execution_options(synchronize_session=False)
     )
+    session.flush()
+    return released
+
+
+@withdrawn_in_funding.connect
+def _withdrawn_in_funding(project: Project, *, session: Session, now: datetime) -> None:
+    """A project withdrawn while in funding: its pledges are released, its buyers told."""
+    buyers = buyers_of(session, project.id)
+    release_pledges(session, project, now=now, reason="the project was withdrawn: nothing charged")
+    notices.project_withdrawn(session, project, buyers, now=now)
 
 
 def close_funding_early(session: Session, user: User, project_id: int, *, now: datetime) -> Project:

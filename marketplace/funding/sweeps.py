@@ -4,10 +4,11 @@ Each sweep works as of ``now`` and is safe to repeat and to run in two
 processes at once:
 - a project is claimed by an atomic state change (funding -> funded | unfunded,
   funded -> running | unfunded), so only one process acts on it;
-- a pledge is charged by first inserting its attempt-1 payment row (unique per
-  pledge): the process that inserts it makes the Stripe call, with the row's
-  id as idempotency key; a row left ``created`` by a crash is retried with the
-  same key once it is stale, and Stripe answers as the first time;
+- a pledge is charged by first claiming its attempt row (``funding.charges``:
+  the pledge row locked, one live attempt per pledge in the database): the
+  process that claims it makes the Stripe call, with the row's id as
+  idempotency key; a row left ``created`` by a crash is retried with the same
+  key once it is stale, and Stripe answers as the first time;
 - refunds and transfers are rows made in the claiming transaction and sent
   the same way.
 """
@@ -18,17 +19,16 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.core.sweeps import SweepContext
+from marketplace.funding import charges
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Pledge, PledgeState
-from marketplace.funding.services import notify_funding_closed
-from marketplace.ledger.models import AccountKind
-from marketplace.ledger.services import Leg, get_account, post
-from marketplace.notifications import messages
-from marketplace.notifications.services import buyers_of, notify, notify_all
+from marketplace.funding.services import buyers_of, notify_funding_closed, release_pledges
+from marketplace.ledger import postings
+from marketplace.ledger.services import book
+from marketplace.notifications import notices
 from marketplace.payments import services as payments
 from marketplace.payments.gateway import GatewayError
 from marketplace.payments.models import (
@@ -36,6 +36,7 @@ from marketplace.payments.models import (
     MoneyState,
     Payment,
     PaymentKind,
+    PaymentState,
     Refund,
     Transfer,
 )
@@ -101,7 +102,12 @@ def close_funding(ctx: SweepContext, now: datetime) -> str:
                         reason=_close_reason(project, today, "below the threshold"),
                     )
                     notify_funding_closed(session, project, funded=False, now=now)
-                    _release_pledges(session, project, now)
+                    release_pledges(
+                        session,
+                        project,
+                        now=now,
+                        reason="funding closed below the threshold: nothing charged",
+                    )
                     unfunded += 1
                 session.commit()
             except InvalidTransition:  # another scheduler closed it first
@@ -125,20 +131,13 @@ def notify_thresholds(ctx: SweepContext, now: datetime) -> str:
             .order_by(Project.id)
         ).all()
         for project in reached:
-            told += notify(
+            told += notices.threshold_reached(
                 session,
-                key=f"threshold:project:{project.id}",
-                organisation_id=project.organisation_id,
-                kind="threshold_reached",
-                message=messages.THRESHOLD_REACHED,
-                params={
-                    "project": project.title,
-                    "pledged": project.tokens_pledged,
-                    "total": project.tokens_total,
-                    "threshold": project.threshold_tokens,
-                    "deadline_date": project.funding_deadline.isoformat(),
-                },
-                link=f"/projects/{project.id}",
+                project,
+                pledged=project.tokens_pledged,
+                total=project.tokens_total,
+                threshold=project.threshold_tokens,
+                deadline=project.funding_deadline,
                 now=now,
             )
     return f"told {told} entrepreneurs"
@@ -152,106 +151,53 @@ def _close_reason(project: Project, today, verdict: str) -> str:
     )
 
 
-def _release_pledges(session: Session, project: Project, now: datetime) -> None:
-    for pledge in session.scalars(
-        select(Pledge).where(Pledge.project_id == project.id, Pledge.state == PledgeState.COMMITTED)
-    ):
-        pledge_states.change(
-            session,
-            pledge,
-            PledgeState.RELEASED,
-            actor=None,
-            now=now,
-            reason="funding closed below the threshold: nothing charged",
-        )
-    session.execute(
-        update(Project)
-        .where(Project.id == project.id)
-        .values(tokens_pledged=0)
-        .execution_options(synchronize_session=False)
-    )
-
-
 # --- charge ------------------------------------------------------------------------------
 
 
 def charge_pledges(ctx: SweepContext, now: datetime) -> str:
     """Charge every committed pledge of a funded project off-session, exactly once."""
     charged = failed = waiting = 0
-    with ctx.db.session_factory() as session:
-        while True:
+    grace = ctx.settings.payment_grace_hours
+    sessions = ctx.db.session_factory
+    while True:
+        with sessions() as session:
             pledges = session.scalars(
-                select(Pledge)
+                select(Pledge.id)
                 .join(Project, Project.id == Pledge.project_id)
                 .where(
                     Project.state == ProjectState.FUNDED,
                     Pledge.state == PledgeState.COMMITTED,
-                    ~exists().where(Payment.pledge_id == Pledge.id, Payment.attempt == 1),
+                    ~exists().where(Payment.pledge_id == Pledge.id),
                 )
                 .order_by(Pledge.id)
                 .limit(BATCH)
             ).all()
             stale = session.scalars(
-                select(Payment)
+                select(Payment.id)
                 .where(
-                    Payment.state == MoneyState.CREATED,
+                    Payment.state == PaymentState.CREATED,
                     Payment.kind == PaymentKind.OFF_SESSION,
                     Payment.updated_at <= now - STALE_AFTER,
                 )
                 .order_by(Payment.id)
                 .limit(BATCH)
             ).all()
-            session.commit()
-            if not pledges and not stale:
-                break
-            work = [p for p in (_claim_charge(session, pledge, now) for pledge in pledges) if p]
-            for payment in [*work, *stale]:
-                outcome = _send_charge(ctx, session, payment, now)
-                charged += outcome == "succeeded"
-                failed += outcome == "failed"
-                waiting += outcome == "unavailable"
-            if waiting or (len(pledges) < BATCH and len(stale) < BATCH):
-                break
+        if not pledges and not stale:
+            break
+        claimed = []
+        for pledge_id in pledges:
+            with sessions.begin() as session:
+                payment = charges.claim_off_session(session, pledge_id, now)
+                if payment is not None:
+                    claimed.append(payment.id)
+        for payment_id in [*claimed, *stale]:
+            outcome = charges.charge_off_session(sessions, ctx.gateway, payment_id, now, grace)
+            charged += outcome == "succeeded"
+            failed += outcome == "failed"
+            waiting += outcome == "unavailable"
+        if waiting or (len(pledges) < BATCH and len(stale) < BATCH):
+            break
     return f"charged {charged} pledges, {failed} failed, {waiting} left for the next run"
-
-
-def _claim_charge(session: Session, pledge: Pledge, now: datetime) -> Payment | None:
-    payment = Payment.attempt_for(
-        pledge.id,
-        pledge.amount_cents,
-        attempt=1,
-        kind=PaymentKind.OFF_SESSION,
-        payment_method_id=pledge.payment_setup.payment_method_id,
-        now=now,
-    )
-    session.add(payment)
-    try:
-        session.commit()
-    except IntegrityError:  # another scheduler claimed this pledge
-        session.rollback()
-        return None
-    return payment
-
-
-def _send_charge(ctx: SweepContext, session: Session, payment: Payment, now: datetime) -> str:
-    pledge = session.get(Pledge, payment.pledge_id)
-    customer_id = payments.customer_id_of(session, pledge.organisation_id)
-    try:
-        payments.execute_payment(
-            session,
-            ctx.gateway,
-            payment,
-            customer_id=customer_id,
-            now=now,
-            grace_hours=ctx.settings.payment_grace_hours,
-        )
-    except GatewayError as error:
-        session.rollback()
-        if payment.state == MoneyState.FAILED:
-            return "failed"
-        log.warning("charge %s waits: %s", payment.id, error)
-        return "unavailable"
-    return "succeeded" if payment.state == MoneyState.SUCCEEDED else "failed"
 
 
 # --- grace periods and the final verdict ------------------------------------------------------
@@ -274,18 +220,13 @@ def remind_grace_ending(ctx: SweepContext, now: datetime) -> str:
             .order_by(Pledge.id)
         ).all()
         for pledge in ending:
-            reminded += notify(
+            reminded += notices.grace_ending(
                 session,
-                key=f"grace_ending:pledge:{pledge.id}",
+                pledge_id=pledge.id,
                 organisation_id=pledge.organisation_id,
-                kind="grace_ending",
-                message=messages.GRACE_ENDING,
-                params={
-                    "project": pledge.project.title,
-                    "tokens": pledge.tokens,
-                    "until_at": pledge.grace_until.isoformat(),
-                },
-                link=f"/pledges#pledge-{pledge.id}",
+                project_title=pledge.project.title,
+                tokens=pledge.tokens,
+                until=pledge.grace_until,
                 now=now,
             )
     return f"reminded {reminded} buyers"
@@ -357,7 +298,7 @@ def _refund_everything(session: Session, project: Project, now: datetime) -> Non
         .where(
             Pledge.project_id == project.id,
             Pledge.state == PledgeState.PAID,
-            Payment.state == MoneyState.SUCCEEDED,
+            Payment.state == PaymentState.SUCCEEDED,
         )
     ).all()
     for pledge, payment in paid:
@@ -375,23 +316,6 @@ def _refund_everything(session: Session, project: Project, now: datetime) -> Non
     session.flush()
 
 
-def _send_each(session: Session, rows, send) -> tuple[int, int]:
-    """Send each row to Stripe; one Stripe cannot take now waits for the next run.
-
-    Returns how many were sent and how many wait.
-    """
-    done = waiting = 0
-    for row in rows:
-        try:
-            send(row)
-            done += 1
-        except GatewayError as error:
-            session.rollback()
-            waiting += 1
-            log.warning("%r waits for the next run: %s", row, error)
-    return done, waiting
-
-
 def execute_refunds(ctx: SweepContext, now: datetime) -> str:
     """Send every refund not yet made to Stripe (new ones, and stale ones again).
 
@@ -401,7 +325,7 @@ def execute_refunds(ctx: SweepContext, now: datetime) -> str:
     projects, so no two wait on one escrow account.
     """
     with ctx.db.session_factory() as session:
-        due = [payments.DueRefund(*row) for row in session.execute(payments.due_refunds())]
+        due = [payments.DueRefund(*row) for row in session.execute(charges.due_refunds())]
     done, waiting = ctx.in_parallel(
         due, lambda row: row.project_id, lambda rows: _refund_share(ctx, rows, now)
     ) or (0, 0)
@@ -412,12 +336,11 @@ def _refund_share(
     ctx: SweepContext, rows: list[payments.DueRefund], now: datetime
 ) -> tuple[int, int]:
     done = waiting = 0
-    with ctx.db.session_factory() as session:
-        for start in range(0, len(rows), REFUND_BATCH):
-            sent, left = payments.execute_refunds_together(
-                session, ctx.gateway, rows[start : start + REFUND_BATCH], now
-            )
-            done, waiting = done + sent, waiting + left
+    for start in range(0, len(rows), REFUND_BATCH):
+        sent, left = charges.send_refunds(
+            ctx.db.session_factory, ctx.gateway, rows[start : start + REFUND_BATCH], now
+        )
+        done, waiting = done + sent, waiting + left
     return done, waiting
 
 
@@ -454,21 +377,17 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
             except InvalidTransition:
                 session.rollback()
                 continue
-            escrow = get_account(session, AccountKind.ESCROW, project_id=project.id)
-            payable = get_account(
-                session, AccountKind.PAYABLE, organisation_id=project.organisation_id
-            )
-            fees = get_account(session, AccountKind.PLATFORM_FEES)
-            legs = [Leg(debit=escrow, credit=payable, amount_cents=cost - fee)]
-            if fee:
-                legs.append(Leg(debit=escrow, credit=fees, amount_cents=fee))
-            post(
+            book(
                 session,
-                reference=f"project:{project.id}:cost_tranche",
-                kind="cost_tranche",
+                postings.cost_tranche(
+                    session,
+                    project_id=project.id,
+                    project_reference=project.reference,
+                    organisation_id=project.organisation_id,
+                    paid_out_cents=cost - fee,
+                    fee_cents=fee,
+                ),
                 now=now,
-                legs=legs,
-                memo=f"{project.reference}: cost tranche less the fee",
             )
             session.add(
                 Transfer(
@@ -482,24 +401,13 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
                     updated_at=now,
                 )
             )
-            notify(
+            notices.project_started(
                 session,
-                key=f"started:project:{project.id}:owner",
-                organisation_id=project.organisation_id,
-                kind="project_started",
-                message=messages.STARTED_OWNER,
-                params={"project": project.title, "amount_cents": cost - fee, "fee_cents": fee},
-                link=f"/projects/{project.id}/funding",
-                now=now,
-            )
-            notify_all(
-                session,
+                project,
                 buyers_of(session, project.id),
-                key=f"started:project:{project.id}",
-                kind="project_started",
-                message=messages.STARTED_BUYER,
-                params={"project": project.title, "end_date": project.end_date.isoformat()},
-                link=f"/projects/{project.id}",
+                amount_cents=cost - fee,
+                fee_cents=fee,
+                end=project.end_date,
                 now=now,
             )
             session.commit()
@@ -510,18 +418,24 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
 def execute_transfers(ctx: SweepContext, now: datetime) -> str:
     """Pay out transfers to entrepreneurs whose payout account is ready."""
     with ctx.db.session_factory() as session:
-        due = session.execute(
-            select(Transfer, ConnectedAccount)
-            .join(ConnectedAccount, ConnectedAccount.organisation_id == Transfer.organisation_id)
-            .where(Transfer.state == MoneyState.CREATED, ConnectedAccount.payouts_enabled)
-            .order_by(Transfer.id)
-        ).all()
-        session.commit()
-        done, waiting = _send_each(
-            session,
-            due,
-            lambda row: payments.execute_transfer(session, ctx.gateway, row[0], row[1], now),
-        )
+        due = [
+            payments.DueTransfer(*row)
+            for row in session.execute(
+                select(
+                    Transfer.id,
+                    Transfer.project_id,
+                    Transfer.organisation_id,
+                    Transfer.kind,
+                    Transfer.amount_cents,
+                    ConnectedAccount.account_id,
+                )
+                .join(
+                    ConnectedAccount, ConnectedAccount.organisation_id == Transfer.organisation_id
+                )
+                .where(Transfer.state == MoneyState.CREATED, ConnectedAccount.payouts_enabled)
+                .order_by(Transfer.id)
+            )
+        ]
         without = session.scalar(
             select(Transfer.id)
             .where(
@@ -533,5 +447,13 @@ def execute_transfers(ctx: SweepContext, now: datetime) -> str:
             )
             .limit(1)
         )
+    done = waiting = 0
+    for row in due:
+        try:
+            payments.send_transfer(ctx.db.session_factory, ctx.gateway, row, now)
+            done += 1
+        except GatewayError as error:
+            waiting += 1
+            log.warning("transfer %s waits for the next run: %s", row.id, error)
     note = "; some wait for their payout account" if without else ""
     return f"transferred {done}, {waiting} left for the next run{note}"

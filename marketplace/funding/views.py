@@ -7,6 +7,8 @@ with the reason and the API's status.
 
 from __future__ import annotations
 
+import secrets
+
 import marshmallow as ma
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -15,16 +17,20 @@ from sqlalchemy import select
 
 from marketplace.accounts.models import Role
 from marketplace.api.problems import flatten_errors, status_of
+from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
 from marketplace.core.errors import Forbidden, MarketplaceError
+from marketplace.core.idempotency import Replayed
 from marketplace.extensions import db
 from marketplace.funding import services
-from marketplace.funding.models import Notification, PledgeState
+from marketplace.funding.models import PledgeState
 from marketplace.funding.schemas import PayInSchema, PledgeInSchema
+from marketplace.notifications.models import Notification
 from marketplace.payments import services as payments
-from marketplace.payments.models import PaymentSetup, SetupState, Transfer
+from marketplace.payments.models import PaymentSetup, PaymentState, SetupState, Transfer
 from marketplace.projects import services as projects
 from marketplace.projects.views import detail as project_page
+from marketplace.web.panels import project_panel
 
 bp = Blueprint("funding", __name__)
 
@@ -52,18 +58,36 @@ def saved_cards(organisation_id: int, most: int = 5) -> list[PaymentSetup]:
     )
 
 
-def pledge_form_context(project) -> dict:
-    """What the pledge card on a project page needs."""
+@project_panel
+def pledge_form_context(project, _viewer=None, _is_owner: bool = False) -> dict:
+    """What the pledge card on a project page needs (a panel of the project page).
+
+    The form carries a fresh idempotency key: submitting it twice (a double
+    click, a reload) makes one pledge.
+    """
     settings = current_app.extensions["settings"]
     is_buyer = current_user.is_authenticated and current_user.role is Role.BUYER
     saved = saved_cards(current_user.organisation_id) if is_buyer else []
     return {
-        "can_pledge": is_buyer and services.funding_open(project, today()),
-        "remaining": services.remaining_tokens(project),
-        "saved_cards": saved,
-        "test_cards": TEST_CARDS if not settings.stripe_publishable_key else (),
-        "publishable_key": settings.stripe_publishable_key,
+        "funding": {
+            "can_pledge": is_buyer and services.funding_open(project, today()),
+            "remaining": services.remaining_tokens(project),
+            "saved_cards": saved,
+            "test_cards": TEST_CARDS if not settings.stripe_publishable_key else (),
+            "publishable_key": settings.stripe_publishable_key,
+            "form_key": secrets.token_urlsafe(24),
+        }
     }
+
+
+def _form_idempotency(form: dict, project_id: int) -> idempotent.Idempotency | None:
+    """The pledge form's key with the fingerprint of what it asks (the same form sent
+    twice is one pledge; the key with other figures is refused)."""
+    body = {"tokens": form.get("tokens", ""), "payment_method": form.get("payment_method", "")}
+    key = form.get("form_key") or None
+    return idempotent.parse(
+        current_user.id, f"form-{key}" if key else None, "POST", request.path, body
+    )
 
 
 def _form_errors(exc: MarketplaceError) -> dict[str, list[str]]:
@@ -81,8 +105,9 @@ def pledge(project_id: int):
     except ma.ValidationError as exc:
         return project_page(project_id, status=422, errors=flatten_errors(exc.messages), form=form)
     try:
-        created, _record = services.create_pledge(
-            db.session,
+        key = _form_idempotency(form, project_id)
+        created = services.create_pledge(
+            db.for_process(),
             current_app.extensions["stripe"],
             current_user,
             project_id,
@@ -90,7 +115,14 @@ def pledge(project_id: int):
             payment_method=data["payment_method"],
             now=now(),
             today=today(),
+            idempotency=key,
         )
+    except Replayed as replayed:
+        # The same form again (a double click): show the pledge the first one made.
+        db.session.rollback()
+        record = idempotent.replay(db.session, replayed.idempotency)
+        pledge_id = record.response.get("id") if record else None
+        return redirect(url_for("funding.pledges", _anchor=f"pledge-{pledge_id}"))
     except MarketplaceError as exc:
         db.session.rollback()
         return project_page(project_id, status=status_of(exc), errors=_form_errors(exc), form=form)
@@ -163,8 +195,8 @@ def pay(pledge_id: int):
     form = request.form.to_dict()
     try:
         data = PayInSchema().load({"payment_method": form.get("payment_method", "")})
-        pledge, _payment = services.pay_pledge(
-            db.session,
+        outcome = services.pay_pledge(
+            db.for_process(),
             current_app.extensions["stripe"],
             current_user,
             pledge_id,
@@ -177,7 +209,7 @@ def pay(pledge_id: int):
     except MarketplaceError as exc:
         db.session.rollback()
         return _pledges_page(status_of(exc), _form_errors(exc), form, focus=pledge_id)
-    if pledge.state is PledgeState.PAID:
+    if outcome.state is PaymentState.SUCCEEDED:
         flash(_("Paid. Thank you: the pledge is complete."), "success")
     else:
         flash(_("Your bank asks you to confirm the payment; follow its instructions."), "info")
@@ -243,11 +275,14 @@ def start_payouts():
     if current_user.role is not Role.ENTREPRENEUR:
         raise Forbidden("Payout accounts belong to entrepreneurs.")
     back = url_for("funding.payouts", _external=True)
+    name, email = current_user.organisation.name, current_user.email
     try:
         link = payments.start_onboarding(
-            db.session,
+            db.for_process(),
             current_app.extensions["stripe"],
-            current_user,
+            organisation_id=current_user.organisation_id,
+            organisation_name=name,
+            email=email,
             return_url=back,
             refresh_url=back,
             now=now(),

@@ -238,6 +238,18 @@ class Posting:
     memo: str = ""
 
 
+def book(session: Session, posting: Posting, *, now: datetime) -> JournalEntry:
+    """Post one entry of the chart of postings (``ledger.postings``)."""
+    return post(
+        session,
+        reference=posting.reference,
+        kind=posting.kind,
+        legs=posting.legs,
+        memo=posting.memo,
+        now=now,
+    )
+
+
 def post_many(session: Session, postings: list[Posting], *, now: datetime) -> int:
     """Post many entries in a handful of statements, with ``post``'s guarantees for each.
 

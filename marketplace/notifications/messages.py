@@ -144,6 +144,20 @@ CERTIFICATE_READY = (
         "and the public page are at the link below."
     ),
 )
+WITHDRAWN_BUYER = (
+    N_("%(project)s was withdrawn"),
+    N_(
+        "The entrepreneur withdrew %(project)s while its funding was open. Your pledge is "
+        "released: nothing was charged."
+    ),
+)
+SURPLUS_REFUNDED = (
+    N_("A second payment for %(project)s was refunded"),
+    N_(
+        "Your pledge for %(project)s was paid twice. The second payment of %(amount_cents)s "
+        "is refunded to the card it came from."
+    ),
+)
 
 PLAIN = {"id", "code"}
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import smtplib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from marketplace.accounts.models import User
-from marketplace.funding.models import LIVE_STATES, MailState, Notification, Pledge
 from marketplace.notifications.messages import render
+from marketplace.notifications.models import MailState, Notification
 
 log = logging.getLogger("marketplace.mail")
 
@@ -63,26 +63,6 @@ def notify(
         "now": now,
     }
     return notify_many(session, [notice]) == 1
-
-
-def buyers_of(session: Session, project_id: int) -> list[int]:
-    """The organisations holding a live or paid pledge on the project."""
-    return list(
-        session.scalars(
-            select(Pledge.organisation_id)
-            .where(Pledge.project_id == project_id, Pledge.state.in_(LIVE_STATES))
-            .distinct()
-            .order_by(Pledge.organisation_id)
-        )
-    )
-
-
-def notify_all(session: Session, organisation_ids: Iterable[int], *, key: str, **notice) -> int:
-    """The same notice to several organisations, each with its own key."""
-    return notify_many(
-        session,
-        [{"key": f"{key}:org:{org}", "organisation_id": org, **notice} for org in organisation_ids],
-    )
 
 
 def notify_many(session: Session, notices: list[dict]) -> int:

@@ -13,8 +13,8 @@ from marketplace.accounts.models import Role
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden
 from marketplace.extensions import db
-from marketplace.funding.models import MailState, Notification
 from marketplace.notifications.messages import render
+from marketplace.notifications.models import MailState, Notification
 
 bp = Blueprint("notifications", __name__)
 PER_PAGE = 50

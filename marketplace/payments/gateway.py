@@ -46,6 +46,10 @@ class GatewayUnavailable(GatewayError):
     """Stripe could not be reached or refused the request: try again later."""
 
 
+class Refused(GatewayUnavailable):
+    """Stripe refused the request as invalid (a 4xx other than a card error)."""
+
+
 @dataclass(frozen=True)
 class SetupResult:
     setup_intent_id: str
@@ -106,7 +110,7 @@ class StripeGateway:
                 raise UnknownPaymentMethod(
                     str(error.user_message or error), code="resource_missing"
                 ) from None
-            raise GatewayUnavailable(
+            raise Refused(
                 f"Stripe refused the request: {error.user_message or error}",
                 code=error.code or "invalid_request",
             ) from None
@@ -191,6 +195,43 @@ class StripeGateway:
         return PaymentResult(
             intent.id, intent.status, intent.amount, getattr(intent, "client_secret", None)
         )
+
+    def cancel_payment(self, payment_intent_id: str, *, key: str) -> PaymentResult:
+        """Cancel a PaymentIntent that has not succeeded; its status as Stripe has it after.
+
+        Stripe refuses to cancel an intent that succeeded (or is processing):
+        then the intent is read back, so the caller sees that it succeeded.
+        """
+        try:
+            intent = self._call(
+                self.client.v1.payment_intents.cancel,
+                payment_intent_id,
+                options={"idempotency_key": key},
+            )
+        except Refused:
+            return self.retrieve_payment(payment_intent_id)
+        return PaymentResult(intent.id, intent.status, intent.amount)
+
+    def card_of(self, payment_method: str) -> tuple[str, str]:
+        """(brand, last4) of a card PaymentMethod; empty strings when Stripe gives none."""
+        method = self._call(self.client.v1.payment_methods.retrieve, payment_method)
+        card = getattr(method, "card", None)
+        return getattr(card, "brand", "") or "", getattr(card, "last4", "") or ""
+
+    def our_payments(self) -> list[tuple[str, int, str, dict[str, str]]]:
+        """Every PaymentIntent at Stripe that carries our ``payment_id`` metadata:
+        (id, amount, status, metadata), read page by page."""
+        found = []
+        page = self._call(self.client.v1.payment_intents.list, params={"limit": 100})
+        try:
+            for intent in page.auto_paging_iter():
+                plain = intent.to_dict()
+                metadata = plain.get("metadata") or {}
+                if "payment_id" in metadata:
+                    found.append((plain["id"], plain["amount"], plain["status"], metadata))
+        except stripe.StripeError as error:
+            raise GatewayUnavailable(f"Stripe is unavailable: {error}") from None
+        return found
 
     def refund(
         self, *, payment_intent_id: str, amount_cents: int, key: str, metadata: dict[str, str]

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,10 +47,26 @@ class SetupState(enum.StrEnum):
 
 
 class MoneyState(enum.StrEnum):
+    """A refund's or transfer's state."""
+
     CREATED = "created"  # the row exists; the Stripe call may or may not have happened
-    REQUIRES_ACTION = "requires_action"  # on-session payment waiting for 3-D Secure
+    REQUIRES_ACTION = "requires_action"  # (unused by refunds and transfers; kept in the CHECK)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class PaymentState(enum.StrEnum):
+    """A payment attempt's state (owned by ``marketplace.funding.charges``)."""
+
+    CREATED = "created"  # claimed; the Stripe call may or may not have happened
+    REQUIRES_ACTION = "requires_action"  # on-session payment waiting for 3-D Secure
+    SUCCEEDED = "succeeded"  # the pledge's one success: its money is in escrow
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # superseded by a newer attempt and cancelled at Stripe
+    SURPLUS = "surplus"  # succeeded at Stripe but not needed: refunded at once
+
+
+LIVE_PAYMENT_STATES = (PaymentState.CREATED, PaymentState.REQUIRES_ACTION)
 
 
 class PaymentKind(enum.StrEnum):
@@ -97,8 +114,16 @@ class PaymentSetup(Base):
         return card_label(self.brand, self.last4)
 
 
+_LIVE = "state IN ('created', 'requires_action')"
+_SUCCEEDED = "state = 'succeeded'"
+
+
 class Payment(Base):
-    """One charge of a pledge at Stripe (a PaymentIntent)."""
+    """One attempt to charge a pledge at Stripe (a PaymentIntent).
+
+    The database holds the owner's two guarantees: at most one live attempt
+    (created or requires_action) and at most one success per pledge.
+    """
 
     __tablename__ = "payments"
     __table_args__ = (
@@ -106,6 +131,20 @@ class Payment(Base):
         CheckConstraint("amount_cents > 0", name="amount_positive"),
         CheckConstraint("attempt >= 1", name="attempt_positive"),
         Index(None, "state", "updated_at"),
+        Index(
+            "uq_payments_live_pledge",
+            "pledge_id",
+            unique=True,
+            sqlite_where=text(_LIVE),
+            postgresql_where=text(_LIVE),
+        ),
+        Index(
+            "uq_payments_succeeded_pledge",
+            "pledge_id",
+            unique=True,
+            sqlite_where=text(_SUCCEEDED),
+            postgresql_where=text(_SUCCEEDED),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -114,8 +153,11 @@ class Payment(Base):
     kind: Mapped[PaymentKind] = mapped_column(str_enum(PaymentKind, "payment_kind"))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     payment_method_id: Mapped[str] = mapped_column(String(64))
-    state: Mapped[MoneyState] = mapped_column(str_enum(MoneyState, "payment_state"))
+    state: Mapped[PaymentState] = mapped_column(str_enum(PaymentState, "payment_state"))
     payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The card Stripe charged (filled when it succeeds; empty for an unknown card).
+    card_brand: Mapped[str] = mapped_column(String(20), default="")
+    card_last4: Mapped[str] = mapped_column(String(4), default="")
     failure_code: Mapped[str] = mapped_column(String(60), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -138,7 +180,7 @@ class Payment(Base):
             kind=kind,
             amount_cents=amount_cents,
             payment_method_id=payment_method_id,
-            state=MoneyState.CREATED,
+            state=PaymentState.CREATED,
             created_at=now,
             updated_at=now,
         )
@@ -146,6 +188,15 @@ class Payment(Base):
     @property
     def idempotency_key(self) -> str:
         return f"payment-{self.id}"
+
+    @property
+    def cancel_key(self) -> str:
+        """The key of the call that cancels this attempt's PaymentIntent."""
+        return f"payment-{self.id}-cancel"
+
+    @property
+    def card(self) -> str:
+        return card_label(self.card_brand, self.card_last4)
 
 
 def refund_key(refund_id: int) -> str:
@@ -166,7 +217,7 @@ class Refund(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
     pledge_id: Mapped[int] = mapped_column(ForeignKey("pledges.id"), index=True)
-    reason: Mapped[str] = mapped_column(String(20))  # unfunded | settlement
+    reason: Mapped[str] = mapped_column(String(20))  # unfunded | settlement | surplus
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[MoneyState] = mapped_column(str_enum(MoneyState, "refund_state"))
     refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)

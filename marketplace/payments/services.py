@@ -1,36 +1,38 @@
-"""Money at Stripe, step by step: customers, saved cards, charges, refunds, payouts.
+"""Money at Stripe, call by call: customers, saved cards, charges, refunds, payouts.
 
-Each function that calls Stripe commits its session around the call: the row
-that stands for the Stripe object is committed first (its id is the
-idempotency key), the call runs outside any transaction, and its result is
-recorded in a new transaction. A crash between the two leaves a ``created``
-row that the sweeps finish by repeating the call with the same key.
+This module makes Stripe calls for rows and records what Stripe answered; what
+an answer means for a pledge is decided by its owner (``funding.charges``),
+which this module never imports.
 
-Every money movement is posted to the ledger with a reference naming its row
-(``payment:42``), so recording the same result twice posts once.
+Transactions are declared: every function that calls Stripe is a *process*
+function. It takes a session factory (``sessions``), commits the row that
+stands for the Stripe object first (its id is the idempotency key), makes the
+call outside any transaction, and records the result in a new transaction. A
+crash between the two leaves a ``created`` row that a sweep finishes by
+repeating the call with the same key. The other functions only read or flush.
+
+Every money movement is posted through ``ledger.postings`` with a reference
+naming its row (``refund:42``), so recording the same result twice posts once.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.accounts.models import Organisation, User
-from marketplace.funding import states as pledge_states
-from marketplace.funding.models import Pledge, PledgeState
-from marketplace.ledger.models import AccountKind
-from marketplace.ledger.services import LedgerError, Leg, Posting, get_account, post, post_many
-from marketplace.notifications import messages
-from marketplace.notifications.services import notify
+from marketplace.ledger import postings
+from marketplace.ledger.services import LedgerError, book, post_many
 from marketplace.payments.gateway import (
     AuthenticationRequired,
     Declined,
     GatewayError,
+    MoneyObject,
     PaymentResult,
     StripeGateway,
     UnknownPaymentMethod,
@@ -48,10 +50,11 @@ from marketplace.payments.models import (
     card_label,
     refund_key,
 )
-from marketplace.projects.models import Project
 from outcomes.errors import PaymentRequired, Unavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
+
+Sessions = sessionmaker[Session]
 
 
 def transfer_group(project_id: int) -> str:
@@ -61,33 +64,38 @@ def transfer_group(project_id: int) -> str:
 # --- customers and saved cards ------------------------------------------------------
 
 
+def customer_id_of(session: Session, organisation_id: int) -> str | None:
+    found = session.get(StripeCustomer, organisation_id)
+    return found.customer_id if found else None
+
+
 def customer_for(
-    session: Session, gateway: StripeGateway, organisation: Organisation, now: datetime
+    sessions: Sessions, gateway: StripeGateway, *, organisation_id: int, name: str, now: datetime
 ) -> str:
-    """The organisation's Stripe Customer id, created once (commits)."""
-    found = session.get(StripeCustomer, organisation.id)
-    if found is not None:
-        return found.customer_id
-    session.commit()
+    """The organisation's Stripe Customer id, created once (process)."""
+    with sessions() as session:
+        known = customer_id_of(session, organisation_id)
+    if known is not None:
+        return known
     try:
         customer_id = gateway.create_customer(
-            name=organisation.name,
-            organisation_id=organisation.id,
-            key=f"customer-organisation-{organisation.id}",
+            name=name,
+            organisation_id=organisation_id,
+            key=f"customer-organisation-{organisation_id}",
         )
     except GatewayError as error:
         raise Unavailable(str(error)) from None
-    try:
-        with session.begin_nested():
-            session.add(
-                StripeCustomer(
-                    organisation_id=organisation.id, customer_id=customer_id, created_at=now
+    with sessions.begin() as session:
+        try:
+            with session.begin_nested():
+                session.add(
+                    StripeCustomer(
+                        organisation_id=organisation_id, customer_id=customer_id, created_at=now
+                    )
                 )
-            )
-    except IntegrityError:  # a concurrent request stored it (the same id: same key)
-        pass
-    session.commit()
-    return session.get(StripeCustomer, organisation.id).customer_id
+        except IntegrityError:  # a concurrent request stored it (the same id: same key)
+            pass
+    return customer_id
 
 
 @dataclass(frozen=True)
@@ -115,199 +123,119 @@ def saved_method(session: Session, organisation_id: int, payment_method: str) ->
 
 
 def save_payment_method(
-    session: Session, gateway: StripeGateway, user: User, payment_method: str, now: datetime
+    sessions: Sessions,
+    gateway: StripeGateway,
+    *,
+    organisation_id: int,
+    organisation_name: str,
+    user_id: int,
+    payment_method: str,
+    now: datetime,
 ) -> SavedCard:
-    """A card saved for off-session charges: reused when already saved, else set up (commits).
+    """A card saved for off-session charges: reused when already saved, else set up (process).
 
     Raises ValidationFailed (unknown payment method), PaymentRequired (declined,
     or it needs authentication) and Unavailable (Stripe did not answer).
     """
-    organisation = user.organisation
-    existing = saved_method(session, organisation.id, payment_method)
+    with sessions() as session:
+        existing = saved_method(session, organisation_id, payment_method)
     if existing is not None:
         return existing
-    customer_id = customer_for(session, gateway, organisation, now)
-    setup = PaymentSetup(
-        organisation_id=organisation.id,
-        user_id=user.id,
-        requested_method=payment_method,
-        state=SetupState.PENDING,
-        created_at=now,
+    customer_id = customer_for(
+        sessions, gateway, organisation_id=organisation_id, name=organisation_name, now=now
     )
-    session.add(setup)
-    session.commit()
+    with sessions.begin() as session:
+        setup = PaymentSetup(
+            organisation_id=organisation_id,
+            user_id=user_id,
+            requested_method=payment_method,
+            state=SetupState.PENDING,
+            created_at=now,
+        )
+        session.add(setup)
+        session.flush()
+        setup_id, key = setup.id, setup.idempotency_key
     try:
         result = gateway.save_payment_method(
             customer_id=customer_id,
             payment_method=payment_method,
-            key=setup.idempotency_key,
-            metadata={"payment_setup_id": str(setup.id), "organisation_id": str(organisation.id)},
+            key=key,
+            metadata={"payment_setup_id": str(setup_id), "organisation_id": str(organisation_id)},
         )
     except UnknownPaymentMethod:
-        setup.state, setup.failure_code = SetupState.INVALID, "resource_missing"
-        session.commit()
+        _setup_ended(sessions, setup_id, SetupState.INVALID, "resource_missing")
         raise ValidationFailed(
             errors={"payment_method": ["Stripe does not know this payment method."]}
         ) from None
     except (Declined, AuthenticationRequired) as error:
-        setup.state, setup.failure_code = SetupState.DECLINED, error.code[:60]
-        session.commit()
-        raise PaymentRequired(f"The card was declined ({error.code}).") from None
+        _setup_ended(sessions, setup_id, SetupState.DECLINED, error.code[:60])
+        raise PaymentRequired(
+            "The card was declined (%(code)s).", params={"code": error.code}
+        ) from None
     except GatewayError as error:
         raise Unavailable(str(error)) from None
-    setup.state = SetupState.SUCCEEDED
-    setup.setup_intent_id = result.setup_intent_id
-    setup.payment_method_id = result.payment_method_id
-    setup.brand, setup.last4 = result.brand[:20], result.last4[:4]
-    session.commit()
-    return SavedCard(setup.id, setup.payment_method_id, setup.label)
+    with sessions.begin() as session:
+        setup = session.get_one(PaymentSetup, setup_id)
+        setup.state = SetupState.SUCCEEDED
+        setup.setup_intent_id = result.setup_intent_id
+        setup.payment_method_id = result.payment_method_id
+        setup.brand, setup.last4 = result.brand[:20], result.last4[:4]
+        return SavedCard(setup.id, result.payment_method_id, setup.label)
 
 
-# --- charges --------------------------------------------------------------------------
+def _setup_ended(sessions: Sessions, setup_id: int, state: SetupState, code: str) -> None:
+    with sessions.begin() as session:
+        setup = session.get_one(PaymentSetup, setup_id)
+        setup.state, setup.failure_code = state, code
 
 
-def _books(session: Session, pledge: Pledge):
-    return (
-        get_account(session, AccountKind.STRIPE_CLEARING),
-        get_account(session, AccountKind.BUYER, organisation_id=pledge.organisation_id),
-        get_account(session, AccountKind.ESCROW, project_id=pledge.project_id),
-    )
+# --- charges ----------------------------------------------------------------------------
 
 
-def record_success(
-    session: Session, payment: Payment, now: datetime, payment_intent_id: str | None = None
-) -> None:
-    """The charge succeeded: the pledge is paid and the money is in the project's escrow.
+@dataclass(frozen=True)
+class ChargeOrder:
+    """What one call to charge a claimed payment row needs, read before the call."""
 
-    Repeating it (a webhook after the sweep) changes nothing.
-    """
-    if payment_intent_id and payment.payment_intent_id is None:
-        payment.payment_intent_id = payment_intent_id
-    if payment.state == MoneyState.SUCCEEDED:
-        return
-    payment.state, payment.updated_at, payment.failure_code = MoneyState.SUCCEEDED, now, ""
-    pledge = session.get(Pledge, payment.pledge_id)
-    clearing, buyer, escrow = _books(session, pledge)
-    post(
-        session,
-        reference=f"payment:{payment.id}",
-        kind="charge",
-        now=now,
-        memo=f"pledge {pledge.id}: {pledge.tokens} tokens",
-        legs=[
-            Leg(debit=clearing, credit=buyer, amount_cents=payment.amount_cents),
-            Leg(debit=buyer, credit=escrow, amount_cents=payment.amount_cents),
-        ],
-    )
-    if pledge.state in (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED):
-        pledge_states.change(
-            session,
-            pledge,
-            PledgeState.PAID,
-            actor=None,
-            now=now,
-            reason=f"{payment.kind.value} payment {payment.id} succeeded",
-        )
-        session.execute(
-            Project.__table__.update()
-            .where(Project.id == pledge.project_id)
-            .values(tokens_paid=Project.tokens_paid + pledge.tokens)
-        )
-    session.flush()
+    payment_id: int
+    pledge_id: int
+    project_id: int
+    amount_cents: int
+    payment_method_id: str
+    off_session: bool
+    customer_id: str | None
 
-
-def record_failure(
-    session: Session,
-    payment: Payment,
-    code: str,
-    now: datetime,
-    grace_hours: int,
-    payment_intent_id: str | None = None,
-) -> None:
-    """The charge failed: an off-session failure opens the pledge's grace period."""
-    if payment_intent_id and payment.payment_intent_id is None:
-        payment.payment_intent_id = payment_intent_id
-    if payment.state in (MoneyState.SUCCEEDED, MoneyState.FAILED):
-        return
-    payment.state, payment.failure_code, payment.updated_at = MoneyState.FAILED, code[:60], now
-    pledge = session.get(Pledge, payment.pledge_id)
-    if pledge.state == PledgeState.COMMITTED:
-        pledge.grace_until = now + timedelta(hours=grace_hours)
-        pledge_states.change(
-            session,
-            pledge,
-            PledgeState.PAYMENT_FAILED,
-            actor=None,
-            now=now,
-            reason=f"charge failed: {code}",
-        )
-        project = pledge.project
-        notify(
-            session,
-            key=f"payment_failed:pledge:{pledge.id}",
-            organisation_id=pledge.organisation_id,
-            kind="payment_failed",
-            message=messages.PAYMENT_FAILED,
-            params={
-                "project": project.title,
-                "tokens": pledge.tokens,
-                "code": code,
-                "until_at": pledge.grace_until.isoformat(),
-            },
-            link=f"/pledges#pledge-{pledge.id}",
-            now=now,
-        )
-    session.flush()
-
-
-def execute_payment(
-    session: Session,
-    gateway: StripeGateway,
-    payment: Payment,
-    *,
-    customer_id: str | None,
-    now: datetime,
-    grace_hours: int,
-) -> PaymentResult:
-    """Send a committed ``created`` payment to Stripe and record the answer (commits).
-
-    Raises GatewayUnavailable when Stripe did not answer: the row stays ``created``.
-    """
-    pledge = session.get(Pledge, payment.pledge_id)
-    session.commit()
-    try:
-        result = gateway.charge(
-            customer_id=customer_id,
-            payment_method=payment.payment_method_id,
+    @classmethod
+    def of(cls, payment: Payment, project_id: int, customer_id: str | None) -> ChargeOrder:
+        return cls(
+            payment_id=payment.id,
+            pledge_id=payment.pledge_id,
+            project_id=project_id,
             amount_cents=payment.amount_cents,
-            key=payment.idempotency_key,
+            payment_method_id=payment.payment_method_id,
             off_session=payment.kind == PaymentKind.OFF_SESSION,
-            transfer_group=transfer_group(pledge.project_id),
-            metadata={
-                "payment_id": str(payment.id),
-                "pledge_id": str(pledge.id),
-                "project_id": str(pledge.project_id),
-            },
+            customer_id=customer_id,
         )
-    except (Declined, AuthenticationRequired) as error:
-        record_failure(session, payment, error.code, now, grace_hours, error.payment_intent_id)
-        session.commit()
-        raise
-    if payment.payment_intent_id is None:
-        payment.payment_intent_id = result.payment_intent_id
-    if result.status == "succeeded":
-        record_success(session, payment, now)
-    elif result.status == "requires_action":
-        payment.state, payment.updated_at = MoneyState.REQUIRES_ACTION, now
-    elif result.status == "requires_payment_method":
-        record_failure(session, payment, "requires_payment_method", now, grace_hours)
-    session.commit()
-    return result
 
 
-def customer_id_of(session: Session, organisation_id: int) -> str | None:
-    found = session.get(StripeCustomer, organisation_id)
-    return found.customer_id if found else None
+def send_charge(gateway: StripeGateway, order: ChargeOrder) -> PaymentResult:
+    """The one way a payment row becomes a PaymentIntent: the same key, the same parameters.
+
+    Raises Declined and AuthenticationRequired (with the PaymentIntent's id when
+    Stripe made one) and GatewayUnavailable.
+    """
+    return gateway.charge(
+        customer_id=order.customer_id,
+        payment_method=order.payment_method_id,
+        amount_cents=order.amount_cents,
+        key=f"payment-{order.payment_id}",
+        off_session=order.off_session,
+        transfer_group=transfer_group(order.project_id),
+        metadata={
+            "payment_id": str(order.payment_id),
+            "pledge_id": str(order.pledge_id),
+            "project_id": str(order.project_id),
+        },
+    )
 
 
 # --- refunds ----------------------------------------------------------------------------
@@ -315,7 +243,7 @@ def customer_id_of(session: Session, organisation_id: int) -> str | None:
 
 def _send_refund(
     gateway: StripeGateway, *, refund_id: int, pledge_id: int, payment_intent_id: str, amount: int
-):
+) -> MoneyObject:
     """The one way a refund row becomes a Stripe refund: same key, same parameters."""
     return gateway.refund(
         payment_intent_id=payment_intent_id,
@@ -325,68 +253,10 @@ def _send_refund(
     )
 
 
-def _refund_legs(session: Session, organisation_id: int, project_id: int, amount: int):
-    clearing = get_account(session, AccountKind.STRIPE_CLEARING)
-    buyer = get_account(session, AccountKind.BUYER, organisation_id=organisation_id)
-    escrow = get_account(session, AccountKind.ESCROW, project_id=project_id)
-    return [
-        Leg(debit=escrow, credit=buyer, amount_cents=amount),
-        Leg(debit=buyer, credit=clearing, amount_cents=amount),
-    ]
-
-
-def _pledge_refunded_in_full(session: Session, pledge: Pledge, now: datetime) -> None:
-    """An unfunded project's pledge, refunded: it and its tokens leave the project."""
-    if pledge.state != PledgeState.PAID:
-        return
-    pledge_states.change(
-        session,
-        pledge,
-        PledgeState.REFUNDED,
-        actor=None,
-        now=now,
-        reason="the project is unfunded: refunded in full",
-    )
-    session.execute(
-        Project.__table__.update()
-        .where(Project.id == pledge.project_id)
-        .values(
-            tokens_paid=Project.tokens_paid - pledge.tokens,
-            tokens_pledged=Project.tokens_pledged - pledge.tokens,
-        )
-    )
-
-
-def execute_refund(session: Session, gateway: StripeGateway, refund: Refund, now: datetime) -> None:
-    """Send a committed ``created`` refund to Stripe and record it (commits)."""
-    payment = session.get(Payment, refund.payment_id)
-    session.commit()
-    result = _send_refund(
-        gateway,
-        refund_id=refund.id,
-        pledge_id=refund.pledge_id,
-        payment_intent_id=payment.payment_intent_id,
-        amount=refund.amount_cents,
-    )
-    refund.refund_id = result.id
-    refund.state, refund.updated_at = MoneyState.SUCCEEDED, now
-    pledge = session.get(Pledge, refund.pledge_id)
-    post(
-        session,
-        reference=f"refund:{refund.id}",
-        kind="refund",
-        now=now,
-        memo=f"pledge {pledge.id}: {refund.reason}",
-        legs=_refund_legs(session, pledge.organisation_id, pledge.project_id, refund.amount_cents),
-    )
-    if refund.reason == "unfunded":
-        _pledge_refunded_in_full(session, pledge, now)
-    session.commit()
-
-
 @dataclass(frozen=True)
 class DueRefund:
-    """What sending and recording one refund row needs, read in one query."""
+    """What sending and recording one refund row needs, read in one query (by the
+    owner of pledges, which knows each pledge's organisation and project)."""
 
     id: int
     pledge_id: int
@@ -397,37 +267,27 @@ class DueRefund:
     project_id: int
 
 
-def due_refunds():
-    """The query of every refund row not yet made at Stripe, as ``DueRefund`` columns."""
-    return (
-        select(
-            Refund.id,
-            Refund.pledge_id,
-            Refund.reason,
-            Refund.amount_cents,
-            Payment.payment_intent_id,
-            Pledge.organisation_id,
-            Pledge.project_id,
-        )
-        .join(Payment, Payment.id == Refund.payment_id)
-        .join(Pledge, Pledge.id == Refund.pledge_id)
-        .where(Refund.state == MoneyState.CREATED)
-        .order_by(Refund.id)
-    )
+# Called in the transaction that records refunds, with the rows recorded: the owner
+# of pledges applies what a refund means for them (e.g. an unfunded pledge is refunded).
+OnRefunded = Callable[[Session, list[DueRefund], datetime], None]
 
 
-def execute_refunds_together(
-    session: Session, gateway: StripeGateway, due: list[DueRefund], now: datetime
+def send_refunds(
+    sessions: Sessions,
+    gateway: StripeGateway,
+    due: list[DueRefund],
+    now: datetime,
+    on_refunded: OnRefunded,
 ) -> tuple[int, int]:
-    """Send each refund to Stripe, then record them all in one transaction.
+    """Send each refund to Stripe, then record them all in one transaction (process).
 
     Each call carries its row's key, so when recording fails (or the process
     dies first) the rows stay ``created`` and the next attempt gets the same
     Stripe refunds back. A batch that cannot be recorded together is recorded
-    one refund at a time. Returns (sent, left for the next run).
+    one refund at a time. Returns (recorded, left for the next run).
     """
-    session.commit()
-    sent, waiting = [], 0
+    sent: list[tuple[DueRefund, str]] = []
+    waiting = 0
     for row in due:
         try:
             result = _send_refund(
@@ -445,24 +305,25 @@ def execute_refunds_together(
     if not sent:
         return 0, waiting
     try:
-        _record_refunds(session, sent, now)
-        session.commit()
+        with sessions.begin() as session:
+            _record_refunds(session, sent, now, on_refunded)
+        return len(sent), waiting
     except (LedgerError, IntegrityError) as error:
-        session.rollback()
         log.warning("recording %d refunds together failed (%s); one by one", len(sent), error)
-        recorded = 0
-        for row, _stripe_id in sent:
-            try:
-                execute_refund(session, gateway, session.get(Refund, row.id), now)
-                recorded += 1
-            except (LedgerError, GatewayError) as one:
-                session.rollback()
-                log.error("refund %s cannot be recorded: %s", row.id, one)
-        return recorded, waiting + len(sent) - recorded
-    return len(sent), waiting
+    recorded = 0
+    for one in sent:
+        try:
+            with sessions.begin() as session:
+                _record_refunds(session, [one], now, on_refunded)
+            recorded += 1
+        except (LedgerError, IntegrityError) as error:
+            log.error("refund %s cannot be recorded: %s", one[0].id, error)
+    return recorded, waiting + len(sent) - recorded
 
 
-def _record_refunds(session: Session, sent: list[tuple[DueRefund, str]], now: datetime) -> None:
+def _record_refunds(
+    session: Session, sent: list[tuple[DueRefund, str]], now: datetime, on_refunded: OnRefunded
+) -> None:
     still_open = set(
         session.scalars(
             select(Refund.id)
@@ -483,19 +344,20 @@ def _record_refunds(session: Session, sent: list[tuple[DueRefund, str]], now: da
     post_many(
         session,
         [
-            Posting(
-                reference=f"refund:{row.id}",
-                kind="refund",
-                memo=f"pledge {row.pledge_id}: {row.reason}",
-                legs=_refund_legs(session, row.organisation_id, row.project_id, row.amount_cents),
+            postings.refund(
+                session,
+                refund_id=row.id,
+                pledge_id=row.pledge_id,
+                reason=row.reason,
+                organisation_id=row.organisation_id,
+                project_id=row.project_id,
+                amount_cents=row.amount_cents,
             )
             for row, _ in todo
         ],
         now=now,
     )
-    for row, _ in todo:
-        if row.reason == "unfunded":
-            _pledge_refunded_in_full(session, session.get(Pledge, row.pledge_id), now)
+    on_refunded(session, [row for row, _ in todo], now)
     session.flush()
 
 
@@ -507,42 +369,43 @@ def connected_account(session: Session, organisation_id: int) -> ConnectedAccoun
 
 
 def start_onboarding(
-    session: Session,
+    sessions: Sessions,
     gateway: StripeGateway,
-    user: User,
     *,
+    organisation_id: int,
+    organisation_name: str,
+    email: str,
     return_url: str,
     refresh_url: str,
     now: datetime,
 ) -> str:
-    """The Stripe onboarding URL for the user's organisation, creating its account once."""
-    organisation = user.organisation
-    account = connected_account(session, organisation.id)
-    session.commit()
+    """The Stripe onboarding URL for the organisation, creating its account once (process)."""
+    with sessions() as session:
+        account = connected_account(session, organisation_id)
+        account_id = account.account_id if account else None
     try:
-        if account is None:
+        if account_id is None:
             account_id = gateway.create_account(
-                organisation_id=organisation.id,
-                name=organisation.name,
-                email=user.email,
-                key=f"connect-organisation-{organisation.id}",
+                organisation_id=organisation_id,
+                name=organisation_name,
+                email=email,
+                key=f"connect-organisation-{organisation_id}",
             )
-            try:
-                with session.begin_nested():
-                    session.add(
-                        ConnectedAccount(
-                            organisation_id=organisation.id,
-                            account_id=account_id,
-                            created_at=now,
-                            updated_at=now,
+            with sessions.begin() as session:
+                try:
+                    with session.begin_nested():
+                        session.add(
+                            ConnectedAccount(
+                                organisation_id=organisation_id,
+                                account_id=account_id,
+                                created_at=now,
+                                updated_at=now,
+                            )
                         )
-                    )
-            except IntegrityError:
-                pass
-            session.commit()
-            account = connected_account(session, organisation.id)
+                except IntegrityError:  # a concurrent request stored it (same key: same id)
+                    pass
         return gateway.onboarding_link(
-            account_id=account.account_id, return_url=return_url, refresh_url=refresh_url
+            account_id=account_id, return_url=return_url, refresh_url=refresh_url
         )
     except GatewayError as error:
         raise Unavailable(str(error)) from None
@@ -551,6 +414,7 @@ def start_onboarding(
 def refresh_account(
     session: Session, gateway: StripeGateway, account: ConnectedAccount, now: datetime
 ) -> ConnectedAccount:
+    """Stripe's view of the payout account, copied onto ours (a read at Stripe; flushes)."""
     try:
         status = gateway.account_status(account.account_id)
     except GatewayError as error:
@@ -562,36 +426,46 @@ def refresh_account(
     return account
 
 
-def execute_transfer(
-    session: Session,
-    gateway: StripeGateway,
-    transfer: Transfer,
-    account: ConnectedAccount,
-    now: datetime,
+@dataclass(frozen=True)
+class DueTransfer:
+    id: int
+    project_id: int
+    organisation_id: int
+    kind: str
+    amount_cents: int
+    account_id: str
+
+
+def send_transfer(
+    sessions: Sessions, gateway: StripeGateway, due: DueTransfer, now: datetime
 ) -> None:
-    """Send a committed ``created`` transfer to the connected account and book it (commits)."""
-    session.commit()
+    """Send a committed ``created`` transfer to the connected account and book it (process)."""
     result = gateway.transfer(
-        account_id=account.account_id,
-        amount_cents=transfer.amount_cents,
-        transfer_group=transfer_group(transfer.project_id),
-        key=transfer.idempotency_key,
+        account_id=due.account_id,
+        amount_cents=due.amount_cents,
+        transfer_group=transfer_group(due.project_id),
+        key=f"transfer-{due.id}",
         metadata={
-            "transfer_id": str(transfer.id),
-            "project_id": str(transfer.project_id),
-            "kind": transfer.kind,
+            "transfer_id": str(due.id),
+            "project_id": str(due.project_id),
+            "kind": due.kind,
         },
     )
-    transfer.transfer_id = result.id
-    transfer.state, transfer.updated_at = MoneyState.SUCCEEDED, now
-    payable = get_account(session, AccountKind.PAYABLE, organisation_id=transfer.organisation_id)
-    clearing = get_account(session, AccountKind.STRIPE_CLEARING)
-    post(
-        session,
-        reference=f"transfer:{transfer.id}",
-        kind="transfer",
-        now=now,
-        memo=f"project {transfer.project_id}: {transfer.kind}",
-        legs=[Leg(debit=payable, credit=clearing, amount_cents=transfer.amount_cents)],
-    )
-    session.commit()
+    with sessions.begin() as session:
+        transfer = session.get_one(Transfer, due.id)
+        if transfer.state == MoneyState.SUCCEEDED:
+            return
+        transfer.transfer_id = result.id
+        transfer.state, transfer.updated_at = MoneyState.SUCCEEDED, now
+        book(
+            session,
+            postings.payout(
+                session,
+                transfer_id=due.id,
+                project_id=due.project_id,
+                organisation_id=due.organisation_id,
+                kind=due.kind,
+                amount_cents=due.amount_cents,
+            ),
+            now=now,
+        )

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from marketplace.accounts.models import Organisation, User
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base, ExactDecimal, UTCDateTime, str_enum
+from outcomes.lifecycle import StateHistory
 
 
 class ProjectState(enum.StrEnum):
@@ -182,9 +183,10 @@ SEARCH_TABLES = frozenset(
 )
 
 
-class ProjectStateChange(Base):
+class ProjectStateChange(Base, StateHistory):
     """One transition: who, when, from, to, why. Append-only."""
 
+    subject = ("project", "project_id")
     __tablename__ = "project_state_changes"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -22,13 +22,13 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
+from blinker import Namespace
 from sqlalchemy import ColumnElement, Integer, and_, column, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import require_role
-from marketplace.notifications import messages
-from marketplace.notifications.services import notify
+from marketplace.notifications import notices
 from marketplace.projects import counts as listing_counts
 from marketplace.projects.models import (
     Project,
@@ -51,6 +51,10 @@ from valuation import (
     MethodParameters,
     value,
 )
+
+# Sent (project, session=, now=) when a project in funding is withdrawn; the owner of
+# pledges listens. A signal, so projects needs no import of the features above it.
+withdrawn_in_funding = Namespace().signal("withdrawn-in-funding")
 
 DEFAULT_PREMIUM_RATE = Decimal("0.25")
 
@@ -294,8 +298,13 @@ def submit(
 def withdraw(
     session: Session, user: User, project: Project, *, now: datetime, reason: str = ""
 ) -> Project:
-    """The entrepreneur takes the project back (draft, submitted, valued or funding)."""
+    """The entrepreneur takes the project back (draft, submitted, valued or funding).
+
+    A project withdrawn while in funding sends ``withdrawn_in_funding`` in the same
+    transaction: funding releases its pledges and tells the buyers.
+    """
     _require_owner(user, project)
+    was_funding = project.state is ProjectState.FUNDING
     transition(
         session,
         project,
@@ -304,6 +313,8 @@ def withdraw(
         now=now,
         reason=reason or "withdrawn by the entrepreneur",
     )
+    if was_funding:
+        withdrawn_in_funding.send(project, session=session, now=now)
     return project
 
 
@@ -413,19 +424,13 @@ def value_project(
     else:
         reason = "valued at 0 tokens: it cannot be listed"
     transition(session, project, ProjectState.VALUED, actor=admin, now=now, reason=reason)
-    notify(
+    notices.project_valued(
         session,
-        key=f"valued:project:{project.id}:snapshot:{snapshot.id}",
-        organisation_id=project.organisation_id,
-        kind="submission_decided",
-        message=messages.VALUED if pricing else messages.VALUED_AT_NOTHING,
-        params={
-            "project": project.title,
-            "tokens": valuation.tokens_total,
-            "price_cents": snapshot.token_price_cents or 0,
-            "threshold": snapshot.threshold_tokens or 0,
-        },
-        link=f"/projects/{project.id}",
+        project,
+        snapshot_id=snapshot.id,
+        tokens=valuation.tokens_total,
+        price_cents=snapshot.token_price_cents or 0 if pricing else 0,
+        threshold=snapshot.threshold_tokens or 0,
         now=now,
     )
     return snapshot
@@ -450,19 +455,12 @@ def list_for_funding(
         session, project, ProjectState.FUNDING, actor=admin, now=now, reason="listed for funding"
     )
     project.listed_at = now
-    notify(
+    notices.project_listed(
         session,
-        key=f"listed:project:{project.id}",
-        organisation_id=project.organisation_id,
-        kind="project_listed",
-        message=messages.LISTED,
-        params={
-            "project": project.title,
-            "deadline_date": project.funding_deadline.isoformat(),
-            "tokens": project.tokens_total,
-            "threshold": project.threshold_tokens,
-        },
-        link=f"/projects/{project.id}",
+        project,
+        deadline=project.funding_deadline,
+        tokens=project.tokens_total,
+        threshold=project.threshold_tokens,
         now=now,
     )
     session.flush()
@@ -482,16 +480,7 @@ def reject(
             errors={"reason": ["Explain the decision (at least 10 characters)."]}
         )
     transition(session, project, ProjectState.REJECTED, actor=admin, now=now, reason=reason.strip())
-    notify(
-        session,
-        key=f"rejected:project:{project.id}",
-        organisation_id=project.organisation_id,
-        kind="submission_decided",
-        message=messages.REJECTED,
-        params={"project": project.title, "reason": reason.strip()},
-        link=f"/projects/{project.id}",
-        now=now,
-    )
+    notices.project_rejected(session, project, reason=reason.strip(), now=now)
     return project
 
 

@@ -1,25 +1,22 @@
-"""The project state machine: the one way a project changes state.
+"""The project lifecycle (product.md "Project lifecycle"): its table of moves.
 
-Invariants:
-- ``TRANSITIONS`` is the whole table (product.md "Project lifecycle"); any
-  other move raises ``InvalidTransition`` (409 ``invalid_transition``).
-- A transition is an atomic conditional update (``... WHERE state = :from``),
-  so of two concurrent requests for the same move exactly one succeeds and
-  the other is refused; nothing is half-done.
-- Every transition appends one history row with who, when, from, to and why.
+Moves go through ``outcomes.lifecycle`` (conditional update, history row, typed
+refusal); a move also bumps the listing's count version, so cached counts of
+projects per state are recomputed.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import User
 from marketplace.projects import counts as listing_counts
 from marketplace.projects.models import Project, ProjectState, ProjectStateChange
-from outcomes.errors import Conflict
+from outcomes.lifecycle import InvalidTransition, Lifecycle
+
+__all__ = ["FINAL_STATES", "LIFECYCLE", "TRANSITIONS", "InvalidTransition", "transition"]
 
 S = ProjectState
 
@@ -46,16 +43,18 @@ TRANSITIONS: frozenset[tuple[ProjectState, ProjectState]] = frozenset(
 
 FINAL_STATES = frozenset({S.SETTLED, S.REJECTED, S.UNFUNDED, S.WITHDRAWN})
 
-
-class InvalidTransition(Conflict):
-    """The project is not in a state from which this move is allowed."""
-
-    code = "invalid_transition"
-    title = "The project cannot make this change in its current state"
+LIFECYCLE: Lifecycle[ProjectState] = Lifecycle(
+    name="project",
+    model=Project,
+    history=ProjectStateChange,
+    subject_column="project_id",
+    transitions=TRANSITIONS,
+    after_move=listing_counts.bump,
+)
 
 
 def can_transition(from_state: ProjectState, to_state: ProjectState) -> bool:
-    return (from_state, to_state) in TRANSITIONS
+    return LIFECYCLE.allows(from_state, to_state)
 
 
 def transition(
@@ -67,52 +66,13 @@ def transition(
     now: datetime,
     reason: str = "",
 ) -> ProjectStateChange:
-    """Move ``project`` to ``to_state`` and record it.
-
-    Raises InvalidTransition when the move is not in the table, or when the
-    project's state changed underneath (a concurrent request won).
-    """
-    from_state = project.state
-    if not can_transition(from_state, to_state):
-        raise InvalidTransition(
-            f"A {from_state.value} project cannot become {to_state.value}.",
-        )
-    session.flush()
-    result = session.execute(
-        update(Project)
-        .where(Project.id == project.id, Project.state == from_state)
-        .values(state=to_state, updated_at=now)
-        .execution_options(synchronize_session=False)
+    """Move ``project`` to ``to_state`` and record it; InvalidTransition otherwise."""
+    change: ProjectStateChange = LIFECYCLE.move(
+        session, project, to_state, actor_id=actor.id if actor else None, now=now, reason=reason
     )
-    if result.rowcount != 1:
-        session.refresh(project)
-        raise InvalidTransition(
-            f"The project is now {project.state.value}; it cannot become {to_state.value}.",
-        )
-    session.refresh(project, ["state", "updated_at"])
-    change = ProjectStateChange(
-        project_id=project.id,
-        at=now,
-        from_state=from_state,
-        to_state=to_state,
-        actor=actor,
-        reason=reason,
-    )
-    session.add(change)
-    listing_counts.bump(session)
-    session.flush()
     return change
 
 
 def record_creation(session: Session, project: Project, *, actor: User, now: datetime) -> None:
     """The first history row: the project came into being as a draft."""
-    session.add(
-        ProjectStateChange(
-            project_id=project.id,
-            at=now,
-            from_state=None,
-            to_state=project.state,
-            actor=actor,
-            reason="created",
-        )
-    )
+    LIFECYCLE.record(session, project.id, None, project.state, actor.id, now, "created")

@@ -39,6 +39,7 @@ from marketplace.web.forms import (
     row_count,
     row_errors,
 )
+from marketplace.web.panels import project_panels
 from outcomes.catalogue import list_outcome_types
 
 bp = Blueprint("projects", __name__)
@@ -99,16 +100,12 @@ def marketplace():
 
 @bp.get("/projects/<int:project_id>")
 def detail(project_id: int, *, status: int = 200, errors=None, form=None):
-    from marketplace.evaluations.views import progress_context
-    from marketplace.funding.views import pledge_form_context
-
     project = services.get_project(db.session, _user(), project_id)
     is_owner = _is(Role.ENTREPRENEUR) and current_user.organisation_id == project.organisation_id
     return render_template(
         "projects/detail.html",
-        **progress_context(project, _user(), is_owner),
+        **project_panels(project, _user(), is_owner),
         project=project,
-        funding=pledge_form_context(project),
         history=services.history(db.session, project),
         bar=funding_bar(project),
         is_owner=is_owner,

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import jsonify, url_for
+from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
 
 from marketplace.accounts.models import Role, Scope
 from marketplace.api.auth import authenticated, current_api_user
+from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now
+from marketplace.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
 from marketplace.extensions import db
-from marketplace.funding.api import IDEMPOTENCY_HEADER, idempotency
 from marketplace.projects.models import Project
 from marketplace.registry import services
 from marketplace.registry.models import BlockStatus, Claim, Purpose, Retirement
@@ -137,19 +138,14 @@ class Retirements(MethodView):
     def post(self, data):
         """Retire tokens against a claim: final, with a public page and a certificate."""
         user = current_api_user()
-        retirement, record = services.retire(
+        retirement = services.retire(
             db.session,
             user,
             services.RetirementInput(**data),
             now=now(),
-            idempotency=idempotency(user.id),
+            idempotency=idempotent.from_request(user.id),
             respond=created_body,
         )
-        if record is not None:
-            replayed = jsonify(record.response)
-            replayed.status_code = record.status_code
-            replayed.headers["Idempotent-Replayed"] = "true"
-            return replayed
         return created_body(retirement)
 
 

@@ -16,15 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Organisation, Role, User
 from marketplace.accounts.services import require_role
-from marketplace.funding.models import IdempotencyRecord
-from marketplace.funding.services import Idempotency, InsufficientTokens, replay
-from marketplace.notifications import messages
-from marketplace.notifications.services import notify
+from marketplace.core import idempotency as idempotent
+from marketplace.core.idempotency import Idempotency
+from marketplace.funding.services import InsufficientTokens
+from marketplace.notifications import notices
 from marketplace.projects.models import Project
 from marketplace.registry.models import (
     SERIAL_PREFIX,
@@ -122,15 +121,15 @@ def retire(
     now: datetime,
     idempotency: Idempotency | None = None,
     respond: Callable[[Retirement], dict[str, Any]] | None = None,
-) -> tuple[Retirement | None, IdempotencyRecord | None]:
-    """Retire ``quantity`` of the organisation's tokens of a project, finally.
+) -> Retirement:
+    """Retire ``quantity`` of the organisation's tokens of a project, finally (flushes).
 
-    Returns (retirement, None), or (None, record) to replay an Idempotency-Key.
-    Raises ValidationFailed, InsufficientTokens (409), RetiredConcurrently (409).
+    Raises ValidationFailed, InsufficientTokens (409), RetiredConcurrently (409),
+    IdempotencyConflict (409) and Replayed (the key was used before with this
+    request: the edge answers with its stored response).
     """
     require_role(user, Role.BUYER)
-    if (record := replay(session, idempotency)) is not None:
-        return None, record
+    idempotent.check(session, idempotency)
     _check(data)
     blocks = session.scalars(
         select(TokenBlock)
@@ -180,8 +179,7 @@ def retire(
             )
             .execution_options(synchronize_session=False)
         ).rowcount
-        if moved != 1:
-            session.rollback()
+        if moved != 1:  # the edge rolls the retirement back
             raise RetiredConcurrently("Some of these serials were retired a moment ago.")
         if take < block.quantity:
             session.execute(
@@ -198,41 +196,23 @@ def retire(
         need -= take
     session.expire_all()
     retirement = session.get(Retirement, retirement.id)
-    notify(
+    notices.certificate_ready(
         session,
-        key=f"retired:retirement:{retirement.id}",
+        retirement_id=retirement.id,
         organisation_id=retirement.organisation_id,
-        kind="certificate_ready",
-        message=messages.CERTIFICATE_READY,
-        params={
-            "id": retirement.id,
-            "quantity": retirement.quantity,
-            "beneficiary": retirement.beneficiary,
-        },
-        link=f"/registry/retirements/{retirement.id}",
+        quantity=retirement.quantity,
+        beneficiary=retirement.beneficiary,
         now=now,
     )
-    if idempotency is not None:
-        try:
-            with session.begin_nested():
-                session.add(
-                    IdempotencyRecord(
-                        user_id=idempotency.user_id,
-                        key=idempotency.key,
-                        fingerprint=idempotency.fingerprint,
-                        status_code=201,
-                        response=respond(retirement) if respond else {"id": retirement.id},
-                        created_at=now,
-                    )
-                )
-        except IntegrityError:
-            session.rollback()
-            record = replay(session, idempotency)
-            if record is None:
-                raise
-            return None, record
+    idempotent.remember(
+        session,
+        idempotency,
+        status_code=201,
+        response=respond(retirement) if respond else {"id": retirement.id},
+        now=now,
+    )
     session.flush()
-    return retirement, None
+    return retirement
 
 
 def get_retirement(session: Session, retirement_id: int) -> Retirement:

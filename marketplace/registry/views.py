@@ -171,7 +171,7 @@ def retire():
     form = request.form.to_dict()
     try:
         data = RetirementInSchema().load({k: v for k, v in form.items() if k != "csrf_token"})
-        found, _record = services.retire(
+        found = services.retire(
             db.session, current_user, services.RetirementInput(**data), now=now()
         )
     except ma.ValidationError as exc:

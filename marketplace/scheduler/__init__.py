@@ -27,7 +27,7 @@ from marketplace.audit import services as audit
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding import sweeps as funding
 from marketplace.notifications.sweeps import deliver_notifications
-from marketplace.payments.reconcile import reconcile_sweep
+from marketplace.reconciliation.checks import reconcile_sweep
 from marketplace.settlement import sweeps as settlement
 
 log = logging.getLogger(__name__)

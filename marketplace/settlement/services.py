@@ -19,11 +19,10 @@ from sqlalchemy.orm import Session, lazyload
 
 from marketplace.accounts.models import Role, User
 from marketplace.funding.models import Pledge, PledgeState
-from marketplace.ledger.models import AccountKind
-from marketplace.ledger.services import Leg, get_account, post
-from marketplace.notifications import messages
-from marketplace.notifications.services import notify, notify_many
-from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
+from marketplace.ledger import postings
+from marketplace.ledger.services import book
+from marketplace.notifications import notices
+from marketplace.payments.models import MoneyState, Payment, PaymentState, Refund, Transfer
 from marketplace.projects.models import Project, ProjectState, ValuationSnapshot
 from marketplace.projects.states import transition
 from marketplace.registry.services import issue_blocks
@@ -119,7 +118,7 @@ def settle_project(
         for payment in session.scalars(
             select(Payment)
             .join(Pledge, Pledge.id == Payment.pledge_id)
-            .where(Pledge.project_id == project.id, Payment.state == MoneyState.SUCCEEDED)
+            .where(Pledge.project_id == project.id, Payment.state == PaymentState.SUCCEEDED)
         )
     }
     session.execute(
@@ -147,18 +146,7 @@ def settle_project(
     issue_blocks(
         session, project, [(share.buyer, share.tokens_minted) for share in result.buyers], now=now
     )
-    escrow = get_account(session, AccountKind.ESCROW, project_id=project.id)
-    legs = []
     if result.premium_paid_out_cents:
-        legs.append(
-            Leg(
-                debit=escrow,
-                credit=get_account(
-                    session, AccountKind.PAYABLE, organisation_id=project.organisation_id
-                ),
-                amount_cents=result.premium_paid_out_cents,
-            )
-        )
         session.add(
             Transfer(
                 project_id=project.id,
@@ -171,23 +159,16 @@ def settle_project(
                 updated_at=now,
             )
         )
-    if result.premium_fee_cents:
-        legs.append(
-            Leg(
-                debit=escrow,
-                credit=get_account(session, AccountKind.PLATFORM_FEES),
-                amount_cents=result.premium_fee_cents,
-            )
-        )
-    if legs:
-        post(
-            session,
-            reference=f"project:{project.id}:premium",
-            kind="premium",
-            now=now,
-            legs=legs,
-            memo=f"{project.reference}: premium for verified outcomes less the fee",
-        )
+    posting = postings.premium(
+        session,
+        project_id=project.id,
+        project_reference=project.reference,
+        organisation_id=project.organisation_id,
+        paid_out_cents=result.premium_paid_out_cents,
+        fee_cents=result.premium_fee_cents,
+    )
+    if posting is not None:
+        book(session, posting, now=now)
     session.flush()
     return settlement
 
@@ -253,42 +234,12 @@ def finish_if_paid(session: Session, settlement: Settlement, *, now: datetime) -
         ),
     )
     settlement.finished_at = now
-    notify_many(
+    notices.project_settled(
         session,
-        [
-            {
-                "key": f"settled:project:{project.id}:org:{share.organisation_id}",
-                "organisation_id": share.organisation_id,
-                "kind": "project_settled",
-                "message": (
-                    messages.SETTLED_BUYER
-                    if share.refund_cents
-                    else messages.SETTLED_BUYER_NO_REFUND
-                ),
-                "params": {
-                    "project": project.title,
-                    "minted": share.tokens_minted,
-                    "paid": share.tokens_paid,
-                    "refund_cents": share.refund_cents,
-                },
-                "link": "/holdings",
-                "now": now,
-            }
-            for share in settlement.shares
-        ],
-    )
-    notify(
-        session,
-        key=f"settled:project:{project.id}:owner",
-        organisation_id=project.organisation_id,
-        kind="project_settled",
-        message=messages.SETTLED_OWNER,
-        params={
-            "project": project.title,
-            "minted": settlement.tokens_minted,
-            "premium_cents": settlement.premium_payout_cents,
-        },
-        link=f"/projects/{project.id}/settlement",
+        project,
+        settlement.shares,
+        minted=settlement.tokens_minted,
+        premium_cents=settlement.premium_payout_cents,
         now=now,
     )
     session.flush()

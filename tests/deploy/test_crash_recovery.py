@@ -45,9 +45,9 @@ from marketplace.funding.models import (
     PledgeStateChange,
 )
 from marketplace.ledger.models import JournalEntry
-from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
-from marketplace.payments.reconcile import reconcile
+from marketplace.payments.models import MoneyState, Payment, PaymentState, Refund, Transfer
 from marketplace.projects.models import Project, ProjectState
+from marketplace.reconciliation.checks import reconcile
 from marketplace.settlement.models import Settlement
 from tests.support.deploy import BIN, production_env
 from tests.support.postgres import PostgresServer, create_database, find_bindir
@@ -331,7 +331,7 @@ def test_the_scheduler_killed_while_charging_and_starting_finishes_exactly_once(
         assert set(pledges) == {PledgeState.PAID} and len(pledges) == PROJECTS * PLEDGES
         payments = session.scalars(select(Payment)).all()
         assert len(payments) == PROJECTS * PLEDGES
-        assert {p.state for p in payments} == {MoneyState.SUCCEEDED}
+        assert {p.state for p in payments} == {PaymentState.SUCCEEDED}
         # Stripe charged each pledge once, and paid each cost tranche once.
         intents = [i for i in all_of(app, "payment_intents") if i.status == "succeeded"]
         assert sorted(i.id for i in intents) == sorted(p.payment_intent_id for p in payments)

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from marketplace.accounts.models import Role
 from marketplace.core.sweeps import sweep_context
 from marketplace.funding.models import Pledge
-from marketplace.payments.reconcile import reconcile
 from marketplace.projects.models import Project, ProjectState
+from marketplace.reconciliation.checks import reconcile
 from marketplace.scheduler import run_sweeps
 from tests.factories import OrganisationFactory, ProjectFactory, UserFactory
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from marketplace.funding.models import Notification, Pledge, PledgeStateChange
+from marketplace.funding.models import Pledge, PledgeStateChange
 from marketplace.ledger.models import LedgerAccount
+from marketplace.notifications.models import Notification
 from marketplace.payments.models import PaymentSetup, Transfer
 from marketplace.projects.models import ProjectState
 from tests.integration.funding_support import (

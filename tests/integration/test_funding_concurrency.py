@@ -16,7 +16,7 @@ from marketplace.core.sweeps import SweepContext
 from marketplace.funding import sweeps
 from marketplace.funding.models import Pledge, PledgeState
 from marketplace.payments.gateway import StripeGateway
-from marketplace.payments.models import MoneyState, Payment
+from marketplace.payments.models import Payment, PaymentState
 from marketplace.projects.models import ProjectState
 from tests.conftest import build_app
 from tests.factories import ApiTokenFactory, PaymentSetupFactory
@@ -185,12 +185,12 @@ def test_a_charge_lost_in_a_crash_is_finished_with_the_same_key(app, client, ses
 
     tick(app, AFTER_DEADLINE + timedelta(minutes=1))  # not stale yet: left alone
     session.rollback()
-    assert session.scalars(select(Payment)).one().state is MoneyState.CREATED
+    assert session.scalars(select(Payment)).one().state is PaymentState.CREATED
     tick(app, AFTER_DEADLINE + timedelta(minutes=3))
 
     session.rollback()
     recorded = session.scalars(select(Payment)).one()
-    assert recorded.state is MoneyState.SUCCEEDED
+    assert recorded.state is PaymentState.SUCCEEDED
     assert recorded.payment_intent_id == dying.answer.payment_intent_id
     assert len(payment_intents(app)) == 1
     assert pledge_states(session, project.id) == ["paid"]

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
 from marketplace.core.sweeps import SweepContext
-from marketplace.funding.models import MailState, Notification
 from marketplace.notifications.messages import GRACE_ENDING, render
+from marketplace.notifications.models import MailState, Notification
 from marketplace.notifications.services import Mailer, deliver, notify
 from marketplace.notifications.sweeps import deliver_notifications
 from marketplace.projects import services as projects

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from marketplace.accounts.models import Role
 from marketplace.funding.models import Pledge
 from marketplace.ledger.models import LedgerAccount
-from marketplace.payments.models import MoneyState, Payment, Refund, Transfer
+from marketplace.payments.models import MoneyState, Payment, PaymentState, Refund, Transfer
 from marketplace.projects import services as projects
 from marketplace.projects.models import Project, ProjectState
 from marketplace.registry.models import TokenBlock
@@ -120,7 +120,9 @@ def test_every_cent_and_token_of_a_settlement_is_accounted_for(
     ).one()
     pledges = select(Pledge.id).where(Pledge.project_id == project.id)
     payments = session.scalars(
-        select(Payment).where(Payment.pledge_id.in_(pledges), Payment.state == MoneyState.SUCCEEDED)
+        select(Payment).where(
+            Payment.pledge_id.in_(pledges), Payment.state == PaymentState.SUCCEEDED
+        )
     ).all()
     refunds = session.scalars(select(Refund).where(Refund.pledge_id.in_(pledges))).all()
     transfers = session.scalars(select(Transfer).where(Transfer.project_id == project.id)).all()

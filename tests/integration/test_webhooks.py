@@ -14,7 +14,12 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from marketplace.payments.models import ConnectedAccount, MoneyState, Payment, StripeEvent
+from marketplace.payments.models import (
+    ConnectedAccount,
+    Payment,
+    PaymentState,
+    StripeEvent,
+)
 from tests.factories import ConnectedAccountFactory
 from tests.integration.funding_support import (
     AFTER_DEADLINE,
@@ -175,7 +180,7 @@ def test_failed_then_succeeded_out_of_order_ends_paid(app, client, session, fail
     )
 
     session.rollback()
-    assert session.get(Payment, payment.id).state is MoneyState.SUCCEEDED
+    assert session.get(Payment, payment.id).state is PaymentState.SUCCEEDED
     assert pledge_states(session, project.id) == ["paid", "paid"]
     assert_books_agree_with_stripe(app, session, AFTER_DEADLINE)
 
@@ -249,10 +254,10 @@ def test_a_real_delivery_from_stripe_finishes_a_3ds_payment(
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         session.rollback()
-        if session.get(Payment, payment.id).state is MoneyState.SUCCEEDED:
+        if session.get(Payment, payment.id).state is PaymentState.SUCCEEDED:
             break
         time.sleep(0.2)
-    assert session.get(Payment, payment.id).state is MoneyState.SUCCEEDED
+    assert session.get(Payment, payment.id).state is PaymentState.SUCCEEDED
     assert pledge_states(session, project.id) == ["paid", "paid"]
     tick(app, AFTER_DEADLINE + timedelta(minutes=5))
     assert_books_agree_with_stripe(app, session, AFTER_DEADLINE)
@@ -295,7 +300,7 @@ def test_every_delivery_three_times_in_any_order_changes_nothing_after_the_first
     assert {a.status_code for a in answers} == {200}
     assert sum(a.json["outcome"] != "duplicate delivery: ignored" for a in answers) == len(events)
     assert stored_events(session) == len(events)
-    assert session.get(Payment, payment.id).state is MoneyState.SUCCEEDED
+    assert session.get(Payment, payment.id).state is PaymentState.SUCCEEDED
     assert pledge_states(session, project.id) == ["paid", "paid"]
     session.rollback()
     assert session.get(ConnectedAccount, account.organisation_id).payouts_enabled

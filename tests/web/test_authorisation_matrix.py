@@ -75,7 +75,7 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("registry.retirement", "GET"): EVERYONE,
     ("registry.certificate", "GET"): EVERYONE,
     # Stripe signs its webhooks; no person is involved.
-    ("payments.stripe_webhook", "POST"): EVERYONE,
+    ("webhooks.stripe_webhook", "POST"): EVERYONE,
     ("accounts_api.Register", "POST"): EVERYONE,
     ("accounts_api.Tokens", "POST"): EVERYONE,
     ("catalogue_api.OutcomeTypes", "GET"): EVERYONE,
@@ -100,8 +100,8 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("accounts.revoke_token", "POST"): frozenset({"owner"}),
     ("accounts_api.TokenItem", "DELETE"): frozenset({"owner"}),
     # the panel
-    ("payments.ledger", "GET"): ADMIN,
-    ("payments.reconcile_now", "POST"): ADMIN,
+    ("reconciliation.ledger", "GET"): ADMIN,
+    ("reconciliation.reconcile_now", "POST"): ADMIN,
     ("notifications.outbox", "GET"): ADMIN,
     ("audit.log", "GET"): ADMIN,
     ("audit_api.AuditEvents", "GET"): ADMIN,
@@ -175,8 +175,8 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("evaluations_api.Evidence", "POST"): frozenset({"evaluator"}),
     ("evaluations_api.Evidence", "GET"): frozenset({"evaluator", "admin"}),
     # the parties to a settled project
-    ("evaluations.settlement_page", "GET"): frozenset({"owner", "buyer", "admin"}),
-    ("evaluations_api.ProjectSettlement", "GET"): frozenset({"owner", "buyer", "admin"}),
+    ("settlement.settlement_page", "GET"): frozenset({"owner", "buyer", "admin"}),
+    ("settlement_api.ProjectSettlement", "GET"): frozenset({"owner", "buyer", "admin"}),
     ("evaluations.download", "GET"): frozenset({"owner", "evaluator", "admin"}),
     ("evaluations_api.FileContent", "GET"): frozenset({"owner", "evaluator", "admin"}),
 }

@@ -130,7 +130,7 @@ PAGES_BY_PERSON = {
         "registry.holdings",
         "notifications.notices",
         "accounts.account",
-        "evaluations.settlement_page",
+        "settlement.settlement_page",
         "projects.detail",
     ],
     "entrepreneur": [
@@ -148,7 +148,7 @@ PAGES_BY_PERSON = {
         "projects.review",
         "evaluations.queue",
         "evaluations.form",
-        "payments.ledger",
+        "reconciliation.ledger",
         "notifications.outbox",
         "audit.log",
         "catalogue.new_outcome_type",

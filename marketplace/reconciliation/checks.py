@@ -1,9 +1,18 @@
-"""Reconciliation: the books and our rows against Stripe's own objects.
+"""Reconciliation: the books and our rows against Stripe's own objects, and the
+invariants of the money lifecycle.
 
-For every money row that claims an outcome, Stripe's object must exist with
-the same amount and a matching status; the Stripe clearing account must hold
-what Stripe says moved (charges less refunds less transfers); and the ledger
-must agree with itself. Each run is stored with the differences it found.
+Each run reports every difference it finds (and is stored with them):
+- the ledger agrees with itself (``ledger.verify``);
+- every money row that claims an outcome has its Stripe object, with the same
+  amount and a matching status; every PaymentIntent at Stripe that carries our
+  metadata maps to exactly one payment row (no charge we do not know of);
+- the Stripe clearing account holds what Stripe says moved (charges less
+  refunds less transfers);
+- at most one succeeded charge per pledge, for exactly the pledge's amount;
+  every surplus charge has its refund;
+- the escrow of a settled project is 0; the escrow of an unfunded project is
+  what is still being refunded, and every paid pledge of it has its refund.
+It lives above funding, projects and payments: it reads all of them.
 """
 
 from __future__ import annotations
@@ -11,13 +20,22 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import AccountKind, LedgerAccount
 from marketplace.ledger.services import account_code, verify
 from marketplace.payments.gateway import GatewayError, StripeGateway
-from marketplace.payments.models import MoneyState, Payment, ReconciliationRun, Refund, Transfer
+from marketplace.payments.models import (
+    MoneyState,
+    Payment,
+    PaymentState,
+    ReconciliationRun,
+    Refund,
+    Transfer,
+)
+from marketplace.projects.models import Project, ProjectState
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +64,8 @@ def compare(session: Session, gateway: StripeGateway) -> tuple[int, list[str]]:
             differences.append(f"payment {payment.id}: {payment.payment_intent_id} {error}")
             continue
         stripe_paid = intent.status == "succeeded"
-        if stripe_paid != (payment.state == MoneyState.SUCCEEDED):
+        ours_paid = payment.state in (PaymentState.SUCCEEDED, PaymentState.SURPLUS)
+        if stripe_paid != ours_paid:
             differences.append(
                 f"payment {payment.id}: ours {payment.state.value}, Stripe {intent.status}"
             )
@@ -100,7 +119,97 @@ def compare(session: Session, gateway: StripeGateway) -> tuple[int, list[str]]:
             select(rows).where(rows.state == MoneyState.SUCCEEDED, _stripe_id(rows).is_(None))
         ):
             differences.append(f"{row_kind} {row.id}: succeeded without a Stripe id")
+    differences += unknown_at_stripe(session, gateway)
+    differences += invariants(session)
     return checked, differences
+
+
+def unknown_at_stripe(session: Session, gateway: StripeGateway) -> list[str]:
+    """Every PaymentIntent at Stripe with our metadata maps to exactly one payment row."""
+    try:
+        theirs = gateway.our_payments()
+    except GatewayError as error:
+        return [f"PaymentIntents at Stripe could not be listed: {error}"]
+    ours = dict(
+        session.execute(
+            select(Payment.payment_intent_id, Payment.id).where(
+                Payment.payment_intent_id.is_not(None)
+            )
+        ).all()
+    )
+    differences = []
+    for intent_id, amount, status, metadata in theirs:
+        row = ours.get(intent_id)
+        if row is None:
+            differences.append(
+                f"Stripe's {intent_id} ({status}, {amount} cents, payment "
+                f"{metadata.get('payment_id')}) has no payment row"
+            )
+        elif str(row) != metadata.get("payment_id"):
+            differences.append(
+                f"Stripe's {intent_id} names payment {metadata.get('payment_id')}, our row is {row}"
+            )
+    return differences
+
+
+def invariants(session: Session) -> list[str]:
+    """The money lifecycle's rules, read from our rows and the ledger alone."""
+    differences = []
+    for pledge_id, count, amounts, pledged in session.execute(
+        select(
+            Pledge.id, func.count(Payment.id), func.sum(Payment.amount_cents), Pledge.amount_cents
+        )
+        .join(Payment, Payment.pledge_id == Pledge.id)
+        .where(Payment.state == PaymentState.SUCCEEDED)
+        .group_by(Pledge.id, Pledge.amount_cents)
+    ):
+        if count > 1:
+            differences.append(f"pledge {pledge_id}: {count} succeeded charges")
+        elif amounts != pledged:
+            differences.append(f"pledge {pledge_id}: charged {amounts} cents of {pledged}")
+    for (payment_id,) in session.execute(
+        select(Payment.id).where(
+            Payment.state == PaymentState.SURPLUS,
+            ~select(Refund.id).where(Refund.payment_id == Payment.id).exists(),
+        )
+    ):
+        differences.append(f"payment {payment_id}: a surplus charge without its refund")
+    escrows = session.execute(
+        select(Project.id, Project.state, LedgerAccount.balance_cents)
+        .join(LedgerAccount, LedgerAccount.project_id == Project.id)
+        .where(
+            LedgerAccount.kind == AccountKind.ESCROW,
+            Project.state.in_((ProjectState.SETTLED, ProjectState.UNFUNDED)),
+        )
+    ).all()
+    pending = dict(
+        session.execute(
+            select(Pledge.project_id, func.sum(Refund.amount_cents))
+            .join(Refund, Refund.pledge_id == Pledge.id)
+            .where(Refund.state == MoneyState.CREATED, Refund.reason != "surplus")
+            .group_by(Pledge.project_id)
+        ).all()
+    )
+    for project_id, state, balance in escrows:
+        owed = pending.get(project_id, 0) if state is ProjectState.UNFUNDED else 0
+        if balance != owed:
+            differences.append(
+                f"project {project_id} ({state.value}): escrow holds {balance} cents, "
+                f"expected {owed}"
+            )
+    for (pledge_id,) in session.execute(
+        select(Pledge.id)
+        .join(Project, Project.id == Pledge.project_id)
+        .where(
+            Project.state == ProjectState.UNFUNDED,
+            Pledge.state == PledgeState.PAID,
+            ~select(Refund.id)
+            .where(Refund.pledge_id == Pledge.id, Refund.reason == "unfunded")
+            .exists(),
+        )
+    ):
+        differences.append(f"pledge {pledge_id}: paid on an unfunded project and not refunded")
+    return differences
 
 
 def _stripe_id(rows):

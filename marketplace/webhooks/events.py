@@ -1,11 +1,17 @@
 """Stripe's webhook events, each handled once and in any order.
 
+This is an edge, like the API: it checks an event's shape, stores its id, and
+hands what Stripe says to the owner of the object (a pledge's payment to
+``funding.charges``, a payout account to ``payments``).
+
 Invariants:
 - An event id is stored in the transaction that handles it: a repeated
   delivery finds it and does nothing.
 - Handlers move rows only forward: a payment that succeeded stays succeeded
   whatever arrives later; ``payment_failed`` after ``succeeded`` is ignored,
-  ``succeeded`` after ``payment_failed`` wins (Stripe's final word).
+  ``succeeded`` after ``payment_failed`` wins (Stripe's final word). A success
+  the pledge does not need (a second one, or after it was cancelled) is a
+  surplus, refunded at once by the owner.
 - Events about objects we do not know are recorded and ignored.
 """
 
@@ -18,9 +24,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from marketplace.funding.models import Pledge, PledgeState
-from marketplace.payments import services as payments
-from marketplace.payments.models import ConnectedAccount, MoneyState, Payment, StripeEvent
+from marketplace.funding import charges
+from marketplace.payments.models import (
+    LIVE_PAYMENT_STATES,
+    ConnectedAccount,
+    Payment,
+    PaymentState,
+    StripeEvent,
+)
 
 
 class NotAnEvent(ValueError):
@@ -109,17 +120,13 @@ def _payment_succeeded(session: Session, obj: dict[str, Any], now: datetime) -> 
     payment = _find_payment(session, obj)
     if payment is None:
         return "unknown payment: ignored"
-    if payment.state == MoneyState.SUCCEEDED:
-        return f"payment {payment.id} already succeeded"
+    if payment.state in (PaymentState.SUCCEEDED, PaymentState.SURPLUS):
+        return f"payment {payment.id} already {payment.state.value}"
     if obj.get("amount") != payment.amount_cents:
         return f"payment {payment.id}: amount {obj.get('amount')} differs: left for review"
-    pledge = session.get(Pledge, payment.pledge_id)
-    if pledge.state not in (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED, PledgeState.PAID):
-        # Paid after the pledge was cancelled: the money is booked, the pledge stays
-        # cancelled, and reconciliation reports it for a refund by the team.
-        payments.record_success(session, payment, now, payment_intent_id=_text(obj, "id"))
-        return f"payment {payment.id} succeeded on a {pledge.state.value} pledge: review"
-    payments.record_success(session, payment, now, payment_intent_id=_text(obj, "id"))
+    meant = charges.record_success(session, payment, now, payment_intent_id=_text(obj, "id"))
+    if meant == "surplus":
+        return f"payment {payment.id} succeeded on a paid or closed pledge: surplus, refunding"
     return f"payment {payment.id} succeeded"
 
 
@@ -127,10 +134,10 @@ def _payment_failed(session: Session, obj: dict[str, Any], now: datetime, grace_
     payment = _find_payment(session, obj)
     if payment is None:
         return "unknown payment: ignored"
-    if payment.state in (MoneyState.SUCCEEDED, MoneyState.FAILED):
+    if payment.state not in LIVE_PAYMENT_STATES:
         return f"payment {payment.id} already {payment.state.value}: ignored"
     error = _mapping(obj, "last_payment_error")
-    payments.record_failure(
+    charges.record_failure(
         session,
         payment,
         (_text(error, "code") or "payment_failed")[:60],
@@ -155,3 +162,9 @@ def _account_updated(session: Session, obj: dict[str, Any], now: datetime) -> st
     )
     account.updated_at = now
     return f"account of organisation {account.organisation_id} updated"
+
+
+def pledge_of_event(session: Session, event: dict[str, Any]) -> int | None:
+    """The pledge whose payment a (checked) event is about, if we know it."""
+    payment = _find_payment(session, event_object(event))
+    return payment.pledge_id if payment is not None else None
