@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 help:
 	@echo "make run    - install, migrate the SQLite database, load demo data once, start app and scheduler"
 	@echo "make test   - install test dependencies (PostgreSQL too), lint, run the whole suite"
-	@echo "make lint   - ruff (lint and format check) and the import-layer contracts"
+	@echo "make lint   - ruff (lint and format check), the import-layer contracts and mypy"
 	@echo "make clean  - remove the virtual environment and caches (keeps instance/)"
 
 $(BIN)/python:
@@ -34,6 +34,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: $(VENV)/.installed-test
 	@scripts/ensure-test-deps.sh

@@ -245,4 +245,4 @@ def testing_settings(database_url: str, instance_path: Path, **overrides: object
         argon2_memory_cost_kib=1024,
         argon2_parallelism=1,
     )
-    return replace(base, **overrides).check()
+    return replace(base, **overrides).check()  # type: ignore[arg-type]  # overrides by name

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -44,7 +43,7 @@ from marketplace.core.schemas import ROW_ID_MAX
 from marketplace.evaluations.files import FileStore
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
 from marketplace.payments.gateway import StripeGateway
-from marketplace.web.vocabulary import PATTERNS
+from marketplace.web.messages import translated as _translated
 
 SUPPORTED_LOCALES = ("en", "nl")
 CONTENT_SECURITY_POLICY = (
@@ -133,7 +132,9 @@ def create_app(config: Settings | None = None) -> Flask:
         # Behind a TLS-terminating proxy: the client's address (login throttle, audit
         # log) and https (secure cookies, HSTS) come from the proxy's headers.
         proxies = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies
+        )
     # Before any route: every <int:...> in a path is a row id.
     app.url_map.converters["int"] = RowIdConverter
     init_request_ids(app)
@@ -198,33 +199,6 @@ def create_app(config: Settings | None = None) -> Flask:
         return response
 
     return app
-
-
-def _translated(message: str) -> str:
-    """A message from the services or a schema in the page's language: a constant one
-    from the catalogue, one with figures by the pattern it matches (figures kept)."""
-    if not isinstance(message, str) or not message:
-        return message
-    found = gettext(message)
-    if found != message:
-        return found
-    for pattern, shape in MESSAGE_SHAPES:
-        match = shape.fullmatch(message)
-        if match:
-            return gettext(pattern).format(**match.groupdict())
-    return message
-
-
-def _shape(pattern: str) -> re.Pattern:
-    parts = re.split(r"\{(\w+)\}", pattern)
-    return re.compile(
-        "".join(
-            re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
-        )
-    )
-
-
-MESSAGE_SHAPES = [(pattern, _shape(pattern)) for pattern in PATTERNS]
 
 
 def _translate_messages(sender, template, context, **extra) -> None:

@@ -75,7 +75,8 @@ def create_user_command(role: str, email: str, name: str, organisation: str) -> 
             }
         )
     except ma.ValidationError as exc:
-        _fail({k: list(v) for k, v in exc.messages.items()}, "The user was not created.")
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        _fail({k: list(v) for k, v in messages.items()}, "The user was not created.")
     try:
         with db.transaction() as session:
             user = create_user(
@@ -148,7 +149,7 @@ def run_command() -> None:
     """Run the scheduler in the foreground: every sweep once a minute."""
     settings = current_app.extensions["settings"]
     configure_logging(settings.log_format, settings.log_level)
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # the proxied app
     log = logging.getLogger("marketplace.scheduler")
 
     def job() -> None:

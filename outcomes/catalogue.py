@@ -23,7 +23,7 @@ from sqlalchemy import CheckConstraint, Enum, String, func, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from outcomes.db import Base, ExactDecimal, UTCDateTime, canonical_decimal
-from outcomes.errors import Conflict, NotFound, ValidationFailed
+from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 from valuation import MethodParameters, OutcomeProxy, Per
 
 CATALOGUE_CSV = Path(__file__).parent / "data" / "outcome-types.csv"
@@ -142,7 +142,7 @@ def read_catalogue_csv(path: Path = CATALOGUE_CSV) -> list[NewOutcomeType]:
                     values[column] = Decimal(str(values[column]))
                 for column in _INTEGERS:
                     values[column] = int(str(values[column]))
-                values["per"] = Per(values["per"])
+                values["per"] = Per(str(values["per"]))
             except (InvalidOperation, ValueError) as exc:
                 raise ValueError(f"{path.name} line {number}: {exc}") from None
             rows.append(NewOutcomeType(**values))  # type: ignore[arg-type]
@@ -155,10 +155,14 @@ def read_catalogue_csv(path: Path = CATALOGUE_CSV) -> list[NewOutcomeType]:
 def _check_new(data: NewOutcomeType, currencies: frozenset[str]) -> None:
     errors: dict[str, list[str]] = {}
     if data.currency not in currencies:
-        errors["currency"] = [f"Use one of {', '.join(sorted(currencies))}."]
+        errors["currency"] = [
+            Message("Use one of %(choices)s.", choices=", ".join(sorted(currencies)))
+        ]
     parts = set(data.basis.split("+"))
     if not data.basis or not parts <= set(BASES):
-        errors["basis"] = [f"Use one or more of {', '.join(BASES)} joined by '+'."]
+        errors["basis"] = [
+            Message("Use one or more of %(choices)s joined by '+'.", choices=", ".join(BASES))
+        ]
     if data.per is Per.ONCE and (data.duration_years != 1 or data.drop_off != 0):
         errors["duration_years"] = ["A one-off outcome lasts one year with no drop-off."]
     if errors:
@@ -184,7 +188,8 @@ def add_outcome_type(
     code = data.code.upper()
     if session.scalar(select(OutcomeType.id).where(OutcomeType.code == code)) is not None:
         raise Conflict(
-            f"The code {code} is already in the catalogue; codes are never reused.",
+            "The code %(code)s is already in the catalogue; codes are never reused.",
+            params={"code": code},
             code="outcome_type_exists",
             errors={"code": ["This code is already in the catalogue."]},
         )
@@ -214,7 +219,7 @@ def get_outcome_type(session: Session, code: str) -> OutcomeType:
     """Raises NotFound for an unknown code."""
     outcome_type = session.scalar(select(OutcomeType).where(OutcomeType.code == code.upper()))
     if outcome_type is None:
-        raise NotFound(f"No outcome type {code!r} in the catalogue.")
+        raise NotFound("No outcome type %(code)s in the catalogue.", params={"code": repr(code)})
     return outcome_type
 
 

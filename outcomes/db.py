@@ -12,11 +12,12 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import DateTime, Enum, MetaData, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -70,12 +71,12 @@ class ExactDecimal(TypeDecorator[Decimal]):
         self.precision = precision
         self.scale = scale
 
-    def load_dialect_impl(self, dialect: Dialect):
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(self.precision + 2))
         return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
 
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect):
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         if not isinstance(value, Decimal) or not value.is_finite():
@@ -84,7 +85,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return format(canonical_decimal(value), "f")
         return value
 
-    def process_result_value(self, value, dialect: Dialect) -> Decimal | None:
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
         return canonical_decimal(Decimal(value))
@@ -93,7 +94,8 @@ class ExactDecimal(TypeDecorator[Decimal]):
 def canonical_decimal(value: Decimal) -> Decimal:
     """The value without trailing zeros, never in exponent form (100, not 1E+2)."""
     value = value.normalize()
-    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value
+    exponent = value.as_tuple().exponent
+    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
 
 
 def str_enum(kind: type[enum.StrEnum], name: str, length: int = 20) -> Enum:
@@ -107,3 +109,9 @@ def str_enum(kind: type[enum.StrEnum], name: str, length: int = 20) -> Enum:
         create_constraint=True,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+def affected(result: Any) -> int:
+    """How many rows an UPDATE or DELETE changed (its cursor's row count)."""
+    count: int = result.rowcount
+    return count

@@ -41,6 +41,11 @@ class DomainError(Exception):
         self.errors = {name: list(messages) for name, messages in (errors or {}).items()}
         super().__init__(self.detail)
 
+    @property
+    def message(self) -> Message:
+        """The refusal as a ``Message``: English as text, a template for the pages."""
+        return Message(self.template, **self.params)
+
 
 class Message(str):
     """A field error with figures: reads as the English text, keeps its template and
@@ -110,7 +115,7 @@ class RateLimited(DomainError):
     code = "rate_limited"
     title = "Too many attempts"
 
-    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         self.retry_after = max(1, retry_after)
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base, UTCDateTime, str_enum
-from outcomes.errors import Forbidden, ValidationFailed
+from outcomes.errors import Forbidden, Message, ValidationFailed
 from outcomes.lifecycle import InvalidTransition, Lifecycle, StateHistory
 
 MAX_NOTE = 5000
@@ -188,7 +188,7 @@ def record_results(
         raise Forbidden("Only the assigned evaluator records results.")
     if evaluation.state not in EDITABLE:
         raise InvalidEvaluationTransition(
-            f"A {evaluation.state.value} evaluation cannot be changed."
+            "A %(state)s evaluation cannot be changed.", params={"state": evaluation.state.value}
         )
     commitments = _commitments(session, evaluation.project_id)
     errors: dict[str, list[str]] = {}
@@ -204,7 +204,9 @@ def record_results(
         if not result.evidence_note.strip():
             errors[f"results.{i}.evidence_note"] = ["Say what evidence supports the figure."]
         elif len(result.evidence_note) > MAX_NOTE:
-            errors[f"results.{i}.evidence_note"] = [f"At most {MAX_NOTE} characters."]
+            errors[f"results.{i}.evidence_note"] = [
+                Message("At most %(n)s characters.", n=MAX_NOTE)
+            ]
     if errors:
         raise ValidationFailed(errors=errors)
     # In place, by outcome: replacing the collection would insert the new rows
@@ -216,9 +218,9 @@ def record_results(
             evaluation.results.remove(row)
     session.flush()
     for outcome_id, result in given.items():
-        row = existing.get(outcome_id)
-        if row is None:
-            row = EvaluationResult(commitment_id=outcome_id)
+        found = existing.get(outcome_id)
+        row = found if found is not None else EvaluationResult(commitment_id=outcome_id)
+        if found is None:
             evaluation.results.append(row)
         row.verified_quantity = result.verified_quantity
         row.evidence_note = result.evidence_note.strip()
@@ -236,7 +238,11 @@ def submit(
     }
     if missing:
         raise ValidationFailed(
-            errors={"results": [f"Record a result for every outcome ({len(missing)} missing)."]}
+            errors={
+                "results": [
+                    Message("Record a result for every outcome (%(n)s missing).", n=len(missing))
+                ]
+            }
         )
     _move(session, evaluation, E.SUBMITTED, actor_id=evaluator_id, now=now)
     evaluation.submitted_at = now

@@ -23,7 +23,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outcomes.db import Base, UTCDateTime
-from outcomes.errors import ValidationFailed
+from outcomes.errors import Message, ValidationFailed
 
 MAX_NAME = 200
 # content type -> the file name endings that may carry it
@@ -103,11 +103,12 @@ def check_upload(raw_name: str, data: bytes, *, max_bytes: int) -> CheckedUpload
     """Refuse what is empty, too large, of a type not taken, or not what its name says."""
     name = clean_filename(raw_name or "")
     ending = PurePosixPath(name.lower()).suffix
-    problem = None
+    problem: str | None = None
+    content_type: str | None = None
     if not data:
         problem = "The file is empty."
     elif len(data) > max_bytes:
-        problem = f"The file is larger than {max_bytes // (1024 * 1024)} MB."
+        problem = Message("The file is larger than %(n)s MB.", n=max_bytes // (1024 * 1024))
     elif not name:
         problem = "The file needs a name."
     else:
@@ -115,12 +116,13 @@ def check_upload(raw_name: str, data: bytes, *, max_bytes: int) -> CheckedUpload
         if content_type is None:
             problem = "Only PDF, PNG, JPEG, CSV and plain text files are taken."
         elif ending not in ALLOWED[content_type]:
-            problem = (
-                f"The content is {content_type}; name the file with "
-                f"{' or '.join(ALLOWED[content_type])}."
+            problem = Message(
+                "The content is %(kind)s; name the file with %(endings)s.",
+                kind=content_type,
+                endings=" or ".join(ALLOWED[content_type]),
             )
-    if problem:
-        raise ValidationFailed(errors={"file": [problem]})
+    if problem or content_type is None:
+        raise ValidationFailed(errors={"file": [problem or "The file is empty."]})
     return CheckedUpload(
         filename=name,
         content_type=content_type,

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from outcomes.db import affected
 from outcomes.errors import Conflict
 
 S = TypeVar("S", bound=enum.Enum)
@@ -101,12 +102,14 @@ class Lifecycle(Generic[S]):
         values: dict[str, Any] = {"state": to_state}
         if self.stamp:
             values[self.stamp] = now
-        moved = session.execute(
-            update(self.model)
-            .where(self.model.id == row.id, self.model.state == from_state)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        moved = affected(
+            session.execute(
+                update(self.model)
+                .where(self.model.id == row.id, self.model.state == from_state)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        )
         if moved != 1:
             session.refresh(row)
             raise self.refusal(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base, UTCDateTime
-from outcomes.errors import ValidationFailed
+from outcomes.errors import Message, ValidationFailed
 
 REPORT_EVERY = timedelta(days=91)  # three months
 MAX_TEXT = 20_000
@@ -47,7 +47,7 @@ def add_report(
     if not text.strip():
         errors["text"] = ["Say how the project is doing."]
     elif len(text) > MAX_TEXT:
-        errors["text"] = [f"At most {MAX_TEXT} characters."]
+        errors["text"] = [Message("At most %(n)s characters.", n=MAX_TEXT)]
     own = set(
         session.scalars(
             select(OutcomeCommitment.id).where(OutcomeCommitment.project_id == project_id)

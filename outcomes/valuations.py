@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from outcomes.catalogue import types_by_code
-from outcomes.errors import ValidationFailed
+from outcomes.errors import Message, ValidationFailed
 from valuation import (
     DEFAULT_GRADE,
     AdjustmentOverrides,
@@ -64,11 +64,16 @@ def build_lines(session: Session, lines: list[LineRequest]) -> list[LineInput]:
     for i, line in enumerate(lines):
         outcome_type = found.get(line.outcome_type.upper())
         if outcome_type is None:
-            errors[f"lines.{i}.outcome_type"] = [f"Unknown outcome type {line.outcome_type!r}."]
+            errors[f"lines.{i}.outcome_type"] = [
+                Message("Unknown outcome type %(code)s.", code=repr(line.outcome_type))
+            ]
             continue
         if outcome_type.is_retired:
             errors[f"lines.{i}.outcome_type"] = [
-                f"The outcome type {outcome_type.code} is retired and cannot be chosen."
+                Message(
+                    "The outcome type %(code)s is retired and cannot be chosen.",
+                    code=outcome_type.code,
+                )
             ]
             continue
         inputs.append(

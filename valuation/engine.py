@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
+from typing import Any
 
 METHOD_VERSION = 1
 PRECISION = 50
@@ -75,7 +76,7 @@ class MethodParameters:
     )
     token_value_cents: int = 10000
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "valuation_year": self.valuation_year,
             "inflation": str(self.inflation),
@@ -85,7 +86,7 @@ class MethodParameters:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> MethodParameters:
+    def from_dict(cls, data: Mapping[str, Any]) -> MethodParameters:
         """The parameters ``as_dict`` wrote (a valuation snapshot's)."""
         return cls(
             valuation_year=int(data["valuation_year"]),
@@ -112,7 +113,7 @@ class OutcomeProxy:
     drop_off: Decimal
     duration_years: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "proxy_value": str(self.proxy_value),
@@ -128,7 +129,7 @@ class OutcomeProxy:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> OutcomeProxy:
+    def from_dict(cls, data: Mapping[str, Any]) -> OutcomeProxy:
         """The proxy ``as_dict`` wrote (a valuation snapshot's copy of the catalogue)."""
         return cls(
             code=data["code"],
@@ -158,7 +159,7 @@ class AdjustmentOverrides:
     drop_off: Decimal | None = None
     duration_years: int | None = None
 
-    def overrides(self) -> dict:
+    def overrides(self) -> dict[str, Any]:
         """The adjustments this line replaces, by name."""
         return {
             name: getattr(self, name)
@@ -215,7 +216,7 @@ class LineResult:
     def conservative_value_cents(self) -> int:
         return to_cents(self.conservative_value)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "outcome_type": self.outcome_type,
             "quantity": self.quantity,
@@ -256,7 +257,7 @@ class Valuation:
     def tokens_total(self) -> int:
         return self.total_conservative_value_cents // self.parameters.token_value_cents
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "method_version": self.method_version,
             "parameters": self.parameters.as_dict(),
@@ -291,7 +292,7 @@ def _context() -> decimal.Context:
 
 
 def _check_rate(
-    errors: dict, name: str, value: Decimal | None, low: Decimal, high: Decimal
+    errors: dict[str, list[str]], name: str, value: Decimal | None, low: Decimal, high: Decimal
 ) -> None:
     if value is None:
         return
@@ -301,7 +302,7 @@ def _check_rate(
         errors.setdefault(name, []).append(f"Must be between {low} and {high}.")
 
 
-def _check_whole(errors: dict, name: str, value: object, minimum: int) -> None:
+def _check_whole(errors: dict[str, list[str]], name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         errors.setdefault(name, []).append("Must be a whole number.")
     elif value < minimum:
@@ -360,8 +361,8 @@ class _Factors:
 
     def __init__(self, params: MethodParameters) -> None:
         self.params = params
-        self._unit: dict[tuple, tuple[Decimal, Decimal, Decimal]] = {}
-        self._annuity: dict[tuple, Decimal] = {}
+        self._unit: dict[tuple[Any, ...], tuple[Decimal, Decimal, Decimal]] = {}
+        self._annuity: dict[tuple[Any, ...], Decimal] = {}
 
     def unit(self, proxy: OutcomeProxy, scale: Decimal = ONE) -> tuple[Decimal, Decimal, Decimal]:
         key = (proxy, scale)
@@ -404,7 +405,10 @@ def _value_line(
 ) -> LineResult:
     deadweight, displacement, attribution, drop_off, years = _resolved(line)
     if shift:
-        clip = lambda v: min(max(v, ZERO), MAX_ADJUSTMENT)  # noqa: E731
+
+        def clip(v: Decimal) -> Decimal:
+            return min(max(v, ZERO), MAX_ADJUSTMENT)
+
         deadweight = clip(deadweight + shift.get("deadweight", ZERO))
         displacement = clip(displacement + shift.get("displacement", ZERO))
         attribution = clip(attribution + shift.get("attribution", ZERO))
@@ -474,7 +478,7 @@ def sensitivity(lines: Sequence[LineInput], params: MethodParameters) -> list[Se
     with decimal.localcontext(_context()):
         factors = _Factors(params)
 
-        def total(**variant) -> int:
+        def total(**variant: Any) -> int:
             return sum(_value_line(line, factors, **variant).present_value_cents for line in lines)
 
         rows.append(

@@ -17,6 +17,8 @@ from pathlib import Path
 from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from outcomes.errors import Message
+
 PASSWORD_MAX_LENGTH = 128
 BREACHED_LIST = Path(__file__).parent / "data" / "common-passwords.txt.gz"
 
@@ -36,11 +38,11 @@ class PasswordPolicy:
 
     def problems(self, password: str, *, email: str = "") -> list[str]:
         """The reasons this password is refused; empty when it is acceptable."""
-        problems = []
+        problems: list[str] = []
         if len(password) < self.min_length:
-            problems.append(f"Use at least {self.min_length} characters.")
+            problems.append(Message("Use at least %(n)s characters.", n=self.min_length))
         if len(password) > self.max_length:
-            problems.append(f"Use at most {self.max_length} characters.")
+            problems.append(Message("Use at most %(n)s characters.", n=self.max_length))
         if email and password.strip().lower() == email.strip().lower():
             problems.append("The password must not be your e-mail address.")
         if self.refuse_breached and password.strip().lower() in breached_passwords():

@@ -8,10 +8,10 @@ services.
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import validate
 
 from marketplace.accounts.models import SELF_REGISTRATION_ROLES, Role, Scope
 from marketplace.accounts.passwords import PASSWORD_MAX_LENGTH
+from marketplace.core import validate
 from marketplace.core.schemas import Trimmed
 
 

@@ -43,6 +43,7 @@ from marketplace.core.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from outcomes.db import affected
 
 API_TOKEN_PREFIX = "som_"  # noqa: S105 - a public marker, not a secret
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -339,15 +340,18 @@ def require_scope(token: ApiToken, scope: Scope) -> None:
     """Raises InsufficientScope unless the token was given ``scope``."""
     if not token.allows(scope):
         raise InsufficientScope(
-            f"This needs an API token with the scope '{scope.value}'; "
-            f"this one has: {', '.join(token.scope_list)}."
+            "This needs an API token with the scope '%(scope)s'; this one has: %(scopes)s.",
+            params={"scope": scope.value, "scopes": ", ".join(token.scope_list)},
         )
 
 
 def require_role(user: User, *roles: Role) -> None:
     """Raises Forbidden unless the user has one of ``roles``."""
     if not user.has_role(*roles):
-        raise Forbidden(f"This needs the role {' or '.join(r.value for r in roles)}.")
+        raise Forbidden(
+            "This needs the role %(roles)s.",
+            params={"roles": " / ".join(r.value for r in roles)},
+        )
 
 
 def list_users(session: Session, *, page: int, per_page: int) -> tuple[list[User], int]:
@@ -366,4 +370,4 @@ def purge_login_attempts(session: Session, now: datetime) -> str:
     result = session.execute(
         delete(LoginAttempt).where(LoginAttempt.attempted_at < now - LOGIN_ATTEMPT_RETENTION)
     )
-    return f"deleted {result.rowcount} old log-in attempts"
+    return f"deleted {affected(result)} old log-in attempts"

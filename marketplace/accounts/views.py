@@ -7,6 +7,7 @@ and the status that the JSON API would give (422, 409, 401, 429).
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import marshmallow as ma
@@ -160,8 +161,8 @@ def account():
     return _account_page()
 
 
-def _account_page(status: int = 200, **extra):
-    values = {
+def _account_page(status: int = 200, **extra: Any) -> tuple[str, int]:
+    values: dict[str, Any] = {
         "tokens": list_api_tokens(db.session, current_user),
         "new_secret": None,
         "now": now(),
@@ -180,7 +181,7 @@ def _account_page(status: int = 200, **extra):
 def create_token():
     name = request.form.get("name", "").strip()[:100] or "API token"
     try:
-        chosen = {"scopes": request.form.getlist("scopes")}
+        chosen: dict[str, Any] = {"scopes": request.form.getlist("scopes")}
         if request.form.get("expires_in_days"):  # "never" is the empty choice
             chosen["expires_in_days"] = request.form["expires_in_days"]
         data = TokenOptionsSchema().load(chosen)

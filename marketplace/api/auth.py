@@ -21,7 +21,7 @@ from marketplace.core.clock import now
 from marketplace.core.errors import Unauthenticated
 from marketplace.extensions import db
 
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def current_api_user() -> User:

@@ -175,7 +175,7 @@ def from_http_exception(error: HTTPException) -> Response:
             m for msgs in errors.values() for m in msgs
         )
     else:
-        detail = data.get("message") or error.description or None
+        detail = str(data.get("message") or error.description or "")
     headers = dict(data.get("headers") or {})
     if status == 405 and error.get_headers():
         headers.update({k: v for k, v in error.get_headers() if k.lower() == "allow"})

@@ -5,12 +5,12 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import validate
 
 from marketplace.accounts.models import Role
 from marketplace.api.auth import authenticated
 from marketplace.audit import services as audit
 from marketplace.audit.models import KINDS
+from marketplace.core import validate
 from marketplace.core.schemas import PageArgsSchema, page_schema
 from marketplace.extensions import db
 

@@ -85,7 +85,7 @@ def _row(kind: str, action: str, subject: str, at: datetime, actor: Actor, **det
 
 def _write(connection: Connection, rows: list[dict]) -> None:
     if rows:
-        connection.execute(insert(AuditEvent.__table__), rows)
+        connection.execute(insert(AuditEvent), rows)
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def search(session: Session, filters: AuditFilters) -> tuple[list[AuditEvent], i
         query = query.where(AuditEvent.at >= filters.since)
     if filters.until:
         query = query.where(AuditEvent.at < filters.until)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(
         query.order_by(AuditEvent.id.desc())
         .limit(filters.per_page)

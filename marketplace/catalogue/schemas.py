@@ -9,8 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import marshmallow as ma
-from marshmallow import validate
 
+from marketplace.core import validate
 from marketplace.core.schemas import Trimmed, WholeNumber
 from valuation import SENSITIVITY_PARAMETERS, EvidenceGrade, Per
 

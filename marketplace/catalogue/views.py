@@ -101,7 +101,8 @@ def new_outcome_type():
             data = NewOutcomeTypeSchema().load(request.form, unknown=ma.EXCLUDE)
             created = add_outcome_type(db.session, NewOutcomeType(**data), now=now())
         except ma.ValidationError as exc:
-            errors, status = {k: list(v) for k, v in exc.messages.items()}, 422
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+            errors, status = {k: list(v) for k, v in messages.items()}, 422
         except MarketplaceError as exc:
             errors, status = exc.errors, status_of(exc)
         else:

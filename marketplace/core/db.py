@@ -19,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from flask import Flask, Response, current_app, g
@@ -83,7 +83,8 @@ class Database:
 
     @property
     def state(self) -> DatabaseState:
-        return current_app.extensions["db"]
+        found: DatabaseState = current_app.extensions["db"]
+        return found
 
     @property
     def engine(self) -> Engine:
@@ -92,13 +93,13 @@ class Database:
     @property
     def session(self) -> Session:
         """The session of the current application context."""
-        session = g.get("_db_session")
+        session: Session | None = g.get("_db_session")
         if session is None:
             session = self.state.session_factory()
             g._db_session = session
         return session
 
-    def transaction(self):
+    def transaction(self) -> AbstractContextManager[Session]:
         return self.state.transaction()
 
     def for_process(self) -> sessionmaker[Session]:

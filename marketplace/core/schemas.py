@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import marshmallow as ma
-from marshmallow import validate
+
+from marketplace.core import validate
 
 MAX_PER_PAGE = 200
 # Row ids are PostgreSQL ``integer``s; a larger number cannot name a row.
@@ -13,8 +17,10 @@ ROW_ID_MAX = 2**31 - 1
 class Trimmed(ma.fields.String):
     """A string with surrounding white space removed before validation."""
 
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        return str(super()._deserialize(value, attr, data, **kwargs)).strip()
 
 
 class PageArgsSchema(ma.Schema):
@@ -44,7 +50,9 @@ class WholeNumber(ma.fields.Integer):
 
     default_error_messages = {"invalid": "Must be a whole number."}
 
-    def _deserialize(self, value, attr, data, **kwargs) -> int:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
         if isinstance(value, str):
@@ -54,9 +62,9 @@ class WholeNumber(ma.fields.Integer):
             value = int(text)
         if not isinstance(value, int):
             raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
+        return int(super()._deserialize(value, attr, data, **kwargs))
 
 
-def row_id(**kwargs) -> WholeNumber:
+def row_id(**kwargs: Any) -> WholeNumber:
     """A field naming a row by its id: a whole number from 1 to ``ROW_ID_MAX``."""
     return WholeNumber(validate=validate.Range(min=1, max=ROW_ID_MAX), **kwargs)

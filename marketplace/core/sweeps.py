@@ -7,12 +7,14 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from config import Settings
 from marketplace.core.db import DatabaseState
-from marketplace.payments.gateway import StripeGateway
+
+if TYPE_CHECKING:  # for the type only: core sits below payments
+    from marketplace.payments.gateway import StripeGateway
 
 T = TypeVar("T")
 # Threads a sweep may use at once on PostgreSQL (SQLite takes one writer at a time).

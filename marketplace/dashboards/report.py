@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from decimal import Decimal
+from typing import Any
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -97,7 +98,7 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
         ]
         for r in figures.data_points()
     ]
-    tokens = [
+    tokens: list[list[Any]] = [
         ["serial block", "project", "vintage", "quantity", "status", "purpose", "beneficiary"]
     ]
     retired_by = {r.id: r for r in figures.retirements}

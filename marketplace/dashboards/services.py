@@ -14,9 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from marketplace.funding.models import Pledge, PledgeState
@@ -49,6 +50,11 @@ METRIC_OF_PREFIX = {
     "HOMELESS": ("S3 affected communities", "Homelessness avoided"),
     "EVICTION": ("S3 affected communities", "Evictions prevented"),
 }
+
+
+def _cents(session: Session, query: Select[Any]) -> int:
+    """A sum of cents (0 when there is nothing to add up)."""
+    return int(session.scalar(query) or 0)
 
 
 def metric_of(code: str) -> tuple[str, str]:
@@ -166,17 +172,19 @@ def buyer_figures(
             .group_by(Pledge.state)
         )
     }
-    figures.paid_cents = session.scalar(
+    figures.paid_cents = _cents(
+        session,
         select(func.coalesce(func.sum(Payment.amount_cents), 0)).where(
             Payment.pledge_id.in_(own), Payment.state == PaymentState.SUCCEEDED
-        )
+        ),
     )
-    figures.refunded_cents = session.scalar(
+    figures.refunded_cents = _cents(
+        session,
         select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
             Refund.pledge_id.in_(own),
             Refund.state == MoneyState.SUCCEEDED,
             Refund.reason != SURPLUS,  # a surplus was never part of what was paid
-        )
+        ),
     )
     size = TokenBlock.last_serial - TokenBlock.first_serial + 1
     for status, n in session.execute(
@@ -286,10 +294,11 @@ def entrepreneur_projects(session: Session, organisation_id: int, today: date) -
     for project in session.scalars(
         select(Project).where(Project.organisation_id == organisation_id).order_by(Project.id)
     ):
-        received = session.scalar(
+        received = _cents(
+            session,
             select(func.coalesce(func.sum(Transfer.amount_cents), 0)).where(
                 Transfer.project_id == project.id, Transfer.state == MoneyState.SUCCEEDED
-            )
+            ),
         )
         expected = 0
         if project.state in (ProjectState.FUNDED, ProjectState.RUNNING, ProjectState.EVALUATING):

@@ -10,7 +10,6 @@ from flask import Response, current_app, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
-from marshmallow import validate
 
 from marketplace.accounts.models import Role
 from marketplace.api.auth import (
@@ -19,6 +18,7 @@ from marketplace.api.auth import (
     current_api_user,
     optionally_authenticated,
 )
+from marketplace.core import validate
 from marketplace.core.clock import now
 from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
 from marketplace.evaluations import files, services

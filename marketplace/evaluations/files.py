@@ -32,7 +32,7 @@ from marketplace.funding.models import Pledge
 from marketplace.projects.models import Project, ProjectState
 from outcomes import evaluation as domain
 from outcomes.commitments import OutcomeCommitment
-from outcomes.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from outcomes.errors import Conflict, Message, NotFound, Unavailable, ValidationFailed
 from outcomes.evidence import EvidenceFile, check_upload
 from outcomes.progress import ProgressReport
 
@@ -104,7 +104,9 @@ def _store(
         else EvidenceFile.progress_report_id == progress_report_id
     )
     if len(session.scalars(select(EvidenceFile.id).where(owner)).all()) >= MAX_FILES_PER_OWNER:
-        raise ValidationFailed(errors={"file": [f"At most {MAX_FILES_PER_OWNER} files."]})
+        raise ValidationFailed(
+            errors={"file": [Message("At most %(n)s files.", n=MAX_FILES_PER_OWNER)]}
+        )
     row = EvidenceFile(
         project_id=project_id,
         evaluation_id=evaluation_id,
@@ -140,8 +142,9 @@ def add_evidence(
         raise NotFound("No such evaluation.")
     if evaluation.state not in domain.EDITABLE:
         raise Conflict(
-            f"A {evaluation.state.value} evaluation takes no more evidence.",
+            "A %(state)s evaluation takes no more evidence.",
             code="invalid_transition",
+            params={"state": evaluation.state.value},
         )
     return _store(
         session,
@@ -173,8 +176,9 @@ def add_attachment(
         raise NotFound("No such progress report.")
     if project.state is not ProjectState.RUNNING:
         raise Conflict(
-            f"A {project.state.value} project takes no more attachments.",
+            "A %(state)s project takes no more attachments.",
             code="invalid_transition",
+            params={"state": project.state.value},
         )
     return _store(
         session,
@@ -193,7 +197,7 @@ def may_read(session: Session, user: User | None, row: EvidenceFile) -> bool:
         return False
     if user.role is Role.ADMIN:
         return True
-    project = session.get(Project, row.project_id)
+    project = session.get_one(Project, row.project_id)
     if user.organisation_id == project.organisation_id:
         return True
     evaluator_id = session.scalar(
@@ -247,5 +251,6 @@ def files_of_reports(session: Session, report_ids: list[int]) -> dict[int, list[
         .where(EvidenceFile.progress_report_id.in_(report_ids))
         .order_by(EvidenceFile.id)
     ):
-        found[row.progress_report_id].append(row)
+        if row.progress_report_id is not None:
+            found[row.progress_report_id].append(row)
     return found

@@ -43,7 +43,9 @@ def assign_evaluator(
         raise NotFound("No such project.")
     if project.state not in (ProjectState.RUNNING, ProjectState.EVALUATING):
         raise Conflict(
-            f"A {project.state.value} project has nothing to evaluate.", code="invalid_transition"
+            "A %(state)s project has nothing to evaluate.",
+            code="invalid_transition",
+            params={"state": project.state.value},
         )
     evaluator = session.get(User, evaluator_id)
     if evaluator is None or evaluator.role is not Role.EVALUATOR or not evaluator.is_active:
@@ -94,7 +96,7 @@ def list_evaluations(
     query = select(domain.Evaluation)
     if user.role is Role.EVALUATOR:
         query = query.where(domain.Evaluation.evaluator_id == user.id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(
         query.order_by(domain.Evaluation.id.desc()).limit(per_page).offset((page - 1) * per_page)
     ).all()
@@ -136,8 +138,8 @@ def send_back(
     require_role(admin, Role.ADMIN)
     evaluation = get_evaluation(session, admin, evaluation_id)
     domain.send_back(session, evaluation, admin_id=admin.id, reason=reason, now=now)
-    evaluator = session.get(User, evaluation.evaluator_id)
-    project = session.get(Project, evaluation.project_id)
+    evaluator = session.get_one(User, evaluation.evaluator_id)
+    project = session.get_one(Project, evaluation.project_id)
     notices.evaluation_returned(
         session,
         evaluation_id=evaluation.id,
@@ -174,9 +176,9 @@ def post_progress_report(
         raise Forbidden("Only the project's own organisation reports on it.")
     if project.state is not ProjectState.RUNNING:
         raise Conflict(
-            f"A {project.state.value} project is not running: progress reports "
-            f"are posted while it runs.",
+            "A %(state)s project is not running: progress reports are posted while it runs.",
             code="invalid_transition",
+            params={"state": project.state.value},
         )
     report = progress.add_report(
         session, project_id=project.id, author_id=user.id, text=text, figures=figures, now=now

@@ -84,7 +84,7 @@ def assign(project_id: int):
         return queue(422, {"evaluator_id": [_("Choose an evaluator.")]})
     except MarketplaceError as exc:
         db.session.rollback()
-        return queue(status_of(exc), exc.errors or {"_action": [exc.detail]})
+        return queue(status_of(exc), exc.errors or {"_action": [exc.message]})
     flash(_("The evaluator is assigned."), "success")
     return redirect(url_for("evaluations.queue"))
 
@@ -119,7 +119,7 @@ def save_results(evaluation_id: int):
     _require(Role.EVALUATOR)
     values = request.form.to_dict()
     evaluation = services.get_evaluation(db.session, current_user, evaluation_id)
-    project = db.session.get(Project, evaluation.project_id)
+    project = db.session.get_one(Project, evaluation.project_id)
     lines = [
         {
             "outcome_id": c.id,
@@ -145,7 +145,7 @@ def save_results(evaluation_id: int):
         )
     except MarketplaceError as exc:
         db.session.rollback()
-        errors = _row_errors(exc.errors, project) if exc.errors else {"_action": [exc.detail]}
+        errors = _row_errors(exc.errors, project) if exc.errors else {"_action": [exc.message]}
         return _form_page(evaluation_id, status_of(exc), errors, values)
     flash(
         _("Submitted for approval.") if values.get("action") == "submit" else _("Saved."), "success"
@@ -175,7 +175,7 @@ def approve(evaluation_id: int):
         services.approve(db.session, current_user, evaluation_id, now=now())
     except MarketplaceError as exc:
         db.session.rollback()
-        return _form_page(evaluation_id, status_of(exc), {"_action": [exc.detail]})
+        return _form_page(evaluation_id, status_of(exc), {"_action": [exc.message]})
     flash(_("Approved. The project is settled by the scheduler within minutes."), "success")
     return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
 
@@ -193,7 +193,7 @@ def send_back(evaluation_id: int):
         return _form_page(evaluation_id, 422, flatten_errors(exc.messages))
     except MarketplaceError as exc:
         db.session.rollback()
-        return _form_page(evaluation_id, status_of(exc), {"_action": [exc.detail]})
+        return _form_page(evaluation_id, status_of(exc), {"_action": [exc.message]})
     flash(_("Returned to the evaluator."), "success")
     return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
 
@@ -226,7 +226,7 @@ def upload_evidence(evaluation_id: int):
         )
     except MarketplaceError as exc:
         db.session.rollback()
-        return _form_page(evaluation_id, status_of(exc), exc.errors or {"_action": [exc.detail]})
+        return _form_page(evaluation_id, status_of(exc), exc.errors or {"_action": [exc.message]})
     flash(_("%(name)s is stored with its SHA-256.", name=row.filename), "success")
     return redirect(url_for("evaluations.form", evaluation_id=evaluation_id) + "#evidence")
 
@@ -282,7 +282,7 @@ def post_report(project_id: int):
                 file_store(),
                 current_user,
                 report.id,
-                filename=upload.filename,
+                filename=upload.filename or "",
                 data=upload.read(),
                 now=now(),
             )
@@ -291,7 +291,7 @@ def post_report(project_id: int):
         return detail(project_id, status=422, errors=errors, form=values)
     except MarketplaceError as exc:
         db.session.rollback()
-        errors = _figure_errors(exc.errors, figures) if exc.errors else {"_action": [exc.detail]}
+        errors = _figure_errors(exc.errors, figures) if exc.errors else {"_action": [exc.message]}
         return detail(project_id, status=status_of(exc), errors=errors, form=values)
     flash(_("Your progress report is published."), "success")
     return redirect(url_for("projects.detail", project_id=project_id) + "#reports-title")

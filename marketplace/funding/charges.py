@@ -141,9 +141,7 @@ def claim_off_session(session: Session, pledge_id: int, now: datetime) -> Paymen
         return None
     if session.scalar(select(func.count()).where(Payment.pledge_id == pledge.id)):
         return None
-    return _insert_attempt(
-        session, pledge, PaymentKind.OFF_SESSION, pledge.payment_setup.payment_method_id, now
-    )
+    return _insert_attempt(session, pledge, PaymentKind.OFF_SESSION, pledge.payment_method, now)
 
 
 @dataclass(frozen=True)
@@ -396,7 +394,7 @@ def pay_on_session(
 
 
 def _project_of(session: Session, payment: Payment) -> int:
-    return session.scalar(select(Pledge.project_id).where(Pledge.id == payment.pledge_id))
+    return session.scalars(select(Pledge.project_id).where(Pledge.id == payment.pledge_id)).one()
 
 
 def _card(gateway: StripeGateway, payment_method: str) -> tuple[str, str] | None:

@@ -84,7 +84,7 @@ class Pledge(Base):
         """The payment method charged (once paid), else the saved one to be charged."""
         if self.paid_with is not None:
             return self.paid_with.payment_method_id
-        return self.payment_setup.payment_method_id
+        return self.payment_setup.payment_method_id or ""
 
     @property
     def card(self) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import validate
 
+from marketplace.core import validate
 from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
 
 MAX_TOKENS = 10_000_000

@@ -40,7 +40,12 @@ from marketplace.payments.gateway import StripeGateway
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
+from outcomes.db import affected
 from outcomes.errors import Conflict, Forbidden, NotFound
+
+# A project, or a row of its state, funding_deadline, tokens_total and tokens_pledged
+# (the pledge's first read selects only those columns).
+Figures = Any
 
 
 class InsufficientTokens(Conflict):
@@ -80,27 +85,29 @@ def buyers_of(session: Session, project_id: int) -> list[int]:
     )
 
 
-def funding_open(project: Project, today: date) -> bool:
+def funding_open(project: Figures, today: date) -> bool:
     """Funding is open through the deadline date (closing at 00:00 of the next day)."""
     return project.state is ProjectState.FUNDING and today <= project.funding_deadline
 
 
-def remaining_tokens(project: Project) -> int:
+def remaining_tokens(project: Figures) -> int:
     return max(0, (project.tokens_total or 0) - project.tokens_pledged)
 
 
-def _check_can_pledge(project: Project, tokens: int, today: date) -> None:
+def _check_can_pledge(project: Figures, tokens: int, today: date) -> None:
     if not funding_open(project, today):
-        raise FundingClosed(f"Funding for this project is {_closed_reason(project, today)}.")
+        if project.state is ProjectState.FUNDING and today > project.funding_deadline:
+            raise FundingClosed("Funding for this project is closed: the deadline has passed.")
+        raise FundingClosed(
+            "Funding for this project is not open (the project is %(state)s).",
+            params={"state": project.state.value},
+        )
     left = remaining_tokens(project)
     if tokens > left:
-        raise InsufficientTokens(f"Only {left} tokens remain; you asked for {tokens}.")
-
-
-def _closed_reason(project: Project, today: date) -> str:
-    if project.state is ProjectState.FUNDING and today > project.funding_deadline:
-        return "closed: the deadline has passed"
-    return f"not open (the project is {project.state.value})"
+        raise InsufficientTokens(
+            "Only %(left)s tokens remain; you asked for %(tokens)s.",
+            params={"left": left, "tokens": tokens},
+        )
 
 
 def create_pledge(
@@ -230,17 +237,19 @@ def _reserve(
         response=respond(made) if respond else {"id": pledge_id},
         now=now,
     )
-    reserved = session.execute(
-        update(Project)
-        .where(
-            Project.id == project_id,
-            Project.state == ProjectState.FUNDING,
-            Project.funding_deadline >= today,
-            Project.tokens_pledged + tokens <= Project.tokens_total,
+    reserved = affected(
+        session.execute(
+            update(Project)
+            .where(
+                Project.id == project_id,
+                Project.state == ProjectState.FUNDING,
+                Project.funding_deadline >= today,
+                Project.tokens_pledged + tokens <= Project.tokens_total,
+            )
+            .values(tokens_pledged=Project.tokens_pledged + tokens)
+            .execution_options(synchronize_session=False)
         )
-        .values(tokens_pledged=Project.tokens_pledged + tokens)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if reserved != 1:
         raise _NotReserved
     return made
@@ -262,18 +271,22 @@ def cancel_pledge(
     require_role(user, Role.BUYER)
     pledge = get_pledge(session, user, pledge_id)
     if pledge.state is not PledgeState.COMMITTED:
-        raise InvalidTransition(f"A {pledge.state.value} pledge cannot be cancelled.")
+        raise InvalidTransition(
+            "A %(state)s pledge cannot be cancelled.", params={"state": pledge.state.value}
+        )
     if not funding_open(pledge.project, today):
         raise FundingClosed("Funding has closed; the pledge can no longer be cancelled.")
     pledge_states.change(
         session, pledge, PledgeState.CANCELLED, actor=user, now=now, reason="cancelled by the buyer"
     )
-    released = session.execute(
-        update(Project)
-        .where(Project.id == pledge.project_id, Project.state == ProjectState.FUNDING)
-        .values(tokens_pledged=Project.tokens_pledged - pledge.tokens)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    released = affected(
+        session.execute(
+            update(Project)
+            .where(Project.id == pledge.project_id, Project.state == ProjectState.FUNDING)
+            .values(tokens_pledged=Project.tokens_pledged - pledge.tokens)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if released != 1:  # funding closed between the check and now
         raise FundingClosed("Funding has closed; the pledge can no longer be cancelled.")
     session.flush()
@@ -361,11 +374,13 @@ def close_funding_early(session: Session, user: User, project_id: int, *, now: d
     if user.role is not Role.ENTREPRENEUR or user.organisation_id != project.organisation_id:
         raise Forbidden("Only the project's own organisation can close its funding.")
     if project.state is not ProjectState.FUNDING:
-        raise InvalidTransition(f"A {project.state.value} project has no funding to close.")
+        raise InvalidTransition(
+            "A %(state)s project has no funding to close.", params={"state": project.state.value}
+        )
     if project.tokens_pledged < (project.threshold_tokens or 0):
         raise Conflict(
-            f"The threshold of {project.threshold_tokens} tokens is not met "
-            f"({project.tokens_pledged} pledged).",
+            "The threshold of %(threshold)s tokens is not met (%(pledged)s pledged).",
+            params={"threshold": project.threshold_tokens, "pledged": project.tokens_pledged},
             code="threshold_not_met",
         )
     transition(
@@ -391,7 +406,7 @@ def list_pledges(
         query = query.where(Pledge.organisation_id == user.organisation_id)
     if project_id is not None:
         query = query.where(Pledge.project_id == project_id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = session.scalars(
         query.order_by(Pledge.id.desc()).limit(per_page).offset((page - 1) * per_page)
     ).all()

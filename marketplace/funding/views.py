@@ -30,6 +30,7 @@ from marketplace.payments import services as payments
 from marketplace.payments.models import PaymentSetup, PaymentState, SetupState, Transfer
 from marketplace.projects import services as projects
 from marketplace.projects.views import detail as project_page
+from marketplace.web.messages import translated
 from marketplace.web.panels import project_panel
 
 bp = Blueprint("funding", __name__)
@@ -91,7 +92,7 @@ def _form_idempotency(form: dict, project_id: int) -> idempotent.Idempotency | N
 
 
 def _form_errors(exc: MarketplaceError) -> dict[str, list[str]]:
-    return exc.errors or {"_action": [exc.detail]}
+    return exc.errors or {"_action": [exc.message]}
 
 
 @bp.post("/projects/<int:project_id>/pledge")
@@ -289,6 +290,6 @@ def start_payouts():
         )
     except MarketplaceError as exc:
         db.session.rollback()
-        flash(exc.detail, "error")
+        flash(translated(exc.message), "error")
         return redirect(url_for("funding.payouts"))
     return redirect(link, code=303)

@@ -133,6 +133,28 @@ def _to_entrepreneur(
     return legs
 
 
+def _tranche(
+    session: Session,
+    kind: str,
+    memo: str,
+    *,
+    project_id: int,
+    organisation_id: int,
+    paid_out_cents: int,
+    fee_cents: int,
+) -> Posting | None:
+    legs = _to_entrepreneur(
+        session,
+        project_id=project_id,
+        organisation_id=organisation_id,
+        paid_out=paid_out_cents,
+        fee=fee_cents,
+    )
+    if not legs:
+        return None
+    return Posting(reference=f"project:{project_id}:{kind}", kind=kind, memo=memo, legs=legs)
+
+
 def cost_tranche(
     session: Session,
     *,
@@ -141,19 +163,16 @@ def cost_tranche(
     organisation_id: int,
     paid_out_cents: int,
     fee_cents: int,
-) -> Posting:
+) -> Posting | None:
     """At the start: the cost tranche leaves escrow for the entrepreneur, less the fee."""
-    return Posting(
-        reference=f"project:{project_id}:cost_tranche",
-        kind="cost_tranche",
-        memo=f"{project_reference}: cost tranche less the fee",
-        legs=_to_entrepreneur(
-            session,
-            project_id=project_id,
-            organisation_id=organisation_id,
-            paid_out=paid_out_cents,
-            fee=fee_cents,
-        ),
+    return _tranche(
+        session,
+        "cost_tranche",
+        f"{project_reference}: cost tranche less the fee",
+        project_id=project_id,
+        organisation_id=organisation_id,
+        paid_out_cents=paid_out_cents,
+        fee_cents=fee_cents,
     )
 
 
@@ -167,20 +186,14 @@ def premium(
     fee_cents: int,
 ) -> Posting | None:
     """At settlement: the premium for verified outcomes, less the fee (None when both are 0)."""
-    legs = _to_entrepreneur(
+    return _tranche(
         session,
+        "premium",
+        f"{project_reference}: premium for verified outcomes less the fee",
         project_id=project_id,
         organisation_id=organisation_id,
-        paid_out=paid_out_cents,
-        fee=fee_cents,
-    )
-    if not legs:
-        return None
-    return Posting(
-        reference=f"project:{project_id}:premium",
-        kind="premium",
-        memo=f"{project_reference}: premium for verified outcomes less the fee",
-        legs=legs,
+        paid_out_cents=paid_out_cents,
+        fee_cents=fee_cents,
     )
 
 

@@ -14,6 +14,7 @@ so a retried job cannot move money twice.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,7 +90,7 @@ def get_account(
     """
     code = account_code(kind, organisation_id=organisation_id, project_id=project_id)
     known = session.info.setdefault("ledger_accounts", {})
-    cached = known.get(code)
+    cached: LedgerAccount | None = known.get(code)
     if cached is not None and inspect(cached).persistent:
         return cached
     found = session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
@@ -114,7 +115,7 @@ def get_account(
     return account
 
 
-def _shape(legs) -> list[tuple[int, int, int]]:
+def _shape(legs: Iterable[JournalLeg]) -> list[tuple[int, int, int]]:
     return sorted((leg.debit_account_id, leg.credit_account_id, leg.amount_cents) for leg in legs)
 
 
@@ -149,7 +150,7 @@ def _move_balances(
             )
         except IntegrityError:
             raise InsufficientBalance(
-                f"{accounts[account_id].code} cannot go below zero."
+                "%(account)s cannot go below zero.", params={"account": accounts[account_id].code}
             ) from None
 
 
@@ -178,7 +179,10 @@ def post(
     existing = session.scalar(select(JournalEntry).where(JournalEntry.reference == reference))
     if existing is not None:
         if _shape(existing.legs) != wanted:
-            raise ReferenceConflict(f"{reference} was posted before with other amounts.")
+            raise ReferenceConflict(
+                "%(reference)s was posted before with other amounts.",
+                params={"reference": reference},
+            )
         return existing
     accounts = {leg.debit.id: leg.debit for leg in legs} | {
         leg.credit.id: leg.credit for leg in legs
@@ -212,7 +216,9 @@ def post(
         again = session.scalar(select(JournalEntry).where(JournalEntry.reference == reference))
         if again is not None and _shape(again.legs) == wanted:
             return again
-        raise ReferenceConflict(f"{reference} was posted concurrently.") from None
+        raise ReferenceConflict(
+            "%(reference)s was posted concurrently.", params={"reference": reference}
+        ) from None
     for account in accounts.values():
         session.expire(account, ["balance_cents"])
     session.expire(entry, ["legs"])
@@ -238,8 +244,11 @@ class Posting:
     memo: str = ""
 
 
-def book(session: Session, posting: Posting, *, now: datetime) -> JournalEntry:
-    """Post one entry of the chart of postings (``ledger.postings``)."""
+def book(session: Session, posting: Posting | None, *, now: datetime) -> JournalEntry | None:
+    """Post one entry of the chart of postings (``ledger.postings``); None posts nothing
+    (a posting with no money to move, such as a premium of 0)."""
+    if posting is None:
+        return None
     return post(
         session,
         reference=posting.reference,
@@ -275,7 +284,10 @@ def post_many(session: Session, postings: list[Posting], *, now: datetime) -> in
         if posting.reference not in existing:
             fresh.append(posting)
         elif _shape(existing[posting.reference].legs) != wanted:
-            raise ReferenceConflict(f"{posting.reference} was posted before with other amounts.")
+            raise ReferenceConflict(
+                "%(reference)s was posted before with other amounts.",
+                params={"reference": posting.reference},
+            )
     if not fresh:
         return 0
     accounts = {
@@ -331,7 +343,9 @@ def reverse(session: Session, entry: JournalEntry, *, now: datetime, reason: str
     if entry.reverses_id is not None:
         raise LedgerError("A reversal is not reversed; post a new entry instead.")
     if session.scalar(select(JournalEntry.id).where(JournalEntry.reverses_id == entry.id)):
-        raise LedgerError(f"{entry.reference} is already reversed.")
+        raise LedgerError(
+            "%(reference)s is already reversed.", params={"reference": entry.reference}
+        )
     legs = [
         Leg(debit=leg.credit_account, credit=leg.debit_account, amount_cents=leg.amount_cents)
         for leg in entry.legs

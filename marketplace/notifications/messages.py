@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
@@ -171,7 +172,7 @@ def formatted(params: dict, *, locale: str, currency: str, zone: str) -> dict[st
             out[name] = format_date(date.fromisoformat(value), "long", locale=locale)
         elif name.endswith("_at"):
             out[name] = format_datetime(
-                datetime.fromisoformat(value), "medium", tzinfo=zone, locale=locale
+                datetime.fromisoformat(value), "medium", tzinfo=ZoneInfo(zone), locale=locale
             )
         elif isinstance(value, int) and name not in PLAIN:
             out[name] = format_decimal(value, locale=locale)

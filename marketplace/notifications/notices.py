@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from marketplace.notifications import messages
+from marketplace.notifications.services import notice as _one
 from marketplace.notifications.services import notify_many
 
 
@@ -23,28 +24,6 @@ class ProjectLike(Protocol):
     id: int
     title: str
     organisation_id: int
-
-
-def _one(
-    key: str,
-    organisation_id: int,
-    kind: str,
-    message: tuple[str, str],
-    params: dict[str, Any],
-    link: str,
-    now: datetime,
-    user_id: int | None = None,
-) -> dict[str, Any]:
-    return {
-        "key": key,
-        "organisation_id": organisation_id,
-        "user_id": user_id,
-        "kind": kind,
-        "message": message,
-        "params": params,
-        "link": link,
-        "now": now,
-    }
 
 
 def _to_each(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 from babel.support import Translations
 from sqlalchemy import insert, select, update
@@ -31,6 +32,7 @@ from config import Settings
 from marketplace.accounts.models import User
 from marketplace.notifications.messages import render
 from marketplace.notifications.models import MailState, Notification
+from outcomes.db import affected
 
 log = logging.getLogger("marketplace.mail")
 
@@ -52,7 +54,22 @@ def notify(
     ``message`` is a (subject, body) pair from ``notifications.messages``; the
     texts are stored as templates with ``params`` and rendered for each reader.
     """
-    notice = {
+    made = notice(key, organisation_id, kind, message, params, link, now, user_id)
+    return notify_many(session, [made]) == 1
+
+
+def notice(
+    key: str,
+    organisation_id: int,
+    kind: str,
+    message: tuple[str, str],
+    params: dict[str, Any],
+    link: str,
+    now: datetime,
+    user_id: int | None = None,
+) -> dict[str, Any]:
+    """One notice as ``notify_many`` takes it."""
+    return {
         "key": key,
         "organisation_id": organisation_id,
         "user_id": user_id,
@@ -62,7 +79,6 @@ def notify(
         "link": link,
         "now": now,
     }
-    return notify_many(session, [notice]) == 1
 
 
 def notify_many(session: Session, notices: list[dict]) -> int:
@@ -185,17 +201,19 @@ def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500
     claiming and recording: whether the mail left is unknown, so it is marked
     failed with that reason for the team to look at, never sent again.
     """
-    interrupted = session.execute(
-        update(Notification)
-        .where(
-            Notification.mail_state == MailState.SENDING,
-            Notification.mailed_at < now - INTERRUPTED_AFTER,
+    interrupted = affected(
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.mail_state == MailState.SENDING,
+                Notification.mailed_at < now - INTERRUPTED_AFTER,
+            )
+            .values(
+                mail_state=MailState.FAILED,
+                mail_error="the delivery was interrupted; the e-mail may not have been sent",
+            )
         )
-        .values(
-            mail_state=MailState.FAILED,
-            mail_error="the delivery was interrupted; the e-mail may not have been sent",
-        )
-    ).rowcount
+    )
     pending = session.scalars(
         select(Notification.id)
         .where(Notification.mail_state == MailState.PENDING)
@@ -205,15 +223,17 @@ def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500
     session.commit()
     counts = {"sent": 0, "logged": 0, "failed": 0, "nobody": 0, "interrupted": interrupted}
     for notice_id in pending:
-        claimed = session.execute(
-            update(Notification)
-            .where(Notification.id == notice_id, Notification.mail_state == MailState.PENDING)
-            .values(mail_state=MailState.SENDING, mailed_at=now)
-        ).rowcount
+        claimed = affected(
+            session.execute(
+                update(Notification)
+                .where(Notification.id == notice_id, Notification.mail_state == MailState.PENDING)
+                .values(mail_state=MailState.SENDING, mailed_at=now)
+            )
+        )
         session.commit()
         if not claimed:
             continue  # another delivery has it
-        notice = session.get(Notification, notice_id)
+        notice = session.get_one(Notification, notice_id)
         readers = recipients(session, notice)
         state, error = MailState.LOGGED, ""
         if not readers:

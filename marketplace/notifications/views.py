@@ -43,9 +43,10 @@ def notice_text(template: str, params: dict | None) -> str:
 def unread_count() -> int:
     if not current_user.is_authenticated:
         return 0
-    return db.session.scalar(
+    unread = db.session.scalar(
         select(func.count()).select_from(Notification).where(mine(), Notification.read_at.is_(None))
     )
+    return unread or 0
 
 
 @bp.get("/notices")

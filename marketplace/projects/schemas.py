@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import marshmallow as ma
-from marshmallow import validate
 
 from marketplace.catalogue.schemas import ADJUSTMENT_RANGE, GRADES
+from marketplace.core import validate
 from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema
 from marketplace.projects.models import ProjectState, Theme
 from marketplace.projects.services import SORTS

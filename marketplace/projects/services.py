@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from blinker import Namespace
 from sqlalchemy import ColumnElement, Integer, and_, column, func, or_, select, text, true
@@ -42,7 +43,7 @@ from marketplace.projects.pricing import price_tokens
 from marketplace.projects.states import InvalidTransition, record_creation, transition
 from outcomes.catalogue import OutcomeType, types_by_code
 from outcomes.commitments import OutcomeCommitment
-from outcomes.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from outcomes.errors import Conflict, Forbidden, Message, NotFound, ValidationFailed
 from valuation import (
     DEFAULT_GRADE,
     AdjustmentOverrides,
@@ -161,14 +162,22 @@ def _resolve_commitments(
     for i, item in enumerate(items):
         outcome_type = found.get(item.outcome_type.upper())
         if outcome_type is None:
-            errors[f"outcomes.{i}.outcome_type"] = [f"Unknown outcome type {item.outcome_type!r}."]
+            errors[f"outcomes.{i}.outcome_type"] = [
+                Message("Unknown outcome type %(code)s.", code=repr(item.outcome_type))
+            ]
         elif outcome_type.is_retired:
             errors[f"outcomes.{i}.outcome_type"] = [
-                f"{outcome_type.code} is retired and cannot be chosen for new projects."
+                Message(
+                    "%(code)s is retired and cannot be chosen for new projects.",
+                    code=outcome_type.code,
+                )
             ]
         elif outcome_type.code in seen:
             errors[f"outcomes.{i}.outcome_type"] = [
-                f"{outcome_type.code} is already a line of this project; raise its target."
+                Message(
+                    "%(code)s is already a line of this project; raise its target.",
+                    code=outcome_type.code,
+                )
             ]
         else:
             seen.add(outcome_type.code)
@@ -256,7 +265,9 @@ def update_draft(
     """
     _require_owner(user, project)
     if project.state is not ProjectState.DRAFT:
-        raise InvalidTransition(f"A {project.state.value} project can no longer be edited.")
+        raise InvalidTransition(
+            "A %(state)s project can no longer be edited.", params={"state": project.state.value}
+        )
     merged = replace(_as_input(project), **changes)
     errors = _check_dates(merged, today)
     resolved = _resolve_commitments(session, merged.outcomes, errors)
@@ -356,7 +367,9 @@ def value_project(
     """
     require_role(admin, Role.ADMIN)
     if project.state not in (ProjectState.SUBMITTED, ProjectState.VALUED):
-        raise InvalidTransition(f"A {project.state.value} project cannot be valued.")
+        raise InvalidTransition(
+            "A %(state)s project cannot be valued.", params={"state": project.state.value}
+        )
     by_code = _check_overrides(project, overrides)
     params = MethodParameters(valuation_year=project.start_date.year)
     lines, line_inputs = [], []
@@ -459,8 +472,8 @@ def list_for_funding(
         session,
         project,
         deadline=project.funding_deadline,
-        tokens=project.tokens_total,
-        threshold=project.threshold_tokens,
+        tokens=project.tokens_total or 0,
+        threshold=project.threshold_tokens or 0,
         now=now,
     )
     session.flush()
@@ -541,7 +554,7 @@ def list_projects(
             filters.organisation_id,
         )
         total = counts.get_or_count(key, count)
-    order = {
+    order: tuple[Any, ...] = {
         "newest": (Project.listed_at.desc().nulls_first(), Project.id.desc()),
         "deadline": (Project.funding_deadline.asc(), Project.id.asc()),
         "title": (Project.title.asc(), Project.id.asc()),

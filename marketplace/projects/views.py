@@ -8,6 +8,7 @@ again with its field errors and the API's status.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import marshmallow as ma
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -283,7 +284,7 @@ def _act(project_id: int, act, done: str):
         act(project)
     except MarketplaceError as exc:
         db.session.rollback()
-        errors = exc.errors or {"_action": [exc.detail]}
+        errors = exc.errors or {"_action": [exc.message]}
         return detail(project_id, status=status_of(exc), errors=errors, form=request.form.to_dict())
     flash(done, "success")
     return redirect(url_for("projects.detail", project_id=project_id))
@@ -322,7 +323,7 @@ def value(project_id: int):
             ("outcome_type",),
         )
         # A row counts only when the admin changed an adjustment or wrote a reason.
-        body = {"overrides": overrides}
+        body: dict[str, Any] = {"overrides": overrides}
         premium = request.form.get("premium", "").strip()
         if premium:
             rate = percent_to_rate(premium)

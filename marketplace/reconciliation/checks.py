@@ -59,7 +59,7 @@ def compare(session: Session, gateway: StripeGateway) -> tuple[int, list[str]]:
     ):
         checked += 1
         try:
-            intent = gateway.retrieve_payment(payment.payment_intent_id)
+            intent = gateway.retrieve_payment(payment.payment_intent_id or "")
         except GatewayError as error:
             differences.append(f"payment {payment.id}: {payment.payment_intent_id} {error}")
             continue
@@ -79,7 +79,7 @@ def compare(session: Session, gateway: StripeGateway) -> tuple[int, list[str]]:
     for refund in session.scalars(select(Refund).where(Refund.refund_id.is_not(None))):
         checked += 1
         try:
-            found = gateway.retrieve_refund(refund.refund_id)
+            found = gateway.retrieve_refund(refund.refund_id or "")
         except GatewayError as error:
             differences.append(f"refund {refund.id}: {refund.refund_id} {error}")
             continue
@@ -92,7 +92,7 @@ def compare(session: Session, gateway: StripeGateway) -> tuple[int, list[str]]:
     for transfer in session.scalars(select(Transfer).where(Transfer.transfer_id.is_not(None))):
         checked += 1
         try:
-            found = gateway.retrieve_transfer(transfer.transfer_id)
+            found = gateway.retrieve_transfer(transfer.transfer_id or "")
         except GatewayError as error:
             differences.append(f"transfer {transfer.id}: {transfer.transfer_id} {error}")
             continue
@@ -114,11 +114,15 @@ def compare(session: Session, gateway: StripeGateway) -> tuple[int, list[str]]:
         differences.append(
             f"Stripe clearing: the ledger holds {clearing} cents, Stripe moved {moved}"
         )
-    for row_kind, rows in (("payment", Payment), ("refund", Refund), ("transfer", Transfer)):
-        for row in session.scalars(
-            select(rows).where(rows.state == MoneyState.SUCCEEDED, _stripe_id(rows).is_(None))
+    for row_kind, column, state, stripe_id in (
+        ("payment", Payment.id, Payment.state, Payment.payment_intent_id),
+        ("refund", Refund.id, Refund.state, Refund.refund_id),
+        ("transfer", Transfer.id, Transfer.state, Transfer.transfer_id),
+    ):
+        for row_id in session.scalars(
+            select(column).where(state == MoneyState.SUCCEEDED, stripe_id.is_(None))
         ):
-            differences.append(f"{row_kind} {row.id}: succeeded without a Stripe id")
+            differences.append(f"{row_kind} {row_id}: succeeded without a Stripe id")
     differences += unknown_at_stripe(session, gateway)
     differences += invariants(session)
     return checked, differences
@@ -210,14 +214,6 @@ def invariants(session: Session) -> list[str]:
     ):
         differences.append(f"pledge {pledge_id}: paid on an unfunded project and not refunded")
     return differences
-
-
-def _stripe_id(rows):
-    return {
-        Payment: Payment.payment_intent_id,
-        Refund: Refund.refund_id,
-        Transfer: Transfer.transfer_id,
-    }[rows]
 
 
 def latest_runs(session: Session, limit: int = 10) -> list[ReconciliationRun]:

@@ -8,11 +8,11 @@ import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import validate
 
 from marketplace.accounts.models import Role, Scope
 from marketplace.api.auth import authenticated, current_api_user
 from marketplace.core import idempotency as idempotent
+from marketplace.core import validate
 from marketplace.core.clock import now
 from marketplace.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
@@ -180,7 +180,7 @@ class OneRetirement(MethodView):
     def get(self, retirement_id):
         """One retirement, public."""
         found = services.get_retirement(db.session, retirement_id)
-        project = db.session.get(Project, found.project_id)
+        project = db.session.get_one(Project, found.project_id)
         return {
             "id": found.id,
             "serial_blocks": [b.serial for b in found.blocks],

@@ -33,7 +33,8 @@ from marketplace.registry.models import (
     Retirement,
     TokenBlock,
 )
-from outcomes.errors import Conflict, NotFound, ValidationFailed
+from outcomes.db import affected
+from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 
 PRIVATE_HOLDER = "private holder"
 SERIAL = re.compile(rf"^{SERIAL_PREFIX}-P(\d{{6}})-(\d{{4}})-(\d{{7}})(?:-(\d{{7}}))?$")
@@ -143,7 +144,8 @@ def retire(
     held = sum(b.quantity for b in blocks)
     if data.quantity > held:
         raise InsufficientTokens(
-            f"You hold {held} tokens of this project; you asked to retire {data.quantity}."
+            "You hold %(held)s tokens of this project; you asked to retire %(asked)s.",
+            params={"held": held, "asked": data.quantity},
         )
     retirement = Retirement(
         project_id=data.project_id,
@@ -165,20 +167,22 @@ def retire(
             break
         take = min(need, block.quantity)
         seen_last = block.last_serial
-        moved = session.execute(
-            update(TokenBlock)
-            .where(
-                TokenBlock.id == block.id,
-                TokenBlock.status == BlockStatus.ISSUED,
-                TokenBlock.last_serial == seen_last,
+        moved = affected(
+            session.execute(
+                update(TokenBlock)
+                .where(
+                    TokenBlock.id == block.id,
+                    TokenBlock.status == BlockStatus.ISSUED,
+                    TokenBlock.last_serial == seen_last,
+                )
+                .values(
+                    status=BlockStatus.RETIRED,
+                    retirement_id=retirement.id,
+                    last_serial=block.first_serial + take - 1,
+                )
+                .execution_options(synchronize_session=False)
             )
-            .values(
-                status=BlockStatus.RETIRED,
-                retirement_id=retirement.id,
-                last_serial=block.first_serial + take - 1,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if moved != 1:  # the edge rolls the retirement back
             raise RetiredConcurrently("Some of these serials were retired a moment ago.")
         if take < block.quantity:
@@ -195,7 +199,7 @@ def retire(
             )
         need -= take
     session.expire_all()
-    retirement = session.get(Retirement, retirement.id)
+    retirement = session.get_one(Retirement, retirement.id)
     notices.certificate_ready(
         session,
         retirement_id=retirement.id,
@@ -257,8 +261,10 @@ def registry_blocks(
             raise ValidationFailed(
                 errors={
                     "serial": [
-                        f"Write a serial as {SERIAL_PREFIX}-P000042-2027-0000001 "
-                        f"(or a block, with its last serial)."
+                        Message(
+                            "Write a serial as %(example)s (or a block, with its last serial).",
+                            example=f"{SERIAL_PREFIX}-P000042-2027-0000001",
+                        )
                     ]
                 }
             )
@@ -272,7 +278,7 @@ def registry_blocks(
         query = query.where(TokenBlock.project_id == filters.project_id)
     if filters.status:
         query = query.where(TokenBlock.status == filters.status)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.execute(
         query.order_by(TokenBlock.project_id, TokenBlock.first_serial)
         .limit(filters.per_page)

@@ -102,7 +102,7 @@ def registry_csv():
 def _retirement_context(retirement_id: int) -> dict:
     found = services.get_retirement(db.session, retirement_id)
     project = db.session.get(Project, found.project_id)
-    holder = db.session.get(Organisation, found.organisation_id)
+    holder = db.session.get_one(Organisation, found.organisation_id)
     return {
         "retirement": found,
         "project": project,
@@ -178,7 +178,7 @@ def retire():
         return _holdings_page(422, flatten_errors(exc.messages), form)
     except MarketplaceError as exc:
         db.session.rollback()
-        return _holdings_page(status_of(exc), exc.errors or {"_action": [exc.detail]}, form)
+        return _holdings_page(status_of(exc), exc.errors or {"_action": [exc.message]}, form)
     flash(_("Retired %(n)d tokens. The certificate is ready.", n=found.quantity), "success")
     return redirect(url_for("registry.retirement", retirement_id=found.id))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -40,7 +42,7 @@ class ProjectSettlement(MethodView):
     @authenticated(blp)
     @blp.response(200, SettlementOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, project_id):
+    def get(self, project_id: int) -> dict[str, Any]:
         """The settlement: for the owner, admins and the project's buyers."""
         found = settlement.get_settlement(db.session, current_api_user(), project_id)
         names = dict(

@@ -14,16 +14,9 @@ Invariants (checked by the property tests):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-
-def half_even(amount: Decimal) -> int:
-    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-
-
-def fee_on(amount_cents: int, fee_rate: Decimal) -> int:
-    """The platform fee on an amount: half-even to the cent."""
-    return half_even(Decimal(amount_cents) * fee_rate)
+from marketplace.core.money import fee_on
 
 
 @dataclass(frozen=True)

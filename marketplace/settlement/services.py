@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import exists, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +41,7 @@ def snapshot_values(snapshot: ValuationSnapshot, verified: dict[int, int]) -> tu
     params = MethodParameters.from_dict(snapshot.inputs["parameters"])
     lines = []
     for line in snapshot.inputs["lines"]:
-        changes = {
+        changes: dict[str, Any] = {
             name: (int(v) if name == "duration_years" else Decimal(v))
             for name, v in line["overrides"].items()
         }
@@ -61,7 +62,9 @@ def snapshot_values(snapshot: ValuationSnapshot, verified: dict[int, int]) -> tu
     return target, achieved
 
 
-def _holdings(session: Session, project_id: int) -> tuple[list[compute.Holding], dict]:
+def _holdings(
+    session: Session, project_id: int
+) -> tuple[list[compute.Holding], dict[int, list[Pledge]]]:
     paid = session.scalars(
         select(Pledge)
         .options(lazyload("*"))
@@ -82,12 +85,14 @@ def settle_project(
 ) -> Settlement | None:
     """Compute and record the settlement; None when another process claimed it first."""
     verified = {r.commitment_id: r.verified_quantity for r in evaluation.results}
+    if project.valuation is None or project.token_price_cents is None:
+        raise ValueError(f"project {project.id} has no valuation to settle against")
     v_target, v_verified = snapshot_values(project.valuation, verified)
     holdings, pledges_of = _holdings(session, project.id)
     result = compute.settle(
         holdings=holdings,
         token_price_cents=project.token_price_cents,
-        threshold_tokens=project.threshold_tokens,
+        threshold_tokens=project.threshold_tokens or 0,
         fee_rate=fee_rate,
         v_target_cents=v_target,
         v_verified_cents=v_verified,
@@ -159,23 +164,25 @@ def settle_project(
                 updated_at=now,
             )
         )
-    posting = postings.premium(
+    book(
         session,
-        project_id=project.id,
-        project_reference=project.reference,
-        organisation_id=project.organisation_id,
-        paid_out_cents=result.premium_paid_out_cents,
-        fee_cents=result.premium_fee_cents,
+        postings.premium(
+            session,
+            project_id=project.id,
+            project_reference=project.reference,
+            organisation_id=project.organisation_id,
+            paid_out_cents=result.premium_paid_out_cents,
+            fee_cents=result.premium_fee_cents,
+        ),
+        now=now,
     )
-    if posting is not None:
-        book(session, posting, now=now)
     session.flush()
     return settlement
 
 
 def _refund_rows(
     pledges: list[Pledge], charged: dict[int, Payment], amount: int, now: datetime
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Refund ``amount`` across a buyer's payments, earliest first, none above its charge."""
     rows = []
     for pledge in pledges:
@@ -220,7 +227,7 @@ def finish_if_paid(session: Session, settlement: Settlement, *, now: datetime) -
     )
     if pending:
         return False
-    project = session.get(Project, settlement.project_id)
+    project = session.get_one(Project, settlement.project_id)
     transition(
         session,
         project,

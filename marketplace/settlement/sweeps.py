@@ -61,8 +61,8 @@ def settle_projects(ctx: SweepContext, now: datetime) -> str:
             for project_id, evaluation_id in pairs:
                 if services.settle_project(
                     session,
-                    session.get(Project, project_id),
-                    session.get(Evaluation, evaluation_id),
+                    session.get_one(Project, project_id),
+                    session.get_one(Evaluation, evaluation_id),
                     fee_rate=ctx.settings.platform_fee_rate,
                     now=now,
                 ):
@@ -87,7 +87,7 @@ def finish_settlements(ctx: SweepContext, now: datetime) -> str:
             for settlement_id in ids:
                 try:
                     finished += services.finish_if_paid(
-                        session, session.get(Settlement, settlement_id), now=now
+                        session, session.get_one(Settlement, settlement_id), now=now
                     )
                     session.commit()
                 except InvalidTransition:

@@ -16,9 +16,9 @@ bp = Blueprint("settlement", __name__)
 
 @bp.get("/projects/<int:project_id>/settlement")
 @login_required
-def settlement_page(project_id: int):
+def settlement_page(project_id: int) -> str:
     found = settlement.get_settlement(db.session, current_user, project_id)
-    project = db.session.get(Project, project_id)
+    project = db.session.get_one(Project, project_id)
     names = dict(
         db.session.execute(
             select(Organisation.id, Organisation.name).where(

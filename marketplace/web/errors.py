@@ -16,5 +16,5 @@ def render_error_page(error: HTTPException):
 
 def render_marketplace_error(error: MarketplaceError, status: int):
     return render_template(
-        "error.html", status=status, title=error.title, message=error.detail
+        "error.html", status=status, title=error.title, message=error.message
     ), status

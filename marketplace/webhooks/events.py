@@ -96,7 +96,7 @@ def handle_event(
         outcome = _account_updated(session, obj, now)
     else:
         outcome = "not used"
-    stored = session.get(StripeEvent, str(event["id"]))
+    stored = session.get_one(StripeEvent, str(event["id"]))
     stored.outcome = outcome
     session.flush()
     return outcome

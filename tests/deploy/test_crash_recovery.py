@@ -37,14 +37,9 @@ from bench import settlement as bench
 from config import PROJECT_ROOT
 from marketplace import create_app
 from marketplace.audit.models import AuditEvent
-from marketplace.funding.models import (
-    MailState,
-    Notification,
-    Pledge,
-    PledgeState,
-    PledgeStateChange,
-)
+from marketplace.funding.models import Pledge, PledgeState, PledgeStateChange
 from marketplace.ledger.models import JournalEntry
+from marketplace.notifications.models import MailState, Notification
 from marketplace.payments.models import MoneyState, Payment, PaymentState, Refund, Transfer
 from marketplace.projects.models import Project, ProjectState
 from marketplace.reconciliation.checks import reconcile

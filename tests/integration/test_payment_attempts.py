@@ -22,10 +22,9 @@ from marketplace.ledger.models import AccountKind, JournalEntry, LedgerAccount
 from marketplace.ledger.services import account_code
 from marketplace.notifications.models import Notification
 from marketplace.payments.models import Payment, PaymentKind, PaymentState, Refund
-from marketplace.projects import services as projects
 from marketplace.projects.models import ProjectState
 from tests.conftest import build_app
-from tests.factories import ApiTokenFactory, PaymentFactory, ProjectFactory, UserFactory
+from tests.factories import ApiTokenFactory, PaymentFactory
 from tests.integration.funding_support import (
     assert_books_agree_with_stripe,
     buyer,
@@ -33,9 +32,15 @@ from tests.integration.funding_support import (
     project_state,
     refunds,
     tick,
-    visit,
 )
-from tests.integration.test_settlement import CLOSED, ENDED, NOW, STARTED, evaluate
+from tests.integration.test_settlement import (
+    CLOSED,
+    ENDED,
+    STARTED,
+    evaluate,
+    listed_worked_example,
+    onboard_owner,
+)
 from tests.integration.test_webhooks import authenticate, deliver, event
 
 DECLINED_LATER = "pm_card_chargeCustomerFail"
@@ -44,35 +49,16 @@ THREE_D_SECURE = "pm_card_authenticationRequired"
 
 @pytest.fixture
 def failed_pledge(app, client, session, auth_headers):
-    """A valued project (2,953 cents a token, threshold 2,032 of 2,540) closed with one
-    buyer paid (1,400 tokens) and one whose saved card was declined (1,000 tokens)."""
-    from datetime import date
-
-    from marketplace.accounts.models import Role
-
-    project = ProjectFactory(
-        state=ProjectState.SUBMITTED,
-        funding_deadline=date(2026, 12, 1),
-        start_date=date(2026, 12, 10),
-        end_date=date(2027, 12, 10),
-    )
-    admin = UserFactory(role=Role.ADMIN)
-    projects.value_project(session, admin, project, overrides=[], premium_rate=None, now=NOW)
-    project.tokens_total, project.token_price_cents, project.threshold_tokens = 2540, 2953, 2032
-    projects.list_for_funding(session, admin, project, now=NOW, today=NOW.date())
-    session.commit()
+    """The worked example's project closed with one buyer paid (1,400 tokens) and one
+    whose saved card was declined (1,000 tokens)."""
+    project, admin = listed_worked_example(session)
     assert pledge_via_api(client, auth_headers(buyer()), project.id, 1400).status_code == 201
     payer = buyer()
     token = ApiTokenFactory(user=payer).secret
     pledge = pledge_via_api(
         client, {"Authorization": f"Bearer {token}"}, project.id, 1000, DECLINED_LATER
     ).json
-    owner = auth_headers(project.created_by)
-    link = client.post(
-        "/api/v1/payouts/account", headers=owner, json={"return_url": "http://localhost/payouts"}
-    ).json["onboarding_url"]
-    visit(link)
-    client.get("/api/v1/payouts/account", headers=owner)
+    onboard_owner(client, auth_headers, project)
     tick(app, CLOSED)
     session.rollback()
     assert session.get(Pledge, pledge["id"]).state is PledgeState.PAYMENT_FAILED

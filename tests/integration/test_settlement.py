@@ -40,10 +40,9 @@ STARTED = datetime(2026, 12, 9, 23, 0, tzinfo=UTC)
 ENDED = datetime(2027, 12, 10, 23, 0, tzinfo=UTC)  # 00:00 the day after the end date
 
 
-@pytest.fixture
-def worked_example(app, client, session, auth_headers, clock):
-    """product.md's worked example: price 2,953, threshold 2,032, 2,540 tokens; two buyers
-    pay 1,000 and 1,400 tokens (S = 2,400); the project runs and reaches its end date."""
+def listed_worked_example(session) -> tuple[Project, User]:
+    """product.md's worked example valued and listed: price 2,953, threshold 2,032, 2,540
+    tokens; (the project, the admin who valued it)."""
     from datetime import date
 
     project = ProjectFactory(
@@ -58,14 +57,27 @@ def worked_example(app, client, session, auth_headers, clock):
     project.tokens_total, project.token_price_cents, project.threshold_tokens = 2540, 2953, 2032
     projects.list_for_funding(session, admin, project, now=NOW, today=NOW.date())
     session.commit()
-    for tokens in (1000, 1400):
-        assert pledge_via_api(client, auth_headers(buyer()), project.id, tokens).status_code == 201
+    return project, admin
+
+
+def onboard_owner(client, auth_headers, project) -> None:
+    """The owner's payout account, onboarded at (the development) Stripe."""
     owner = auth_headers(project.created_by)
     link = client.post(
         "/api/v1/payouts/account", headers=owner, json={"return_url": "http://localhost/payouts"}
     ).json["onboarding_url"]
     visit(link)
     client.get("/api/v1/payouts/account", headers=owner)
+
+
+@pytest.fixture
+def worked_example(app, client, session, auth_headers, clock):
+    """product.md's worked example: two buyers pay 1,000 and 1,400 tokens (S = 2,400);
+    the project runs and reaches its end date."""
+    project, admin = listed_worked_example(session)
+    for tokens in (1000, 1400):
+        assert pledge_via_api(client, auth_headers(buyer()), project.id, tokens).status_code == 201
+    onboard_owner(client, auth_headers, project)
     tick(app, CLOSED)
     tick(app, STARTED)
     tick(app, ENDED)

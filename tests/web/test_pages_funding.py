@@ -227,3 +227,59 @@ def test_only_admins_see_the_ledger(web, buyer_user):
     response = web.client.get("/admin/ledger")
     assert response.status_code == 403
     assert "escrow:" not in html(response)
+
+
+def test_the_pledge_form_sent_twice_makes_one_pledge(web, session, project, buyer_user):
+    """A double click (or a reload of the answer) sends the same form again: the form's
+    key makes it one pledge, and the second answer shows that pledge."""
+    import re
+
+    from tests.conftest import csrf_from
+
+    page = html(web.client.get(f"/projects/{project.id}"))
+    form_key = re.search(r'name="form_key" value="([^"]+)"', page).group(1)
+    data = {
+        "tokens": "7",
+        "payment_method": "pm_card_visa",
+        "form_key": form_key,
+        "csrf_token": csrf_from(page),
+    }
+
+    first = web.client.post(f"/projects/{project.id}/pledge", data=data)
+    second = web.client.post(f"/projects/{project.id}/pledge", data=data)
+
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]
+    assert pledge_count(session) == 1
+    again = web.client.post(f"/projects/{project.id}/pledge", data={**data, "tokens": "8"})
+    assert again.status_code == 409  # the same form with other figures: refused
+    assert pledge_count(session) == 1
+    fresh = html(web.client.get(f"/projects/{project.id}"))
+    assert form_key not in fresh  # each page gives a new key for the next pledge
+
+
+def test_withdrawing_a_project_in_funding_releases_its_pledges_and_tells_the_buyers(
+    app, web, session, project, buyer_user, client, auth_headers
+):
+    from marketplace.notifications.models import Notification
+    from tests.integration.funding_support import buyer, pledge_via_api
+
+    headers = auth_headers(buyer())
+    pledge = pledge_via_api(client, headers, project.id, 30).json
+    owner = auth_headers(project.created_by)
+
+    withdrawn = client.post(
+        f"/api/v1/projects/{project.id}/withdraw", headers=owner, json={"reason": "No venue."}
+    )
+
+    assert withdrawn.status_code == 200, withdrawn.json
+    assert pledge_states(session, project.id) == ["released"]
+    session.rollback()
+    assert session.get(type(project), project.id).tokens_pledged == 0
+    told = session.scalars(
+        select(Notification).where(Notification.kind == "project_withdrawn")
+    ).all()
+    assert [n.organisation_id for n in told] == [session.get(Pledge, pledge["id"]).organisation_id]
+    cancel = client.post(f"/api/v1/pledges/{pledge['id']}/cancel", headers=headers)
+    assert cancel.status_code == 409  # nothing left to cancel: it was released
+    assert cancel.json["code"] == "invalid_transition"
