@@ -123,6 +123,21 @@ class Lifecycle(Generic[S]):
         session.flush()
         return change
 
+    def change(
+        self,
+        session: Session,
+        row: Any,
+        to_state: S,
+        *,
+        actor: Any | None,
+        now: datetime,
+        reason: str = "",
+    ) -> Any:
+        """``move`` for a person (any object with an ``id``) or None (the platform)."""
+        return self.move(
+            session, row, to_state, actor_id=actor.id if actor else None, now=now, reason=reason
+        )
+
     def record(
         self,
         session: Session,
@@ -135,12 +150,7 @@ class Lifecycle(Generic[S]):
     ) -> Any:
         """A history row alone: a creation (``from_state`` None) or a move made in bulk."""
         change = self.history(
-            **{self.subject_column: row_id},
-            at=now,
-            from_state=from_state,
-            to_state=to_state,
-            actor_id=actor_id,
-            reason=reason,
+            **self.history_values(row_id, from_state, to_state, actor_id, now, reason)
         )
         session.add(change)
         return change

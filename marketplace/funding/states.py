@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy.orm import Session
-
-from marketplace.accounts.models import User
 from marketplace.funding.models import Pledge, PledgeState, PledgeStateChange
 from outcomes.lifecycle import Lifecycle
 
@@ -33,17 +28,5 @@ LIFECYCLE: Lifecycle[PledgeState] = Lifecycle(
 )
 
 
-def change(
-    session: Session,
-    pledge: Pledge,
-    to_state: PledgeState,
-    *,
-    actor: User | None,
-    now: datetime,
-    reason: str = "",
-) -> PledgeStateChange:
-    """Move ``pledge`` to ``to_state`` and record it, or raise InvalidTransition."""
-    record: PledgeStateChange = LIFECYCLE.move(
-        session, pledge, to_state, actor_id=actor.id if actor else None, now=now, reason=reason
-    )
-    return record
+# Move a pledge to a state and record it; InvalidTransition otherwise.
+change = LIFECYCLE.change

@@ -26,7 +26,7 @@ from typing import Any
 from babel.support import Translations
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from marketplace.accounts.models import User
@@ -193,48 +193,57 @@ def _written(notice: Notification, language: str, settings: Settings) -> tuple[s
 INTERRUPTED_AFTER = timedelta(minutes=10)
 
 
-def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500) -> dict:
-    """E-mail the pending notices, each claimed first so it goes out at most once.
+def deliver(
+    sessions: sessionmaker[Session], mailer: Mailer, *, now: datetime, limit: int = 500
+) -> dict[str, int]:
+    """E-mail the pending notices, each claimed first so it goes out at most once (process:
+    a transaction for each claim and each outcome, none open while the mail goes out).
 
     A claim (``sending``, with ``mailed_at`` the moment it was claimed) that is
     older than ``INTERRUPTED_AFTER`` was left by a process that died between
     claiming and recording: whether the mail left is unknown, so it is marked
     failed with that reason for the team to look at, never sent again.
     """
-    interrupted = affected(
-        session.execute(
-            update(Notification)
-            .where(
-                Notification.mail_state == MailState.SENDING,
-                Notification.mailed_at < now - INTERRUPTED_AFTER,
-            )
-            .values(
-                mail_state=MailState.FAILED,
-                mail_error="the delivery was interrupted; the e-mail may not have been sent",
-            )
-        )
-    )
-    pending = session.scalars(
-        select(Notification.id)
-        .where(Notification.mail_state == MailState.PENDING)
-        .order_by(Notification.id)
-        .limit(limit)
-    ).all()
-    session.commit()
-    counts = {"sent": 0, "logged": 0, "failed": 0, "nobody": 0, "interrupted": interrupted}
-    for notice_id in pending:
-        claimed = affected(
+    with sessions.begin() as session:
+        interrupted = affected(
             session.execute(
                 update(Notification)
-                .where(Notification.id == notice_id, Notification.mail_state == MailState.PENDING)
-                .values(mail_state=MailState.SENDING, mailed_at=now)
+                .where(
+                    Notification.mail_state == MailState.SENDING,
+                    Notification.mailed_at < now - INTERRUPTED_AFTER,
+                )
+                .values(
+                    mail_state=MailState.FAILED,
+                    mail_error="the delivery was interrupted; the e-mail may not have been sent",
+                )
             )
         )
-        session.commit()
+        pending = session.scalars(
+            select(Notification.id)
+            .where(Notification.mail_state == MailState.PENDING)
+            .order_by(Notification.id)
+            .limit(limit)
+        ).all()
+    counts = {"sent": 0, "logged": 0, "failed": 0, "nobody": 0, "interrupted": interrupted}
+    for notice_id in pending:
+        with sessions.begin() as session:
+            claimed = affected(
+                session.execute(
+                    update(Notification)
+                    .where(
+                        Notification.id == notice_id, Notification.mail_state == MailState.PENDING
+                    )
+                    .values(mail_state=MailState.SENDING, mailed_at=now)
+                )
+            )
         if not claimed:
             continue  # another delivery has it
-        notice = session.get_one(Notification, notice_id)
-        readers = recipients(session, notice)
+        with sessions() as session:
+            notice = session.get_one(Notification, notice_id)
+            readers = recipients(session, notice)
+            letters = {
+                language: _written(notice, language, mailer.settings) for language in readers
+            }
         state, error = MailState.LOGGED, ""
         if not readers:
             counts["nobody"] += 1
@@ -243,15 +252,15 @@ def deliver(session: Session, mailer: Mailer, *, now: datetime, limit: int = 500
             try:
                 # One message per language, each in its readers' words and formats.
                 for language, to in readers.items():
-                    state = mailer.send(to, *_written(notice, language, mailer.settings))
+                    state = mailer.send(to, *letters[language])
             except (smtplib.SMTPException, OSError) as failure:
                 state, error = MailState.FAILED, str(failure)[:300]
                 log.error("e-mail of notice %s failed: %s", notice_id, failure)
             counts[state.value] += 1
-        session.execute(
-            update(Notification)
-            .where(Notification.id == notice_id)
-            .values(mail_state=state, mailed_at=now, mail_error=error)
-        )
-        session.commit()
+        with sessions.begin() as session:
+            session.execute(
+                update(Notification)
+                .where(Notification.id == notice_id)
+                .values(mail_state=state, mailed_at=now, mail_error=error)
+            )
     return counts

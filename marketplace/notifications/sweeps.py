@@ -9,6 +9,5 @@ from marketplace.notifications.services import Mailer, deliver
 
 
 def deliver_notifications(ctx: SweepContext, now: datetime) -> str:
-    with ctx.db.session_factory() as session:
-        counts = deliver(session, Mailer(ctx.settings), now=now)
+    counts = deliver(ctx.db.session_factory, Mailer(ctx.settings), now=now)
     return ", ".join(f"{n} {what}" for what, n in counts.items())

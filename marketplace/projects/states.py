@@ -57,20 +57,8 @@ def can_transition(from_state: ProjectState, to_state: ProjectState) -> bool:
     return LIFECYCLE.allows(from_state, to_state)
 
 
-def transition(
-    session: Session,
-    project: Project,
-    to_state: ProjectState,
-    *,
-    actor: User | None,
-    now: datetime,
-    reason: str = "",
-) -> ProjectStateChange:
-    """Move ``project`` to ``to_state`` and record it; InvalidTransition otherwise."""
-    change: ProjectStateChange = LIFECYCLE.move(
-        session, project, to_state, actor_id=actor.id if actor else None, now=now, reason=reason
-    )
-    return change
+# Move a project to a state and record it; InvalidTransition otherwise.
+transition = LIFECYCLE.change
 
 
 def record_creation(session: Session, project: Project, *, actor: User, now: datetime) -> None:

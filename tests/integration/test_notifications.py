@@ -237,8 +237,7 @@ def test_two_deliveries_at_once_send_each_notice_once(app, session, smtp):
 
     def run() -> None:
         start.wait()
-        with ctx.db.session_factory() as own:
-            deliver(own, Mailer(ctx.settings), now=NOW)
+        deliver(ctx.db.session_factory, Mailer(ctx.settings), now=NOW)
 
     both = [threading.Thread(target=run) for _ in range(2)]
     for thread in both:
