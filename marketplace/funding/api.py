@@ -96,7 +96,7 @@ class Pledges(MethodView):
         user = current_api_user()
         key = idempotent.from_request(user.id)
         pledge = services.create_pledge(
-            db.for_process(),
+            db.session,
             gateway(),
             user,
             project_id,
@@ -106,6 +106,7 @@ class Pledges(MethodView):
             today=today(),
             idempotency=key,
             respond=stored_body,
+            hand_over=db.for_process,
         )
         return pledge_body(pledge)
 

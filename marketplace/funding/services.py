@@ -9,8 +9,9 @@ Invariants:
   interleaving oversells.
 - No transaction is open while Stripe is called (a pledge saves the card first,
   then reserves); a refused reservation leaves a saved card and nothing else.
-  ``create_pledge`` and ``pay_pledge`` are process functions: they take a
-  session factory and commit; everything else here only flushes.
+  Only Stripe calls commit: ``pay_pledge`` is a process function (it takes a
+  session factory), ``create_pledge`` hands over to one only to save a new
+  card; everything else here only flushes.
 - What happens to a pledge's money at Stripe is decided in ``funding.charges``.
 - Only a buyer pledges, and only its own organisation's pledges can be seen,
   cancelled or paid; other pledges are "not found".
@@ -111,7 +112,7 @@ def _check_can_pledge(project: Figures, tokens: int, today: date) -> None:
 
 
 def create_pledge(
-    sessions: sessionmaker[Session],
+    session: Session,
     gateway: StripeGateway,
     user: User,
     project_id: int,
@@ -120,10 +121,17 @@ def create_pledge(
     payment_method: str,
     now: datetime,
     today: date,
+    hand_over: Callable[[], sessionmaker[Session]],
     idempotency: Idempotency | None = None,
     respond: Callable[[NewPledge], dict[str, Any]] | None = None,
 ) -> NewPledge:
-    """Pledge ``tokens`` of a project with a saved card (process: commits between steps).
+    """Pledge ``tokens`` of a project with a saved card (flushes; the edge commits).
+
+    A returning buyer's saved card needs no call to Stripe: the pledge is then
+    one transaction of the request, as few round trips as it allows. A new card
+    is saved first by a process (``payments.save_payment_method``): ``hand_over()``
+    ends the request's transaction, which has only read, and gives the process
+    its session factory; the pledge is then made in a new transaction.
 
     Raises NotFound, Forbidden, FundingClosed, InsufficientTokens,
     IdempotencyConflict, Replayed (the key was used before with this request:
@@ -131,55 +139,53 @@ def create_pledge(
     PaymentRequired and Unavailable.
     """
     require_role(user, Role.BUYER)
-    with sessions() as session:
-        idempotent.check(session, idempotency)
-        project = session.execute(
-            select(
-                Project.state,
-                Project.funding_deadline,
-                Project.tokens_total,
-                Project.tokens_pledged,
-                Project.token_price_cents,
-            ).where(Project.id == project_id, visible_to(user))
-        ).first()
-        if project is None:
-            raise NotFound("No such project.")
-        _check_can_pledge(project, tokens, today)
+    idempotent.check(session, idempotency)
+    project = session.execute(
+        select(
+            Project.state,
+            Project.funding_deadline,
+            Project.tokens_total,
+            Project.tokens_pledged,
+            Project.token_price_cents,
+        ).where(Project.id == project_id, visible_to(user))
+    ).first()
+    if project is None:
+        raise NotFound("No such project.")
+    _check_can_pledge(project, tokens, today)
+    card = payments.saved_method(session, user.organisation_id, payment_method)
+    if card is None:
         organisation_name = session.scalar(
             select(Organisation.name).where(Organisation.id == user.organisation_id)
         )
-    card = payments.save_payment_method(
-        sessions,
-        gateway,
-        organisation_id=user.organisation_id,
-        organisation_name=organisation_name or "",
-        user_id=user.id,
-        payment_method=payment_method,
+        card = payments.save_payment_method(
+            hand_over(),
+            gateway,
+            organisation_id=user.organisation_id,
+            organisation_name=organisation_name or "",
+            user_id=user.id,
+            payment_method=payment_method,
+            now=now,
+        )
+    made = _reserve(
+        session,
+        user,
+        project_id,
+        project.token_price_cents,
+        tokens,
+        card,
         now=now,
+        today=today,
+        idempotency=idempotency,
+        respond=respond,
     )
-    try:
-        with sessions.begin() as session:
-            return _reserve(
-                session,
-                user,
-                project_id,
-                project.token_price_cents,
-                tokens,
-                card,
-                now=now,
-                today=today,
-                idempotency=idempotency,
-                respond=respond,
-            )
-    except _NotReserved:
-        # Rolled back. Another buyer took the tokens (or funding closed) since the check.
-        with sessions() as session:
-            _check_can_pledge(session.get_one(Project, project_id), tokens, today)
-        raise InsufficientTokens("The tokens were taken by another buyer.") from None
-
-
-class _NotReserved(Exception):
-    """The project row refused the reservation: roll the pledge back."""
+    if made is None:
+        # Another buyer took the tokens (or funding closed) since the check; the
+        # refusal rolls the pledge back. Say why with the figures as they are now.
+        _check_can_pledge(
+            session.get_one(Project, project_id, populate_existing=True), tokens, today
+        )
+        raise InsufficientTokens("The tokens were taken by another buyer.")
+    return made
 
 
 def _reserve(
@@ -194,9 +200,10 @@ def _reserve(
     today: date,
     idempotency: Idempotency | None,
     respond: Callable[[NewPledge], dict[str, Any]] | None,
-) -> NewPledge:
-    """The hot path: plain statements, no unit of work. Everything that cannot conflict is
-    written first; the project row is updated last and the transaction committed at once,
+) -> NewPledge | None:
+    """The hot path (None when the project row refuses the reservation): plain statements,
+    no unit of work. Everything that cannot conflict is written first; the project row is
+    updated last and the edge commits at once,
     so its lock is held for two round trips."""
     made = NewPledge(
         id=0,
@@ -251,7 +258,7 @@ def _reserve(
         )
     )
     if reserved != 1:
-        raise _NotReserved
+        return None
     return made
 
 

@@ -108,7 +108,7 @@ def pledge(project_id: int):
     try:
         key = _form_idempotency(form, project_id)
         created = services.create_pledge(
-            db.for_process(),
+            db.session,
             current_app.extensions["stripe"],
             current_user,
             project_id,
@@ -117,6 +117,7 @@ def pledge(project_id: int):
             now=now(),
             today=today(),
             idempotency=key,
+            hand_over=db.for_process,
         )
     except Replayed as replayed:
         # The same form again (a double click): show the pledge the first one made.
