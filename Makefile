@@ -4,13 +4,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-test clean help translations
+.PHONY: run test lint install install-test clean help translations stripe-check
 
 help:
 	@echo "make run    - install, migrate the SQLite database, load demo data once, start app and scheduler"
 	@echo "make test   - install test dependencies (PostgreSQL too), lint, run the whole suite"
 	@echo "make lint   - ruff (lint and format check), the import-layer contracts and mypy"
 	@echo "make clean  - remove the virtual environment and caches (keeps instance/)"
+	@echo "make stripe-check - the app's Stripe calls against Stripe's test mode (needs the internet"
+	@echo "                    and STRIPE_API_KEY=sk_test_...)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +42,11 @@ test: $(VENV)/.installed-test
 	@scripts/ensure-test-deps.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
+
+# The app's own Stripe calls, once each, against Stripe's test mode with the operator's
+# STRIPE_API_KEY (sk_test_...). Needs the internet, so it is a command and not a test.
+stripe-check: $(VENV)/.installed-run
+	$(BIN)/python scripts/stripe_check.py
 
 # After changing text on a page: collect the strings, merge them into the Dutch
 # catalogue (translate what is new there), and compile it.

@@ -117,6 +117,8 @@ def create_app(config: Settings | None = None) -> Flask:
         settings.stripe_api_base,
         settings.currency,
         settings.stripe_webhook_secret,
+        # The buyer's browser comes back here after the bank's 3-D Secure page.
+        return_url=settings.public_url + "/pledges",
     )
     db.init_app(app, settings.database_url, settings.db_pool_size)
     migrate.init_app(

@@ -309,6 +309,22 @@ def record_failure(
     session.flush()
 
 
+def record_waiting(
+    session: Session, payment: Payment, status: str, now: datetime, payment_intent_id: str | None
+) -> str:
+    """Stripe says an attempt waits: ``requires_action`` (the buyer must authenticate in
+    the browser) or ``processing`` (the bank answers later, by another event). Only a
+    live attempt moves, and only forward (flushes). Returns the attempt's state after."""
+    _locked_pledge(session, payment.pledge_id)  # no claim runs while the attempt changes
+    session.refresh(payment)
+    if payment_intent_id and payment.payment_intent_id is None:
+        payment.payment_intent_id = payment_intent_id
+    if status == "requires_action" and payment.state is PaymentState.CREATED:
+        payment.state, payment.updated_at = PaymentState.REQUIRES_ACTION, now
+    session.flush()
+    return payment.state.value
+
+
 def record_result(
     session: Session,
     payment: Payment,
@@ -322,6 +338,10 @@ def record_result(
         payment.payment_intent_id = result.payment_intent_id
     if result.status == "succeeded":
         record_success(session, payment, now, card=card)
+    elif result.status == "requires_action" and payment.kind is PaymentKind.OFF_SESSION:
+        # Nobody is there to authenticate: as Stripe's authentication_required, the
+        # pledge's grace period opens and the buyer pays on-session.
+        record_failure(session, payment, "authentication_required", now, grace_hours)
     elif result.status == "requires_action":
         if payment.state is PaymentState.CREATED:
             payment.state, payment.updated_at = PaymentState.REQUIRES_ACTION, now

@@ -15,16 +15,32 @@ Invariants:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import stripe
+from stripe._requestor_options import BaseAddresses
+from stripe.params import (
+    AccountCreateParams,
+    AccountLinkCreateParams,
+    CustomerCreateParams,
+    PaymentIntentCancelParams,
+    PaymentIntentCreateParams,
+    PaymentIntentListParams,
+    RefundCreateParams,
+    SetupIntentCreateParams,
+    TransferCreateParams,
+)
 
 log = logging.getLogger(__name__)
 
 
 class GatewayError(Exception):
-    def __init__(self, message: str, *, code: str = "", payment_intent_id: str | None = None):
+    def __init__(
+        self, message: str, *, code: str = "", payment_intent_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.payment_intent_id = payment_intent_id
@@ -83,36 +99,58 @@ class MoneyObject:
     status: str
 
 
+# What the product offers: cards (saved for off-session charges at funding close, and
+# paid on-session within a grace period). Automatic payment methods are on by default
+# (since API version 2023-08-16) and some redirect, so Stripe refuses to confirm an
+# intent without a return_url unless redirects are ruled out. Every intent confirmed
+# here names the types it allows (``allowed_payment_method_types``, the pinned
+# version's name) and either rules redirects out (server-side, nobody to redirect)
+# or gives the return_url (the buyer paying in the browser, for 3-D Secure).
+CARD_ONLY: list[str] = ["card"]
+
+
 class StripeGateway:
+    """The typed door to Stripe: each method makes one documented call with parameters
+    the SDK's TypedDicts (``stripe.params``) check, and maps Stripe's errors."""
+
     def __init__(
-        self, api_key: str, api_base: str | None, currency: str, webhook_secret: str = ""
+        self,
+        api_key: str,
+        api_base: str | None,
+        currency: str,
+        webhook_secret: str = "",
+        return_url: str = "",
     ) -> None:
         self.currency = currency.lower()
         self.webhook_secret = webhook_secret
-        options: dict[str, Any] = {"max_network_retries": 0}
+        # Where the buyer's browser comes back after authenticating a payment (3-D Secure).
+        self.return_url = return_url
+        base_addresses: BaseAddresses = {}
         if api_base:
-            options["base_addresses"] = {"api": api_base, "connect": api_base}
+            base_addresses = {"api": api_base, "connect": api_base}
         # httpx: one connection pool for every thread of a sweep (pyproject.toml says why).
-        options["http_client"] = stripe.HTTPXClient(allow_sync_methods=True)
-        self.client = stripe.StripeClient(api_key or "sk_test_unconfigured", **options)
+        self.client = stripe.StripeClient(
+            api_key or "sk_test_unconfigured",
+            max_network_retries=0,
+            base_addresses=base_addresses,
+            http_client=stripe.HTTPXClient(allow_sync_methods=True),
+        )
 
     # --- calls ---------------------------------------------------------------
 
-    def _call(self, fn, *args, **kwargs):
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Stripe's exceptions as ours (see the module's docstring)."""
         try:
-            return fn(*args, **kwargs)
+            yield
         except stripe.CardError as error:
             raise _card_failure(error) from None
         except stripe.InvalidRequestError as error:
-            if error.http_status == 404 and "payment_method" in str(error.param or "") + str(
-                error.user_message or error
-            ):
-                raise UnknownPaymentMethod(
-                    str(error.user_message or error), code="resource_missing"
-                ) from None
+            text = str(error.user_message or error)
+            if error.http_status == 404 and "payment_method" in str(error.param or "") + text:
+                raise UnknownPaymentMethod(text, code="resource_missing") from None
             raise Refused(
-                f"Stripe refused the request: {error.user_message or error}",
-                code=error.code or "invalid_request",
+                f"Stripe refused the request: {text}", code=error.code or "invalid_request"
             ) from None
         except stripe.StripeError as error:
             raise GatewayUnavailable(
@@ -120,33 +158,38 @@ class StripeGateway:
             ) from None
 
     def find_customer(self, customer_id: str) -> bool:
-        return bool(self._call(self.client.v1.customers.retrieve, customer_id).id)
+        with self._errors():
+            return bool(self.client.v1.customers.retrieve(customer_id).id)
 
     def create_customer(self, *, name: str, organisation_id: int, key: str) -> str:
-        customer = self._call(
-            self.client.v1.customers.create,
-            params={"name": name, "metadata": {"organisation_id": str(organisation_id)}},
-            options={"idempotency_key": key},
-        )
-        return customer.id
+        params: CustomerCreateParams = {
+            "name": name,
+            "metadata": {"organisation_id": str(organisation_id)},
+        }
+        with self._errors():
+            return self.client.v1.customers.create(params, {"idempotency_key": key}).id
 
     def save_payment_method(
         self, *, customer_id: str, payment_method: str, key: str, metadata: dict[str, str]
     ) -> SetupResult:
-        """Confirm a SetupIntent for off-session use; the card is attached to the customer."""
+        """Confirm a card SetupIntent for off-session use; the card is attached to the customer.
+
+        A card that needs authentication before it can be saved is refused with
+        AuthenticationRequired (the pledge page confirms such a card with Stripe.js).
+        """
+        params: SetupIntentCreateParams = {
+            "customer": customer_id,
+            "payment_method": payment_method,
+            "allowed_payment_method_types": CARD_ONLY,
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+            "confirm": True,
+            "usage": "off_session",
+            "metadata": metadata,
+        }
         try:
-            intent = self._call(
-                self.client.v1.setup_intents.create,
-                params={
-                    "customer": customer_id,
-                    "payment_method": payment_method,
-                    "confirm": True,
-                    "usage": "off_session",
-                    "metadata": metadata,
-                },
-                options={"idempotency_key": key},
-            )
-        except GatewayUnavailable as error:
+            with self._errors():
+                intent = self.client.v1.setup_intents.create(params, {"idempotency_key": key})
+        except Refused as error:
             if "No such" in str(error) or "Not Found" in str(error):
                 raise UnknownPaymentMethod(str(error), code="resource_missing") from None
             raise
@@ -154,11 +197,9 @@ class StripeGateway:
             raise AuthenticationRequired(
                 "The card needs authentication before it can be saved.", code=intent.status
             )
-        method = self._call(self.client.v1.payment_methods.retrieve, intent.payment_method)
-        card = getattr(method, "card", None)
-        return SetupResult(
-            intent.id, method.id, getattr(card, "brand", "") or "", getattr(card, "last4", "") or ""
-        )
+        method_id = _id_of(intent.payment_method)
+        brand, last4 = self.card_of(method_id)
+        return SetupResult(intent.id, method_id, brand, last4)
 
     def charge(
         self,
@@ -171,10 +212,18 @@ class StripeGateway:
         transfer_group: str,
         metadata: dict[str, str],
     ) -> PaymentResult:
-        params: dict[str, Any] = {
+        """A card PaymentIntent, confirmed at once.
+
+        Off-session (funding close): the card saved on the customer, ``off_session``;
+        a card that needs the buyer is refused with ``authentication_required``.
+        On-session (the buyer pays in the grace period): with a ``return_url`` for
+        the bank's authentication page; the intent may answer ``requires_action``.
+        """
+        params: PaymentIntentCreateParams = {
             "amount": amount_cents,
             "currency": self.currency,
             "payment_method": payment_method,
+            "allowed_payment_method_types": CARD_ONLY,
             "confirm": True,
             "transfer_group": transfer_group,
             "metadata": metadata,
@@ -183,108 +232,105 @@ class StripeGateway:
             params["customer"] = customer_id
         if off_session:
             params["off_session"] = True
-        intent = self._call(
-            self.client.v1.payment_intents.create, params=params, options={"idempotency_key": key}
-        )
-        return PaymentResult(
-            intent.id, intent.status, intent.amount, getattr(intent, "client_secret", None)
-        )
+            params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
+        else:
+            params["return_url"] = self.return_url
+        with self._errors():
+            intent = self.client.v1.payment_intents.create(params, {"idempotency_key": key})
+        return _payment(intent)
 
     def retrieve_payment(self, payment_intent_id: str) -> PaymentResult:
-        intent = self._call(self.client.v1.payment_intents.retrieve, payment_intent_id)
-        return PaymentResult(
-            intent.id, intent.status, intent.amount, getattr(intent, "client_secret", None)
-        )
+        with self._errors():
+            return _payment(self.client.v1.payment_intents.retrieve(payment_intent_id))
 
     def cancel_payment(self, payment_intent_id: str, *, key: str) -> PaymentResult:
         """Cancel a PaymentIntent that has not succeeded; its status as Stripe has it after.
 
-        Stripe refuses to cancel an intent that succeeded (or is processing):
-        then the intent is read back, so the caller sees that it succeeded.
+        Stripe refuses to cancel an intent that succeeded (or is processing): then
+        the intent is read back, so the caller sees that it succeeded.
         """
+        params: PaymentIntentCancelParams = {"cancellation_reason": "duplicate"}
         try:
-            intent = self._call(
-                self.client.v1.payment_intents.cancel,
-                payment_intent_id,
-                options={"idempotency_key": key},
-            )
+            with self._errors():
+                intent = self.client.v1.payment_intents.cancel(
+                    payment_intent_id, params, {"idempotency_key": key}
+                )
         except Refused:
             return self.retrieve_payment(payment_intent_id)
-        return PaymentResult(intent.id, intent.status, intent.amount)
+        return _payment(intent)
 
     def card_of(self, payment_method: str) -> tuple[str, str]:
         """(brand, last4) of a card PaymentMethod; empty strings when Stripe gives none."""
-        method = self._call(self.client.v1.payment_methods.retrieve, payment_method)
-        card = getattr(method, "card", None)
-        return getattr(card, "brand", "") or "", getattr(card, "last4", "") or ""
+        with self._errors():
+            method = self.client.v1.payment_methods.retrieve(payment_method)
+        card = method.card
+        return (card.brand or "", card.last4 or "") if card else ("", "")
 
     def our_payments(self) -> list[tuple[str, int, str, dict[str, str]]]:
         """Every PaymentIntent at Stripe that carries our ``payment_id`` metadata:
         (id, amount, status, metadata), read page by page."""
         found = []
-        page = self._call(self.client.v1.payment_intents.list, params={"limit": 100})
-        try:
-            for intent in page.auto_paging_iter():
-                plain = intent.to_dict()
-                metadata = plain.get("metadata") or {}
+        params: PaymentIntentListParams = {"limit": 100}
+        with self._errors():
+            for intent in self.client.v1.payment_intents.list(params).auto_paging_iter():
+                metadata: dict[str, str] = intent.metadata.to_dict() if intent.metadata else {}
                 if "payment_id" in metadata:
-                    found.append((plain["id"], plain["amount"], plain["status"], metadata))
-        except stripe.StripeError as error:
-            raise GatewayUnavailable(f"Stripe is unavailable: {error}") from None
+                    found.append((intent.id, intent.amount, intent.status, metadata))
         return found
 
     def refund(
         self, *, payment_intent_id: str, amount_cents: int, key: str, metadata: dict[str, str]
     ) -> MoneyObject:
-        refund = self._call(
-            self.client.v1.refunds.create,
-            params={
-                "payment_intent": payment_intent_id,
-                "amount": amount_cents,
-                "metadata": metadata,
-            },
-            options={"idempotency_key": key},
-        )
-        return MoneyObject(refund.id, refund.amount, refund.status)
+        """Return ``amount_cents`` of a PaymentIntent's charge. Stripe may answer ``pending``
+        (the bank has not confirmed yet); ``charge.refund.updated`` tells the outcome."""
+        params: RefundCreateParams = {
+            "payment_intent": payment_intent_id,
+            "amount": amount_cents,
+            "metadata": metadata,
+        }
+        with self._errors():
+            refund = self.client.v1.refunds.create(params, {"idempotency_key": key})
+        return MoneyObject(refund.id, refund.amount, refund.status or "pending")
 
     def retrieve_refund(self, refund_id: str) -> MoneyObject:
-        refund = self._call(self.client.v1.refunds.retrieve, refund_id)
-        return MoneyObject(refund.id, refund.amount, refund.status)
+        with self._errors():
+            refund = self.client.v1.refunds.retrieve(refund_id)
+        return MoneyObject(refund.id, refund.amount, refund.status or "pending")
 
     def create_account(self, *, organisation_id: int, name: str, email: str, key: str) -> str:
-        account = self._call(
-            self.client.v1.accounts.create,
-            params={
-                "type": "express",
-                "country": "NL",
-                "email": email,
-                "capabilities": {"transfers": {"requested": True}},
-                "metadata": {"organisation_id": str(organisation_id), "name": name},
-            },
-            options={"idempotency_key": key},
-        )
-        return account.id
+        """An Express account in the Netherlands that receives transfers only: the platform
+        charges buyers and transfers to entrepreneurs (separate charges and transfers),
+        so the recipient service agreement applies and no card payments are requested."""
+        params: AccountCreateParams = {
+            "type": "express",
+            "country": "NL",
+            "email": email,
+            "capabilities": {"transfers": {"requested": True}},
+            "tos_acceptance": {"service_agreement": "recipient"},
+            "metadata": {"organisation_id": str(organisation_id), "name": name[:500]},
+        }
+        with self._errors():
+            return self.client.v1.accounts.create(params, {"idempotency_key": key}).id
 
     def onboarding_link(self, *, account_id: str, return_url: str, refresh_url: str) -> str:
-        link = self._call(
-            self.client.v1.account_links.create,
-            params={
-                "account": account_id,
-                "type": "account_onboarding",
-                "return_url": return_url,
-                "refresh_url": refresh_url,
-            },
-        )
-        return link.url
+        params: AccountLinkCreateParams = {
+            "account": account_id,
+            "type": "account_onboarding",
+            "return_url": return_url,
+            "refresh_url": refresh_url,
+        }
+        with self._errors():
+            return self.client.v1.account_links.create(params).url
 
     def account_status(self, account_id: str) -> AccountStatus:
-        account = self._call(self.client.v1.accounts.retrieve, account_id).to_dict()
-        capabilities = account.get("capabilities") or {}
+        with self._errors():
+            account = self.client.v1.accounts.retrieve(account_id)
+        capabilities = account.capabilities
         return AccountStatus(
-            account["id"],
-            bool(account.get("details_submitted")),
-            bool(account.get("payouts_enabled")),
-            capabilities.get("transfers") == "active",
+            account.id,
+            bool(account.details_submitted),
+            bool(account.payouts_enabled),
+            bool(capabilities and capabilities.transfers == "active"),
         )
 
     def transfer(
@@ -296,25 +342,24 @@ class StripeGateway:
         key: str,
         metadata: dict[str, str],
     ) -> MoneyObject:
-        transfer = self._call(
-            self.client.v1.transfers.create,
-            params={
-                "amount": amount_cents,
-                "currency": self.currency,
-                "destination": account_id,
-                "transfer_group": transfer_group,
-                "metadata": metadata,
-            },
-            options={"idempotency_key": key},
-        )
+        params: TransferCreateParams = {
+            "amount": amount_cents,
+            "currency": self.currency,
+            "destination": account_id,
+            "transfer_group": transfer_group,
+            "metadata": metadata,
+        }
+        with self._errors():
+            transfer = self.client.v1.transfers.create(params, {"idempotency_key": key})
         return MoneyObject(transfer.id, transfer.amount, "succeeded")
 
     def retrieve_transfer(self, transfer_id: str) -> MoneyObject:
-        transfer = self._call(self.client.v1.transfers.retrieve, transfer_id).to_dict()
+        with self._errors():
+            transfer = self.client.v1.transfers.retrieve(transfer_id)
         return MoneyObject(
-            transfer["id"],
-            transfer["amount"] - (transfer.get("amount_reversed") or 0),
-            "reversed" if transfer.get("reversed") else "succeeded",
+            transfer.id,
+            transfer.amount - (transfer.amount_reversed or 0),
+            "reversed" if transfer.reversed else "succeeded",
         )
 
     # --- webhooks ------------------------------------------------------------
@@ -327,7 +372,17 @@ class StripeGateway:
             event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
         except (stripe.SignatureVerificationError, ValueError) as error:
             raise ValueError(str(error)) from None
-        return event.to_dict()
+        verified: dict[str, Any] = event.to_dict()
+        return verified
+
+
+def _id_of(found: str | Any) -> str:
+    """An object's id whether Stripe sent the id or the expanded object."""
+    return found if isinstance(found, str) else str(found.id)
+
+
+def _payment(intent: stripe.PaymentIntent) -> PaymentResult:
+    return PaymentResult(intent.id, intent.status, intent.amount, intent.client_secret)
 
 
 def _card_failure(error: stripe.CardError) -> GatewayError:

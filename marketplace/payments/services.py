@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.ledger import postings
-from marketplace.ledger.services import LedgerError, book, post_many
+from marketplace.ledger.models import JournalEntry
+from marketplace.ledger.services import LedgerError, book, post_many, reverse
 from marketplace.payments.gateway import (
     AuthenticationRequired,
     Declined,
@@ -359,6 +360,23 @@ def _record_refunds(
     )
     on_refunded(session, [row for row, _ in todo], now)
     session.flush()
+
+
+def refund_failed(session: Session, refund: Refund, code: str, now: datetime) -> bool:
+    """Stripe says a refund we booked failed (the bank returned it): the row becomes
+    ``failed`` and its journal entry is reversed, so the books hold the money again
+    (reconciliation reports the failed refund for the team: the buyer is still owed it).
+    Returns False when it was known already (flushes)."""
+    if refund.state == MoneyState.FAILED:
+        return False
+    refund.state, refund.failure_code, refund.updated_at = MoneyState.FAILED, code[:60], now
+    entry = session.scalar(
+        select(JournalEntry).where(JournalEntry.reference == f"refund:{refund.id}")
+    )
+    if entry is not None:
+        reverse(session, entry, now=now, reason=f"refund {refund.id} failed at Stripe: {code}")
+    session.flush()
+    return True
 
 
 # --- payouts (Stripe Connect) ---------------------------------------------------------------

@@ -83,12 +83,17 @@ def compare(session: Session, gateway: StripeGateway) -> tuple[int, list[str]]:
         except GatewayError as error:
             differences.append(f"refund {refund.id}: {refund.refund_id} {error}")
             continue
-        if found.amount_cents != refund.amount_cents or found.status != "succeeded":
+        # A refund is booked when Stripe takes it: "pending" (the bank has not confirmed
+        # yet) and "succeeded" both left the balance; "failed" and "canceled" came back.
+        stripe_gone = found.status in ("succeeded", "pending")
+        ours_gone = refund.state == MoneyState.SUCCEEDED
+        if found.amount_cents != refund.amount_cents or stripe_gone != ours_gone:
             differences.append(
-                f"refund {refund.id}: ours {refund.amount_cents} cents, Stripe "
-                f"{found.amount_cents} ({found.status})"
+                f"refund {refund.id}: ours {refund.amount_cents} cents "
+                f"({refund.state.value}), Stripe {found.amount_cents} ({found.status})"
             )
-        moved -= found.amount_cents
+        if stripe_gone:
+            moved -= found.amount_cents
     for transfer in session.scalars(select(Transfer).where(Transfer.transfer_id.is_not(None))):
         checked += 1
         try:
@@ -178,6 +183,14 @@ def invariants(session: Session) -> list[str]:
         )
     ):
         differences.append(f"payment {payment_id}: a surplus charge without its refund")
+    for refund_id, amount, code in session.execute(
+        select(Refund.id, Refund.amount_cents, Refund.failure_code).where(
+            Refund.state == MoneyState.FAILED
+        )
+    ):
+        differences.append(
+            f"refund {refund_id} failed at Stripe ({code}): the buyer is still owed {amount} cents"
+        )
     escrows = session.execute(
         select(Project.id, Project.state, LedgerAccount.balance_cents)
         .join(LedgerAccount, LedgerAccount.project_id == Project.id)

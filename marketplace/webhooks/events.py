@@ -25,11 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.funding import charges
+from marketplace.payments import services as payments
 from marketplace.payments.models import (
     LIVE_PAYMENT_STATES,
     ConnectedAccount,
     Payment,
     PaymentState,
+    Refund,
     StripeEvent,
 )
 
@@ -92,6 +94,10 @@ def handle_event(
         outcome = _payment_succeeded(session, obj, now)
     elif kind == "payment_intent.payment_failed":
         outcome = _payment_failed(session, obj, now, grace_hours)
+    elif kind in ("payment_intent.requires_action", "payment_intent.processing"):
+        outcome = _payment_waits(session, obj, now, kind.split(".")[1])
+    elif kind == "charge.refund.updated":
+        outcome = _refund_updated(session, obj, now)
     elif kind == "account.updated":
         outcome = _account_updated(session, obj, now)
     else:
@@ -146,6 +152,28 @@ def _payment_failed(session: Session, obj: dict[str, Any], now: datetime, grace_
         payment_intent_id=_text(obj, "id"),
     )
     return f"payment {payment.id} failed"
+
+
+def _payment_waits(session: Session, obj: dict[str, Any], now: datetime, status: str) -> str:
+    payment = _find_payment(session, obj)
+    if payment is None:
+        return "unknown payment: ignored"
+    state = charges.record_waiting(session, payment, status, now, _text(obj, "id"))
+    return f"payment {payment.id} {status}: {state}"
+
+
+def _refund_updated(session: Session, obj: dict[str, Any], now: datetime) -> str:
+    refund_id = _text(obj, "id")
+    refund = refund_id and session.scalar(select(Refund).where(Refund.refund_id == refund_id))
+    if not refund:
+        return "unknown refund: ignored"
+    status = _text(obj, "status") or ""
+    if status in ("failed", "canceled"):
+        code = (_text(obj, "failure_reason") or status)[:60]
+        if payments.refund_failed(session, refund, code, now):
+            return f"refund {refund.id} {status} ({code}): reversed in the books, for the team"
+        return f"refund {refund.id} already failed"
+    return f"refund {refund.id} {status or 'updated'}"
 
 
 def _account_updated(session: Session, obj: dict[str, Any], now: datetime) -> str:

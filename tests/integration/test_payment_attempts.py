@@ -282,3 +282,28 @@ def test_the_database_refuses_a_second_live_or_succeeded_attempt(session, failed
     with pytest.raises(IntegrityError):
         PaymentFactory(pledge=pledge, attempt=8, state=PaymentState.SUCCEEDED)
     session.rollback()
+
+
+def test_an_off_session_charge_waiting_for_the_buyer_opens_the_grace_period(
+    app, client, session, auth_headers
+):
+    """Stripe answers requires_action for an off-session charge the bank wants confirmed:
+    nobody is there, so it counts as authentication_required (the buyer pays on-session)."""
+    from marketplace.funding import charges
+    from marketplace.payments.gateway import PaymentResult
+    from tests.integration.funding_support import AFTER_DEADLINE, listed_project
+
+    project = listed_project()
+    made = pledge_via_api(client, auth_headers(buyer()), project.id, 85).json
+    session.rollback()
+    pledge = session.get(Pledge, made["id"])
+    attempt = charges.claim_off_session(session, pledge.id, AFTER_DEADLINE)
+    waiting = PaymentResult("pi_waiting_for_the_bank", "requires_action", attempt.amount_cents)
+
+    state = charges.record_result(session, attempt, waiting, AFTER_DEADLINE, grace_hours=72)
+    session.commit()
+
+    assert state == "failed"
+    assert attempt.failure_code == "authentication_required"
+    assert session.get(Pledge, pledge.id).state is PledgeState.PAYMENT_FAILED
+    assert session.get(Pledge, pledge.id).grace_until == AFTER_DEADLINE + timedelta(hours=72)

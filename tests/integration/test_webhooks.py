@@ -14,13 +14,15 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from marketplace.funding.models import Pledge
 from marketplace.payments.models import (
     ConnectedAccount,
     Payment,
+    PaymentKind,
     PaymentState,
     StripeEvent,
 )
-from tests.factories import ConnectedAccountFactory
+from tests.factories import ConnectedAccountFactory, PaymentFactory
 from tests.integration.funding_support import (
     AFTER_DEADLINE,
     assert_books_agree_with_stripe,
@@ -305,3 +307,77 @@ def test_every_delivery_three_times_in_any_order_changes_nothing_after_the_first
     session.rollback()
     assert session.get(ConnectedAccount, account.organisation_id).payouts_enabled
     assert_books_agree_with_stripe(app, session, AFTER_DEADLINE)
+
+
+def test_requires_action_and_processing_move_a_live_attempt_forward_only(
+    app, client, session, failed_pledge
+):
+    _project, pledge, _headers = failed_pledge
+    attempt = PaymentFactory(
+        pledge=session.get(Pledge, pledge["id"]),
+        attempt=7,
+        kind=PaymentKind.ON_SESSION,
+        state=PaymentState.CREATED,
+    )
+    session.commit()
+    body = {"id": "pi_waiting_1", "object": "payment_intent", "metadata": {}}
+    body["metadata"]["payment_id"] = str(attempt.id)
+
+    processing = deliver(client, event("payment_intent.processing", body, "evt_p"))
+    assert processing.json["outcome"] == f"payment {attempt.id} processing: created"
+    action = deliver(client, event("payment_intent.requires_action", body, "evt_a"))
+    assert action.json["outcome"] == f"payment {attempt.id} requires_action: requires_action"
+    again = deliver(client, event("payment_intent.processing", body, "evt_p2"))
+    assert again.json["outcome"] == f"payment {attempt.id} processing: requires_action"
+
+    session.rollback()
+    stored = session.get(Payment, attempt.id)
+    assert stored.state is PaymentState.REQUIRES_ACTION
+    assert stored.payment_intent_id == "pi_waiting_1"
+
+
+def test_a_refund_that_fails_at_the_bank_is_reversed_and_reported(
+    app, client, session, auth_headers
+):
+    """An unfunded project's refund, booked when Stripe took it, later fails: the row is
+    failed, its entry reversed (the escrow holds the money again) and reconciliation
+    names the buyer who is still owed it."""
+    from marketplace.ledger.models import JournalEntry
+    from marketplace.payments.models import MoneyState, Refund
+    from marketplace.reconciliation.checks import reconcile
+    from tests.integration.funding_support import AT_START
+
+    project = listed_project()
+    pledge_via_api(client, auth_headers(buyer()), project.id, 75)
+    pledge_via_api(client, auth_headers(buyer()), project.id, 10, "pm_card_chargeCustomerFail")
+    tick(app, AFTER_DEADLINE)
+    tick(app, AT_START)  # the failed pledge's grace is over: unfunded, every charge refunded
+    session.rollback()
+    refund = session.scalars(select(Refund)).one()
+    assert refund.state is MoneyState.SUCCEEDED
+
+    body = {
+        "id": refund.refund_id,
+        "object": "refund",
+        "status": "failed",
+        "failure_reason": "expired_or_canceled_card",
+    }
+    first = deliver(client, event("charge.refund.updated", body, "evt_r1"))
+    again = deliver(client, event("charge.refund.updated", body, "evt_r2"))
+
+    assert "reversed in the books" in first.json["outcome"]
+    assert again.json["outcome"] == f"refund {refund.id} already failed"
+    session.rollback()
+    assert session.get(Refund, refund.id).state is MoneyState.FAILED
+    assert (
+        session.scalar(
+            select(func.count()).where(JournalEntry.reference == f"refund:{refund.id}:reversal")
+        )
+        == 1
+    )
+    run = reconcile(session, app.extensions["stripe"], AT_START)
+    session.rollback()
+    assert (
+        f"refund {refund.id} failed at Stripe (expired_or_canceled_card): the buyer is still "
+        f"owed {refund.amount_cents} cents"
+    ) in run.differences

@@ -24,14 +24,34 @@ What the extension adds, as Stripe's API reference documents it:
 - Connect: ``/v1/accounts`` (Express), ``/v1/account_links`` whose URL, when
   visited, completes onboarding and redirects to ``return_url``, and
   ``/v1/transfers`` to an onboarded account (listable by ``transfer_group``).
+
+It refuses what Stripe refuses (each rule cites the page of Stripe's API reference it
+follows, for the version the SDK pins, 2026-10-28.endive):
+- an unknown parameter: 400 ``parameter_unknown`` naming it (Errors: "parameter_unknown");
+- confirming a PaymentIntent or SetupIntent whose automatic payment methods may
+  redirect (the default since 2023-08-16) without a ``return_url`` (PaymentIntents,
+  create: ``return_url``, ``automatic_payment_methods.allow_redirects``);
+- an off-session confirmation without a customer and a payment method saved on it
+  (PaymentIntents, create: ``off_session`` "can only be used with confirm=true";
+  the payment method must be attached to the customer to be used again);
+- a transfer to an account whose ``transfers`` capability is not active (Transfers,
+  create: "insufficient_capabilities_for_transfer");
+- a refund larger than what remains of the charge (Refunds, create: ``amount``
+  "cannot be greater than the remaining amount of the charge");
+- an Express account on the recipient service agreement asking for ``card_payments``
+  (Connect, service agreement types).
+
+Every request to ``/v1/`` is recorded (method, path, parameters as sent) and listed
+at ``GET /_config/requests``, so a test can check each against the SDK's types.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from collections import defaultdict
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 from localstripe import resources, server
@@ -50,6 +70,7 @@ from localstripe.resources import (
     store,
 )
 from localstripe.webhooks import _webhooks, schedule_webhook
+from multidict import MultiDict
 
 AUTHENTICATION_REQUIRED_CARD = "4000002760003184"
 
@@ -61,6 +82,53 @@ Store.dump_to_disk = lambda self: None
 # --- idempotency keys ----------------------------------------------------------
 
 _idempotent: dict[str, tuple[str, int, bytes]] = {}
+
+
+# Every request to /v1/ since the last reset: (method, path, parameters as sent).
+_requests: list[dict] = []
+
+
+@web.middleware
+async def recording_middleware(request, handler):
+    if request.path.startswith("/v1/"):
+        if request.method == "POST":
+            body = (await request.read()).decode()
+            params = server.unflatten_data(MultiDict(parse_qsl(body, keep_blank_values=True)))
+        else:
+            params = server.unflatten_data(MultiDict(request.query))
+        _requests.append({"method": request.method, "path": request.path, "params": params})
+    response = await handler(request)
+    return _stripe_shaped(response)
+
+
+def _stripe_shaped(response):
+    """localstripe names an unknown parameter "Unexpected x"; Stripe answers 400 with the
+    code ``parameter_unknown`` and the parameter (API reference, Errors)."""
+    if response.status != 400 or not getattr(response, "body", None):
+        return response
+    try:
+        error = json.loads(response.body)["error"]
+    except (ValueError, KeyError, TypeError):
+        return response
+    message = error.get("message") or ""
+    if not message.startswith("Unexpected "):
+        return response
+    name = message.removeprefix("Unexpected ").split(",")[0].strip()
+    return server.json_response(
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "parameter_unknown",
+                "param": name,
+                "message": f"Received unknown parameter: {name}",
+            }
+        },
+        status=400,
+    )
+
+
+async def recorded_requests(request):
+    return server.json_response({"requests": _requests})
 
 
 @web.middleware
@@ -98,6 +166,7 @@ async def idempotency_middleware(request, handler):
 
 
 async def flush_everything(request):
+    _requests.clear()
     store.clear()
     _idempotent.clear()
     _refunds_of_charge.clear()
@@ -115,9 +184,32 @@ _refunds_of_charge: dict[str, list] = defaultdict(list)
 _refund_init = Refund.__init__
 
 
-def _refund_init_indexed(self, *args, **kwargs):
-    _refund_init(self, *args, **kwargs)
+def _refund_init_indexed(self, charge=None, payment_intent=None, amount=None, **kwargs):
+    _check_refund_fits(charge, payment_intent, amount)
+    _refund_init(self, charge=charge, payment_intent=payment_intent, amount=amount, **kwargs)
     _refunds_of_charge[self.charge].append(self)
+
+
+def _check_refund_fits(charge_id, payment_intent, amount) -> None:
+    """A refund is refused, before anything is made, when it is larger than what
+    remains of its charge (Refunds, create: ``amount``)."""
+    amount = resources.try_convert_to_int(amount)
+    if amount is None:
+        return  # the whole remainder: localstripe's own checks apply
+    if charge_id is None and isinstance(payment_intent, str):
+        intent = PaymentIntent._api_retrieve(payment_intent)
+        charge_id = intent.latest_charge.id if intent.latest_charge else None
+    if not isinstance(charge_id, str):
+        return
+    charge = Charge._api_retrieve(charge_id)
+    remaining = charge.amount - sum(r.amount for r in _refunds_of_charge.get(charge_id, ()))
+    if isinstance(amount, int) and amount > remaining:
+        raise UserError(
+            400,
+            f"Refund amount ({amount}) is greater than the remaining amount of the "
+            f"charge ({remaining}).",
+            {"param": "amount"},
+        )
 
 
 def _charge_refunds(self):
@@ -139,20 +231,101 @@ _pi_init = PaymentIntent.__init__
 _made: list[PaymentIntent] = []
 
 
-def _pi_init_extended(self, transfer_group=None, description=None, **kwargs):
+def _pi_init_extended(
+    self,
+    transfer_group=None,
+    description=None,
+    allowed_payment_method_types=None,
+    automatic_payment_methods=None,
+    return_url=None,
+    **kwargs,
+):
+    _check_payment_method_types(allowed_payment_method_types)
     _pi_init(self, **kwargs)
     self.transfer_group = transfer_group
     self.description = description
+    self.return_url = return_url
+    self.automatic_payment_methods = automatic_payment_methods
     _made.append(self)
+
+
+def _check_payment_method_types(allowed) -> None:
+    if allowed is None:
+        return
+    if not isinstance(allowed, list) or not allowed:
+        raise UserError(400, "Invalid array", {"param": "allowed_payment_method_types"})
+    for name in allowed:
+        if name != "card":  # the one type this fake knows
+            raise UserError(
+                400,
+                f"The payment method type {name!r} is invalid.",
+                {"param": "allowed_payment_method_types"},
+            )
+
+
+def _check_redirects(kind: str, data: dict, confirm) -> None:
+    """Confirming with automatic payment methods that may redirect needs a return_url."""
+    if resources.try_convert_to_bool(confirm) is not True or data.get("return_url"):
+        return
+    automatic = data.get("automatic_payment_methods")
+    if isinstance(automatic, dict):
+        if automatic.get("allow_redirects") not in (None, "always", "never"):
+            raise UserError(400, "Invalid allow_redirects", {"param": "automatic_payment_methods"})
+        if automatic.get("allow_redirects") == "never":
+            return
+    raise UserError(
+        400,
+        f"A `return_url` must be specified because this {kind} is configured to "
+        "automatically accept the payment methods enabled in the Dashboard, some of which "
+        "may require a full page redirect to succeed. If you do not want to accept "
+        "redirect-based payment methods, set `automatic_payment_methods[enabled]` to "
+        "`true` and `automatic_payment_methods[allow_redirects]` to `never` when creating "
+        "Setup Intents and Payment Intents.",
+        {"param": "return_url"},
+    )
+
+
+def _check_off_session(data: dict, confirm, off_session) -> None:
+    """Off-session needs confirm=true and a payment method saved on the given customer."""
+    if off_session is None:
+        return
+    if resources.try_convert_to_bool(confirm) is not True:
+        raise UserError(
+            400, "off_session can only be used with confirm=true.", {"param": "off_session"}
+        )
+    customer, method_id = data.get("customer"), data.get("payment_method")
+    if not customer or not method_id:
+        raise UserError(
+            400,
+            "An off-session payment needs a customer and a payment method saved on it.",
+            {"param": "customer" if not customer else "payment_method"},
+        )
+    method = PaymentMethod._api_retrieve(method_id)
+    if getattr(method, "customer", None) != customer:
+        raise UserError(
+            400,
+            f"The provided PaymentMethod {method_id} is not attached to the Customer "
+            f"{customer}; attach it (save it) before charging it off-session.",
+            {"param": "payment_method"},
+        )
 
 
 PaymentIntent.__init__ = _pi_init_extended
 _pi_create = PaymentIntent._api_create.__func__
 
 
+def _refuse_renamed(data: dict) -> None:
+    """The pinned version calls it ``allowed_payment_method_types``."""
+    if "payment_method_types" in data:
+        raise UserError(400, "Unexpected payment_method_types")
+
+
 def _pi_create_extended(cls, confirm=None, off_session=None, **data):
+    _refuse_renamed(data)
     off = resources.try_convert_to_bool(off_session)
     method = data.get("payment_method")
+    _check_redirects("PaymentIntent", data, confirm)
+    _check_off_session(data, confirm, off_session)
     _made.clear()
     try:
         if off is True and method and _needs_authentication(method):
@@ -184,6 +357,19 @@ def _needs_authentication(method_id: str) -> bool:
 
 
 PaymentIntent._api_create = classmethod(_pi_create_extended)
+_pi_cancel = PaymentIntent._api_cancel.__func__
+CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+
+
+def _pi_cancel_extended(cls, id, cancellation_reason=None, **kwargs):
+    if cancellation_reason is not None and cancellation_reason not in CANCELLATION_REASONS:
+        raise UserError(400, "Invalid cancellation_reason", {"param": "cancellation_reason"})
+    intent = _pi_cancel(cls, id, **kwargs)
+    intent.cancellation_reason = cancellation_reason
+    return intent
+
+
+PaymentIntent._api_cancel = classmethod(_pi_cancel_extended)
 
 
 # --- SetupIntent ---------------------------------------------------------------
@@ -191,7 +377,16 @@ PaymentIntent._api_create = classmethod(_pi_create_extended)
 _si_init = SetupIntent.__init__
 
 
-def _si_init_extended(self, payment_method=None, confirm=None, **kwargs):
+def _si_init_extended(
+    self,
+    payment_method=None,
+    confirm=None,
+    allowed_payment_method_types=None,
+    automatic_payment_methods=None,
+    return_url=None,
+    **kwargs,
+):
+    _check_payment_method_types(allowed_payment_method_types)
     _si_init(self, **kwargs)
 
 
@@ -199,6 +394,8 @@ SetupIntent.__init__ = _si_init_extended
 
 
 def _si_create_extended(cls, payment_method=None, confirm=None, **data):
+    _refuse_renamed(data)
+    _check_redirects("Setup Intent", data, confirm)
     if payment_method is not None:
         PaymentMethod._api_retrieve(payment_method)  # 404 before anything is created
     intent = cls(**data)
@@ -256,12 +453,22 @@ class Account(StripeObject):
         capabilities=None,
         business_type=None,
         metadata=None,
+        tos_acceptance=None,
         **kwargs,
     ):
         if kwargs:
             raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
         if type not in ("express", "standard", "custom"):
             raise UserError(400, "Missing required param: type.", {"param": "type"})
+        agreement = (tos_acceptance or {}).get("service_agreement", "full")
+        if agreement not in ("full", "recipient"):
+            raise UserError(400, "Invalid service_agreement", {"param": "tos_acceptance"})
+        if agreement == "recipient" and "card_payments" in (capabilities or {}):
+            raise UserError(
+                400,
+                "Accounts under the recipient service agreement cannot request card_payments.",
+                {"param": "capabilities"},
+            )
         super().__init__()
         self.type = type
         self.country = country or "NL"
@@ -372,6 +579,8 @@ async def bulk_payment_intents(request):
             currency=body["currency"],
             customer=body["customer"],
             payment_method=body["payment_method"],
+            allowed_payment_method_types=["card"],
+            automatic_payment_methods={"enabled": True, "allow_redirects": "never"},
         ).id
         for amount in body["amounts"]
     ]
@@ -384,8 +593,21 @@ async def complete_onboarding(request):
     raise web.HTTPFound(request.query.get("return_url", "/"))
 
 
+def _replace_route(app: web.Application, method: str, path: str, func) -> None:
+    """localstripe bound its extra routes to the functions it had at import; point one at
+    the extended function."""
+    for route in app.router.routes():
+        if route.method == method and route.resource.canonical == path:
+            route._handler = server.api_extra(func, path)
+            return
+    raise LookupError(f"{method} {path} is not a localstripe route")
+
+
 def _extend_app(app: web.Application) -> None:
+    _replace_route(app, "POST", "/v1/payment_intents/{id}/cancel", PaymentIntent._api_cancel)
     app.middlewares.insert(0, idempotency_middleware)
+    app.middlewares.insert(0, recording_middleware)
+    app.router.add_get("/_config/requests", recorded_requests)
     for cls in (Account, AccountLink, Transfer):
         plural = "/v1/" + cls.object + "s"
         app.router.add_route("POST", plural, server.api_create(cls, plural))

@@ -1,0 +1,178 @@
+"""The development Stripe refuses what Stripe refuses (tests/support/stripe_server.py).
+
+Each rule is shown both ways: the request Stripe refuses is refused with Stripe's
+error shape, and the same request made as Stripe wants it goes through. The rules
+follow Stripe's API reference for the version the SDK pins (2026-10-28.endive):
+PaymentIntents and SetupIntents, create (``return_url``,
+``automatic_payment_methods``, ``off_session``); Transfers, create (the
+``transfers`` capability); Refunds, create (``amount``); Errors
+(``parameter_unknown``); Connect service agreement types.
+"""
+
+from __future__ import annotations
+
+import pytest
+import stripe
+
+from tests.integration.funding_support import visit
+
+NO_REDIRECTS = {"enabled": True, "allow_redirects": "never"}
+
+
+@pytest.fixture
+def sdk(app) -> stripe.StripeClient:
+    return app.extensions["stripe"].client
+
+
+@pytest.fixture
+def saved(sdk) -> tuple[str, str]:
+    """(customer, card saved on it for off-session use)."""
+    customer = sdk.v1.customers.create({"name": "Havenstad Bank"}).id
+    intent = sdk.v1.setup_intents.create(
+        {
+            "customer": customer,
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "usage": "off_session",
+            "automatic_payment_methods": NO_REDIRECTS,
+        }
+    )
+    return customer, intent.payment_method
+
+
+def refused(call) -> stripe.InvalidRequestError:
+    with pytest.raises(stripe.InvalidRequestError) as error:
+        call()
+    assert error.value.http_status == 400
+    return error.value
+
+
+def test_an_unknown_parameter_is_400_parameter_unknown(sdk):
+    error = refused(
+        lambda: sdk.v1.customers.create({"name": "x", "nickname": "y"})  # type: ignore[typeddict-unknown-key]
+    )
+    assert error.code == "parameter_unknown"
+    assert error.param == "nickname"
+    assert sdk.v1.customers.create({"name": "x"}).id.startswith("cus_")
+
+
+@pytest.mark.parametrize("kind", ["payment_intents", "setup_intents"])
+def test_payment_method_types_is_unknown_in_the_pinned_version(sdk, kind):
+    """2026-10-28.endive names it ``allowed_payment_method_types``."""
+    params = {"payment_method_types": ["card"]}
+    if kind == "payment_intents":
+        params |= {"amount": 1000, "currency": "eur"}
+    create = getattr(sdk.v1, kind).create
+
+    error = refused(lambda: create(params))
+
+    assert (error.code, error.param) == ("parameter_unknown", "payment_method_types")
+    renamed = {k: v for k, v in params.items() if k != "payment_method_types"}
+    assert create({**renamed, "allowed_payment_method_types": ["card"]}).id
+
+
+@pytest.mark.parametrize("kind", ["payment_intents", "setup_intents"])
+def test_confirming_where_a_redirect_may_be_needed_needs_a_return_url(sdk, kind):
+    params = {"payment_method": "pm_card_visa", "confirm": True}
+    if kind == "payment_intents":
+        params |= {"amount": 1000, "currency": "eur"}
+    create = getattr(sdk.v1, kind).create
+
+    error = refused(lambda: create(params))
+
+    assert error.param == "return_url"
+    assert "A `return_url` must be specified" in str(error.user_message)
+    redirects_allowed = {**params, "automatic_payment_methods": {"enabled": True}}
+    assert refused(lambda: create(redirects_allowed)).param == "return_url"
+    assert create({**params, "return_url": "https://example.org/back"}).status
+    assert create({**params, "automatic_payment_methods": NO_REDIRECTS}).status
+
+
+def test_an_off_session_charge_needs_a_card_saved_on_the_customer(sdk, saved):
+    customer, card = saved
+    charge = {
+        "amount": 1000,
+        "currency": "eur",
+        "confirm": True,
+        "off_session": True,
+        "automatic_payment_methods": NO_REDIRECTS,
+    }
+
+    assert refused(lambda: sdk.v1.payment_intents.create(charge)).param == "customer"
+    loose = sdk.v1.payment_methods.create(
+        {
+            "type": "card",
+            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+        }
+    )
+    unsaved = {**charge, "customer": customer, "payment_method": loose.id}
+    assert refused(lambda: sdk.v1.payment_intents.create(unsaved)).param == "payment_method"
+    not_confirmed = {**charge, "confirm": False, "customer": customer, "payment_method": card}
+    assert refused(lambda: sdk.v1.payment_intents.create(not_confirmed)).param == "off_session"
+    made = sdk.v1.payment_intents.create({**charge, "customer": customer, "payment_method": card})
+    assert made.status == "succeeded"
+
+
+def test_a_transfer_needs_an_account_with_active_transfers(sdk):
+    account = sdk.v1.accounts.create(
+        {
+            "type": "express",
+            "country": "NL",
+            "capabilities": {"transfers": {"requested": True}},
+            "tos_acceptance": {"service_agreement": "recipient"},
+        }
+    )
+    transfer = {"amount": 500, "currency": "eur", "destination": account.id}
+
+    error = refused(lambda: sdk.v1.transfers.create(transfer))
+
+    assert error.code == "insufficient_capabilities_for_transfer"
+    # Onboarding (the account link's page) makes the capability active.
+    link = sdk.v1.account_links.create(
+        {
+            "account": account.id,
+            "type": "account_onboarding",
+            "return_url": "https://example.org/back",
+            "refresh_url": "https://example.org/again",
+        }
+    )
+    visit(link.url)
+    assert sdk.v1.transfers.create(transfer).amount == 500
+
+
+def test_a_recipient_account_cannot_ask_for_card_payments(sdk):
+    error = refused(
+        lambda: sdk.v1.accounts.create(
+            {
+                "type": "express",
+                "country": "NL",
+                "capabilities": {
+                    "transfers": {"requested": True},
+                    "card_payments": {"requested": True},
+                },
+                "tos_acceptance": {"service_agreement": "recipient"},
+            }
+        )
+    )
+    assert error.param == "capabilities"
+
+
+def test_a_refund_cannot_be_larger_than_what_remains_of_the_charge(sdk):
+    intent = sdk.v1.payment_intents.create(
+        {
+            "amount": 1000,
+            "currency": "eur",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "automatic_payment_methods": NO_REDIRECTS,
+        }
+    )
+
+    assert (
+        refused(lambda: sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 7000})).param
+        == "amount"
+    )
+    assert sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 600}).amount == 600
+    error = refused(lambda: sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 401}))
+    assert "remaining amount of the charge (400)" in str(error.user_message)
+    assert sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 400}).amount == 400
