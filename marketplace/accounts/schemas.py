@@ -12,7 +12,7 @@ import marshmallow as ma
 from marketplace.accounts.models import SELF_REGISTRATION_ROLES, Role, Scope
 from marketplace.accounts.passwords import PASSWORD_MAX_LENGTH
 from marketplace.core import validate
-from marketplace.core.schemas import Trimmed
+from marketplace.core.schemas import SingleLine
 
 
 def _password_policy(password: str) -> None:
@@ -25,7 +25,7 @@ def _password_policy(password: str) -> None:
 
 
 class RegistrationSchema(ma.Schema):
-    email = Trimmed(
+    email = SingleLine(
         required=True,
         validate=[validate.Length(max=254), validate.Email()],
         metadata={"example": "ana@buurtwerk.example"},
@@ -36,11 +36,11 @@ class RegistrationSchema(ma.Schema):
         validate=_password_policy,
         metadata={"description": f"At least 10 and at most {PASSWORD_MAX_LENGTH} characters."},
     )
-    name = Trimmed(required=True, validate=validate.Length(min=1, max=200))
+    name = SingleLine(required=True, validate=validate.Length(min=1, max=200))
     role = ma.fields.String(
         required=True, validate=validate.OneOf([r.value for r in SELF_REGISTRATION_ROLES])
     )
-    organisation = Trimmed(
+    organisation = SingleLine(
         required=True,
         validate=validate.Length(min=1, max=200),
         metadata={"description": "The name of your organisation."},
@@ -86,11 +86,11 @@ class TokenOptionsSchema(ma.Schema):
 
 
 class CredentialsSchema(TokenOptionsSchema):
-    email = Trimmed(required=True, validate=validate.Length(min=1, max=254))
+    email = SingleLine(required=True, validate=validate.Length(min=1, max=254))
     password = ma.fields.String(
         required=True, load_only=True, validate=validate.Length(min=1, max=1024)
     )
-    name = Trimmed(
+    name = SingleLine(
         load_default="API token",
         validate=validate.Length(max=100),
         metadata={"description": "A label for the token, such as the system using it."},

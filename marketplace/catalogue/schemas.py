@@ -11,7 +11,7 @@ from decimal import Decimal
 import marshmallow as ma
 
 from marketplace.core import validate
-from marketplace.core.schemas import Trimmed, WholeNumber
+from marketplace.core.schemas import SingleLine, WholeNumber
 from valuation import SENSITIVITY_PARAMETERS, EvidenceGrade, Per
 
 ADJUSTMENT_RANGE = validate.Range(min=Decimal(0), max=Decimal("0.95"))
@@ -45,40 +45,40 @@ class OutcomeTypeSchema(ma.Schema):
 
 
 class OutcomeTypeQuerySchema(ma.Schema):
-    q = Trimmed(validate=validate.Length(max=100), metadata={"description": "Text search"})
+    q = SingleLine(validate=validate.Length(max=100), metadata={"description": "Text search"})
     basis = ma.fields.String(validate=validate.OneOf(["fiscal", "economic", "social", "wellbeing"]))
     per = ma.fields.String(validate=validate.OneOf([p.value for p in Per]))
     include_retired = ma.fields.Boolean(load_default=False)
 
 
 class NewOutcomeTypeSchema(ma.Schema):
-    code = Trimmed(
+    code = SingleLine(
         required=True,
         validate=validate.Regexp(
             r"^[A-Za-z][A-Za-z0-9_]{2,63}$",
             error="Use 3 to 64 letters, digits or underscores, starting with a letter.",
         ),
     )
-    name = Trimmed(required=True, validate=validate.Length(min=3, max=200))
-    unit = Trimmed(required=True, validate=validate.Length(min=1, max=50))
+    name = SingleLine(required=True, validate=validate.Length(min=3, max=200))
+    unit = SingleLine(required=True, validate=validate.Length(min=1, max=50))
     proxy_value = _decimal(
         required=True, validate=validate.Range(min=Decimal("0.01"), max=Decimal("1e12"))
     )
-    currency = Trimmed(required=True, validate=validate.Length(equal=3))
+    currency = SingleLine(required=True, validate=validate.Length(equal=3))
     per = ma.fields.String(required=True, validate=validate.OneOf([p.value for p in Per]))
     price_year = WholeNumber(required=True, validate=validate.Range(min=1900, max=2200))
-    basis = Trimmed(required=True, validate=validate.Length(min=1, max=50))
+    basis = SingleLine(required=True, validate=validate.Length(min=1, max=50))
     haircut = _decimal(required=True, validate=validate.Range(min=Decimal("0.01"), max=Decimal(1)))
     deadweight = _decimal(required=True, validate=ADJUSTMENT_RANGE)
     displacement = _decimal(required=True, validate=ADJUSTMENT_RANGE)
     attribution = _decimal(required=True, validate=ADJUSTMENT_RANGE)
     drop_off = _decimal(required=True, validate=ADJUSTMENT_RANGE)
     duration_years = WholeNumber(required=True, validate=validate.Range(min=1, max=50))
-    source = Trimmed(required=True, validate=validate.Length(min=3, max=500))
-    url = Trimmed(
+    source = SingleLine(required=True, validate=validate.Length(min=3, max=500))
+    url = SingleLine(
         required=True, validate=[validate.Length(max=500), validate.URL(schemes={"https", "http"})]
     )
-    licence = Trimmed(required=True, validate=validate.Length(min=2, max=200))
+    licence = SingleLine(required=True, validate=validate.Length(min=2, max=200))
 
     @ma.post_load
     def _normalise(self, data, **kwargs):
@@ -91,7 +91,7 @@ class NewOutcomeTypeSchema(ma.Schema):
 
 
 class PreviewLineSchema(ma.Schema):
-    outcome_type = Trimmed(required=True, validate=validate.Length(min=1, max=64))
+    outcome_type = SingleLine(required=True, validate=validate.Length(min=1, max=64))
     quantity = WholeNumber(required=True, validate=validate.Range(min=1, max=10_000_000))
     evidence_grade = ma.fields.String(
         load_default=EvidenceGrade.C.value,

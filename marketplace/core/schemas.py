@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,44 @@ def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
         },
         name=name,
     )
+
+
+def _controls(text: str, allowed: str = "") -> bool:
+    """Whether ``text`` has control or format characters (other than ``allowed``), or
+    line and paragraph separators: nothing a person types on one line."""
+    return any(
+        ch not in allowed and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+        for ch in text
+    )
+
+
+class SingleLine(Trimmed):
+    """One line of text: no control characters (a CR/LF in a title would end an e-mail
+    header; a NUL is no text), no invisible format characters."""
+
+    default_error_messages = {"control": "One line, without control characters."}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _controls(text):
+            raise self.make_error("control")
+        return text
+
+
+class Text(Trimmed):
+    """Text of several lines: line breaks and tabs, no other control characters."""
+
+    default_error_messages = {"control": "No control characters."}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _controls(text, allowed="\n\r\t"):
+            raise self.make_error("control")
+        return text
 
 
 class WholeNumber(ma.fields.Integer):

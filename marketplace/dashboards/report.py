@@ -6,7 +6,6 @@ company can take each table into its sustainability report as it is.
 
 from __future__ import annotations
 
-import csv
 import io
 from decimal import Decimal
 from typing import Any
@@ -17,6 +16,7 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from marketplace.core.exports import csv_text, pdf_text
 from marketplace.dashboards.services import BuyerFigures
 
 
@@ -150,14 +150,12 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
 
 
 def as_csv(figures: BuyerFigures, organisation: str, currency: str) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    lines: list[list[object]] = []
     for title, rows in sections(figures, organisation, currency):
-        writer.writerow(["section", *rows[0]])
-        for row in rows[1:]:
-            writer.writerow([title, *row])
-        writer.writerow([])
-    return out.getvalue()
+        lines.append(["section", *rows[0]])
+        lines += [[title, *row] for row in rows[1:]]
+        lines.append([])
+    return csv_text(lines, lineterminator="\n")
 
 
 def as_pdf(figures: BuyerFigures, organisation: str, currency: str) -> bytes:
@@ -175,16 +173,18 @@ def as_pdf(figures: BuyerFigures, organisation: str, currency: str) -> bytes:
     )
     story = [
         Paragraph("Social Outcomes Marketplace", styles["Normal"]),
-        Paragraph(f"Impact report of {organisation}", styles["Title"]),
-        Paragraph(f"Period: {period_label(figures)}", styles["Normal"]),
+        Paragraph(f"Impact report of {pdf_text(organisation)}", styles["Title"]),
+        Paragraph(f"Period: {pdf_text(period_label(figures))}", styles["Normal"]),
         Spacer(1, 4 * mm),
     ]
     for title, rows in sections(figures, organisation, currency):
-        story.append(Paragraph(title.capitalize(), styles["Heading2"]))
+        story.append(Paragraph(pdf_text(title.capitalize()), styles["Heading2"]))
         if len(rows) == 1:
             story.append(Paragraph("None in this period.", styles["Normal"]))
             continue
-        table = Table([[Paragraph(str(cell), small) for cell in row] for row in rows], repeatRows=1)
+        table = Table(
+            [[Paragraph(pdf_text(cell), small) for cell in row] for row in rows], repeatRows=1
+        )
         table.setStyle(
             TableStyle(
                 [

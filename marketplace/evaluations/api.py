@@ -20,7 +20,7 @@ from marketplace.api.auth import (
 )
 from marketplace.core import validate
 from marketplace.core.clock import now
-from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
+from marketplace.core.schemas import PageArgsSchema, Text, WholeNumber, page_schema, row_id
 from marketplace.evaluations import files, services
 from marketplace.extensions import db
 from outcomes.evaluation import MAX_NOTE, ResultInput
@@ -38,7 +38,7 @@ class AssignInSchema(ma.Schema):
 class ResultSchema(ma.Schema):
     outcome_id = row_id(required=True)
     verified_quantity = WholeNumber(required=True, validate=validate.Range(min=0, max=10**9))
-    evidence_note = Trimmed(required=True, validate=validate.Length(min=1, max=MAX_NOTE))
+    evidence_note = Text(required=True, validate=validate.Length(min=1, max=MAX_NOTE))
 
 
 class ResultsInSchema(ma.Schema):
@@ -48,7 +48,7 @@ class ResultsInSchema(ma.Schema):
 
 
 class ReturnInSchema(ma.Schema):
-    reason = Trimmed(required=True, validate=validate.Length(min=1, max=2000))
+    reason = Text(required=True, validate=validate.Length(min=1, max=2000))
 
 
 class EvaluationOutSchema(ma.Schema):
@@ -276,7 +276,7 @@ class FigureSchema(ma.Schema):
 
 
 class ProgressReportInSchema(ma.Schema):
-    text = Trimmed(required=True, validate=validate.Length(min=1, max=MAX_TEXT))
+    text = Text(required=True, validate=validate.Length(min=1, max=MAX_TEXT))
     figures = ma.fields.List(
         ma.fields.Nested(FigureSchema), load_default=list, validate=validate.Length(max=100)
     )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import marshmallow as ma
 
 from marketplace.core import validate
-from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
+from marketplace.core.schemas import PageArgsSchema, SingleLine, WholeNumber, page_schema, row_id
 
 MAX_TOKENS = 10_000_000
 
 
 class PledgeInSchema(ma.Schema):
     tokens = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_TOKENS))
-    payment_method = Trimmed(
+    payment_method = SingleLine(
         required=True,
         validate=validate.Length(min=3, max=255),
         metadata={
@@ -24,7 +24,7 @@ class PledgeInSchema(ma.Schema):
 
 
 class PayInSchema(ma.Schema):
-    payment_method = Trimmed(required=True, validate=validate.Length(min=3, max=255))
+    payment_method = SingleLine(required=True, validate=validate.Length(min=3, max=255))
 
 
 class NextActionSchema(ma.Schema):

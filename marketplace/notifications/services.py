@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from marketplace.accounts.models import User
+from marketplace.core.exports import header_text
 from marketplace.notifications.messages import render
 from marketplace.notifications.models import MailState, Notification
 from outcomes.db import affected
@@ -137,7 +138,7 @@ class Mailer:
         message = EmailMessage()
         message["From"] = self.settings.mail_from
         message["To"] = ", ".join(recipients)
-        message["Subject"] = subject
+        message["Subject"] = header_text(subject)
         message.set_content(text)
         with smtplib.SMTP(self.settings.smtp_host, self.settings.smtp_port, timeout=30) as smtp:
             if self.settings.smtp_starttls:
@@ -186,7 +187,7 @@ def _written(notice: Notification, language: str, settings: Settings) -> tuple[s
         for template in (notice.subject, notice.body)
     )
     link = settings.public_url + notice.link if notice.link else ""
-    return subject, body + (f"\n\n{link}" if link else "")
+    return header_text(subject), body + (f"\n\n{link}" if link else "")
 
 
 # A claim older than this belongs to a delivery that was killed mid-way.
@@ -238,14 +239,22 @@ def deliver(
             )
         if not claimed:
             continue  # another delivery has it
-        with sessions() as session:
-            notice = session.get_one(Notification, notice_id)
-            readers = recipients(session, notice)
-            letters = {
-                language: _written(notice, language, mailer.settings) for language in readers
-            }
         state, error = MailState.LOGGED, ""
-        if not readers:
+        try:
+            with sessions() as session:
+                notice = session.get_one(Notification, notice_id)
+                readers = recipients(session, notice)
+                letters = {
+                    language: _written(notice, language, mailer.settings) for language in readers
+                }
+        except (KeyError, ValueError, TypeError) as broken:
+            # A notice that cannot be written (bad parameters): it fails alone, the rest go.
+            log.error("notice %s cannot be written: %s", notice_id, broken)
+            readers, letters = {}, {}
+            state, error = MailState.FAILED, f"cannot be written: {broken}"[:300]
+        if error:
+            counts["failed"] += 1
+        elif not readers:
             counts["nobody"] += 1
             error = "no active user to write to"
         else:
@@ -253,7 +262,7 @@ def deliver(
                 # One message per language, each in its readers' words and formats.
                 for language, to in readers.items():
                     state = mailer.send(to, *letters[language])
-            except (smtplib.SMTPException, OSError) as failure:
+            except (smtplib.SMTPException, OSError, ValueError) as failure:
                 state, error = MailState.FAILED, str(failure)[:300]
                 log.error("e-mail of notice %s failed: %s", notice_id, failure)
             counts[state.value] += 1

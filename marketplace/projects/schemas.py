@@ -8,7 +8,7 @@ import marshmallow as ma
 
 from marketplace.catalogue.schemas import ADJUSTMENT_RANGE, GRADES
 from marketplace.core import validate
-from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema
+from marketplace.core.schemas import PageArgsSchema, SingleLine, Text, WholeNumber, page_schema
 from marketplace.projects.models import ProjectState, Theme
 from marketplace.projects.services import SORTS
 from valuation import EvidenceGrade
@@ -18,7 +18,7 @@ THEMES = [t.value for t in Theme]
 
 
 class CommitmentInSchema(ma.Schema):
-    outcome_type = Trimmed(required=True, validate=validate.Length(min=1, max=64))
+    outcome_type = SingleLine(required=True, validate=validate.Length(min=1, max=64))
     target_quantity = WholeNumber(required=True, validate=validate.Range(min=1, max=10_000_000))
     evidence_grade = ma.fields.String(load_default="C", validate=validate.OneOf(GRADES))
 
@@ -28,9 +28,9 @@ class CommitmentInSchema(ma.Schema):
 
 
 class ProjectInSchema(ma.Schema):
-    title = Trimmed(required=True, validate=validate.Length(min=3, max=120))
-    summary = Trimmed(required=True, validate=validate.Length(min=10, max=5000))
-    city = Trimmed(required=True, validate=validate.Length(min=2, max=80))
+    title = SingleLine(required=True, validate=validate.Length(min=3, max=120))
+    summary = Text(required=True, validate=validate.Length(min=10, max=5000))
+    city = SingleLine(required=True, validate=validate.Length(min=2, max=80))
     theme = ma.fields.String(required=True, validate=validate.OneOf(THEMES))
     budget_cents = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_BUDGET_CENTS))
     premium_rate = ma.fields.Decimal(
@@ -62,13 +62,13 @@ class ProjectPatchSchema(ProjectInSchema):
 
 
 class OverrideSchema(ma.Schema):
-    outcome_type = Trimmed(required=True, validate=validate.Length(min=1, max=64))
+    outcome_type = SingleLine(required=True, validate=validate.Length(min=1, max=64))
     deadweight = ma.fields.Decimal(as_string=True, allow_nan=False, validate=ADJUSTMENT_RANGE)
     displacement = ma.fields.Decimal(as_string=True, allow_nan=False, validate=ADJUSTMENT_RANGE)
     attribution = ma.fields.Decimal(as_string=True, allow_nan=False, validate=ADJUSTMENT_RANGE)
     drop_off = ma.fields.Decimal(as_string=True, allow_nan=False, validate=ADJUSTMENT_RANGE)
     duration_years = WholeNumber(validate=validate.Range(min=1, max=50))
-    reason = Trimmed(required=True, validate=validate.Length(min=10, max=2000))
+    reason = Text(required=True, validate=validate.Length(min=10, max=2000))
 
 
 class ValuationInSchema(ma.Schema):
@@ -81,19 +81,19 @@ class ValuationInSchema(ma.Schema):
 
 
 class ReasonSchema(ma.Schema):
-    reason = Trimmed(required=True, validate=validate.Length(min=10, max=2000))
+    reason = Text(required=True, validate=validate.Length(min=10, max=2000))
 
 
 class WithdrawSchema(ma.Schema):
-    reason = Trimmed(load_default="", validate=validate.Length(max=2000))
+    reason = Text(load_default="", validate=validate.Length(max=2000))
 
 
 class ProjectQuerySchema(PageArgsSchema):
     state = ma.fields.String(validate=validate.OneOf([s.value for s in ProjectState]))
-    city = Trimmed(validate=validate.Length(max=80))
+    city = SingleLine(validate=validate.Length(max=80))
     theme = ma.fields.String(validate=validate.OneOf(THEMES))
-    outcome_type = Trimmed(validate=validate.Length(max=64))
-    q = Trimmed(validate=validate.Length(max=100))
+    outcome_type = SingleLine(validate=validate.Length(max=64))
+    q = SingleLine(validate=validate.Length(max=100))
     sort = ma.fields.String(load_default="newest", validate=validate.OneOf(SORTS))
     mine = ma.fields.Boolean(
         load_default=False, metadata={"description": "Only your organisation's projects"}

@@ -15,7 +15,14 @@ from marketplace.core import idempotency as idempotent
 from marketplace.core import validate
 from marketplace.core.clock import now
 from marketplace.core.idempotency import HEADER as IDEMPOTENCY_HEADER
-from marketplace.core.schemas import PageArgsSchema, Trimmed, WholeNumber, page_schema, row_id
+from marketplace.core.schemas import (
+    PageArgsSchema,
+    SingleLine,
+    Text,
+    WholeNumber,
+    page_schema,
+    row_id,
+)
 from marketplace.extensions import db
 from marketplace.projects.models import Project
 from marketplace.registry import services
@@ -34,11 +41,11 @@ class HoldingSchema(ma.Schema):
 class RetirementInSchema(ma.Schema):
     project_id = row_id(required=True)
     quantity = WholeNumber(required=True, validate=validate.Range(min=1, max=10**9))
-    beneficiary = Trimmed(required=True, validate=validate.Length(min=1, max=200))
+    beneficiary = SingleLine(required=True, validate=validate.Length(min=1, max=200))
     purpose = ma.fields.Enum(Purpose, by_value=True, required=True)
     claim = ma.fields.Enum(Claim, by_value=True, required=True)
-    contract_reference = Trimmed(load_default="", validate=validate.Length(max=200))
-    note = Trimmed(load_default="", validate=validate.Length(max=2000))
+    contract_reference = SingleLine(load_default="", validate=validate.Length(max=200))
+    note = Text(load_default="", validate=validate.Length(max=2000))
 
 
 class RetirementCreatedSchema(ma.Schema):
@@ -74,7 +81,7 @@ BlockPageSchema = page_schema(BlockSchema, "BlockPage")
 
 
 class BlockQuerySchema(PageArgsSchema):
-    serial = Trimmed(
+    serial = SingleLine(
         validate=validate.Length(max=40),
         metadata={"description": "a serial or serial block, e.g. SOM-P000042-2027-0000017"},
     )

@@ -3,9 +3,6 @@ buyer's holdings with the retirement form."""
 
 from __future__ import annotations
 
-import csv
-import io
-
 import marshmallow as ma
 from flask import (
     Blueprint,
@@ -24,6 +21,7 @@ from marketplace.accounts.models import Organisation, Role
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
+from marketplace.core.exports import csv_text
 from marketplace.extensions import db
 from marketplace.projects.models import Project
 from marketplace.registry import certificate, services
@@ -61,36 +59,33 @@ def registry():
 @bp.get("/registry.csv")
 def registry_csv():
     def lines():
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
+        yield csv_text(
             [
-                "serial_block",
-                "project_id",
-                "vintage",
-                "quantity",
-                "holder",
-                "status",
-                "retirement_id",
+                [
+                    "serial_block",
+                    "project_id",
+                    "vintage",
+                    "quantity",
+                    "holder",
+                    "status",
+                    "retirement_id",
+                ]
             ]
         )
         for block, holder in services.all_blocks(db.session):
-            writer.writerow(
+            yield csv_text(
                 [
-                    block.serial,
-                    block.project_id,
-                    block.vintage,
-                    block.quantity,
-                    services.holder_name(holder),
-                    block.status.value,
-                    block.retirement_id or "",
+                    [
+                        block.serial,
+                        block.project_id,
+                        block.vintage,
+                        block.quantity,
+                        services.holder_name(holder),
+                        block.status.value,
+                        block.retirement_id or "",
+                    ]
                 ]
             )
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-        if out.getvalue():
-            yield out.getvalue()
 
     return Response(
         stream_with_context(lines()),

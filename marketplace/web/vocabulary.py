@@ -123,6 +123,8 @@ MESSAGES = (
     N_("Some of these serials were retired a moment ago."),
     N_("Stripe does not know this payment method."),
     N_("Another payment of this pledge is being made."),
+    N_("One line, without control characters."),
+    N_("No control characters."),
     # titles of the refusal codes, and refusals shown on pages
     N_("A reference of the batch was posted concurrently."),
     N_("A reversal is not reversed; post a new entry instead."),
