@@ -46,6 +46,8 @@ from marketplace.payments.gateway import StripeGateway
 from marketplace.web.messages import translated as _translated
 
 SUPPORTED_LOCALES = ("en", "nl")
+# A signed-in page session ends this long after sign-in, whatever the activity.
+SESSION_HOURS = 12
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
@@ -83,7 +85,7 @@ def create_app(config: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=settings.session_cookie_secure,
         REMEMBER_COOKIE_SAMESITE="Lax",
@@ -154,6 +156,12 @@ def create_app(config: Settings | None = None) -> Flask:
         moment = now().timestamp()
         last = session.get("seen")
         session["seen"] = moment
+        started = session.get("started")
+        if not isinstance(started, int | float) or moment - started > SESSION_HOURS * 3600:
+            logout_user()
+            session.clear()
+            flash(gettext("Your session has ended; please log in again."), "warning")
+            return redirect(url_for("accounts.login", next=request.path))
         if last is not None and moment - last > settings.session_idle_minutes * 60:
             logout_user()
             session.clear()

@@ -29,6 +29,7 @@ from marketplace.api.auth import authenticated, current_api_user
 from marketplace.core.clock import now
 from marketplace.core.schemas import PageArgsSchema, page_schema
 from marketplace.extensions import db
+from marketplace.notifications import notices
 
 blp = Blueprint("accounts_api", __name__, url_prefix="/api/v1", description="Accounts")
 
@@ -64,7 +65,8 @@ class Tokens(MethodView):
                 remote_addr=request.remote_addr or "",
                 now=now(),
             )
-        except InvalidCredentials:
+        except InvalidCredentials as refused:
+            notices.many_failed_logins(db.session, refused.warning, now=now())
             db.session.commit()  # keep the failed attempt for the throttle
             raise
         token, secret = issue_api_token(

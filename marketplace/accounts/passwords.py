@@ -43,6 +43,10 @@ class PasswordPolicy:
             problems.append(Message("Use at least %(n)s characters.", n=self.min_length))
         if len(password) > self.max_length:
             problems.append(Message("Use at most %(n)s characters.", n=self.max_length))
+        if not password.strip():
+            problems.append("The password cannot be only spaces.")
+        elif len(set(password)) == 1:
+            problems.append("The password cannot be one character repeated.")
         if email and password.strip().lower() == email.strip().lower():
             problems.append("The password must not be your e-mail address.")
         if self.refuse_breached and password.strip().lower() in breached_passwords():

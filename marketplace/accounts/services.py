@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +35,7 @@ from marketplace.accounts.models import (
     Scope,
     User,
 )
+from marketplace.accounts.names import name_key
 from marketplace.accounts.passwords import PasswordHasher, PasswordPolicy
 from marketplace.core.errors import (
     Conflict,
@@ -51,12 +53,31 @@ TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class LoginThrottle:
+    """How many failed log-ins are let through, and in which window.
+
+    - one account from one address: ``max_failures`` per ``window``;
+    - one account from addresses it has never signed in from: ``max_failures * 5``
+      per ``window * 60`` (slower, for guessing from many places) - so an attacker
+      elsewhere cannot lock the person out of the addresses they use;
+    - one address, over all accounts: ``max_failures * 10`` per ``window``.
+    """
+
     max_failures: int = 10
     window: timedelta = timedelta(seconds=60)
+    # An address the account signed in from within this long is the person's own.
+    known_for: timedelta = timedelta(days=90)
 
     @property
     def max_failures_per_address(self) -> int:
         return self.max_failures * 10
+
+    @property
+    def max_failures_per_account(self) -> int:
+        return self.max_failures * 5
+
+    @property
+    def account_window(self) -> timedelta:
+        return self.window * 60
 
 
 @dataclass(frozen=True)
@@ -82,12 +103,18 @@ def normalise_email(email: str) -> str:
 
 
 def organisation_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    """The name's key for uniqueness: look-alike names share it (``accounts.names``)."""
+    return name_key(name)
 
 
 class InvalidCredentials(Unauthenticated):
     code = "invalid_credentials"
     title = "The e-mail address or password is not correct"
+
+    def __init__(self, *, warning: FailureWarning | None = None) -> None:
+        super().__init__()
+        # Many failures on a real account: the edge tells its person (a notice).
+        self.warning = warning
 
 
 def _check_password(rules: AccountRules, new: NewUser) -> None:
@@ -192,42 +219,78 @@ def create_user(session: Session, rules: AccountRules, new: NewUser, *, now: dat
     return user
 
 
-def _failures_since(session: Session, column, value: str, since: datetime) -> list[datetime]:
+def _failures_since(session: Session, since: datetime, *conditions: Any) -> list[datetime]:
     rows = session.scalars(
         select(LoginAttempt.attempted_at)
-        .where(
-            column == value, LoginAttempt.attempted_at > since, LoginAttempt.succeeded.is_(False)
-        )
+        .where(LoginAttempt.attempted_at > since, LoginAttempt.succeeded.is_(False), *conditions)
         .order_by(LoginAttempt.attempted_at)
     )
     return list(rows)
 
 
+def _last_success(session: Session, *conditions: Any) -> datetime | None:
+    return session.scalar(
+        select(func.max(LoginAttempt.attempted_at)).where(
+            LoginAttempt.succeeded.is_(True), *conditions
+        )
+    )
+
+
 def _check_throttle(
     session: Session, throttle: LoginThrottle, email: str, remote_addr: str, now: datetime
 ) -> None:
+    pair = (LoginAttempt.email == email, LoginAttempt.remote_addr == remote_addr)
     window_start = now - throttle.window
-    last_success = session.scalar(
-        select(func.max(LoginAttempt.attempted_at)).where(
-            LoginAttempt.email == email, LoginAttempt.succeeded.is_(True)
-        )
-    )
+    last_success = _last_success(session, *pair)
     since = max(window_start, last_success) if last_success else window_start
-    for failures, limit in (
-        (_failures_since(session, LoginAttempt.email, email, since), throttle.max_failures),
+    limits = [
+        (_failures_since(session, since, *pair), throttle.max_failures, throttle.window),
         (
-            _failures_since(session, LoginAttempt.remote_addr, remote_addr, window_start),
+            _failures_since(session, window_start, LoginAttempt.remote_addr == remote_addr),
             throttle.max_failures_per_address,
+            throttle.window,
         ),
-    ):
+    ]
+    if last_success is None or last_success < now - throttle.known_for:
+        # An address this account does not know: the slower limit over all addresses.
+        account_since = now - throttle.account_window
+        since_success = _last_success(session, LoginAttempt.email == email)
+        if since_success and since_success > account_since:
+            account_since = since_success
+        limits.append(
+            (
+                _failures_since(session, account_since, LoginAttempt.email == email),
+                throttle.max_failures_per_account,
+                throttle.account_window,
+            )
+        )
+    for failures, limit, window in limits:
         if len(failures) >= limit:
             # The limit lifts once enough of these failures leave the window.
-            lifts_at = failures[len(failures) - limit] + throttle.window
+            lifts_at = failures[len(failures) - limit] + window
             wait = math.ceil((lifts_at - now).total_seconds())
             raise RateLimited(
                 "Too many failed log-in attempts. Wait a minute and try again.",
                 retry_after=wait,
             )
+
+
+@dataclass(frozen=True)
+class FailureWarning:
+    """The person behind an account that sees many failed log-ins (to be told)."""
+
+    user_id: int
+    organisation_id: int
+    failures: int
+
+
+def _warning(
+    session: Session, throttle: LoginThrottle, user: User, email: str, now: datetime
+) -> FailureWarning | None:
+    failures = _failures_since(session, now - throttle.account_window, LoginAttempt.email == email)
+    if len(failures) < throttle.max_failures:
+        return None
+    return FailureWarning(user.id, user.organisation_id, len(failures))
 
 
 def authenticate(
@@ -254,7 +317,8 @@ def authenticate(
     session.add(LoginAttempt(email=email, remote_addr=remote_addr, attempted_at=now, succeeded=ok))
     session.flush()
     if not ok or user is None:
-        raise InvalidCredentials()
+        warning = _warning(session, rules.throttle, user, email, now) if user else None
+        raise InvalidCredentials(warning=warning)
     if rules.hasher.needs_rehash(user.password_hash):
         user.password_hash = rules.hasher.hash(password)
     user.last_login_at = now

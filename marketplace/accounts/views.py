@@ -8,7 +8,6 @@ and the status that the JSON API would give (422, 409, 401, 429).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import marshmallow as ma
 from flask import (
@@ -26,7 +25,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from marketplace.accounts import account_rules
-from marketplace.accounts.models import Role, User
+from marketplace.accounts.models import Role, User, new_session_nonce
 from marketplace.accounts.schemas import RegistrationSchema, TokenOptionsSchema
 from marketplace.accounts.services import (
     InvalidCredentials,
@@ -41,6 +40,8 @@ from marketplace.api.problems import status_of
 from marketplace.core.clock import now
 from marketplace.core.errors import Conflict, MarketplaceError, RateLimited, ValidationFailed
 from marketplace.extensions import db, login_manager
+from marketplace.notifications import notices
+from marketplace.web.redirects import same_site_path
 
 bp = Blueprint("accounts", __name__)
 
@@ -58,22 +59,15 @@ def load_user(session_id: str) -> User | None:
     return user
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only same-site relative paths, so a link cannot send people elsewhere."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
-
-
 def _start_session(user: User) -> None:
     # A fresh session at log-in: nothing from before (including the CSRF
     # token) survives into the authenticated session.
     session.clear()
     login_user(user)
     session.permanent = True
+    # The session's absolute start, signed in the cookie: it ends 12 hours after
+    # sign-in whatever the activity (the idle limit is shorter still).
+    session["started"] = now().timestamp()
     if user.language is None:
         # E-mails are written in the language of the pages the person uses.
         user.language = str(get_locale())
@@ -117,7 +111,7 @@ def _field_errors(messages) -> dict[str, list[str]]:
 def login():
     if current_user.is_authenticated and request.method == "GET":
         return redirect(url_for("accounts.account"))
-    next_url = _safe_next(request.values.get("next"))
+    next_url = same_site_path(request.values.get("next"))
     email = ""
     error = None
     status = 200
@@ -132,7 +126,8 @@ def login():
                 remote_addr=request.remote_addr or "",
                 now=now(),
             )
-        except InvalidCredentials:
+        except InvalidCredentials as refused:
+            notices.many_failed_logins(db.session, refused.warning, now=now())
             db.session.commit()  # keep the failed attempt for the throttle
             error, status = _("The e-mail address or password is not correct."), 401
         except RateLimited as exc:
@@ -149,6 +144,11 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        # A copy of the cookie taken before now is worth nothing: the session's
+        # identity carries the nonce, and the nonce changes.
+        current_user.session_nonce = new_session_nonce()
+        db.session.flush()
     logout_user()
     session.clear()
     flash(_("You have logged out."), "info")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -12,6 +12,7 @@ from marketplace.accounts.models import Role, Scope
 from marketplace.api.auth import authenticated, current_api_user
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
+from marketplace.core.errors import ValidationFailed
 from marketplace.extensions import db
 from marketplace.funding import services
 from marketplace.funding.models import Pledge
@@ -27,6 +28,7 @@ from marketplace.funding.schemas import (
 from marketplace.funding.services import NewPledge
 from marketplace.payments import services as payments
 from marketplace.projects.schemas import ProjectOutSchema
+from marketplace.web.redirects import same_origin
 
 blp = Blueprint("funding_api", __name__, url_prefix="/api/v1", description="Funding")
 
@@ -235,6 +237,10 @@ class PayoutAccount(MethodView):
         """Start (or continue) onboarding at Stripe; open ``onboarding_url`` in a browser."""
         user = current_api_user()
         back = data.get("return_url") or url_for("funding.payouts", _external=True)
+        # Stripe sends the person back there: only to this site (as configured, or as
+        # this request reached it).
+        if not any(same_origin(back, home) for home in (settings().public_url, request.host_url)):
+            raise ValidationFailed(errors={"return_url": ["Use an address of this site."]})
         name, email = user.organisation.name, user.email
         link = payments.start_onboarding(
             db.for_process(),

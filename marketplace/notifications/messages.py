@@ -159,6 +159,14 @@ SURPLUS_REFUNDED = (
         "is refunded to the card it came from."
     ),
 )
+FAILED_LOGINS = (
+    N_("Failed attempts to log in to your account"),
+    N_(
+        "There were %(failures)s failed attempts to log in to your account in the last hour. "
+        "If that was not you, choose a new password; attempts from addresses you have not "
+        "used are slowed down, yours are not."
+    ),
+)
 
 PLAIN = {"id", "code"}
 

@@ -52,6 +52,40 @@ def pledge_link(pledge_id: int) -> str:
     return f"/pledges#pledge-{pledge_id}"
 
 
+# --- accounts --------------------------------------------------------------------------------
+
+
+class WarningLike(Protocol):
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def organisation_id(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+
+
+def many_failed_logins(session: Session, warning: WarningLike | None, *, now: datetime) -> int:
+    """To the person whose account saw many failed log-ins: once an hour at most."""
+    if warning is None:
+        return 0
+    hour = now.strftime("%Y%m%d%H")
+    return _send(
+        session,
+        [
+            _one(
+                f"failed_logins:user:{warning.user_id}:{hour}",
+                warning.organisation_id,
+                "failed_logins",
+                messages.FAILED_LOGINS,
+                {"failures": warning.failures},
+                "/account",
+                now,
+                user_id=warning.user_id,
+            )
+        ],
+    )
+
+
 # --- submissions --------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from marketplace.extensions import db
+from marketplace.web.redirects import same_site_path
 
 bp = Blueprint("web", __name__)
 LANGUAGES = {"en": "English", "nl": "Nederlands"}
@@ -37,9 +38,7 @@ def choose_language():
     chosen = request.form.get("lang", "")
     if chosen not in LANGUAGES:
         abort(400)
-    back = request.form.get("next", "/")
-    if not back.startswith("/") or back.startswith("//"):
-        back = "/"
+    back = same_site_path(request.form.get("next")) or "/"
     if current_user.is_authenticated:
         current_user.language = chosen  # e-mails follow the pages' language
     response = redirect(back)

@@ -124,6 +124,9 @@ MESSAGES = (
     N_("Stripe does not know this payment method."),
     N_("Another payment of this pledge is being made."),
     N_("One line, without control characters."),
+    N_("The password cannot be only spaces."),
+    N_("The password cannot be one character repeated."),
+    N_("Use an address of this site."),
     N_("No control characters."),
     # titles of the refusal codes, and refusals shown on pages
     N_("A reference of the batch was posted concurrently."),
