@@ -15,9 +15,11 @@ import http
 import marshmallow as ma
 from flask import Flask, request
 from flask_smorest import Api as _Api
+from flask_smorest import Blueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
+from marketplace.api.bodies import BodyParser
 from marketplace.api.problems import PROBLEM_JSON, ProblemSchema, from_http_exception
 
 API_PREFIX = "/api/v1"
@@ -25,6 +27,10 @@ API_PREFIX = "/api/v1"
 
 def is_api_request() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
+
+
+# Every API route's arguments are read by the parser that refuses unusable JSON.
+Blueprint.ARGUMENTS_PARSER = BodyParser()
 
 
 class Api(_Api):

@@ -11,7 +11,7 @@ from marketplace.api.auth import authenticated
 from marketplace.audit import services as audit
 from marketplace.audit.models import KINDS
 from marketplace.core import validate
-from marketplace.core.schemas import PageArgsSchema, page_schema
+from marketplace.core.schemas import PageArgsSchema, SaneDate, page_schema
 from marketplace.extensions import db
 
 blp = Blueprint("audit_api", __name__, url_prefix="/api/v1", description="Audit log")
@@ -27,8 +27,8 @@ class AuditQuerySchema(PageArgsSchema):
         validate=validate.Length(min=1, max=200),
         metadata={"description": "how the subject starts, e.g. project:42 or journal:"},
     )
-    from_ = ma.fields.Date(data_key="from", metadata={"description": "first day, inclusive"})
-    to = ma.fields.Date(metadata={"description": "last day, inclusive"})
+    from_ = SaneDate(data_key="from", metadata={"description": "first day, inclusive"})
+    to = SaneDate(metadata={"description": "last day, inclusive"})
 
     @ma.validates_schema
     def _period(self, data, **_kwargs):

@@ -3,8 +3,6 @@ administrators' changes a response shows, and the administrators' page."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 from flask import (
     Blueprint,
     Flask,
@@ -24,6 +22,7 @@ from marketplace.audit import services as audit
 from marketplace.audit.models import KINDS
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden
+from marketplace.core.schemas import page_number, sane_day
 from marketplace.extensions import db
 
 bp = Blueprint("audit", __name__)
@@ -63,7 +62,10 @@ def request_actor() -> audit.Actor | None:
 
 def _submitted_email() -> str:
     """The e-mail address a failed sign-in gave (never the password)."""
-    source = request.get_json(silent=True) if request.is_json else request.form
+    try:
+        source = request.get_json(silent=True) if request.is_json else request.form
+    except RecursionError:  # a body nested too deep to read has no e-mail to record
+        return ""
     email = source.get("email") if isinstance(source, dict | MultiDict) else None
     return str(email or "")[:200]
 
@@ -124,23 +126,15 @@ def init_audit(app: Flask) -> None:
     request_finished.connect(_refusals, app, weak=False)
 
 
-def _day(text: str | None) -> date | None:
-    """A YYYY-MM-DD date from the page's form; None when it is not one."""
-    try:
-        return datetime.strptime(text or "", "%Y-%m-%d").date()
-    except ValueError:
-        return None
-
-
 def filters_from(args, *, per_page: int) -> audit.AuditFilters:
-    since, until = audit.period(_day(args.get("from")), _day(args.get("to")))
+    since, until = audit.period(sane_day(args.get("from"), "from"), sane_day(args.get("to"), "to"))
     return audit.AuditFilters(
         kind=args.get("kind") if args.get("kind") in KINDS else None,
         actor=(args.get("actor") or "")[:254] or None,
         subject=(args.get("subject") or "")[:200] or None,
         since=since,
         until=until,
-        page=min(max(1, args.get("page", 1, type=int) or 1), 100_000),
+        page=page_number(args.get("page")),
         per_page=per_page,
     )
 

@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 from marketplace.accounts.models import Organisation, Role
 from marketplace.core.clock import today
 from marketplace.core.errors import Forbidden, ValidationFailed
+from marketplace.core.schemas import sane_day
 from marketplace.dashboards import report, services
 from marketplace.extensions import db
 from marketplace.projects.progress import funding_bar
@@ -47,13 +48,13 @@ def dashboard():
 
 
 def _period() -> tuple[date | None, date | None]:
-    errors, found = {}, []
+    errors: dict[str, list[str]] = {}
+    found: list[date | None] = []
     for name in ("from", "to"):
-        raw = request.args.get(name, "").strip()
         try:
-            found.append(date.fromisoformat(raw) if raw else None)
-        except ValueError:
-            errors[name] = ["A date such as 2027-12-31."]
+            found.append(sane_day(request.args.get(name), name))
+        except ValidationFailed as refused:
+            errors |= refused.errors
             found.append(None)
     if not errors and found[0] and found[1] and found[0] > found[1]:
         errors["to"] = ["The end comes after the start."]

@@ -42,7 +42,7 @@ from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
 from outcomes.db import affected
-from outcomes.errors import Conflict, Forbidden, NotFound
+from outcomes.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 # A project, or a row of its state, funding_deadline, tokens_total and tokens_pledged
 # (the pledge's first read selects only those columns).
@@ -153,6 +153,12 @@ def create_pledge(
         raise NotFound("No such project.")
     _check_can_pledge(project, tokens, today)
     card = payments.saved_method(session, user.organisation_id, payment_method)
+    if card is None and payments.saved_by_another(session, user.organisation_id, payment_method):
+        # Another organisation's card: refused before Stripe is called, and said as for
+        # an unknown one (its existence is not ours to learn).
+        raise ValidationFailed(
+            errors={"payment_method": ["Stripe does not know this payment method."]}
+        )
     if card is None:
         organisation_name = session.scalar(
             select(Organisation.name).where(Organisation.id == user.organisation_id)

@@ -21,6 +21,7 @@ from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
 from marketplace.core.errors import Forbidden, MarketplaceError
 from marketplace.core.idempotency import Replayed
+from marketplace.core.schemas import page_number
 from marketplace.extensions import db
 from marketplace.funding import services
 from marketplace.funding.models import PledgeState
@@ -142,7 +143,7 @@ def pledge(project_id: int):
 def _pledges_page(status: int = 200, errors=None, form=None, focus: int | None = None):
     if current_user.role not in (Role.BUYER, Role.ADMIN):
         raise Forbidden("Only buyers pledge.")
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number(request.args.get("page"))
     items, total = services.list_pledges(db.session, current_user, page=page, per_page=50)
     notes = list(
         db.session.scalars(

@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select, update
 from marketplace.accounts.models import Role
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden
+from marketplace.core.schemas import page_number
 from marketplace.extensions import db
 from marketplace.notifications.messages import render
 from marketplace.notifications.models import MailState, Notification
@@ -52,7 +53,7 @@ def unread_count() -> int:
 @bp.get("/notices")
 @login_required
 def notices():
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number(request.args.get("page"))
     total = db.session.scalar(select(func.count()).select_from(Notification).where(mine()))
     items = db.session.scalars(
         select(Notification)
@@ -84,7 +85,7 @@ def mark_read():
 def outbox():
     if current_user.role is not Role.ADMIN:
         raise Forbidden("The outbox is for the administrators.")
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number(request.args.get("page"))
     state = request.args.get("state", "")
     query = select(Notification)
     if state in {s.value for s in MailState}:

@@ -123,6 +123,21 @@ def saved_method(session: Session, organisation_id: int, payment_method: str) ->
     return SavedCard(found.id, found.payment_method_id, card_label(found.brand, found.last4))
 
 
+def saved_by_another(session: Session, organisation_id: int, payment_method: str) -> bool:
+    """Whether another organisation saved this payment method (its id is theirs)."""
+    return (
+        session.scalar(
+            select(PaymentSetup.id)
+            .where(
+                PaymentSetup.payment_method_id == payment_method,
+                PaymentSetup.organisation_id != organisation_id,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def save_payment_method(
     sessions: Sessions,
     gateway: StripeGateway,

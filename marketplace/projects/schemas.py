@@ -8,7 +8,14 @@ import marshmallow as ma
 
 from marketplace.catalogue.schemas import ADJUSTMENT_RANGE, GRADES
 from marketplace.core import validate
-from marketplace.core.schemas import PageArgsSchema, SingleLine, Text, WholeNumber, page_schema
+from marketplace.core.schemas import (
+    PageArgsSchema,
+    SaneDate,
+    SingleLine,
+    Text,
+    WholeNumber,
+    page_schema,
+)
 from marketplace.projects.models import ProjectState, Theme
 from marketplace.projects.services import SORTS
 from valuation import EvidenceGrade
@@ -39,9 +46,9 @@ class ProjectInSchema(ma.Schema):
         validate=validate.Range(min=Decimal(0), max=Decimal(1)),
         metadata={"description": "0.25 unless given"},
     )
-    funding_deadline = ma.fields.Date(required=True)
-    start_date = ma.fields.Date(required=True)
-    end_date = ma.fields.Date(required=True)
+    funding_deadline = SaneDate(required=True)
+    start_date = SaneDate(required=True)
+    end_date = SaneDate(required=True)
     outcomes = ma.fields.List(
         ma.fields.Nested(CommitmentInSchema),
         required=True,
@@ -180,9 +187,9 @@ class ProjectOutSchema(ma.Schema):
     organisation_id = ma.fields.Integer(required=True)
     budget_cents = ma.fields.Integer(required=True)
     premium_rate = ma.fields.Decimal(as_string=True, required=True)
-    funding_deadline = ma.fields.Date(required=True)
-    start_date = ma.fields.Date(required=True)
-    end_date = ma.fields.Date(required=True)
+    funding_deadline = SaneDate(required=True)
+    start_date = SaneDate(required=True)
+    end_date = SaneDate(required=True)
     outcomes = ma.fields.List(ma.fields.Nested(CommitmentOutSchema), required=True)
     tokens_total = ma.fields.Integer(allow_none=True, required=True)
     token_price_cents = ma.fields.Integer(allow_none=True, required=True)

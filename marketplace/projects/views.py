@@ -71,12 +71,15 @@ def _is(role: Role) -> bool:
 
 @bp.get("/projects")
 def marketplace():
+    errors: dict[str, list[str]] = {}
     try:
         args = ProjectQuerySchema().load(
             {**request.args.to_dict(), "per_page": PER_PAGE}, unknown=ma.EXCLUDE
         )
     except ma.ValidationError as exc:
-        bad = set(exc.messages)
+        # The page still lists, without the filters it could not read, and says which.
+        errors = flatten_errors(exc.messages)
+        bad = set(errors)
         args = ProjectQuerySchema().load(
             {k: v for k, v in request.args.items() if k not in bad} | {"per_page": PER_PAGE},
             unknown=ma.EXCLUDE,
@@ -96,7 +99,8 @@ def marketplace():
         states=PUBLIC_STATES,
         outcome_types=list_outcome_types(db.session),
         bars={p.id: funding_bar(p, compact=True) for p in items},
-    )
+        errors=errors,
+    ), (422 if errors else 200)
 
 
 @bp.get("/projects/<int:project_id>")

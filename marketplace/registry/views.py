@@ -22,6 +22,7 @@ from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
 from marketplace.core.exports import csv_text
+from marketplace.core.schemas import page_number
 from marketplace.extensions import db
 from marketplace.projects.models import Project
 from marketplace.registry import certificate, services
@@ -35,7 +36,7 @@ PER_PAGE = 50
 @bp.get("/registry")
 def registry():
     serial = request.args.get("serial", "").strip()
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number(request.args.get("page"))
     errors = {}
     try:
         rows, total = services.registry_blocks(

@@ -44,11 +44,13 @@ class ProjectSettlement(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, project_id: int) -> dict[str, Any]:
         """The settlement: for the owner, admins and the project's buyers."""
-        found = settlement.get_settlement(db.session, current_api_user(), project_id)
+        user = current_api_user()
+        found = settlement.get_settlement(db.session, user, project_id)
+        shares = settlement.visible_shares(db.session, found, user)
         names = dict(
             db.session.execute(
                 select(Organisation.id, Organisation.name).where(
-                    Organisation.id.in_([s.organisation_id for s in found.shares])
+                    Organisation.id.in_([s.organisation_id for s in shares])
                 )
             ).all()
         )
@@ -69,6 +71,6 @@ class ProjectSettlement(MethodView):
                     "tokens_minted": s.tokens_minted,
                     "refund_cents": s.refund_cents,
                 }
-                for s in found.shares
+                for s in shares
             ],
         }

@@ -282,3 +282,13 @@ def get_settlement(session: Session, user: User, project_id: int) -> Settlement:
     if not allowed:
         raise NotFound("No settlement for this project.")
     return settlement
+
+
+def visible_shares(session: Session, settlement: Settlement, user: User) -> list[SettlementShare]:
+    """The buyers' rows a person may see: all of them for the project's owner and admins,
+    a buyer only its own (the others' names and figures are theirs, and a private
+    holder is not named anywhere)."""
+    owner = session.get_one(Project, settlement.project_id).organisation_id
+    if user.role is Role.ADMIN or user.organisation_id == owner:
+        return list(settlement.shares)
+    return [s for s in settlement.shares if s.organisation_id == user.organisation_id]

@@ -18,14 +18,19 @@ bp = Blueprint("settlement", __name__)
 @login_required
 def settlement_page(project_id: int) -> str:
     found = settlement.get_settlement(db.session, current_user, project_id)
+    shares = settlement.visible_shares(db.session, found, current_user)
     project = db.session.get_one(Project, project_id)
     names = dict(
         db.session.execute(
             select(Organisation.id, Organisation.name).where(
-                Organisation.id.in_([s.organisation_id for s in found.shares])
+                Organisation.id.in_([s.organisation_id for s in shares])
             )
         ).all()
     )
     return render_template(
-        "settlement/settlement.html", settlement=found, project=project, names=names
+        "settlement/settlement.html",
+        settlement=found,
+        project=project,
+        names=names,
+        shares=shares,
     )

@@ -153,3 +153,134 @@ def test_a_whole_number_field_takes_only_whole_numbers(value):
         return
     assert isinstance(loaded, int) and not isinstance(loaded, bool)
     assert loaded == (int(value.strip()) if isinstance(value, str) else value)
+
+
+# --- the classes of odd input of issue 15 (finding 4), generated -------------------------
+
+# Any character at all, lone surrogates and control characters included.
+ANY_CHAR = st.characters(codec=None, categories=None)
+ODD_TEXT = st.text(ANY_CHAR, max_size=20) | st.sampled_from(["\ud800", "a\x00b", "\r\nBcc: x"])
+UNICODE_DIGITS = st.text(
+    st.characters(categories=["Nd", "No"], exclude_characters="0123456789"), min_size=1
+) | st.builds(lambda n, s: s * n + "5", st.integers(1, 3), st.sampled_from(["-", "+"]))
+FAR_DATES = st.builds(
+    lambda y, m, d: f"{y:04d}-{m:02d}-{d:02d}",
+    st.integers(1, 9999),
+    st.integers(1, 12),
+    st.integers(1, 28),
+)
+HUGE_WHOLE = st.integers(min_value=2**31, max_value=10**40).map(str) | st.integers(4000, 6000).map(
+    lambda n: "9" * n
+)
+DEEP_JSON = st.integers(600, 6000).map(lambda n: "[" * n + "]" * n)
+ODD_VALUE = ODD_TEXT | UNICODE_DIGITS | FAR_DATES | HUGE_WHOLE | JSON
+
+
+def odd_body():
+    """A JSON document (as text) a client could send: deep, with huge numbers, with
+    surrogates escaped or raw, with any value in the fields the API knows."""
+    fields = st.sampled_from(
+        [
+            "title",
+            "summary",
+            "city",
+            "budget_cents",
+            "funding_deadline",
+            "end_date",
+            "tokens",
+            "payment_method",
+            "beneficiary",
+            "quantity",
+            "email",
+            "name",
+            "organisation",
+        ]
+    )
+    document = st.dictionaries(fields, ODD_VALUE, max_size=5).map(
+        lambda d: json.dumps(d, ensure_ascii=False)
+    )
+    escaped = st.dictionaries(fields, ODD_TEXT, max_size=3).map(json.dumps)  # \ud800 as escapes
+    huge = HUGE_WHOLE.map(lambda n: '{"tokens": ' + n + ', "budget_cents": ' + n + "}")
+    return document | escaped | huge | DEEP_JSON
+
+
+def test_any_odd_json_body_is_refused_with_a_4xx_never_a_500(client, auth_headers):
+    from marketplace.accounts.models import Role
+    from tests.factories import UserFactory
+    from tests.integration.funding_support import listed_project
+
+    owner = UserFactory(role=Role.ENTREPRENEUR)
+    buyer_user = UserFactory(role=Role.BUYER)
+    project = listed_project()
+    targets = [
+        ("/api/v1/projects", auth_headers(owner)),
+        (f"/api/v1/projects/{project.id}/pledges", auth_headers(buyer_user)),
+        ("/api/v1/retirements", auth_headers(buyer_user)),
+        ("/api/v1/auth/register", {}),
+        ("/api/v1/valuations/preview", auth_headers(owner)),
+    ]
+    seen = []
+
+    @FUZZ
+    @given(raw=odd_body(), target=st.sampled_from(targets))
+    def run(raw, target):
+        path, headers = target
+        response = client.post(
+            path,
+            data=raw.encode("utf-8", "surrogatepass"),
+            content_type="application/json",
+            headers=headers,
+        )
+        seen.append(response.status_code)
+        assert response.status_code < 500, (path, raw[:200], response.data[:300])
+
+    run()
+    assert 400 in seen and 422 in seen, sorted(set(seen))
+
+
+def test_any_odd_query_value_is_refused_with_a_4xx_never_a_500(web, client, auth_headers):
+    from marketplace.accounts.models import Role
+    from tests.factories import UserFactory
+
+    admin = UserFactory(role=Role.ADMIN)
+    buyer_user = UserFactory(role=Role.BUYER)
+    token = auth_headers(admin)
+    pages = [
+        "/dashboard",
+        "/impact-report.csv",
+        "/pledges",
+        "/notices",
+        "/registry",
+        "/projects",
+        "/admin/audit",
+        "/admin/outbox",
+    ]
+    api = [
+        "/api/v1/projects",
+        "/api/v1/audit-events",
+        "/api/v1/pledges",
+        "/api/v1/registry/blocks",
+        "/api/v1/outcome-types",
+    ]
+    names = st.sampled_from(["from", "to", "page", "q", "per_page", "city", "serial"])
+    browsers = {}
+
+    @FUZZ
+    @given(
+        path=st.sampled_from(pages + api),
+        name=names,
+        value=ODD_TEXT | UNICODE_DIGITS | FAR_DATES | HUGE_WHOLE,
+        who=st.sampled_from(["admin", "buyer"]),
+    )
+    def run(path, name, value, who):
+        query = {name: value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")}
+        if path.startswith("/api/"):
+            response = client.get(path, query_string=query, headers=token)
+        else:
+            if who not in browsers:
+                person = admin if who == "admin" else buyer_user
+                browsers[who] = web.as_user(person.email)
+            response = browsers[who].client.get(path, query_string=query)
+        assert response.status_code < 500, (path, query, response.status_code)
+
+    run()

@@ -90,13 +90,16 @@ def test_the_marketplace_filters_and_pages(client):
     assert "3 projects" in schiedam
 
 
-def test_bad_filters_are_dropped_not_failed(client):
+def test_bad_filters_are_named_and_the_rest_still_lists(client):
     ProjectFactory(state=S.FUNDING, title="Thuis op Zuid")
 
     response = client.get("/projects?state=dreaming&sort=random&page=-3")
 
-    assert response.status_code == 200
-    assert "Thuis op Zuid" in html(response)
+    assert response.status_code == 422
+    page = html(response)
+    assert "Thuis op Zuid" in page  # listed without the filters it could not read
+    for name in ("state", "sort", "page"):
+        assert f'href="#{name}"' in page
 
 
 def test_a_public_project_page_shows_its_figures_and_history(client):
