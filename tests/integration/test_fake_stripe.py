@@ -11,6 +11,11 @@ PaymentIntents and SetupIntents, create (``return_url``,
 
 from __future__ import annotations
 
+import json
+import threading
+import urllib.error
+import urllib.request
+
 import pytest
 import stripe
 
@@ -38,6 +43,19 @@ def saved(sdk) -> tuple[str, str]:
         }
     )
     return customer, intent.payment_method
+
+
+def charge_into_balance(sdk, cents: int) -> None:
+    """A card payment: the platform's balance grows by ``cents``."""
+    sdk.v1.payment_intents.create(
+        {
+            "amount": cents,
+            "currency": "eur",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "automatic_payment_methods": NO_REDIRECTS,
+        }
+    )
 
 
 def refused(call) -> stripe.InvalidRequestError:
@@ -137,6 +155,7 @@ def test_a_transfer_needs_an_account_with_active_transfers(sdk):
         }
     )
     visit(link.url)
+    charge_into_balance(sdk, 500)
     assert sdk.v1.transfers.create(transfer).amount == 500
 
 
@@ -176,3 +195,94 @@ def test_a_refund_cannot_be_larger_than_what_remains_of_the_charge(sdk):
     error = refused(lambda: sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 401}))
     assert "remaining amount of the charge (400)" in str(error.user_message)
     assert sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 400}).amount == 400
+
+
+def onboarded_account(sdk) -> str:
+    account = sdk.v1.accounts.create(
+        {
+            "type": "express",
+            "country": "NL",
+            "capabilities": {"transfers": {"requested": True}},
+            "tos_acceptance": {"service_agreement": "recipient"},
+        }
+    )
+    link = sdk.v1.account_links.create(
+        {
+            "account": account.id,
+            "type": "account_onboarding",
+            "return_url": "https://example.org/back",
+            "refresh_url": "https://example.org/again",
+        }
+    )
+    visit(link.url)
+    return account.id
+
+
+def test_a_transfer_cannot_be_larger_than_the_available_balance(sdk):
+    account = onboarded_account(sdk)
+    charge_into_balance(sdk, 1000)
+    intent = sdk.v1.payment_intents.list({"limit": 1}).data[0]
+    sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 300})
+    transfer = {"currency": "eur", "destination": account}
+
+    error = refused(lambda: sdk.v1.transfers.create({**transfer, "amount": 701}))
+
+    assert error.code == "balance_insufficient"
+    assert sdk.v1.transfers.create({**transfer, "amount": 700}).amount == 700
+    assert refused(lambda: sdk.v1.transfers.create({**transfer, "amount": 1})).code == (
+        "balance_insufficient"
+    )
+
+
+def test_a_charge_below_the_eur_minimum_is_refused(sdk):
+    payment = {
+        "currency": "eur",
+        "payment_method": "pm_card_visa",
+        "confirm": True,
+        "automatic_payment_methods": NO_REDIRECTS,
+    }
+
+    error = refused(lambda: sdk.v1.payment_intents.create({**payment, "amount": 49}))
+
+    assert (error.code, error.param) == ("amount_too_small", "amount")
+    assert sdk.v1.payment_intents.create({**payment, "amount": 50}).status == "succeeded"
+
+
+def test_a_key_in_use_by_a_running_request_is_409(app):
+    """A request whose Idempotency-Key is in use by one still running is told so (Stripe:
+    409 idempotency_key_in_use); once the first is done, the key replays its answer."""
+    base = app.extensions["settings"].stripe_api_base
+
+    def create(hold_ms: int) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            base + "/v1/customers",
+            data=b"name=twin",
+            headers={
+                "Authorization": "Bearer sk_test_twin",
+                "Idempotency-Key": "twin-1",
+                "X-Test-Hold-Ms": str(hold_ms),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def recorded() -> int:
+        with urllib.request.urlopen(base + "/_config/requests", timeout=10) as response:
+            return len(json.loads(response.read())["requests"])
+
+    first: list = []
+    running = threading.Thread(target=lambda: first.append(create(1500)))
+    running.start()
+    while recorded() == 0:  # the first request has arrived and is being held
+        pass
+    twin = create(0)
+    running.join()
+    again = create(0)
+
+    assert twin[0] == 409
+    assert twin[1]["error"]["code"] == "idempotency_key_in_use"
+    assert first[0][0] == 200
+    assert again == (200, first[0][1])

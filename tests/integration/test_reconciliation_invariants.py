@@ -159,3 +159,46 @@ def test_money_left_in_a_settled_projects_escrow_is_reported(app, session, settl
     session.rollback()
 
     assert f"project {project.id} (settled): escrow holds 7 cents, expected 0" in found
+
+
+def test_a_stored_balance_that_differs_from_the_journal_is_reported(app, session, paid):
+    """ledger.verify, shown able to fail: a balance changed behind the journal's back."""
+    from marketplace.ledger.models import LedgerAccount
+    from marketplace.ledger.services import account_code, verify
+
+    code = account_code(AccountKind.ESCROW, project_id=paid.id)
+    session.execute(
+        update(LedgerAccount)
+        .where(LedgerAccount.code == code)
+        .values(balance_cents=LedgerAccount.balance_cents + 1)
+    )
+
+    problems = verify(session)
+    found = differences(app, session)
+
+    assert f"{code}: stored 90001, journal says 90000" in problems
+    assert "debit-normal and credit-normal balances differ by -1 cents" in problems
+    assert set(problems) <= set(found)
+
+
+def test_a_refund_stripe_does_not_have_is_reported(app, session, paid):
+    from marketplace.payments.models import MoneyState, Refund
+
+    payment = session.scalars(select(Payment).order_by(Payment.id)).first()
+    session.add(
+        Refund(
+            payment_id=payment.id,
+            pledge_id=payment.pledge_id,
+            reason="settlement",
+            amount_cents=100,
+            state=MoneyState.SUCCEEDED,
+            refund_id="re_not_at_stripe",
+            created_at=AT,
+            updated_at=AT,
+        )
+    )
+    session.flush()
+
+    found = differences(app, session)
+
+    assert any(line.startswith("refund ") and "re_not_at_stripe" in line for line in found)

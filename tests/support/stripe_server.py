@@ -38,6 +38,12 @@ follows, for the version the SDK pins, 2026-10-28.endive):
   create: "insufficient_capabilities_for_transfer");
 - a refund larger than what remains of the charge (Refunds, create: ``amount``
   "cannot be greater than the remaining amount of the charge");
+- a transfer larger than the platform's available balance (Transfers, create:
+  ``balance_insufficient``);
+- a charge below Stripe's minimum for the currency (50 cents for EUR;
+  ``amount_too_small``);
+- a request whose ``Idempotency-Key`` is in use by a request still running
+  (409 ``idempotency_key_in_use``);
 - an Express account on the recipient service agreement asking for ``card_payments``
   (Connect, service agreement types).
 
@@ -48,6 +54,7 @@ at ``GET /_config/requests``, so a test can check each against the SDK's types.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 from collections import defaultdict
@@ -82,6 +89,8 @@ Store.dump_to_disk = lambda self: None
 # --- idempotency keys ----------------------------------------------------------
 
 _idempotent: dict[str, tuple[str, int, bytes]] = {}
+# Keys whose first request is being served now.
+_in_flight: set[str] = set()
 
 
 # Every request to /v1/ since the last reset: (method, path, parameters as sent).
@@ -156,10 +165,30 @@ async def idempotency_middleware(request, handler):
         response = web.Response(body=payload, status=status, content_type="application/json")
         response.headers["Idempotent-Replayed"] = "true"
         return response
+    if key in _in_flight:
+        # Stripe: a second request with a key whose first request is still running.
+        return server.json_response(
+            {
+                "error": {
+                    "type": "idempotency_error",
+                    "code": "idempotency_key_in_use",
+                    "message": (
+                        "There is currently another in-progress request using this "
+                        "Idempotent Key (that probably means you submitted twice)."
+                    ),
+                }
+            },
+            status=409,
+        )
+    _in_flight.add(key)
     try:
+        # Tests hold a request in flight this long (to meet its twin on the way).
+        await asyncio.sleep(min(int(request.headers.get("X-Test-Hold-Ms", "0") or 0), 5000) / 1000)
         response = await handler(request)
     except UserError as error:
         response = error.to_response()
+    finally:
+        _in_flight.discard(key)
     if response.status < 400 or response.status == 402:
         _idempotent[key] = (fingerprint, response.status, response.body)
     return response
@@ -167,11 +196,50 @@ async def idempotency_middleware(request, handler):
 
 async def flush_everything(request):
     _requests.clear()
+    _in_flight.clear()
+    _money.reset()
     store.clear()
     _idempotent.clear()
     _refunds_of_charge.clear()
     _webhooks.clear()
     return web.Response()
+
+
+# --- the platform's balance ---------------------------------------------------------
+# Stripe pays a transfer from the platform's available balance: what its charges
+# brought in, less refunds and transfers (Transfers, create: "balance_insufficient").
+# Kept as running sums; a charge counts once it has succeeded.
+
+
+class _Money:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.settled = self.refunded = self.transferred = 0
+        self.waiting: list = []  # charges not yet succeeded or failed
+
+    def available(self) -> int:
+        still = []
+        for charge in self.waiting:
+            if charge.status == "succeeded":
+                self.settled += charge.amount
+            elif charge.status != "failed":
+                still.append(charge)
+        self.waiting = still
+        return self.settled - self.refunded - self.transferred
+
+
+_money = _Money()
+_charge_init = Charge.__init__
+
+
+def _charge_init_counted(self, *args, **kwargs):
+    _charge_init(self, *args, **kwargs)
+    _money.waiting.append(self)
+
+
+Charge.__init__ = _charge_init_counted
 
 
 # --- refunds of a charge, indexed ----------------------------------------------
@@ -188,6 +256,7 @@ def _refund_init_indexed(self, charge=None, payment_intent=None, amount=None, **
     _check_refund_fits(charge, payment_intent, amount)
     _refund_init(self, charge=charge, payment_intent=payment_intent, amount=amount, **kwargs)
     _refunds_of_charge[self.charge].append(self)
+    _money.refunded += self.amount
 
 
 def _check_refund_fits(charge_id, payment_intent, amount) -> None:
@@ -320,8 +389,24 @@ def _refuse_renamed(data: dict) -> None:
         raise UserError(400, "Unexpected payment_method_types")
 
 
+# Stripe's minimum charge amount for EUR (Currencies: "Minimum and maximum charge amounts").
+MINIMUM_CENTS = {"eur": 50}
+
+
+def _check_minimum(data: dict) -> None:
+    amount = resources.try_convert_to_int(data.get("amount"))
+    minimum = MINIMUM_CENTS.get(str(data.get("currency", "")).lower())
+    if isinstance(amount, int) and minimum and 0 < amount < minimum:
+        raise UserError(
+            400,
+            f"Amount must be at least {minimum} cents.",
+            {"code": "amount_too_small", "param": "amount"},
+        )
+
+
 def _pi_create_extended(cls, confirm=None, off_session=None, **data):
     _refuse_renamed(data)
+    _check_minimum(data)
     off = resources.try_convert_to_bool(off_session)
     method = data.get("payment_method")
     _check_redirects("PaymentIntent", data, confirm)
@@ -538,6 +623,12 @@ class Transfer(StripeObject):
                 ),
                 {"code": "insufficient_capabilities_for_transfer"},
             )
+        if amount > _money.available():
+            raise UserError(
+                400,
+                "You have insufficient available funds in your Stripe account.",
+                {"code": "balance_insufficient", "param": "amount"},
+            )
         super().__init__()
         self.amount = amount
         self.amount_reversed = 0
@@ -548,6 +639,7 @@ class Transfer(StripeObject):
         self.source_transaction = source_transaction
         self.metadata = metadata or {}
         self.reversed = False
+        _money.transferred += amount
         schedule_webhook(Event("transfer.created", self))
 
     @classmethod
