@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
-from marketplace.funding.models import Pledge
+from marketplace.funding.models import Pledge, PledgeState
 from marketplace.ledger.models import LedgerAccount
 from marketplace.payments.models import MoneyState, Payment, PaymentState, Refund, Transfer
 from marketplace.projects import services as projects
@@ -37,6 +38,7 @@ from tests.integration.funding_support import (
     visit,
 )
 from tests.integration.test_settlement import CLOSED, ENDED, NOW, STARTED, evaluate
+from tests.support import settlement_oracle as oracle
 
 
 @st.composite
@@ -158,3 +160,26 @@ def test_every_cent_and_token_of_a_settlement_is_accounted_for(
     )
     assert escrow == 0
     assert_books_agree_with_stripe(app, session, ENDED)
+
+    # Every figure, per buyer, as an independent reading of product.md's rules gives it.
+    paid = session.scalars(
+        select(Pledge).where(Pledge.project_id == project.id, Pledge.state == PledgeState.PAID)
+    ).all()
+    holdings: dict[int, list[int]] = {}
+    for pledge in sorted(paid, key=lambda p: p.id):
+        holdings.setdefault(pledge.organisation_id, [0, pledge.id])[0] += pledge.tokens
+    fresh = session.get(Project, project.id)
+    expected = oracle.settle(
+        [(org, n, first) for org, (n, first) in holdings.items()],
+        fresh.token_price_cents,
+        fresh.threshold_tokens,
+        Fraction(app.extensions["settings"].platform_fee_rate),
+        settlement.v_target_cents,
+        settlement.v_verified_cents,
+    )
+    assert settlement.tokens_minted == expected.minted
+    assert settlement.refund_total_cents == expected.refund_total
+    assert settlement.cost_fee_cents == expected.cost_fee
+    assert settlement.premium_fee_cents == expected.premium_fee
+    assert {s.organisation_id: s.tokens_minted for s in shares} == expected.tokens
+    assert {s.organisation_id: s.refund_cents for s in shares} == expected.refunds
