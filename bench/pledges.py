@@ -52,7 +52,13 @@ from marketplace.accounts.models import ApiToken, Organisation, Role, User
 from marketplace.accounts.services import API_TOKEN_PREFIX, token_digest
 from marketplace.payments.models import PaymentSetup, SetupState
 from marketplace.projects.models import Project, ProjectState, Theme
-from tests.support.postgres import PostgresServer, _free_port, create_database, find_bindir
+from tests.support.postgres import (
+    PostgresServer,
+    _free_port,
+    create_database,
+    durability,
+    find_bindir,
+)
 
 AIM_RATIO = 0.30
 AIM_P95_MS = 100.0
@@ -175,7 +181,9 @@ def start_app(url: str, instance: Path, workers: int, threads: int) -> tuple[sub
         os.environ,
         DATABASE_URL=url,
         INSTANCE_PATH=str(instance),
-        MARKETPLACE_ENV="development",
+        # The app as deployed: production settings (no debug, JSON logs, secure cookies).
+        MARKETPLACE_ENV="production",
+        SECRET_KEY="bench-" + "s" * 40,
         STRIPE_API_KEY="sk_test_bench",
     )
     process = subprocess.Popen(  # noqa: S603 - our own app
@@ -291,7 +299,7 @@ def main() -> None:
     bindir = find_bindir()
     if bindir is None:
         sys.exit("PostgreSQL is not installed (make test installs it)")
-    server = PostgresServer(bindir).start()
+    server = PostgresServer(bindir, durable=True).start()
     app_process = None
     try:
         url = create_database(server.url(), "bench_pledges")
@@ -307,6 +315,7 @@ def main() -> None:
             f"PostgreSQL {bindir.parent.name}, {os.cpu_count()} cores; gunicorn "
             f"{args.workers} workers x {args.threads} threads; {args.seconds} s per run"
         )
+        print(f"{durability(url)}; the app with MARKETPLACE_ENV=production")
         print(
             f"{'clients':>7} {'HTTP pledges/s':>15} {'p50 ms':>7} {'p95 ms':>7} "
             f"{'ceiling tx/s':>13} {'ratio':>6} {'errors':>6} {'GET /me/s':>10}"

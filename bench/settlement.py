@@ -71,7 +71,7 @@ from marketplace.settlement.sweeps import finish_settlements, settle_projects
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from outcomes.evaluation import Evaluation, EvaluationResult, EvaluationState
-from tests.support.postgres import PostgresServer, create_database, find_bindir
+from tests.support.postgres import PostgresServer, create_database, durability, find_bindir
 from tests.support.stripe_process import StripeServer
 from valuation import EvidenceGrade
 
@@ -448,12 +448,14 @@ def main() -> None:
     bindir = find_bindir()
     if bindir is None:
         sys.exit("PostgreSQL is not installed (make test installs it)")
-    server = PostgresServer(bindir).start()
+    server = PostgresServer(bindir, durable=True).start()
     try:
         print(
-            f"PostgreSQL {bindir.parent.name}, {os.cpu_count()} cores; localstripe; "
+            f"PostgreSQL {bindir.parent.name}, {os.cpu_count()} cores; against the development "
+            f"Stripe (localstripe, no rate limits: Stripe allows 25 refunds/s in a sandbox); "
             f"{args.pledges} pledges a project, one Stripe refund each"
         )
+        print(durability(server.url()))
         print(
             f"{'projects':>8} {'pledges':>8} {'seconds':>8} {'pledges/s':>10}  "
             "settle / refunds / transfers / finish (s)"

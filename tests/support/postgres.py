@@ -36,8 +36,11 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's production settings (fsync, synchronous_commit and
+        full_page_writes on), as benchmarks need; tests run without them, for speed."""
         self.bindir = bindir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="som-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -66,9 +69,13 @@ class PostgresServer:
             "--locale=C",
             "--no-sync",
         )
+        speed = (
+            ""
+            if self.durable
+            else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        )
         self.options = options = (
-            f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-h 127.0.0.1 -p {self.port} -k {self.root} {speed}-c max_connections=200"
         )
         self._run(
             str(self.bindir / "pg_ctl"),
@@ -112,3 +119,17 @@ def create_database(admin_url: str, name: str) -> str:
         conn.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = admin_url.rpartition("/")
     return f"{base}/{name}"
+
+
+def durability(url: str) -> str:
+    """PostgreSQL's durability settings as the server at ``url`` reports them."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        found = [
+            f"{name}={conn.execute(text(f'SHOW {name}')).scalar()}"
+            for name in ("fsync", "synchronous_commit", "full_page_writes")
+        ]
+    engine.dispose()
+    return "durability: " + ", ".join(found)
