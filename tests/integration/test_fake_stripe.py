@@ -132,29 +132,13 @@ def test_an_off_session_charge_needs_a_card_saved_on_the_customer(sdk, saved):
 
 
 def test_a_transfer_needs_an_account_with_active_transfers(sdk):
-    account = sdk.v1.accounts.create(
-        {
-            "type": "express",
-            "country": "NL",
-            "capabilities": {"transfers": {"requested": True}},
-            "tos_acceptance": {"service_agreement": "recipient"},
-        }
-    )
-    transfer = {"amount": 500, "currency": "eur", "destination": account.id}
+    account = express_account(sdk)
+    transfer = {"amount": 500, "currency": "eur", "destination": account}
 
     error = refused(lambda: sdk.v1.transfers.create(transfer))
 
     assert error.code == "insufficient_capabilities_for_transfer"
-    # Onboarding (the account link's page) makes the capability active.
-    link = sdk.v1.account_links.create(
-        {
-            "account": account.id,
-            "type": "account_onboarding",
-            "return_url": "https://example.org/back",
-            "refresh_url": "https://example.org/again",
-        }
-    )
-    visit(link.url)
+    onboard(sdk, account)
     charge_into_balance(sdk, 500)
     assert sdk.v1.transfers.create(transfer).amount == 500
 
@@ -197,29 +181,34 @@ def test_a_refund_cannot_be_larger_than_what_remains_of_the_charge(sdk):
     assert sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 400}).amount == 400
 
 
-def onboarded_account(sdk) -> str:
-    account = sdk.v1.accounts.create(
+def express_account(sdk) -> str:
+    """An Express account in the Netherlands, not yet onboarded."""
+    return sdk.v1.accounts.create(
         {
             "type": "express",
             "country": "NL",
             "capabilities": {"transfers": {"requested": True}},
             "tos_acceptance": {"service_agreement": "recipient"},
         }
-    )
+    ).id
+
+
+def onboard(sdk, account: str) -> str:
+    """The account onboarded (its link's page visited): transfers become active."""
     link = sdk.v1.account_links.create(
         {
-            "account": account.id,
+            "account": account,
             "type": "account_onboarding",
             "return_url": "https://example.org/back",
             "refresh_url": "https://example.org/again",
         }
     )
     visit(link.url)
-    return account.id
+    return account
 
 
 def test_a_transfer_cannot_be_larger_than_the_available_balance(sdk):
-    account = onboarded_account(sdk)
+    account = onboard(sdk, express_account(sdk))
     charge_into_balance(sdk, 1000)
     intent = sdk.v1.payment_intents.list({"limit": 1}).data[0]
     sdk.v1.refunds.create({"payment_intent": intent.id, "amount": 300})
