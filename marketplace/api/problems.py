@@ -101,7 +101,8 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
             for inner in value:
                 walk(inner, name)
         else:
-            add(name, str(value))
+            # A Message stays one (str() would drop its template and figures).
+            add(name, value if isinstance(value, str) else str(value))
 
     walk(messages, prefix)
     return flat

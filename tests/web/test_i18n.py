@@ -310,3 +310,15 @@ def test_messages_with_and_without_figures_are_shown_in_dutch(app, make, api, en
         assert translated(message) == dutch
     with app.test_request_context(headers={"Accept-Language": "en"}):
         assert translated(message) == english
+
+
+def test_a_refused_filter_with_figures_is_named_in_dutch(client):
+    """A validator's message with figures reaches a Dutch page translated (the page's
+    error list keeps each message's template through flattening)."""
+    page = client.get("/projects?page=9999999&q=a%00b", headers={"Accept-Language": "nl"}).get_data(
+        as_text=True
+    )
+
+    assert "Moet minstens 1 en hoogstens 1.000.000 zijn." in page
+    assert "Eén regel, zonder besturingstekens." in page
+    assert "Must be greater" not in page
