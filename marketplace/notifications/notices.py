@@ -26,18 +26,10 @@ class ProjectLike(Protocol):
     organisation_id: int
 
 
-def _to_each(
-    organisations: Iterable[int],
-    key: str,
-    kind: str,
-    message: tuple[str, str],
-    params: dict[str, Any],
-    link: str,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    return [
-        _one(f"{key}:org:{org}", org, kind, message, params, link, now) for org in organisations
-    ]
+def _to_each(organisations: Iterable[int], key: str, *rest: Any) -> list[dict[str, Any]]:
+    """One notice for each organisation, keyed ``{key}:org:{id}``; ``rest`` is ``_one``'s
+    arguments after the organisation (kind, message, params, link, now)."""
+    return [_one(f"{key}:org:{org}", org, *rest) for org in organisations]
 
 
 def _send(session: Session, notices: list[dict[str, Any]]) -> int:
