@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-test clean help translations stripe-check
+.PHONY: run test lint install install-test clean help translations stripe-check mutation
 
 help:
 	@echo "make run    - install, migrate the SQLite database, load demo data once, start app and scheduler"
@@ -47,6 +47,12 @@ test: $(VENV)/.installed-test
 # STRIPE_API_KEY (sk_test_...). Needs the internet, so it is a command and not a test.
 stripe-check: $(VENV)/.installed-run
 	$(BIN)/python scripts/stripe_check.py
+
+# Mutation testing of the money's pure core (slow: not part of make test); writes
+# bench/MUTATION.md. Needs mutmut (pip install mutmut==3.8.1).
+mutation: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet "mutmut==3.8.1"
+	$(BIN)/python -m bench.mutation
 
 # After changing text on a page: collect the strings, merge them into the Dutch
 # catalogue (translate what is new there), and compile it.

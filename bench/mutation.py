@@ -1,0 +1,96 @@
+"""`make mutation`: mutation testing with mutmut, and bench/MUTATION.md from its results.
+
+mutmut changes the code one small way at a time (a ``<`` for a ``<=``, a constant,
+a dropped argument) and runs the tests that reach the changed function; a mutant
+the tests do not notice "survives". The modules and tests are in pyproject.toml
+(``[tool.mutmut]``). This writes the score per module and every mutant that
+survived or that no test reached, for a person to kill with a test or to explain
+as equivalent.
+
+    .venv/bin/python -m bench.mutation [--no-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "bench" / "MUTATION.md"
+LINE = re.compile(r"^\s*(?P<name>\S+?)__mutmut_(?P<n>\d+): (?P<status>.+)$")
+
+
+def module_of(name: str) -> str:
+    """``valuation.engine.xǁClassǁmethod`` -> ``valuation.engine``."""
+    parts = name.split(".")
+    return ".".join(p for p in parts if not p.startswith("x"))
+
+
+def results() -> list[tuple[str, str, str]]:
+    """(module, mutant, status) of every mutant mutmut knows."""
+    out = subprocess.run(  # noqa: S603 - mutmut from this environment, fixed arguments
+        [str(Path(sys.executable).parent / "mutmut"), "results", "--all", "true"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        match = LINE.match(line)
+        if match:
+            mutant = f"{match['name']}__mutmut_{match['n']}"
+            found.append((module_of(match["name"]), mutant, match["status"].strip()))
+    return found
+
+
+def write_report(found: list[tuple[str, str, str]]) -> str:
+    by_module: dict[str, Counter[str]] = defaultdict(Counter)
+    for module, _mutant, status in found:
+        by_module[module][status] += 1
+    lines = [
+        "# Mutation testing",
+        "",
+        "Written by `make mutation` (`bench/mutation.py`, mutmut; modules and tests in",
+        "pyproject.toml `[tool.mutmut]`). Score: killed / (killed + survived + no tests).",
+        "",
+        "| module | mutants | killed | survived | no tests | score |",
+        "|---|---|---|---|---|---|",
+    ]
+    for module in sorted(by_module):
+        c = by_module[module]
+        total = sum(c.values())
+        counted = c["killed"] + c["survived"] + c["no tests"]
+        score = c["killed"] / counted if counted else 1.0
+        lines.append(
+            f"| {module} | {total} | {c['killed']} | {c['survived']} | {c['no tests']} "
+            f"| {score:.0%} |"
+        )
+    lines += ["", "## Mutants not killed", ""]
+    for _module, mutant, status in sorted(found):
+        if status != "killed":
+            lines.append(f"- `{mutant}`: {status}")
+    text = "\n".join(lines) + "\n"
+    REPORT.write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--no-run", action="store_true", help="report the last run only")
+    args = parser.parse_args()
+    if not args.no_run:
+        env = {**os.environ, "TEST_DATABASES": "sqlite"}
+        mutmut = str(Path(sys.executable).parent / "mutmut")
+        subprocess.run([mutmut, "run"], cwd=ROOT, env=env, check=True)  # noqa: S603
+    text = write_report(results())
+    print(text.split("## Mutants not killed")[0])
+
+
+if __name__ == "__main__":
+    main()
