@@ -278,8 +278,14 @@ class SensitivityRow:
 
 
 def to_cents(amount: Decimal) -> int:
-    """Half-even to the cent, as a whole number of cents."""
-    return int((amount * 100).quantize(ONE, rounding=ROUND_HALF_EVEN))
+    """Half-even to the cent, as a whole number of cents.
+
+    Exact whatever the caller's decimal context: moving the point is exact and the
+    one rounding is the engine's (a 28-digit default context would round a
+    50-digit figure once before the cent and could round it twice).
+    """
+    context = _context()
+    return int(amount.scaleb(2, context).quantize(ONE, rounding=ROUND_HALF_EVEN, context=context))
 
 
 def _context() -> decimal.Context:
