@@ -69,8 +69,7 @@ class Journey:
     def step(self, step: Step):
         """Everyone outside the audience is refused and changes nothing; then ``by``
         succeeds. Returns the successful answer."""
-        with self.app.test_request_context():
-            endpoint, _args = self.app.url_map.bind("localhost").match(step.path, step.method)
+        endpoint, _args = self.app.url_map.bind("localhost").match(step.path, step.method)
         assert endpoint == step.endpoint, (step.path, endpoint)
         audience = AUDIENCE[(step.endpoint, step.method)]
         assert step.by in audience
@@ -236,7 +235,7 @@ def test_the_side_roads_refuse_everyone_else_with_a_body_that_would_succeed(
         assert client.post(f"{p}/{action}", headers=who, json={}).status_code == 200
     session.rollback()
     threshold = session.get(Project, project.id).threshold_tokens
-    buyer = {**journey.headers["buyer"]}
+    buyer = journey.headers["buyer"]
     first = client.post(
         f"{p}/pledges",
         headers={**buyer, "Idempotency-Key": "first"},
