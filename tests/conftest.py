@@ -33,7 +33,7 @@ from marketplace.core.clock import system_clock
 from marketplace.models import Project
 from outcomes.db import Base
 from tests import factories
-from tests.support.postgres import PostgresServer, create_database, find_bindir
+from tests.support.postgres import PostgresServer, create_database, drop_database, find_bindir
 from tests.support.stripe_process import StripeServer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -87,17 +87,24 @@ def postgres_admin_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def make_database_url(request, tmp_path_factory):
-    """A factory of fresh, empty databases on a backend."""
+    """A factory of fresh, empty databases on a backend. On a server shared through
+    TEST_POSTGRES_URL (it outlives the run) the ones made are dropped at the end; a
+    throwaway server goes with its databases."""
     counter = iter(range(1_000_000))
+    made: list[tuple[str, str]] = []  # (admin URL, database)
 
     def make(backend: str) -> str:
         n = next(counter)
         if backend == "sqlite":
             return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / f'test{n}.db'}"
         admin_url = request.getfixturevalue("postgres_admin_url")
-        return create_database(admin_url, f"som_test_{os.getpid()}_{n}")
+        made.append((admin_url, f"som_test_{os.getpid()}_{n}"))
+        return create_database(*made[-1])
 
-    return make
+    yield make
+    if os.environ.get("TEST_POSTGRES_URL"):
+        for admin_url, name in made:
+            drop_database(admin_url, name)
 
 
 def build_app(database_url: str, instance_path: Path, **overrides) -> Flask:

@@ -39,7 +39,6 @@ from marketplace.accounts.names import name_key
 from marketplace.accounts.passwords import PasswordHasher, PasswordPolicy
 from marketplace.core.errors import (
     Conflict,
-    Forbidden,
     NotFound,
     RateLimited,
     Unauthenticated,
@@ -48,7 +47,6 @@ from marketplace.core.errors import (
 from outcomes.db import affected
 
 API_TOKEN_PREFIX = "som_"  # noqa: S105 - a public marker, not a secret
-TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -330,11 +328,6 @@ def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class InsufficientScope(Forbidden):
-    code = "insufficient_scope"
-    title = "The API token does not have the scope this needs"
-
-
 def issue_api_token(
     session: Session,
     user: User,
@@ -386,36 +379,6 @@ def revoke_api_token(session: Session, user: User, token_id: int, *, now: dateti
     if token.revoked_at is None:
         token.revoked_at = now
     return token
-
-
-def live_api_token(session: Session, secret: str, *, now: datetime) -> ApiToken | None:
-    """The token, when it is live (not revoked, not expired) and its user active; else None."""
-    if not secret.startswith(API_TOKEN_PREFIX) or len(secret) > 200:
-        return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
-    if token is None or not token.live_at(now) or not token.user.is_active:
-        return None
-    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
-        token.last_used_at = now
-    return token
-
-
-def require_scope(token: ApiToken, scope: Scope) -> None:
-    """Raises InsufficientScope unless the token was given ``scope``."""
-    if not token.allows(scope):
-        raise InsufficientScope(
-            "This needs an API token with the scope '%(scope)s'; this one has: %(scopes)s.",
-            params={"scope": scope.value, "scopes": ", ".join(token.scope_list)},
-        )
-
-
-def require_role(user: User, *roles: Role) -> None:
-    """Raises Forbidden unless the user has one of ``roles``."""
-    if not user.has_role(*roles):
-        raise Forbidden(
-            "This needs the role %(roles)s.",
-            params={"roles": " / ".join(r.value for r in roles)},
-        )
 
 
 def list_users(session: Session, *, page: int, per_page: int) -> tuple[list[User], int]:

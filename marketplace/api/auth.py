@@ -15,8 +15,8 @@ from collections.abc import Callable
 from flask import g, request
 from flask_smorest import Blueprint
 
+from marketplace.accounts.authorisation import live_api_token, require_role, require_scope
 from marketplace.accounts.models import Role, Scope, User
-from marketplace.accounts.services import live_api_token, require_role, require_scope
 from marketplace.core.clock import now
 from marketplace.core.errors import Unauthenticated
 from marketplace.extensions import db

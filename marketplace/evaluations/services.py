@@ -16,15 +16,15 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from marketplace.accounts.authorisation import require_acting_for, require_role
 from marketplace.accounts.models import Role, User
-from marketplace.accounts.services import require_role
 from marketplace.funding.models import Pledge
 from marketplace.notifications import notices
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project
 from outcomes import evaluation as domain
 from outcomes import progress
-from outcomes.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from outcomes.errors import Conflict, NotFound, ValidationFailed
 
 LATE_TO_VERIFY_AFTER = timedelta(days=60)
 
@@ -172,8 +172,9 @@ def post_progress_report(
 ) -> progress.ProgressReport:
     """The owner reports on a running project; the late-to-report flag clears at once."""
     project = get_project(session, user, project_id)
-    if user.role is not Role.ENTREPRENEUR or user.organisation_id != project.organisation_id:
-        raise Forbidden("Only the project's own organisation reports on it.")
+    require_acting_for(
+        user, project.organisation_id, "Only the project's own organisation reports on it."
+    )
     if project.state is not ProjectState.RUNNING:
         raise Conflict(
             "A %(state)s project is not running: progress reports are posted while it runs.",

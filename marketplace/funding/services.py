@@ -27,8 +27,12 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from marketplace.accounts.authorisation import (
+    require_acting_for,
+    require_member_or_admin,
+    require_role,
+)
 from marketplace.accounts.models import Organisation, Role, User
-from marketplace.accounts.services import require_role
 from marketplace.audit import services as audit
 from marketplace.core import idempotency as idempotent
 from marketplace.core.idempotency import Idempotency
@@ -42,7 +46,7 @@ from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
 from outcomes.db import affected
-from outcomes.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from outcomes.errors import Conflict, NotFound, ValidationFailed
 
 # A project, or a row of its state, funding_deadline, tokens_total and tokens_pledged
 # (the pledge's first read selects only those columns).
@@ -384,8 +388,9 @@ def _withdrawn_in_funding(project: Project, *, session: Session, now: datetime) 
 def close_funding_early(session: Session, user: User, project_id: int, *, now: datetime) -> Project:
     """The entrepreneur closes funding once the threshold is met; charging follows."""
     project = get_project(session, user, project_id)
-    if user.role is not Role.ENTREPRENEUR or user.organisation_id != project.organisation_id:
-        raise Forbidden("Only the project's own organisation can close its funding.")
+    require_acting_for(
+        user, project.organisation_id, "Only the project's own organisation can close its funding."
+    )
     if project.state is not ProjectState.FUNDING:
         raise InvalidTransition(
             "A %(state)s project has no funding to close.", params={"state": project.state.value}
@@ -428,8 +433,9 @@ def list_pledges(
 
 def project_pledges(session: Session, user: User, project: Project) -> list[Pledge]:
     """Every pledge of a project, for its owner and admins (buyers are named)."""
-    if user.role is not Role.ADMIN and user.organisation_id != project.organisation_id:
-        raise Forbidden("Only the project's organisation sees its pledges.")
+    require_member_or_admin(
+        user, project.organisation_id, "Only the project's organisation sees its pledges."
+    )
     return list(
         session.scalars(select(Pledge).where(Pledge.project_id == project.id).order_by(Pledge.id))
     )

@@ -27,8 +27,8 @@ from blinker import Namespace
 from sqlalchemy import ColumnElement, Integer, and_, column, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
+from marketplace.accounts.authorisation import require_acting_for, require_role
 from marketplace.accounts.models import Role, User
-from marketplace.accounts.services import require_role
 from marketplace.notifications import notices
 from marketplace.projects import counts as listing_counts
 from marketplace.projects.models import (
@@ -43,7 +43,7 @@ from marketplace.projects.pricing import price_tokens
 from marketplace.projects.states import InvalidTransition, record_creation, transition
 from outcomes.catalogue import OutcomeType, types_by_code
 from outcomes.commitments import OutcomeCommitment
-from outcomes.errors import Conflict, Forbidden, Message, NotFound, ValidationFailed
+from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 from valuation import (
     DEFAULT_GRADE,
     AdjustmentOverrides,
@@ -132,8 +132,9 @@ def get_project(session: Session, user: User | None, project_id: int) -> Project
 
 
 def _require_owner(user: User, project: Project) -> None:
-    if user.role is not Role.ENTREPRENEUR or user.organisation_id != project.organisation_id:
-        raise Forbidden("Only the project's own organisation can do this.")
+    require_acting_for(
+        user, project.organisation_id, "Only the project's own organisation can do this."
+    )
 
 
 # ---------------------------------------------------------------- drafts

@@ -15,6 +15,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from marketplace.accounts.authorisation import acts_for
 from marketplace.accounts.models import Role
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.catalogue.schemas import GRADES
@@ -106,7 +107,7 @@ def marketplace():
 @bp.get("/projects/<int:project_id>")
 def detail(project_id: int, *, status: int = 200, errors=None, form=None):
     project = services.get_project(db.session, _user(), project_id)
-    is_owner = _is(Role.ENTREPRENEUR) and current_user.organisation_id == project.organisation_id
+    is_owner = acts_for(_user(), project.organisation_id)
     return render_template(
         "projects/detail.html",
         **project_panels(project, _user(), is_owner),
@@ -246,7 +247,7 @@ def new():
 @login_required
 def edit(project_id: int):
     project = services.get_project(db.session, current_user, project_id)
-    if not (_is(Role.ENTREPRENEUR) and current_user.organisation_id == project.organisation_id):
+    if not acts_for(current_user, project.organisation_id):
         abort(403)
     if project.state is not ProjectState.DRAFT:
         flash(_("Only a draft can be edited."), "info")

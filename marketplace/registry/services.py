@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from marketplace.accounts.authorisation import require_role
 from marketplace.accounts.models import Organisation, Role, User
-from marketplace.accounts.services import require_role
 from marketplace.core import idempotency as idempotent
 from marketplace.core.idempotency import Idempotency
 from marketplace.funding.services import InsufficientTokens

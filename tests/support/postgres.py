@@ -121,6 +121,13 @@ def create_database(admin_url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop a database made by ``create_database`` (its connections are closed first)."""
+    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def durability(url: str) -> str:
     """PostgreSQL's durability settings as the server at ``url`` reports them."""
     from sqlalchemy import create_engine, text
