@@ -31,6 +31,10 @@ def is_api_request() -> bool:
 
 # Every API route's arguments are read by the parser that refuses unusable JSON.
 Blueprint.ARGUMENTS_PARSER = BodyParser()
+Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+    **Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+    "multipart": "multipart/form-data",
+}
 
 
 class Api(_Api):

@@ -15,6 +15,7 @@ from typing import Any
 import flask
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.datastructures import CombinedMultiDict
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -46,7 +47,15 @@ def parse_body(raw: bytes) -> Any:
 
 
 class BodyParser(FlaskParser):
-    """flask-smorest's parser, reading JSON bodies with ``parse_body``."""
+    """flask-smorest's parser, reading JSON bodies with ``parse_body``, and a
+    ``multipart`` location: a multipart/form-data body's fields and files as one
+    mapping, so one schema describes (and documents) the whole upload."""
+
+    __location_map__ = {**FlaskParser.__location_map__, "multipart": "load_multipart"}
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "multipart": None}
+
+    def load_multipart(self, req: flask.Request, schema: Any) -> Any:
+        return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):

@@ -157,6 +157,7 @@ def from_http_exception(error: HTTPException) -> Response:
             "form",
             "headers",
             "files",
+            "multipart",
             "view_args",
         }:
             merged: dict[str, Any] = {}

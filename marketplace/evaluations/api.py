@@ -175,7 +175,7 @@ class UploadInSchema(ma.Schema):
     file = Upload(required=True, metadata={"description": "PDF, PNG, JPEG, CSV or plain text"})
 
 
-class EvidenceFormSchema(ma.Schema):
+class EvidenceUploadSchema(UploadInSchema):
     outcome_id = row_id(
         load_default=None,
         metadata={"description": "the outcome commitment the file is evidence for"},
@@ -227,12 +227,11 @@ def file_store() -> files.FileStore:
 @blp.route("/evaluations/<int:evaluation_id>/evidence")
 class Evidence(MethodView):
     @authenticated(blp, Role.EVALUATOR)
-    @blp.arguments(UploadInSchema, location="files")
-    @blp.arguments(EvidenceFormSchema, location="form")
+    @blp.arguments(EvidenceUploadSchema, location="multipart")
     @blp.response(201, FileOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="invalid_transition")
-    def post(self, upload, form, evaluation_id):
+    def post(self, upload, evaluation_id):
         """Add an evidence file (stored privately with its SHA-256) while results may change."""
         name, data = _upload(upload["file"])
         return files.add_evidence(
@@ -242,7 +241,7 @@ class Evidence(MethodView):
             evaluation_id,
             filename=name,
             data=data,
-            outcome_id=form["outcome_id"],
+            outcome_id=upload["outcome_id"],
             now=now(),
         )
 
@@ -348,7 +347,7 @@ class ProgressReports(MethodView):
 @blp.route("/progress-reports/<int:report_id>/attachments")
 class Attachments(MethodView):
     @authenticated(blp, Role.ENTREPRENEUR)
-    @blp.arguments(UploadInSchema, location="files")
+    @blp.arguments(UploadInSchema, location="multipart")
     @blp.response(201, FileOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="invalid_transition (not running)")

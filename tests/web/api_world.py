@@ -1,0 +1,305 @@
+"""A small marketplace for the API fuzzer: real objects in every state an operation
+acts on, the people entitled to act, and for each operation the request its rightful
+person would send (``World.rightful``).
+
+Built per test from the worked example settled by the scheduler (test_settlement's
+fixtures), then the rest with factories and the API: drafts, submitted and valued
+projects, one in funding with live pledges, a pledge whose card failed, a running
+project with a report, and evaluations assigned, with results and submitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from marketplace.accounts.models import Role, User
+from marketplace.funding.models import Pledge
+from marketplace.projects.models import Project, ProjectState
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    ApiTokenFactory,
+    OrganisationFactory,
+    ProjectFactory,
+    UserFactory,
+)
+from tests.integration.funding_support import listed_project, pledge_via_api, tick
+from tests.integration.test_progress_evidence import PDF, running_project, upload
+from tests.integration.test_settlement import CLOSED, Settled
+from tests.web.test_api_accounts import registration
+from tests.web.test_api_catalogue import NEW_TYPE, WORKED
+from tests.web.test_api_projects import body as project_body
+
+DECLINED_LATER = "pm_card_chargeCustomerFail"
+LATER = {  # a project whose funding is still open when the settled example is done
+    "funding_deadline": date(2027, 1, 15),
+    "start_date": date(2027, 2, 1),
+    "end_date": date(2028, 2, 1),
+}
+
+
+@dataclass
+class Rightful:
+    person: str
+    path_parameters: dict[str, Any] = field(default_factory=dict)
+    body: Any = None  # None: the generated body stands
+    media_type: str | None = None
+
+
+@dataclass
+class World:
+    headers: dict[str, dict[str, str]]  # person -> Authorization header ({} anonymous)
+    ids: dict[str, list[Any]]  # path parameter -> every real value in the world
+    rightful: dict[tuple[str, str], Rightful]
+
+
+def _ok(response, *codes: int):
+    assert response.status_code in (codes or (200, 201)), response.get_data(as_text=True)
+    return response.json
+
+
+def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> World:
+    project, admin, bank = settled.project, settled.admin, settled.bank
+    owner = project.created_by
+    organisation = project.organisation
+    evaluator = session.get(User, settled.evaluator.id)
+    second_evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
+    other_buyer = UserFactory(role=Role.BUYER, organisation=OrganisationFactory())
+    stranger = UserFactory(role=Role.ENTREPRENEUR, organisation=OrganisationFactory())
+    session.commit()
+    people = {
+        "admin": admin,
+        "owner": owner,
+        "bank": bank,
+        "other_buyer": other_buyer,
+        "evaluator": evaluator,
+        "second_evaluator": second_evaluator,
+        "stranger": stranger,
+    }
+    headers = {"anonymous": {}} | {name: auth_headers(user) for name, user in people.items()}
+    h = headers
+    mine = {"organisation": organisation, "created_by": owner}
+
+    retirement = _ok(
+        client.post(
+            "/api/v1/retirements",
+            headers={**h["bank"], "Idempotency-Key": "world-retirement"},
+            json={
+                "project_id": project.id,
+                "quantity": 3,
+                "beneficiary": "Gemeente Rotterdam",
+                "purpose": "csr_voluntary",
+                "claim": "contribution",
+            },
+        )
+    )
+
+    # a pledge whose card fails when funding closes (the owner is onboarded already)
+    failing_project = listed_project(**mine)
+    session.commit()
+    failed = _ok(
+        pledge_via_api(client, h["bank"], failing_project.id, 80, DECLINED_LATER, key="w-fail"),
+        201,
+    )
+    tick(app, CLOSED)
+
+    # funding still open: a threshold pledge (so funding may close) and one to cancel
+    funding = listed_project(**mine, **LATER)
+    session.commit()
+    _ok(pledge_via_api(client, h["bank"], funding.id, 80, key="w-threshold"), 201)
+    open_pledge = _ok(pledge_via_api(client, h["bank"], funding.id, 5, key="w-open"), 201)
+
+    drafts = [ProjectFactory(**mine, **LATER) for _ in range(3)]
+    submitted = [ProjectFactory(**mine, **LATER, state=ProjectState.SUBMITTED) for _ in range(2)]
+    running = running_project(**mine)
+    evaluating = [running_project(**mine, state=ProjectState.EVALUATING) for _ in range(4)]
+    spare_token = ApiTokenFactory(user=owner)
+    session.commit()
+
+    valued = drafts[2]
+    _ok(client.post(f"/api/v1/projects/{valued.id}/submit", headers=h["owner"]))
+    _ok(client.post(f"/api/v1/projects/{valued.id}/valuation", headers=h["admin"], json={}))
+    report = _ok(
+        client.post(
+            f"/api/v1/projects/{running.id}/progress-reports",
+            headers=h["owner"],
+            json={"text": "Six people started work.", "figures": []},
+        ),
+        201,
+    )
+
+    def assign(target: Project) -> int:
+        return _ok(
+            client.post(
+                f"/api/v1/projects/{target.id}/evaluator",
+                headers=h["admin"],
+                json={"evaluator_id": evaluator.id},
+            )
+        )["id"]
+
+    def results_of(target: Project) -> dict:
+        session.rollback()
+        outcome = session.get(Project, target.id).outcomes[0]
+        return {
+            "results": [
+                {"outcome_id": outcome.id, "verified_quantity": 12, "evidence_note": "Payroll."}
+            ]
+        }
+
+    unassigned, in_progress, to_return, to_approve = evaluating
+    in_progress_id = assign(in_progress)
+    _ok(
+        client.put(
+            f"/api/v1/evaluations/{in_progress_id}/results",
+            headers=h["evaluator"],
+            json=results_of(in_progress),
+        )
+    )
+    evidence = _ok(
+        upload(
+            client,
+            f"/api/v1/evaluations/{in_progress_id}/evidence",
+            h["evaluator"],
+            "payroll.pdf",
+            PDF,
+        ),
+        201,
+    )
+    submitted_ids = []
+    for target in (to_return, to_approve):
+        evaluation_id = assign(target)
+        _ok(
+            client.put(
+                f"/api/v1/evaluations/{evaluation_id}/results",
+                headers=h["evaluator"],
+                json=results_of(target),
+            )
+        )
+        _ok(client.post(f"/api/v1/evaluations/{evaluation_id}/submit", headers=h["evaluator"]))
+        submitted_ids.append(evaluation_id)
+    session.rollback()
+    failed_pledge = session.get(Pledge, failed["id"])
+    assert failed_pledge.state.value == "payment_failed", failed_pledge.state
+    bank_pledge = session.scalars(
+        select(Pledge.id).where(Pledge.project_id == project.id, Pledge.user_id == bank.id)
+    ).first()
+    session.rollback()
+
+    p = "/api/v1/projects/{project_id}"
+    e = "/api/v1/evaluations/{evaluation_id}"
+    new_project = project_body(
+        funding_deadline="2027-01-15", start_date="2027-02-01", end_date="2028-02-01"
+    )
+    results = results_of(in_progress)
+    multipart = "multipart/form-data"
+    rightful = {
+        ("DELETE", "/api/v1/auth/tokens/{token_id}"): Rightful(
+            "owner", {"token_id": spare_token.id}
+        ),
+        ("GET", "/api/v1/audit-events"): Rightful("admin"),
+        ("GET", "/api/v1/auth/tokens"): Rightful("owner"),
+        ("GET", "/api/v1/evaluations"): Rightful("evaluator"),
+        ("GET", e): Rightful("evaluator", {"evaluation_id": in_progress_id}),
+        ("GET", f"{e}/evidence"): Rightful("evaluator", {"evaluation_id": in_progress_id}),
+        ("GET", "/api/v1/files/{file_id}"): Rightful("evaluator", {"file_id": evidence["id"]}),
+        ("GET", "/api/v1/holdings"): Rightful("bank"),
+        ("GET", "/api/v1/me"): Rightful("bank"),
+        ("GET", "/api/v1/outcome-types"): Rightful("anonymous"),
+        ("GET", "/api/v1/outcome-types/{code}"): Rightful(
+            "anonymous", {"code": "EMP_BIJSTAND_TO_WORK"}
+        ),
+        ("GET", "/api/v1/payouts/account"): Rightful("owner"),
+        ("GET", "/api/v1/pledges"): Rightful("bank"),
+        ("GET", "/api/v1/pledges/{pledge_id}"): Rightful("bank", {"pledge_id": bank_pledge}),
+        ("GET", "/api/v1/projects"): Rightful("anonymous"),
+        ("GET", p): Rightful("anonymous", {"project_id": project.id}),
+        ("GET", f"{p}/history"): Rightful("anonymous", {"project_id": project.id}),
+        ("GET", f"{p}/progress-reports"): Rightful("anonymous", {"project_id": running.id}),
+        ("GET", f"{p}/settlement"): Rightful("owner", {"project_id": project.id}),
+        ("GET", "/api/v1/registry/blocks"): Rightful("anonymous"),
+        ("GET", "/api/v1/registry/retirements/{retirement_id}"): Rightful(
+            "anonymous", {"retirement_id": retirement["id"]}
+        ),
+        ("GET", "/api/v1/users"): Rightful("admin"),
+        ("PATCH", p): Rightful(
+            "owner", {"project_id": drafts[0].id}, {"summary": "Jobs for twenty people."}
+        ),
+        ("POST", "/api/v1/auth/register"): Rightful("anonymous", {}, registration()),
+        ("POST", "/api/v1/auth/tokens"): Rightful(
+            "anonymous", {}, {"email": owner.email, "password": DEFAULT_PASSWORD}
+        ),
+        ("POST", f"{e}/approve"): Rightful("admin", {"evaluation_id": submitted_ids[1]}),
+        ("POST", f"{e}/evidence"): Rightful(
+            "evaluator", {"evaluation_id": in_progress_id}, {"file": PDF}, multipart
+        ),
+        ("POST", f"{e}/return"): Rightful(
+            "admin", {"evaluation_id": submitted_ids[0]}, {"reason": "Add the UWV data."}
+        ),
+        ("POST", f"{e}/submit"): Rightful("evaluator", {"evaluation_id": in_progress_id}),
+        ("POST", "/api/v1/outcome-types"): Rightful("admin", {}, NEW_TYPE),
+        ("POST", "/api/v1/outcome-types/{code}/retire"): Rightful(
+            "admin", {"code": "YOUTH_NEET_TO_EET"}
+        ),
+        ("POST", "/api/v1/payouts/account"): Rightful(
+            "owner", {}, {"return_url": "http://localhost/payouts"}
+        ),
+        ("POST", "/api/v1/pledges/{pledge_id}/cancel"): Rightful(
+            "bank", {"pledge_id": open_pledge["id"]}
+        ),
+        ("POST", "/api/v1/pledges/{pledge_id}/pay"): Rightful(
+            "bank", {"pledge_id": failed["id"]}, {"payment_method": "pm_card_visa"}
+        ),
+        ("POST", "/api/v1/progress-reports/{report_id}/attachments"): Rightful(
+            "owner", {"report_id": report["id"]}, {"file": PDF}, multipart
+        ),
+        ("POST", "/api/v1/projects"): Rightful("owner", {}, new_project),
+        ("POST", f"{p}/close-funding"): Rightful("owner", {"project_id": funding.id}),
+        ("POST", f"{p}/evaluator"): Rightful(
+            "admin", {"project_id": unassigned.id}, {"evaluator_id": second_evaluator.id}
+        ),
+        ("POST", f"{p}/list"): Rightful("admin", {"project_id": valued.id}),
+        ("POST", f"{p}/pledges"): Rightful(
+            "bank", {"project_id": funding.id}, {"tokens": 1, "payment_method": "pm_card_visa"}
+        ),
+        ("POST", f"{p}/progress-reports"): Rightful(
+            "owner", {"project_id": running.id}, {"text": "Nine at work.", "figures": []}
+        ),
+        ("POST", f"{p}/reject"): Rightful(
+            "admin", {"project_id": submitted[0].id}, {"reason": "Not measurable."}
+        ),
+        ("POST", f"{p}/submit"): Rightful("owner", {"project_id": drafts[0].id}),
+        ("POST", f"{p}/valuation"): Rightful("admin", {"project_id": submitted[1].id}, {}),
+        ("POST", f"{p}/withdraw"): Rightful(
+            "owner", {"project_id": drafts[1].id}, {"reason": "Funded elsewhere."}
+        ),
+        ("POST", "/api/v1/retirements"): Rightful(
+            "bank",
+            {},
+            {
+                "project_id": project.id,
+                "quantity": 2,
+                "beneficiary": "Gemeente Rotterdam",
+                "purpose": "csr_voluntary",
+                "claim": "contribution",
+            },
+        ),
+        ("POST", "/api/v1/valuations/preview"): Rightful("bank", {}, WORKED),
+        ("PUT", f"{e}/results"): Rightful("evaluator", {"evaluation_id": in_progress_id}, results),
+    }
+    all_projects = session.scalars(select(Project.id)).all()
+    session.rollback()
+    ids = {
+        "project_id": all_projects,
+        "pledge_id": [bank_pledge, open_pledge["id"], failed["id"]],
+        "evaluation_id": [settled.evaluation_id, in_progress_id, *submitted_ids],
+        "file_id": [evidence["id"]],
+        "report_id": [report["id"]],
+        "retirement_id": [retirement["id"]],
+        "token_id": [spare_token.id],
+        "code": ["EMP_BIJSTAND_TO_WORK", "YOUTH_NEET_TO_EET"],
+    }
+    return World(headers, ids, rightful)
