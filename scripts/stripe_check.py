@@ -139,6 +139,7 @@ def main() -> int:
                 account_id=str(account),
                 return_url="https://marketplace.example/payouts",
                 refresh_url="https://marketplace.example/payouts",
+                key=f"check-{run}-link",
             ),
         )
     destination = os.environ.get("STRIPE_CHECK_ACCOUNT")

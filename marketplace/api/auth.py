@@ -48,15 +48,27 @@ def _scope_of_method() -> Scope:
     return Scope.READ if request.method in {"GET", "HEAD"} else Scope.WRITE
 
 
+def _admit(roles: tuple[Role, ...], scope: Scope | None) -> User:
+    """A request to a guarded view: the caller's token, its scope and role, or a refusal.
+    (Called per request; the decorators below only wrap the view and document it.)"""
+    user = _user_from_header(scope)
+    if roles:
+        require_role(user, *roles)
+    return user
+
+
+def _admit_anyone() -> None:
+    """A request to a public view: anonymous without a header, else a valid token."""
+    g.api_user = _user_from_header() if "Authorization" in request.headers else None
+
+
 def authenticated(blp: Blueprint, *roles: Role, scope: Scope | None = None) -> Callable:
     """Require a valid token with the scope of this request, and one of ``roles`` when given."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            user = _user_from_header(scope)
-            if roles:
-                require_role(user, *roles)
+            _admit(roles, scope)
             return view(*args, **kwargs)
 
         documented = blp.doc(security=BEARER)(guarded)
@@ -76,7 +88,7 @@ def optionally_authenticated(blp: Blueprint) -> Callable:
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            g.api_user = _user_from_header() if "Authorization" in request.headers else None
+            _admit_anyone()
             return view(*args, **kwargs)
 
         documented = blp.doc(security=[{}, *BEARER])(guarded)

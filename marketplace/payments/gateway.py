@@ -313,7 +313,9 @@ class StripeGateway:
         with self._errors():
             return self.client.v1.accounts.create(params, {"idempotency_key": key}).id
 
-    def onboarding_link(self, *, account_id: str, return_url: str, refresh_url: str) -> str:
+    def onboarding_link(
+        self, *, account_id: str, return_url: str, refresh_url: str, key: str
+    ) -> str:
         params: AccountLinkCreateParams = {
             "account": account_id,
             "type": "account_onboarding",
@@ -321,7 +323,7 @@ class StripeGateway:
             "refresh_url": refresh_url,
         }
         with self._errors():
-            return self.client.v1.account_links.create(params).url
+            return self.client.v1.account_links.create(params, {"idempotency_key": key}).url
 
     def account_status(self, account_id: str) -> AccountStatus:
         with self._errors():

@@ -24,6 +24,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -239,8 +240,14 @@ class ConnectedAccount(Base):
     account_id: Mapped[str] = mapped_column(String(64), unique=True)
     details_submitted: Mapped[bool] = mapped_column(Boolean, default=False)
     payouts_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # onboarding links made so far: the next one's idempotency key (``link_key``)
+    links_issued: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def link_key(self) -> str:
+        """The idempotency key of the onboarding link last counted on this row."""
+        return f"connect-organisation-{self.organisation_id}-link-{self.links_issued}"
 
     @property
     def ready(self) -> bool:

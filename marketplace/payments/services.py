@@ -437,8 +437,17 @@ def start_onboarding(
                         )
                 except IntegrityError:  # a concurrent request stored it (same key: same id)
                     pass
+        with sessions.begin() as session:  # count the link: its key comes from the row
+            account = session.scalars(
+                select(ConnectedAccount)
+                .where(ConnectedAccount.organisation_id == organisation_id)
+                .with_for_update()
+            ).one()
+            account.links_issued += 1
+            session.flush()
+            key = account.link_key()
         return gateway.onboarding_link(
-            account_id=account_id, return_url=return_url, refresh_url=refresh_url
+            account_id=account_id, return_url=return_url, refresh_url=refresh_url, key=key
         )
     except GatewayError as error:
         raise Unavailable(str(error)) from None

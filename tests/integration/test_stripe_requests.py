@@ -6,7 +6,8 @@ tranche, settlement refunds and premium) and the failed-card journey (a declined
 saved card, a 3-D Secure attempt, a good card), each request is checked against
 the SDK's own types for that call (``stripe.params``, generated from Stripe's
 OpenAPI document for 2026-10-28.endive): no parameter the call does not have,
-every parameter it requires.
+every parameter it requires; and each POST carries an idempotency key derived from
+the database row it acts for.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ CALLS = [
     ("GET", r"/v1/transfers", types.TransferListParams),
     ("GET", rf"/v1/transfers/{ID}", types.TransferRetrieveParams),
 ]
+# Every POST carries an idempotency key named after the row it acts for ("payment-12",
+# "refund-3", "customer-organisation-4", "payment-12-cancel", "connect-organisation-4-link-2"),
+# never the SDK's random one.
+ROW_KEY = re.compile(r"[a-z]+(-[a-z]+)*-\d+(-[a-z]+(-\d+)?)?")
 # What the tests themselves do in the browser's place (3-D Secure at the bank).
 NOT_THE_APP = re.compile(rf"/v1/payment_intents/{ID}/_authenticate")
 
@@ -109,6 +114,9 @@ def check_every_request(app) -> list[str]:
             continue
         params = {k: v for k, v in request["params"].items() if k != "expand"}
         found += [f"{method} {path} {p}" for p in problems(params, kind)]
+        key = request["idempotency_key"]
+        if method == "POST" and not (key and ROW_KEY.fullmatch(key)):
+            found.append(f"{method} {path}: idempotency key {key!r} is not derived from a row")
     return found
 
 

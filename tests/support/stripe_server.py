@@ -93,7 +93,8 @@ _idempotent: dict[str, tuple[str, int, bytes]] = {}
 _in_flight: set[str] = set()
 
 
-# Every request to /v1/ since the last reset: (method, path, parameters as sent).
+# Every request to /v1/ since the last reset: method, path, parameters as sent and the
+# Idempotency-Key header.
 _requests: list[dict] = []
 
 
@@ -105,7 +106,14 @@ async def recording_middleware(request, handler):
             params = server.unflatten_data(MultiDict(parse_qsl(body, keep_blank_values=True)))
         else:
             params = server.unflatten_data(MultiDict(request.query))
-        _requests.append({"method": request.method, "path": request.path, "params": params})
+        _requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "params": params,
+                "idempotency_key": request.headers.get("Idempotency-Key"),
+            }
+        )
     response = await handler(request)
     return _stripe_shaped(response)
 
