@@ -5,17 +5,15 @@ Written against mutants `make mutation` found alive in ledger/services.py
 (bench/MUTATION.md). The races run on PostgreSQL only: SQLite takes its write lock
 when a transaction begins, so no second writer can come between the lookup and the
 insert there (marketplace/core/db.py). The competing process is a second session on
-its own connection, started at the exact statement the race needs.
+its own connection, started at the exact statement the race needs (tests/support/races.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from marketplace.audit.models import AuditEvent
 from marketplace.ledger.models import AccountKind, JournalEntry, LedgerAccount
@@ -32,51 +30,9 @@ from marketplace.ledger.services import (
 )
 from tests.factories import OrganisationFactory, ProjectFactory
 from tests.integration.test_ledger import books  # noqa: F401 - the fixture
+from tests.support.races import before_first, other_process, statements
 
 NOW = datetime(2027, 3, 1, tzinfo=UTC)
-
-
-@contextmanager
-def statements(app) -> Iterator[list[str]]:
-    """Every SQL statement sent to the database while the block runs."""
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    engine = app.extensions["db"].engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
-@contextmanager
-def before_first(app, starts: str, competitor: Callable[[], None]) -> Iterator[list[bool]]:
-    """Run ``competitor`` (which commits on its own connection) just before the first
-    statement that starts with ``starts``: the other process wins the race there."""
-    fired: list[bool] = []
-
-    def interleave(_conn, _cursor, statement, *_args):
-        if not fired and statement.lstrip().upper().startswith(starts):
-            fired.append(True)  # before the competitor's own statements
-            competitor()
-
-    engine = app.extensions["db"].engine
-    event.listen(engine, "before_cursor_execute", interleave)
-    try:
-        yield fired
-    finally:
-        event.remove(engine, "before_cursor_execute", interleave)
-
-
-def other_process(app, work: Callable) -> Callable[[], None]:
-    def run() -> None:
-        with app.extensions["db"].transaction() as other:
-            work(other)
-
-    return run
 
 
 def test_two_legs_on_one_account_move_it_by_both(session, books):

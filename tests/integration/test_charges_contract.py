@@ -1,0 +1,200 @@
+"""The payment attempts' owner (funding/charges.py) at its edges: each refusal with its
+reason, the grace period's last instant, whose attempt blocks whose, what a waiting or
+superseded attempt keeps, and everything a surplus leaves behind.
+
+Written against mutants `make mutation` found alive (bench/MUTATION.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from marketplace.funding import charges
+from marketplace.funding.models import Pledge, PledgeState
+from marketplace.notifications.models import Notification
+from marketplace.payments.models import Payment, PaymentState, Refund
+from outcomes.errors import NotFound
+from outcomes.lifecycle import InvalidTransition
+from tests.factories import PaymentFactory, PledgeFactory
+from tests.integration.test_payment_attempts import (  # noqa: F401 - the fixture
+    THREE_D_SECURE,
+    failed_pledge,
+)
+from tests.integration.test_settlement import CLOSED
+
+
+def fresh(session, pledge_id: int) -> Pledge:
+    session.rollback()
+    return session.get(Pledge, pledge_id)
+
+
+def claim(session, pledge_id: int, *, organisation_id=None, at=CLOSED):
+    return charges._claim_on_session(session, organisation_id, pledge_id, "pm_card_visa", at)
+
+
+def test_a_pledge_of_another_organisation_or_none_at_all_is_not_found(session, failed_pledge):
+    _project, _admin, pledge_id, _token = failed_pledge
+    pledge = fresh(session, pledge_id)
+
+    with pytest.raises(NotFound) as foreign:
+        claim(session, pledge_id, organisation_id=pledge.organisation_id + 1000)
+    assert foreign.value.detail == "No such pledge."
+    with pytest.raises(NotFound) as missing:
+        claim(session, pledge_id + 1000)
+    assert missing.value.detail == "No such pledge."
+    session.rollback()
+    assert session.scalars(select(Payment).where(Payment.state == PaymentState.CREATED)).all() == []
+
+
+def test_a_pledge_that_did_not_fail_has_nothing_to_pay(session, failed_pledge):
+    project, _admin, failed_id, _token = failed_pledge
+    session.rollback()
+    paid = session.scalars(
+        select(Pledge).where(Pledge.project_id == project.id, Pledge.id != failed_id)
+    ).one()
+
+    with pytest.raises(InvalidTransition) as refused:
+        claim(session, paid.id)
+
+    assert refused.value.detail == "A paid pledge has nothing to pay."
+
+
+def test_the_grace_period_ends_at_its_last_instant(session, failed_pledge):
+    _project, _admin, pledge_id, _token = failed_pledge
+    until = fresh(session, pledge_id).grace_until
+
+    made = claim(session, pledge_id, at=until - timedelta(microseconds=1))
+    assert made.payment_id is not None and made.supersede is None
+    session.rollback()
+    with pytest.raises(charges.GraceOver) as over:
+        claim(session, pledge_id, at=until)
+    assert over.value.detail == "The grace period to pay this pledge has ended."
+    session.rollback()
+
+    fresh(session, pledge_id).grace_until = None  # no grace period was ever opened
+    session.commit()
+    with pytest.raises(charges.GraceOver):
+        claim(session, pledge_id)
+
+
+def test_a_live_attempt_blocks_its_own_pledge_only(session, failed_pledge):
+    _project, _admin, pledge_id, _token = failed_pledge
+    pledge = fresh(session, pledge_id)
+    other = PledgeFactory(state=PledgeState.COMMITTED)
+    PaymentFactory(pledge=other, state=PaymentState.CREATED)  # another pledge's charge
+    session.commit()
+
+    first = claim(session, pledge_id)
+    session.commit()
+    assert first.payment_id is not None
+    with pytest.raises(charges.PaymentInProgress) as twin:
+        claim(session, pledge_id)
+    assert twin.value.detail == "Another payment of this pledge is being made."
+    session.rollback()
+
+    # waiting for 3-D Secure without an intent at Stripe yet: nothing to cancel, so busy
+    live = session.get(Payment, first.payment_id)
+    live.state = PaymentState.REQUIRES_ACTION
+    session.commit()
+    with pytest.raises(charges.PaymentInProgress):
+        claim(session, pledge_id)
+    session.rollback()
+    live = session.get(Payment, first.payment_id)
+    live.payment_intent_id = "pi_waiting"
+    session.commit()
+    assert claim(session, pledge_id) == charges.Claim(
+        supersede=first.payment_id, supersede_intent="pi_waiting"
+    )
+    assert pledge.id == pledge_id
+
+
+def test_a_waiting_attempt_keeps_its_first_intent_and_only_moves_forward(session):
+    payment = PaymentFactory(state=PaymentState.CREATED, payment_intent_id="pi_first")
+    bare = PaymentFactory(state=PaymentState.CREATED)
+    session.commit()
+
+    assert charges.record_waiting(session, payment, "requires_action", CLOSED, "pi_other") == (
+        "requires_action"
+    )
+    assert charges.record_waiting(session, bare, "processing", CLOSED, None) == "created"
+    session.commit()
+
+    assert (payment.payment_intent_id, payment.updated_at.replace(tzinfo=CLOSED.tzinfo)) == (
+        "pi_first",
+        CLOSED,
+    )
+    assert bare.payment_intent_id is None
+    assert charges.record_waiting(session, payment, "requires_action", CLOSED, None) == (
+        "requires_action"
+    )
+
+
+def test_a_surplus_leaves_a_refund_row_a_notice_and_a_warning(session, failed_pledge, caplog):
+    project, _admin, failed_id, _token = failed_pledge
+    session.rollback()
+    paid = session.scalars(
+        select(Pledge).where(Pledge.project_id == project.id, Pledge.id != failed_id)
+    ).one()
+    extra = PaymentFactory(
+        pledge=paid, attempt=5, state=PaymentState.CREATED, payment_intent_id="pi_extra"
+    )
+    session.commit()
+
+    with caplog.at_level(logging.WARNING, logger="marketplace.funding.charges"):
+        assert charges.record_success(session, extra, CLOSED) == "surplus"
+    session.commit()
+
+    refund = session.scalars(select(Refund).where(Refund.payment_id == extra.id)).one()
+    assert (refund.pledge_id, refund.reason, refund.amount_cents, refund.state.value) == (
+        paid.id,
+        "surplus",
+        extra.amount_cents,
+        "created",
+    )
+    notice = session.scalars(
+        select(Notification).where(Notification.kind == "surplus_refunded")
+    ).one()
+    assert (notice.key, notice.organisation_id, notice.link) == (
+        f"surplus:payment:{extra.id}",
+        paid.organisation_id,
+        f"/pledges#pledge-{paid.id}",
+    )
+    assert notice.params == {"project": project.title, "amount_cents": extra.amount_cents}
+    assert f"payment {extra.id} of pledge {paid.id} is a surplus: refunding" in caplog.messages
+    assert session.get(Payment, extra.id).state is PaymentState.SURPLUS
+
+
+def test_superseding_cancels_that_attempt_only_and_says_why(client, session, clock, failed_pledge):
+    _project, _admin, pledge_id, token = failed_pledge
+    headers = {"Authorization": f"Bearer {token}"}
+    waiting = client.post(
+        f"/api/v1/pledges/{pledge_id}/pay", headers=headers, json={"payment_method": THREE_D_SECURE}
+    )
+    assert waiting.json["next_action"]["type"] == "authenticate"
+    session.rollback()
+    bystander = PaymentFactory(
+        pledge=PledgeFactory(state=PledgeState.PAYMENT_FAILED),
+        state=PaymentState.REQUIRES_ACTION,
+        payment_intent_id="pi_someone_elses",
+    )
+    session.commit()
+    clock.advance(minutes=5)
+
+    paid = client.post(
+        f"/api/v1/pledges/{pledge_id}/pay", headers=headers, json={"payment_method": "pm_card_visa"}
+    )
+
+    assert paid.status_code == 200 and paid.json["state"] == "paid", paid.json
+    session.rollback()
+    superseded = session.scalars(
+        select(Payment).where(
+            Payment.pledge_id == pledge_id, Payment.state == PaymentState.CANCELLED
+        )
+    ).one()
+    assert superseded.failure_code == "superseded"
+    assert superseded.updated_at.replace(tzinfo=clock.at.tzinfo) == clock.at
+    assert session.get(Payment, bystander.id).state is PaymentState.REQUIRES_ACTION
