@@ -1,0 +1,200 @@
+"""The registry's exact answers: which serials a retirement takes, what a search finds,
+in what order, how many, and each refusal's reason.
+
+Written against mutants `make mutation` found alive in registry/services.py
+(bench/MUTATION.md). Blocks are stored out of serial order and across two projects
+and two holders, so an answer that leans on the table's natural order, or forgets a
+condition, is seen to be wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from marketplace.accounts.models import Role
+from marketplace.funding.services import InsufficientTokens
+from marketplace.projects.models import ProjectState
+from marketplace.registry import services
+from marketplace.registry.models import BlockStatus, Claim, Purpose, TokenBlock
+from outcomes.errors import NotFound, ValidationFailed
+from tests.factories import (
+    OrganisationFactory,
+    ProjectFactory,
+    RetirementFactory,
+    TokenBlockFactory,
+    UserFactory,
+)
+
+NOW = datetime(2028, 1, 10, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(session):
+    """Two settled projects; the bank holds 1-100 and 401-500 of A (stored high first)
+    and 1-50 of B; another holder has 101-400 of A; one block of A is retired."""
+    a, b = (ProjectFactory(state=ProjectState.SETTLED) for _ in range(2))
+    bank = UserFactory(role=Role.BUYER, organisation=OrganisationFactory(name="Havenstad Bank"))
+    other = OrganisationFactory(name="Gemeente Delft")
+    session.commit()
+    mine = bank.organisation_id
+    made = [
+        TokenBlockFactory(project_id=a.id, first_serial=401, last_serial=500, holder_id=mine),
+        TokenBlockFactory(project_id=b.id, first_serial=1, last_serial=50, holder_id=mine),
+        TokenBlockFactory(project_id=a.id, first_serial=101, last_serial=400, holder_id=other.id),
+        TokenBlockFactory(project_id=a.id, first_serial=1, last_serial=100, holder_id=mine),
+        TokenBlockFactory(
+            project_id=a.id,
+            first_serial=501,
+            last_serial=510,
+            holder_id=mine,
+            status=BlockStatus.RETIRED,
+            retirement_id=RetirementFactory(project_id=a.id, organisation_id=mine).id,
+        ),
+    ]
+    session.commit()
+    return a, b, bank, other, made
+
+
+def retirement(project_id: int, quantity: int, **extra) -> services.RetirementInput:
+    values = {
+        "project_id": project_id,
+        "quantity": quantity,
+        "beneficiary": "Gemeente Rotterdam",
+        "purpose": Purpose.CSR_VOLUNTARY,
+        "claim": Claim.CONTRIBUTION,
+        **extra,
+    }
+    return services.RetirementInput(**values)
+
+
+def serials(session, retirement_id: int) -> list[tuple[int, int]]:
+    return sorted(
+        session.execute(
+            select(TokenBlock.first_serial, TokenBlock.last_serial).where(
+                TokenBlock.retirement_id == retirement_id
+            )
+        ).all()
+    )
+
+
+def test_a_retirement_takes_the_lowest_issued_serials_of_that_project(session, ledger):
+    a, b, bank, _other, _made = ledger
+
+    first = services.retire(session, bank, retirement(a.id, 120), now=NOW)
+    second = services.retire(session, bank, retirement(a.id, 30), now=NOW)
+    of_b = services.retire(session, bank, retirement(b.id, 50), now=NOW)
+    session.commit()
+
+    assert serials(session, first.id) == [(1, 100), (401, 420)]
+    assert serials(session, second.id) == [(421, 450)]
+    assert serials(session, of_b.id) == [(1, 50)]
+    assert [(blk.first_serial, blk.last_serial) for blk in services.holdings(session, bank)] == [
+        (451, 500)
+    ]
+
+
+def test_all_that_is_held_may_be_retired_and_one_more_is_refused_with_both_figures(session, ledger):
+    a, _b, bank, _other, _made = ledger
+
+    with pytest.raises(InsufficientTokens) as refused:
+        services.retire(session, bank, retirement(a.id, 201), now=NOW)
+    assert refused.value.detail == "You hold 200 tokens of this project; you asked to retire 201."
+    session.rollback()
+
+    whole = services.retire(session, bank, retirement(a.id, 200), now=NOW)
+    assert whole.quantity == 200
+
+
+def test_each_bad_field_of_a_retirement_is_named_with_its_reason(session, ledger):
+    a, _b, bank, _other, _made = ledger
+
+    with pytest.raises(ValidationFailed) as refused:
+        services.retire(
+            session,
+            bank,
+            retirement(a.id, 0, beneficiary="  ", purpose=Purpose.SROI_OBLIGATION),
+            now=NOW,
+        )
+
+    assert refused.value.errors == {
+        "quantity": ["At least one token."],
+        "beneficiary": ["Name who the claim is made for."],
+        "contract_reference": [
+            "A social-return obligation names the contract it is fulfilled under."
+        ],
+    }
+
+
+def test_an_unknown_retirement_is_not_found(session):
+    with pytest.raises(NotFound) as missing:
+        services.get_retirement(session, 424242)
+    assert missing.value.detail == "No such retirement."
+
+
+def search(session, **filters) -> tuple[list[tuple[int, int, int, str]], int]:
+    rows, total = services.registry_blocks(session, services.RegistryFilters(**filters))
+    return [
+        (block.project_id, block.first_serial, block.last_serial, holder.name)
+        for block, holder in rows
+    ], total
+
+
+def test_the_registry_lists_by_project_then_serial_with_each_holder(session, ledger):
+    a, b, bank, _other, _made = ledger
+
+    rows, total = search(session)
+
+    assert total == 5
+    assert rows == [
+        (a.id, 1, 100, "Havenstad Bank"),
+        (a.id, 101, 400, "Gemeente Delft"),
+        (a.id, 401, 500, "Havenstad Bank"),
+        (a.id, 501, 510, "Havenstad Bank"),
+        (b.id, 1, 50, "Havenstad Bank"),
+    ]
+    page_two, total = search(session, page=2, per_page=2)
+    assert (page_two, total) == (rows[2:4], 5)
+    assert search(session, project_id=b.id) == ([rows[4]], 1)
+    assert search(session, status=BlockStatus.RETIRED) == ([rows[3]], 1)
+    held = [(blk.project_id, blk.first_serial) for blk in services.holdings(session, bank)]
+    assert held == [(a.id, 1), (a.id, 401), (b.id, 1)]
+
+
+def test_a_serial_search_finds_the_blocks_that_hold_it_edges_included(session, ledger):
+    a, _b, _bank, _other, _made = ledger
+
+    def found(first: int, last: int | None = None):
+        tail = f"-{last:07d}" if last is not None else ""
+        rows, total = search(session, serial=f"SOM-P{a.id:06d}-2027-{first:07d}{tail}")
+        assert total == len(rows)
+        return [(r[1], r[2]) for r in rows]
+
+    assert found(100) == [(1, 100)]
+    assert found(101) == [(101, 400)]
+    assert found(100, 101) == [(1, 100), (101, 400)]
+    assert found(600) == []
+    assert search(session, serial="SOM-P999999-2027-0000001") == ([], 0)
+    with pytest.raises(ValidationFailed) as refused:
+        search(session, serial="P42")
+    assert list(refused.value.errors) == ["serial"]
+    assert "SOM-P000042-2027-0000001" in str(refused.value.errors["serial"][0])
+
+
+def test_the_export_streams_every_block_in_registry_order_with_its_holder(session, ledger):
+    a, b, _bank, _other, _made = ledger
+
+    exported = [
+        (block.project_id, block.first_serial, holder.name)
+        for block, holder in services.all_blocks(session)
+    ]
+
+    assert exported == [
+        (a.id, 1, "Havenstad Bank"),
+        (a.id, 101, "Gemeente Delft"),
+        (a.id, 401, "Havenstad Bank"),
+        (a.id, 501, "Havenstad Bank"),
+        (b.id, 1, "Havenstad Bank"),
+    ]
