@@ -2,7 +2,7 @@
 
 The app is the test session's own (its database and localstripe), served by
 werkzeug in a thread, so the test can tick the scheduler between pages.
-Screenshots go to ``test-artifacts/screenshots/<backend>/``.
+Screenshots go to ``test-artifacts/screenshots/<backend>/<screen>/``.
 """
 
 from __future__ import annotations
@@ -55,8 +55,11 @@ def chromium():
 
 
 @pytest.fixture
-def screenshots(backend) -> Path:
-    folder = ARTIFACTS / backend
+def screenshots(request, backend) -> Path:
+    """``test-artifacts/screenshots/<backend>/<screen>/`` (emptied first)."""
+    params = getattr(request.node, "callspec", None)
+    screen = params.params.get("screen", "") if params else ""
+    folder = ARTIFACTS / backend / screen
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder

@@ -18,6 +18,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pypdfium2
+import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
@@ -40,29 +41,71 @@ UNLABELLED_FIELDS = """() => [...document.querySelectorAll('input, select, texta
   .map(f => f.name || f.id)"""
 
 
+# What sticks out past the right edge of the window: the page's own width, and the
+# outermost elements beyond the edge that no scrolling box of their own holds.
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrolls = el => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll' || o === 'hidden') return true;
+    }
+    return false;
+  };
+  const out = [...document.body.querySelectorAll('*')]
+    .filter(el => el.getBoundingClientRect().right > width + 1 && !scrolls(el))
+    .filter(el => !el.parentElement || el.parentElement.getBoundingClientRect().right <= width + 1)
+    .map(el => el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ')[0] : '')
+      + ' ' + Math.round(el.getBoundingClientRect().right) + 'px');
+  return {width, scroll: document.documentElement.scrollWidth, out: out.slice(0, 8)};
+}"""
+WIDTHS = {"desktop": 1280, "phone": 390}
+
+
 class Journey:
-    def __init__(self, chromium, base: str, screenshots) -> None:
+    def __init__(self, chromium, base: str, screenshots, width: int = 1280) -> None:
         self.chromium, self.base, self.screenshots = chromium, base, screenshots
+        self.width = width
         self.shots = 0
 
     def person(self) -> Page:
-        """A browser of its own (its own cookies)."""
-        context = self.chromium.new_context(base_url=self.base)
+        """A browser of its own (its own cookies), as wide as the journey's screen."""
+        context = self.chromium.new_context(
+            base_url=self.base,
+            viewport={"width": self.width, "height": 900},
+            is_mobile=self.width < 600,
+            has_touch=self.width < 600,
+        )
         context.set_default_timeout(15_000)
         return context.new_page()
 
     def shot(self, page: Page, name: str) -> None:
-        """Save the page as an artefact, and check that every field on it has a label."""
+        """Save the page as an artefact, and check that every field on it has a label and
+        that nothing is wider than the screen (a table scrolls inside its own box)."""
         self.shots += 1
         page.screenshot(path=str(self.screenshots / f"{self.shots:02d}-{name}.png"), full_page=True)
         unlabelled = page.evaluate(UNLABELLED_FIELDS)
         assert unlabelled == [], (name, unlabelled)
+        fits = page.evaluate(OVERFLOW)
+        assert fits["scroll"] <= fits["width"] and fits["out"] == [], (name, fits)
+
+    def open_menu(self, page: Page) -> None:
+        """On a narrow screen the menu is folded behind its button: unfold it."""
+        toggle = page.get_by_role("button", name="Menu")
+        if self.width < 600:
+            expect(toggle).to_be_visible()
+            expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+            toggle.click()
+            expect(toggle).to_have_attribute("aria-expanded", "true")
+        else:
+            expect(toggle).to_be_hidden()
 
     def log_in(self, page: Page, email: str, password: str = DEFAULT_PASSWORD) -> None:
         page.goto("/login")
         page.fill("#email", email)
         page.fill("#password", password)
         page.get_by_role("button", name="Log in").click()
+        self.open_menu(page)
         expect(
             page.get_by_role("link", name="Log out").or_(page.get_by_role("button", name="Log out"))
         ).to_be_visible()
@@ -78,8 +121,9 @@ class Journey:
         expect(page.locator(".flash-error, .error-summary")).to_have_count(0)
 
 
-def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots, session):
-    journey = Journey(chromium, live_server, screenshots)
+@pytest.mark.parametrize("screen", list(WIDTHS))
+def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots, session, screen):
+    journey = Journey(chromium, live_server, screenshots, WIDTHS[screen])
     admin = UserFactory(role=Role.ADMIN, email="panel@som.example", name="Anouk de Vries")
     evaluator = UserFactory(
         role=Role.EVALUATOR,
@@ -145,6 +189,9 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     journey.shot(bank, "marketplace")
     bank.get_by_role("link", name="Werkplaats Delfshaven").first.click()
     journey.shot(bank, "project")
+    if journey.width >= 1024:  # the valuation shows all its columns, tokens come from the last
+        table = bank.locator(".table-scroll:has(table.valuation-lines)")
+        assert table.evaluate("box => box.scrollWidth <= box.clientWidth")
     bank.fill("#tokens", str(total * 55 // 100))
     bank.check("input[name=payment_method][value=pm_card_visa]")
     bank.get_by_role("button", name="Pledge").click()
