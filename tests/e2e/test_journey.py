@@ -55,7 +55,8 @@ OVERFLOW = """() => {
   const out = [...document.body.querySelectorAll('*')]
     .filter(el => el.getBoundingClientRect().right > width + 1 && !scrolls(el))
     .filter(el => !el.parentElement || el.parentElement.getBoundingClientRect().right <= width + 1)
-    .map(el => el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ')[0] : '')
+    .map(el => el.tagName.toLowerCase()
+      + (el.className ? '.' + String(el.className).split(' ')[0] : '')
       + ' ' + Math.round(el.getBoundingClientRect().right) + 'px');
   return {width, scroll: document.documentElement.scrollWidth, out: out.slice(0, 8)};
 }"""
