@@ -17,6 +17,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 
 import flask_migrate
@@ -25,6 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from config import testing_settings
 from marketplace import create_app
@@ -249,6 +251,17 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+REVIEW_FORM = re.compile(r'<section class="card review".*?</section>', re.S)
+
+
+def review_fields(html: str) -> list[tuple[str, str]]:
+    """The fields the review step's form sends (hidden inputs, unescaped)."""
+    found = REVIEW_FORM.search(html)
+    assert found, "the page is not a review step"
+    return [(k, unescape(v)) for k, v in HIDDEN_FIELD.findall(found.group(0))]
+
+
 @pytest.fixture
 def web(client: FlaskClient):
     """Helpers to use the pages as a browser would: GET a form, POST it with its token."""
@@ -266,6 +279,15 @@ def web(client: FlaskClient):
             return self.client.post(
                 action or form_path, data={**data, "csrf_token": token}, **kwargs
             )
+
+        def confirm(self, form_path: str, data: dict, *, action: str, **kwargs):
+            """Post a form for an irreversible action, then confirm on its review step
+            (as a person clicks the review page's button); returns the second answer."""
+            review = self.submit(form_path, data, action=action)
+            assert review.status_code == 200, review.get_data(as_text=True)[:2000]
+            fields = review_fields(review.get_data(as_text=True))
+            assert ("confirmed", "yes") in fields
+            return self.client.post(action, data=MultiDict(fields), **kwargs)
 
         def login(self, email: str, password: str = factories.DEFAULT_PASSWORD):
             return self.submit("/login", {"email": email, "password": password})

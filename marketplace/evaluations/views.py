@@ -24,7 +24,9 @@ from marketplace.evaluations.api import (
 from marketplace.extensions import db
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.views import detail
+from marketplace.web.formatting import number
 from marketplace.web.panels import project_panel
+from marketplace.web.review import confirmed, rehearse, review_page
 from outcomes.evaluation import Evaluation, ResultInput
 
 bp = Blueprint("evaluations", __name__)
@@ -172,12 +174,47 @@ def _row_errors(errors: dict[str, list[str]], project: Project) -> dict[str, lis
 def approve(evaluation_id: int):
     _require(Role.ADMIN)
     try:
+        if not confirmed():
+            return _review_approval(evaluation_id)
         services.approve(db.session, current_user, evaluation_id, now=now())
     except MarketplaceError as exc:
         db.session.rollback()
         return _form_page(evaluation_id, status_of(exc), {"_action": [exc.message]})
     flash(_("Approved. The project is settled by the scheduler within minutes."), "success")
     return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
+
+
+def _review_approval(evaluation_id: int):
+    def act() -> tuple[str, list[str]]:
+        evaluation = services.approve(db.session, current_user, evaluation_id, now=now())
+        project = db.session.get_one(Project, evaluation.project_id)
+        verified = {r.commitment_id: r.verified_quantity for r in evaluation.results}
+        lines = [
+            _(
+                "%(outcome)s: %(verified)s of %(target)s verified.",
+                outcome=c.outcome_type.name,
+                verified=number(verified.get(c.id, 0)),
+                target=number(c.target_quantity),
+            )
+            for c in project.outcomes
+        ]
+        return project.title, lines
+
+    title, lines = rehearse(act)
+    return review_page(
+        title=_("Approve the results for %(project)s", project=title),
+        consequences=[
+            *lines,
+            _(
+                "The scheduler then settles the project: the entrepreneur is paid for what "
+                "was verified, the buyers are refunded the rest, and verified tokens are "
+                "issued. This cannot be undone."
+            ),
+        ],
+        confirm=_("Approve the results"),
+        back=url_for("evaluations.form", evaluation_id=evaluation_id),
+        danger=True,
+    )
 
 
 @bp.post("/evaluations/<int:evaluation_id>/return")

@@ -11,6 +11,7 @@ import secrets
 
 import marshmallow as ma
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -31,8 +32,10 @@ from marketplace.payments import services as payments
 from marketplace.payments.models import PaymentSetup, PaymentState, SetupState, Transfer
 from marketplace.projects import services as projects
 from marketplace.projects.views import detail as project_page
+from marketplace.web.formatting import money, number
 from marketplace.web.messages import translated
 from marketplace.web.panels import project_panel
+from marketplace.web.review import confirmed, rehearse, review_page
 
 bp = Blueprint("funding", __name__)
 
@@ -106,6 +109,8 @@ def pledge(project_id: int):
         )
     except ma.ValidationError as exc:
         return project_page(project_id, status=422, errors=flatten_errors(exc.messages), form=form)
+    if not confirmed():
+        return _review_pledge(project_id, data["tokens"], data["payment_method"], form)
     try:
         key = _form_idempotency(form, project_id)
         created = services.create_pledge(
@@ -138,6 +143,55 @@ def pledge(project_id: int):
         "success",
     )
     return redirect(url_for("funding.pledges", _anchor=f"pledge-{created.id}"))
+
+
+def _card_name(payment_method: str) -> str:
+    """The card as the buyer chose it on the form."""
+    for value, label in TEST_CARDS:
+        if value == payment_method:
+            return label.split(" — ")[0]
+    for card in saved_cards(current_user.organisation_id):
+        if card.payment_method_id == payment_method:
+            return card.label
+    return _("the new card")
+
+
+def _review_pledge(project_id: int, tokens: int, payment_method: str, form: dict):
+    """What the pledge commits the buyer to, before anything is saved."""
+    project = projects.get_project(db.session, current_user, project_id)
+    left = services.remaining_tokens(project)
+    if project.token_price_cents is None or tokens > left:
+        message = _(
+            "Only %(left)s tokens remain; you asked for %(tokens)s.",
+            left=number(left),
+            tokens=number(tokens),
+        )
+        return project_page(project_id, status=409, errors={"tokens": [message]}, form=form)
+    total = tokens * project.token_price_cents
+    return review_page(
+        title=_("Pledge to %(project)s", project=project.title),
+        consequences=[
+            _(
+                "%(tokens)s tokens at %(price)s = %(total)s.",
+                tokens=number(tokens),
+                price=money(project.token_price_cents),
+                total=money(total),
+            ),
+            _(
+                "%(card)s is saved now and charged %(total)s only if funding reaches its "
+                "threshold by %(deadline)s; otherwise nothing is charged.",
+                card=_card_name(payment_method),
+                total=money(total),
+                deadline=format_date(project.funding_deadline, "long"),
+            ),
+            _(
+                "You may cancel the pledge until funding closes. After the evaluation you "
+                "pay only for verified outcomes; the rest is refunded."
+            ),
+        ],
+        confirm=_("Pledge %(total)s", total=money(total)),
+        back=url_for("projects.detail", project_id=project_id),
+    )
 
 
 def _pledges_page(status: int = 200, errors=None, form=None, focus: int | None = None):
@@ -184,12 +238,38 @@ def pledges():
 @login_required
 def cancel(pledge_id: int):
     try:
+        if not confirmed():
+            return _review_cancel(pledge_id)
         services.cancel_pledge(db.session, current_user, pledge_id, now=now(), today=today())
     except MarketplaceError as exc:
         db.session.rollback()
         return _pledges_page(status_of(exc), _form_errors(exc), focus=pledge_id)
     flash(_("The pledge is cancelled; nothing was charged."), "success")
     return redirect(url_for("funding.pledges"))
+
+
+def _review_cancel(pledge_id: int):
+    def act() -> tuple[int, str, int]:
+        pledge = services.cancel_pledge(
+            db.session, current_user, pledge_id, now=now(), today=today()
+        )
+        return pledge.tokens, pledge.project.title, pledge.amount_cents
+
+    tokens, title, amount = rehearse(act)
+    return review_page(
+        title=_("Cancel your pledge to %(project)s", project=title),
+        consequences=[
+            _(
+                "Your pledge of %(tokens)s tokens (%(amount)s) ends; nothing is charged.",
+                tokens=number(tokens),
+                amount=money(amount),
+            ),
+            _("The tokens return to the project for other buyers. To pledge again, start anew."),
+        ],
+        confirm=_("Cancel the pledge"),
+        back=url_for("funding.pledges", _anchor=f"pledge-{pledge_id}"),
+        danger=True,
+    )
 
 
 @bp.post("/pledges/<int:pledge_id>/pay")
@@ -242,12 +322,44 @@ def project_funding(project_id: int):
 @login_required
 def close_funding(project_id: int):
     try:
+        if not confirmed():
+            return _review_close(project_id)
         services.close_funding_early(db.session, current_user, project_id, now=now())
     except MarketplaceError as exc:
         db.session.rollback()
         return project_page(project_id, status=status_of(exc), errors=_form_errors(exc))
     flash(_("Funding is closed. Every pledge is charged within a few minutes."), "success")
     return redirect(url_for("projects.detail", project_id=project_id))
+
+
+def _review_close(project_id: int):
+    def act() -> tuple[str, int, int, int]:
+        project = services.close_funding_early(db.session, current_user, project_id, now=now())
+        pledged = project.tokens_pledged
+        return (
+            project.title,
+            pledged,
+            project.tokens_total or 0,
+            pledged * (project.token_price_cents or 0),
+        )
+
+    title, pledged, total, cents = rehearse(act)
+    return review_page(
+        title=_("Close funding of %(project)s", project=title),
+        consequences=[
+            _(
+                "%(pledged)s of %(total)s tokens are pledged: every pledge is charged now, "
+                "%(amount)s in all.",
+                pledged=number(pledged),
+                total=number(total),
+                amount=money(cents),
+            ),
+            _("Nobody can pledge after this; the tokens not pledged are not sold."),
+        ],
+        confirm=_("Close funding and charge the pledges"),
+        back=url_for("projects.detail", project_id=project_id),
+        danger=True,
+    )
 
 
 @bp.get("/payouts")

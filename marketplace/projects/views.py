@@ -34,6 +34,7 @@ from marketplace.projects.schemas import (
     ValuationInSchema,
 )
 from marketplace.projects.services import Override
+from marketplace.web.formatting import number
 from marketplace.web.forms import (
     collect_rows,
     euros_to_cents,
@@ -42,6 +43,7 @@ from marketplace.web.forms import (
     row_errors,
 )
 from marketplace.web.panels import project_panels
+from marketplace.web.review import confirmed, rehearse, review_page
 from outcomes.catalogue import list_outcome_types
 
 bp = Blueprint("projects", __name__)
@@ -309,10 +311,50 @@ def submit(project_id: int):
 @login_required
 def withdraw(project_id: int):
     reason = request.form.get("reason", "").strip()[:2000]
+    if not reason:
+        project = services.get_project(db.session, current_user, project_id)
+        if not acts_for(current_user, project.organisation_id):
+            abort(403)
+        errors = {"reason": [_("Say why the project is withdrawn; the reason is public.")]}
+        return detail(project_id, status=422, errors=errors, form=request.form.to_dict())
+    if not confirmed():
+        return _review_withdraw(project_id, reason)
     return _act(
         project_id,
         lambda p: services.withdraw(db.session, current_user, p, now=now(), reason=reason),
         _("The project is withdrawn."),
+    )
+
+
+def _review_withdraw(project_id: int, reason: str):
+    def act() -> tuple[str, bool, int]:
+        project = services.get_project(db.session, current_user, project_id)
+        funding, pledged = project.state is ProjectState.FUNDING, project.tokens_pledged
+        services.withdraw(db.session, current_user, project, now=now(), reason=reason)
+        return project.title, funding, pledged
+
+    try:
+        title, funding, tokens = rehearse(act)
+    except MarketplaceError as exc:
+        return detail(project_id, status=status_of(exc), errors={"_action": [exc.message]})
+    consequences = [
+        _("%(project)s leaves the marketplace for good; it cannot be listed again.", project=title),
+        _("The reason is shown in its public history: “%(reason)s”", reason=reason),
+    ]
+    if funding and tokens:
+        consequences.append(
+            _(
+                "The pledges for %(tokens)s tokens are released and their buyers told; "
+                "nothing was charged.",
+                tokens=number(tokens),
+            )
+        )
+    return review_page(
+        title=_("Withdraw %(project)s", project=title),
+        consequences=consequences,
+        confirm=_("Withdraw the project"),
+        back=url_for("projects.detail", project_id=project_id),
+        danger=True,
     )
 
 

@@ -3,6 +3,8 @@ buyer's holdings with the retirement form."""
 
 from __future__ import annotations
 
+import secrets
+
 import marshmallow as ma
 from flask import (
     Blueprint,
@@ -19,15 +21,19 @@ from flask_login import current_user, login_required
 
 from marketplace.accounts.models import Organisation, Role
 from marketplace.api.problems import flatten_errors, status_of
+from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
 from marketplace.core.exports import csv_text
+from marketplace.core.idempotency import Replayed
 from marketplace.core.schemas import page_number
 from marketplace.extensions import db
 from marketplace.projects.models import Project
 from marketplace.registry import certificate, services
 from marketplace.registry.api import RetirementInSchema
 from marketplace.registry.models import Claim, Purpose
+from marketplace.web.formatting import number
+from marketplace.web.review import confirmed, rehearse, review_page
 
 bp = Blueprint("registry", __name__)
 PER_PAGE = 50
@@ -151,6 +157,7 @@ def _holdings_page(status: int = 200, errors=None, form=None):
         claims=list(Claim),
         errors=errors or {},
         form=form or {},
+        form_key=secrets.token_urlsafe(24),
         organisation=current_user.organisation,
     ), status
 
@@ -166,17 +173,66 @@ def holdings():
 def retire():
     form = request.form.to_dict()
     try:
-        data = RetirementInSchema().load({k: v for k, v in form.items() if k != "csrf_token"})
+        fields = {k: v for k, v in form.items() if k not in ("csrf_token", "confirmed", "form_key")}
+        data = RetirementInSchema().load(fields)
+        if not confirmed():
+            return _review_retirement(services.RetirementInput(**data))
+        key = form.get("form_key") or None
         found = services.retire(
-            db.session, current_user, services.RetirementInput(**data), now=now()
+            db.session,
+            current_user,
+            services.RetirementInput(**data),
+            now=now(),
+            idempotency=idempotent.parse(
+                current_user.id, f"form-{key}" if key else None, "POST", request.path, fields
+            ),
         )
     except ma.ValidationError as exc:
         return _holdings_page(422, flatten_errors(exc.messages), form)
+    except Replayed as replayed:
+        # The confirmation sent again (a double click): show the retirement it made.
+        db.session.rollback()
+        record = idempotent.replay(db.session, replayed.idempotency)
+        made = record.response.get("id") if record else None
+        return redirect(url_for("registry.retirement", retirement_id=made))
     except MarketplaceError as exc:
         db.session.rollback()
         return _holdings_page(status_of(exc), exc.errors or {"_action": [exc.message]}, form)
     flash(_("Retired %(n)d tokens. The certificate is ready.", n=found.quantity), "success")
     return redirect(url_for("registry.retirement", retirement_id=found.id))
+
+
+def _review_retirement(data: services.RetirementInput):
+    def act() -> tuple[str, list[str]]:
+        found = services.retire(db.session, current_user, data, now=now())
+        blocks = [b.serial for b in found.blocks]
+        return db.session.get_one(Project, data.project_id).title, blocks
+
+    title, blocks = rehearse(act)
+    consequences = [
+        _(
+            "%(n)s tokens of %(project)s are retired for %(beneficiary)s, for %(purpose)s.",
+            n=number(data.quantity),
+            project=title,
+            beneficiary=data.beneficiary.strip(),
+            purpose=_(data.purpose.value.replace("_", " ")),
+        ),
+    ]
+    if blocks:
+        consequences.append(_("Serials: %(serials)s.", serials=", ".join(blocks)))
+    consequences.append(
+        _(
+            "Retired tokens can never be used, retired again or transferred; the retirement "
+            "is public in the registry and a certificate is made."
+        )
+    )
+    return review_page(
+        title=_("Retire %(n)s tokens", n=number(data.quantity)),
+        consequences=consequences,
+        confirm=_("Retire the tokens"),
+        back=url_for("registry.holdings"),
+        danger=True,
+    )
 
 
 @bp.post("/holdings/visibility")

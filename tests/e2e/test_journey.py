@@ -193,9 +193,19 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     if journey.width >= 1024:  # the valuation shows all its columns, tokens come from the last
         table = bank.locator(".table-scroll:has(table.valuation-lines)")
         assert table.evaluate("box => box.scrollWidth <= box.clientWidth")
-    bank.fill("#tokens", str(total * 55 // 100))
+    tokens = total * 55 // 100
+    bank.fill("#tokens", str(tokens))
+    price = session.get(Project, project_id).token_price_cents
+    amount = f"€{tokens * price // 100:,}.{tokens * price % 100:02d}"
+    expect(bank.locator("output.pledge-total")).to_have_text(f"{tokens:,} tokens = {amount}")
     bank.check("input[name=payment_method][value=pm_card_visa]")
-    bank.get_by_role("button", name="Pledge").click()
+    bank.get_by_role("button", name="Review the pledge").click()
+    # the review step: the consequence in words and figures, nothing saved yet
+    expect(
+        bank.get_by_text(re.compile(rf"{tokens:,} tokens at .* = {re.escape(amount)}"))
+    ).to_be_visible()
+    journey.shot(bank, "pledge-review")
+    bank.get_by_role("button", name=f"Pledge {amount}").click()
     expect(bank.locator(".flash-success")).to_be_visible()
     city = journey.person()
     journey.register(
@@ -208,7 +218,8 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     city.goto(project_url)
     city.fill("#tokens", str(total * 40 // 100))
     city.check("input[name=payment_method][value=pm_card_chargeCustomerFail]")
-    city.get_by_role("button", name="Pledge").click()
+    city.get_by_role("button", name="Review the pledge").click()
+    city.get_by_role("button", name=re.compile(r"^Pledge €")).click()
     expect(city.locator(".flash-success")).to_be_visible()
 
     # The entrepreneur sets up payouts at (local) Stripe.
@@ -265,6 +276,9 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     # The panel approves; the scheduler settles.
     panel.goto(checker.url)
     panel.get_by_role("button", name="Approve the results").click()
+    expect(panel.get_by_text("14 of 20 verified.")).to_be_visible()
+    journey.shot(panel, "approval-review")
+    panel.get_by_role("button", name="Approve the results").click()
     expect(panel.get_by_text(re.compile("Approved"))).to_be_visible()
     tick(app, _instant(end + timedelta(days=1)) + timedelta(minutes=5))
     owner.goto(project_url)
@@ -281,6 +295,9 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     bank.select_option("#purpose", "sroi_obligation")
     bank.fill("#contract_reference", "ROT-2027-0042")
     bank.get_by_role("button", name="Retire").click()
+    expect(bank.get_by_text(re.compile("can never be used, retired again"))).to_be_visible()
+    journey.shot(bank, "retirement-review")
+    bank.get_by_role("button", name="Retire the tokens").click()
     expect(bank.get_by_text("ROT-2027-0042")).to_be_visible()
     journey.shot(bank, "retirement")
     link = bank.get_by_role("link", name=re.compile("certificate", re.IGNORECASE)).first

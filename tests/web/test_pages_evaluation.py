@@ -55,7 +55,11 @@ def test_assign_record_submit_approve_and_see_the_settlement(app, web, session, 
     assert "Submitted for approval" in html(done)
 
     web = web.as_user(admin.email)
-    approved = web.submit(
+    review = web.submit(
+        f"/evaluations/{evaluation.id}", {}, action=f"/evaluations/{evaluation.id}/approve"
+    )
+    assert "14 of 20 verified." in " ".join(html(review).split())
+    approved = web.confirm(
         f"/evaluations/{evaluation.id}",
         {},
         action=f"/evaluations/{evaluation.id}/approve",

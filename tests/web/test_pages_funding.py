@@ -44,7 +44,18 @@ def test_a_buyer_pledges_from_the_project_page(web, session, project, buyer_user
     assert "100 tokens remain" in page
     assert "pm_card_visa" in page
 
-    response = web.submit(
+    review = web.submit(
+        f"/projects/{project.id}",
+        {"tokens": "12", "payment_method": "pm_card_visa"},
+        action=f"/projects/{project.id}/pledge",
+    )
+    assert review.status_code == 200
+    shown = " ".join(html(review).split())
+    assert "12 tokens at €10.00 = €120.00." in shown
+    assert "Visa 4242 is saved now and charged €120.00 only if funding reaches" in shown
+    assert pledge_count(session) == 0  # nothing is saved before the buyer confirms
+
+    response = web.confirm(
         f"/projects/{project.id}",
         {"tokens": "12", "payment_method": "pm_card_visa"},
         action=f"/projects/{project.id}/pledge",
@@ -82,7 +93,7 @@ def test_a_bad_pledge_shows_why_and_pledges_nothing(
 
 
 def test_a_declined_card_is_402_on_the_page(web, session, project, buyer_user):
-    response = web.submit(
+    response = web.confirm(
         f"/projects/{project.id}",
         {"tokens": "3", "payment_method": "pm_card_visa_chargeDeclined"},
         action=f"/projects/{project.id}/pledge",
@@ -94,14 +105,14 @@ def test_a_declined_card_is_402_on_the_page(web, session, project, buyer_user):
 
 
 def test_the_buyer_cancels_from_the_pledges_page(web, session, project, buyer_user):
-    web.submit(
+    web.confirm(
         f"/projects/{project.id}",
         {"tokens": "5", "payment_method": "pm_card_visa"},
         action=f"/projects/{project.id}/pledge",
     )
     pledge = session.scalars(select(Pledge)).one()
 
-    response = web.submit(
+    response = web.confirm(
         "/pledges", {}, action=f"/pledges/{pledge.id}/cancel", follow_redirects=True
     )
 
@@ -118,7 +129,7 @@ def test_the_buyer_pays_a_failed_charge_from_the_pledges_page(
         json={"tokens": 80, "payment_method": "pm_card_visa"},
         headers=auth_headers(other),
     )
-    web.submit(
+    web.confirm(
         f"/projects/{project.id}",
         {"tokens": "5", "payment_method": "pm_card_chargeCustomerFail"},
         action=f"/projects/{project.id}/pledge",
@@ -189,7 +200,7 @@ def test_the_owner_closes_funding_early_from_the_project_page(
     web.login(project.created_by.email)
     assert "Close funding now" in html(web.client.get(f"/projects/{project.id}"))
 
-    response = web.submit(
+    response = web.confirm(
         f"/projects/{project.id}",
         {},
         action=f"/projects/{project.id}/close-funding",
@@ -243,6 +254,7 @@ def test_the_pledge_form_sent_twice_makes_one_pledge(web, session, project, buye
         "payment_method": "pm_card_visa",
         "form_key": form_key,
         "csrf_token": csrf_from(page),
+        "confirmed": "yes",  # the review step's button, clicked twice
     }
 
     first = web.client.post(f"/projects/{project.id}/pledge", data=data)

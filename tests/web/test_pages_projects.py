@@ -188,7 +188,21 @@ def test_the_owner_edits_submits_and_withdraws(web, entrepreneur, session):
     submitted = web.submit(f"/projects/{project.id}", {}, action=f"/projects/{project.id}/submit")
     assert submitted.status_code == 302
     assert web.get(f"/projects/{project.id}/edit").status_code == 302  # no longer a draft
-    withdrawn = web.submit(
+    unexplained = web.submit(
+        f"/projects/{project.id}", {"reason": "  "}, action=f"/projects/{project.id}/withdraw"
+    )
+    assert unexplained.status_code == 422
+    assert "Say why the project is withdrawn" in html(unexplained)
+    review = web.submit(
+        f"/projects/{project.id}",
+        {"reason": "Funded elsewhere."},
+        action=f"/projects/{project.id}/withdraw",
+    )
+    assert "leaves the marketplace for good" in html(review)
+    session.rollback()
+    assert session.get(Project, project.id).state is S.SUBMITTED  # not before confirming
+    session.rollback()
+    withdrawn = web.confirm(
         f"/projects/{project.id}",
         {"reason": "Funded elsewhere."},
         action=f"/projects/{project.id}/withdraw",
