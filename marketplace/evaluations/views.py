@@ -118,10 +118,26 @@ def form(evaluation_id: int):
 @bp.post("/evaluations/<int:evaluation_id>/results")
 @login_required
 def save_results(evaluation_id: int):
+    """The evaluator's one form: results, and evidence files uploaded with them, so what
+    was typed is never lost to an upload. ``action``: save, submit or upload."""
     _require(Role.EVALUATOR)
     values = request.form.to_dict()
     evaluation = services.get_evaluation(db.session, current_user, evaluation_id)
     project = db.session.get_one(Project, evaluation.project_id)
+    upload = request.files.get("file")
+    stored = None
+    if upload is not None and upload.filename:
+        stored = _store_evidence(evaluation_id, upload, values.get("outcome_id", ""), values)
+        if not isinstance(stored, str):
+            return stored  # the file was refused: the page again, with what was typed
+    elif values.get("action") == "upload":
+        return _form_page(evaluation_id, 422, {"file": [_("Choose a file.")]}, values)
+    if values.get("action") == "upload":
+        flash(_("%(name)s is stored with its SHA-256.", name=stored), "success")
+        if not any(
+            values.get(f"{k}-{c.id}") for c in project.outcomes for k in ("verified", "note")
+        ):
+            return redirect(url_for("evaluations.form", evaluation_id=evaluation_id) + "#evidence")
     lines = [
         {
             "outcome_id": c.id,
@@ -142,17 +158,48 @@ def save_results(evaluation_id: int):
         if values.get("action") == "submit":
             services.submit(db.session, current_user, evaluation_id, now=now())
     except ma.ValidationError as exc:
+        # A file stored with results not yet complete: keep the file (200) and what was typed.
+        status = 200 if stored else 422
         return _form_page(
-            evaluation_id, 422, _row_errors(flatten_errors(exc.messages), project), values
+            evaluation_id, status, _row_errors(flatten_errors(exc.messages), project), values
         )
     except MarketplaceError as exc:
+        if stored:  # keep the file; the results stay on the page as typed
+            errors = _row_errors(exc.errors, project) if exc.errors else {"_action": [exc.message]}
+            return _form_page(evaluation_id, 200, errors, values)
         db.session.rollback()
         errors = _row_errors(exc.errors, project) if exc.errors else {"_action": [exc.message]}
         return _form_page(evaluation_id, status_of(exc), errors, values)
-    flash(
-        _("Submitted for approval.") if values.get("action") == "submit" else _("Saved."), "success"
-    )
+    if values.get("action") != "upload":
+        flash(
+            _("Submitted for approval.") if values.get("action") == "submit" else _("Saved."),
+            "success",
+        )
     return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
+
+
+def _store_evidence(evaluation_id: int, upload, raw_outcome: str, values: dict):
+    """Store an uploaded evidence file: its name, or the page again with the reason."""
+    try:
+        outcome_id = int(raw_outcome) if raw_outcome else None
+    except ValueError:
+        return _form_page(evaluation_id, 422, {"outcome_id": [_("Choose an outcome.")]}, values)
+    try:
+        row = files.add_evidence(
+            db.session,
+            file_store(),
+            current_user,
+            evaluation_id,
+            filename=upload.filename,
+            data=upload.read(),
+            outcome_id=outcome_id,
+            now=now(),
+        )
+    except MarketplaceError as exc:
+        db.session.rollback()
+        errors = exc.errors or {"_action": [exc.message]}
+        return _form_page(evaluation_id, status_of(exc), errors, values)
+    return row.filename
 
 
 def _row_errors(errors: dict[str, list[str]], project: Project) -> dict[str, list[str]]:

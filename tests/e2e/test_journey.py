@@ -263,12 +263,15 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     outcome = _first_outcome(checker, prefix="verified-")
     checker.fill(f"#verified-{outcome}", "14")
     checker.fill(f"#note-{outcome}", "Payroll records checked against UWV data.")
-    checker.get_by_role("button", name="Save").click()
     checker.set_input_files(
         "#file", files=[{"name": "uwv-extract.pdf", "mimeType": "application/pdf", "buffer": PDF}]
     )
-    checker.get_by_role("button", name="Upload").click()
+    checker.get_by_role("button", name="Upload").click()  # before saving: nothing typed is lost
     expect(checker.get_by_text("uwv-extract.pdf is stored with its SHA-256.")).to_be_visible()
+    expect(checker.locator(f"#verified-{outcome}")).to_have_value("14")
+    expect(checker.locator(f"#note-{outcome}")).to_have_value(
+        "Payroll records checked against UWV data."
+    )
     checker.get_by_role("button", name="Submit for approval").click()
     expect(checker.get_by_text("Submitted for approval.")).to_be_visible()
     journey.shot(checker, "evaluation")

@@ -94,3 +94,71 @@ def test_the_evaluator_cannot_approve_from_the_page(
     )
 
     assert response.status_code == 403
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def test_uploading_evidence_keeps_what_the_evaluator_typed(
+    app, web, session, auth_headers, client, worked_example
+):
+    """Issue 16: typed quantities and notes were lost when a file was uploaded."""
+    import io
+
+    from outcomes.evidence import EvidenceFile
+
+    project, admin = worked_example
+    evaluation, evaluator = assign_evaluator(client, auth_headers, project, admin)
+    commitment = project.outcomes[0].id
+    web.login(evaluator.email)
+    page = f"/evaluations/{evaluation['id']}"
+
+    # Complete results and a file: both kept, the results saved.
+    complete = web.submit(
+        page,
+        {
+            f"verified-{commitment}": "14",
+            f"note-{commitment}": "Payroll records, UWV extract.",
+            "action": "upload",
+            "file": (io.BytesIO(PDF), "uwv.pdf"),
+        },
+        action=f"{page}/results",
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert complete.status_code == 200
+    shown = html(complete)
+    assert "uwv.pdf is stored with its SHA-256." in shown
+    assert 'value="14"' in shown and "Payroll records, UWV extract." in shown
+    session.rollback()
+    stored = session.get(Evaluation, evaluation["id"])
+    assert [r.verified_quantity for r in stored.results] == [14]
+
+    # Half-typed results and a file: the file is kept, the typing stays on the page.
+    half = web.submit(
+        page,
+        {
+            f"verified-{commitment}": "15",
+            f"note-{commitment}": "",
+            "action": "upload",
+            "file": (io.BytesIO(PDF), "second.pdf"),
+        },
+        action=f"{page}/results",
+        content_type="multipart/form-data",
+    )
+    assert half.status_code == 200
+    assert 'value="15"' in html(half)
+    session.rollback()
+    names = session.scalars(select(EvidenceFile.filename).order_by(EvidenceFile.id)).all()
+    assert names == ["uwv.pdf", "second.pdf"]
+    assert [r.verified_quantity for r in session.get(Evaluation, evaluation["id"]).results] == [14]
+
+    # Upload with no file: asked for one, nothing lost.
+    none = web.submit(
+        page,
+        {f"verified-{commitment}": "16", "action": "upload"},
+        action=f"{page}/results",
+        content_type="multipart/form-data",
+    )
+    assert none.status_code == 422
+    assert "Choose a file." in html(none) and 'value="16"' in html(none)
