@@ -122,7 +122,7 @@ def write_report(found: list[tuple[str, str, str]]) -> str:
     return text
 
 
-def run_mutmut() -> None:
+def run_mutmut(names: list[str] | None = None) -> None:
     """mutmut against both databases: one throwaway PostgreSQL serves every mutant's
     run (each makes and drops its own databases), so the branches only PostgreSQL
     reaches (another process winning a race) are tested too."""
@@ -140,7 +140,7 @@ def run_mutmut() -> None:
             "TEST_POSTGRES_URL": server.url(),
         }
         mutmut = str(Path(sys.executable).parent / "mutmut")
-        subprocess.run([mutmut, "run"], cwd=ROOT, env=env, check=True)  # noqa: S603
+        subprocess.run([mutmut, "run", *(names or [])], cwd=ROOT, env=env, check=True)  # noqa: S603
     finally:
         server.stop()
 
@@ -148,8 +148,17 @@ def run_mutmut() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-run", action="store_true", help="report the last run only")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run again only the mutants the last run did not kill (after new tests)",
+    )
     args = parser.parse_args()
-    if not args.no_run:
+    if args.survivors:
+        # which tests reach which function is learnt again, so new tests count
+        (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        run_mutmut([m for _module, m, status in results() if status != "killed"])
+    elif not args.no_run:
         run_mutmut()
     text = write_report(results())
     print(text.split("## Mutants not killed")[0])

@@ -198,3 +198,42 @@ def test_superseding_cancels_that_attempt_only_and_says_why(client, session, clo
     assert superseded.failure_code == "superseded"
     assert superseded.updated_at.replace(tzinfo=clock.at.tzinfo) == clock.at
     assert session.get(Payment, bystander.id).state is PaymentState.REQUIRES_ACTION
+
+
+def test_a_refund_of_an_unfunded_project_returns_a_paid_pledge_in_full(session):
+    """``refunded``: each unfunded refund of a paid pledge leaves the project; other rows
+    (a surplus, a pledge that is not paid) change nothing and do not stop the rest."""
+    from marketplace.funding.models import PledgeStateChange
+    from marketplace.payments.services import DueRefund
+    from marketplace.projects.models import Project
+
+    paid = PledgeFactory(state=PledgeState.PAID, tokens=30)
+    project = paid.project
+    surplus_of = PledgeFactory(project=project, state=PledgeState.PAID, tokens=20)
+    committed = PledgeFactory(project=project, state=PledgeState.COMMITTED, tokens=5)
+    session.commit()
+    before = (project.tokens_paid, project.tokens_pledged)
+
+    def row(pledge, reason):
+        return DueRefund(0, pledge.id, reason, pledge.amount_cents, "pi_x", 0, project.id)
+
+    charges.refunded(
+        session,
+        [row(surplus_of, "surplus"), row(committed, "unfunded"), row(paid, "unfunded")],
+        CLOSED,
+    )
+    session.commit()
+    session.expire_all()
+
+    assert session.get(Pledge, paid.id).state is PledgeState.REFUNDED
+    assert session.get(Pledge, surplus_of.id).state is PledgeState.PAID
+    assert session.get(Pledge, committed.id).state is PledgeState.COMMITTED
+    stored = session.get(Project, project.id)
+    assert (stored.tokens_paid, stored.tokens_pledged) == (before[0] - 30, before[1] - 30)
+    change = session.scalars(
+        select(PledgeStateChange).where(PledgeStateChange.pledge_id == paid.id)
+    ).one()
+    assert (change.to_state, change.reason) == (
+        PledgeState.REFUNDED,
+        "the project is unfunded: refunded in full",
+    )

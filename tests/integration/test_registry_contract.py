@@ -18,7 +18,7 @@ from marketplace.accounts.models import Role
 from marketplace.funding.services import InsufficientTokens
 from marketplace.projects.models import ProjectState
 from marketplace.registry import services
-from marketplace.registry.models import BlockStatus, Claim, Purpose, TokenBlock
+from marketplace.registry.models import BlockStatus, Claim, Purpose, Retirement, TokenBlock
 from outcomes.errors import NotFound, ValidationFailed
 from tests.factories import (
     OrganisationFactory,
@@ -83,14 +83,22 @@ def serials(session, retirement_id: int) -> list[tuple[int, int]]:
 def test_a_retirement_takes_the_lowest_issued_serials_of_that_project(session, ledger):
     a, b, bank, _other, _made = ledger
 
-    first = services.retire(session, bank, retirement(a.id, 120), now=NOW)
+    # another holder's block of another project ends on the same serial as one of ours
+    TokenBlockFactory(first_serial=1, last_serial=50, holder_id=_other.id)
+    session.commit()
+
+    small = services.retire(session, bank, retirement(a.id, 10), now=NOW)
+    first = services.retire(session, bank, retirement(a.id, 110), now=NOW)
     second = services.retire(session, bank, retirement(a.id, 30), now=NOW)
     of_b = services.retire(session, bank, retirement(b.id, 50), now=NOW)
     session.commit()
 
-    assert serials(session, first.id) == [(1, 100), (401, 420)]
+    assert serials(session, small.id) == [(1, 10)]
+    assert serials(session, first.id) == [(11, 100), (401, 420)]
     assert serials(session, second.id) == [(421, 450)]
     assert serials(session, of_b.id) == [(1, 50)]
+    others = session.scalars(select(TokenBlock.status).where(TokenBlock.holder_id == _other.id))
+    assert set(others) == {BlockStatus.ISSUED}
     assert [(blk.first_serial, blk.last_serial) for blk in services.holdings(session, bank)] == [
         (451, 500)
     ]
@@ -198,3 +206,57 @@ def test_the_export_streams_every_block_in_registry_order_with_its_holder(sessio
         (a.id, 501, "Havenstad Bank"),
         (b.id, 1, "Havenstad Bank"),
     ]
+
+
+def test_a_retirement_keeps_its_note_tells_the_holder_and_answers_a_replay(session, ledger):
+    from marketplace.core import idempotency as idempotent
+    from marketplace.core.idempotency import Replayed
+    from marketplace.notifications.models import Notification
+
+    a, _b, bank, _other, _made = ledger
+    key = idempotent.parse(bank.id, "claim-1", "POST", "/api/v1/retirements", {"q": 5})
+
+    made = services.retire(
+        session,
+        bank,
+        retirement(a.id, 5, note="  For the 2027 report.  "),
+        now=NOW,
+        idempotency=key,
+    )
+    session.commit()
+
+    assert made.note == "For the 2027 report."
+    notice = session.scalars(
+        select(Notification).where(Notification.kind == "certificate_ready")
+    ).one()
+    assert (notice.key, notice.organisation_id, notice.link, notice.params) == (
+        f"retired:retirement:{made.id}",
+        bank.organisation_id,
+        f"/registry/retirements/{made.id}",
+        {"id": made.id, "quantity": 5, "beneficiary": "Gemeente Rotterdam"},
+    )
+    with pytest.raises(Replayed):
+        services.retire(session, bank, retirement(a.id, 5), now=NOW, idempotency=key)
+    session.rollback()
+    assert idempotent.replay(session, key).response == {"id": made.id}
+
+
+@pytest.mark.postgres_only
+def test_serials_retired_by_another_request_meanwhile_refuse_this_one(app, session, ledger):
+    from tests.support.races import before_first, other_process
+
+    a, _b, bank, _other, _made = ledger
+
+    def twin(other):
+        services.retire(other, other.get(type(bank), bank.id), retirement(a.id, 10), now=NOW)
+
+    with (
+        before_first(app, "UPDATE TOKEN_BLOCKS", other_process(app, twin)) as fired,
+        pytest.raises(services.RetiredConcurrently) as refused,
+    ):
+        services.retire(session, bank, retirement(a.id, 10), now=NOW)
+
+    assert fired
+    assert refused.value.detail == "Some of these serials were retired a moment ago."
+    session.rollback()
+    assert len(session.scalars(select(Retirement)).all()) == 1 + 1  # the fixture's and the twin's
