@@ -76,7 +76,7 @@ def _start_session(user: User) -> None:
 @bp.route("/register", methods=["GET", "POST"])
 def register_page():
     if current_user.is_authenticated:
-        return redirect(url_for("accounts.account"))
+        return redirect(landing(current_user))
     form = {"role": request.args.get("role", "buyer")}
     errors: dict[str, list[str]] = {}
     status = 200
@@ -99,8 +99,16 @@ def register_page():
             db.session.flush()
             _start_session(user)
             flash(_("Welcome, %(name)s. Your account is ready.", name=user.name), "success")
-            return redirect(url_for("accounts.account"))
+            return redirect(landing(user))
     return render_template("accounts/register.html", form=form, errors=errors), status
+
+
+def landing(user: User) -> str:
+    """Where a person starts after signing in: the page with their next task (the
+    dashboard; an evaluator's queue of evaluations)."""
+    if user.role is Role.EVALUATOR:
+        return url_for("evaluations.queue")
+    return url_for("dashboards.dashboard")
 
 
 def _field_errors(messages) -> dict[str, list[str]]:
@@ -110,7 +118,7 @@ def _field_errors(messages) -> dict[str, list[str]]:
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated and request.method == "GET":
-        return redirect(url_for("accounts.account"))
+        return redirect(landing(current_user))
     next_url = same_site_path(request.values.get("next"))
     email = ""
     error = None
@@ -138,7 +146,7 @@ def login():
             return response, status, {"Retry-After": str(exc.retry_after)}
         else:
             _start_session(user)
-            return redirect(next_url or url_for("accounts.account"))
+            return redirect(next_url or landing(user))
     return render_template("accounts/login.html", email=email, error=error, next=next_url), status
 
 

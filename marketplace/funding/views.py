@@ -33,6 +33,7 @@ from marketplace.payments.models import PaymentSetup, PaymentState, SetupState, 
 from marketplace.projects import services as projects
 from marketplace.projects.views import detail as project_page
 from marketplace.web.formatting import money, number
+from marketplace.web.formatting import tokens as token_count
 from marketplace.web.messages import translated
 from marketplace.web.panels import project_panel
 from marketplace.web.review import confirmed, rehearse, review_page
@@ -172,8 +173,8 @@ def _review_pledge(project_id: int, tokens: int, payment_method: str, form: dict
         title=_("Pledge to %(project)s", project=project.title),
         consequences=[
             _(
-                "%(tokens)s tokens at %(price)s = %(total)s.",
-                tokens=number(tokens),
+                "%(tokens)s at %(price)s = %(total)s.",
+                tokens=token_count(tokens),
                 price=money(project.token_price_cents),
                 total=money(total),
             ),
@@ -260,8 +261,8 @@ def _review_cancel(pledge_id: int):
         title=_("Cancel your pledge to %(project)s", project=title),
         consequences=[
             _(
-                "Your pledge of %(tokens)s tokens (%(amount)s) ends; nothing is charged.",
-                tokens=number(tokens),
+                "Your pledge of %(tokens)s (%(amount)s) ends; nothing is charged.",
+                tokens=token_count(tokens),
                 amount=money(amount),
             ),
             _("The tokens return to the project for other buyers. To pledge again, start anew."),

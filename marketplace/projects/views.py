@@ -74,17 +74,19 @@ def _is(role: Role) -> bool:
 
 @bp.get("/projects")
 def marketplace():
+    """Projects open for funding first; every other stage is a filter away ("Any")."""
     errors: dict[str, list[str]] = {}
+    query = request.args.to_dict()
+    if "state" not in query:
+        query["state"] = ProjectState.FUNDING.value
     try:
-        args = ProjectQuerySchema().load(
-            {**request.args.to_dict(), "per_page": PER_PAGE}, unknown=ma.EXCLUDE
-        )
+        args = ProjectQuerySchema().load({**query, "per_page": PER_PAGE}, unknown=ma.EXCLUDE)
     except ma.ValidationError as exc:
         # The page still lists, without the filters it could not read, and says which.
         errors = flatten_errors(exc.messages)
         bad = set(errors)
         args = ProjectQuerySchema().load(
-            {k: v for k, v in request.args.items() if k not in bad} | {"per_page": PER_PAGE},
+            {k: v for k, v in query.items() if k not in bad} | {"per_page": PER_PAGE},
             unknown=ma.EXCLUDE,
         )
     user = _user()

@@ -32,7 +32,7 @@ from marketplace.projects.models import Project
 from marketplace.registry import certificate, services
 from marketplace.registry.api import RetirementInSchema
 from marketplace.registry.models import Claim, Purpose
-from marketplace.web.formatting import number
+from marketplace.web.formatting import tokens
 from marketplace.web.review import confirmed, rehearse, review_page
 
 bp = Blueprint("registry", __name__)
@@ -211,8 +211,8 @@ def _review_retirement(data: services.RetirementInput):
     title, blocks = rehearse(act)
     consequences = [
         _(
-            "%(n)s tokens of %(project)s are retired for %(beneficiary)s, for %(purpose)s.",
-            n=number(data.quantity),
+            "%(n)s of %(project)s are retired for %(beneficiary)s, for %(purpose)s.",
+            n=tokens(data.quantity),
             project=title,
             beneficiary=data.beneficiary.strip(),
             purpose=_(data.purpose.value.replace("_", " ")),
@@ -227,7 +227,7 @@ def _review_retirement(data: services.RetirementInput):
         )
     )
     return review_page(
-        title=_("Retire %(n)s tokens", n=number(data.quantity)),
+        title=_("Retire %(n)s", n=tokens(data.quantity)),
         consequences=consequences,
         confirm=_("Retire the tokens"),
         back=url_for("registry.holdings"),

@@ -44,7 +44,7 @@ def test_registering_logs_the_new_user_in(web, session):
     response = web.submit("/register", GOOD)
 
     assert response.status_code == 302
-    assert response.headers["Location"].endswith("/account")
+    assert response.headers["Location"].endswith("/dashboard")  # the next task, not the profile
     account = web.get("/account").get_data(as_text=True)
     assert "Lotte Jansen" in account
     assert "Havenstad Bank" in account
@@ -159,7 +159,7 @@ def test_log_in_returns_to_the_page_asked_for_but_never_off_site(web):
         },
     )
 
-    assert response.headers["Location"] == "/account"
+    assert response.headers["Location"] == "/dashboard"
 
 
 def test_logging_out_needs_a_post_with_its_token(web):
@@ -247,3 +247,14 @@ def test_a_session_left_idle_is_signed_out(app, web, clock):
     assert gone.headers["Location"].startswith("/login")
     assert web.get("/account").status_code == 302  # signed out for good
     assert "without activity" in web.get("/login").get_data(as_text=True)
+
+
+def test_each_person_lands_on_their_next_task(web):
+    from marketplace.accounts.models import Role
+    from tests.factories import UserFactory
+
+    evaluator = UserFactory(role=Role.EVALUATOR)
+    buyer = UserFactory(role=Role.BUYER)
+
+    assert web.login(evaluator.email).headers["Location"] == "/evaluations"
+    assert web.as_user(buyer.email).get("/login").headers["Location"] == "/dashboard"

@@ -68,11 +68,15 @@ def test_the_marketplace_lists_public_projects_with_their_progress(client):
 
 def test_a_project_no_longer_funding_does_not_invite_pledges(client):
     ProjectFactory(state=S.WITHDRAWN, title="Koppelkansen")
+    ProjectFactory(state=S.FUNDING, title="Werkplaats Zuid")
 
-    page = html(client.get("/projects"))
+    first = html(client.get("/projects"))  # open for funding first, the rest a filter away
+    page = html(client.get("/projects?state="))
 
+    assert "Werkplaats Zuid" in first and "Koppelkansen" not in first
+    assert 'value="funding" selected' in first
     assert "Koppelkansen" in page
-    assert "a token · funding until" not in page
+    assert page.count("a token · funding until") == 1
 
 
 def test_the_marketplace_filters_and_pages(client):
