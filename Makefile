@@ -57,7 +57,7 @@ mutation: $(VENV)/.installed-test
 # After changing text on a page: collect the strings, merge them into the Dutch
 # catalogue (translate what is new there), and compile it.
 translations: $(VENV)/.installed-test
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k ngettext:1,2 -k lazy_gettext -k N_ \
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k ngettext:1,2 -k lazy_gettext -k N_ -k Message:1 \
 	  --no-location --sort-output --project="Social Outcomes Marketplace" \
 	  -o marketplace/translations/messages.pot .
 	$(BIN)/pybabel update -i marketplace/translations/messages.pot -d marketplace/translations \

@@ -20,8 +20,17 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from outcomes.commitments import OutcomeCommitment
@@ -99,6 +108,7 @@ class EvaluationStateChange(Base, StateHistory):
     )
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(String(2000), default="")
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class InvalidEvaluationTransition(InvalidTransition):

@@ -11,6 +11,10 @@ Invariants:
   one history row: who, when, from, to and why. History rows are never edited.
 - History tables are declared with ``StateHistory``: the audit log (above)
   finds every history row flushed through it, whichever lifecycle wrote it.
+- A reason with figures is a ``Message``: its template is kept in ``reason`` and
+  its figures in ``reason_params`` (amounts in cents under keys ending
+  ``_cents``), so each reader sees it in their language with money formatted;
+  ``reason_text`` is the plain English for the API and the audit log.
 
 It lives here, beside the declarative base and the domain's errors, because
 it is the lowest layer with a database: ``outcomes`` (evaluations) and
@@ -29,16 +33,37 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from outcomes.db import affected
-from outcomes.errors import Conflict
+from outcomes.errors import Conflict, Message
 
 S = TypeVar("S", bound=enum.Enum)
+
+
+def plain_figure(key: str, value: Any) -> Any:
+    """A reason's figure in plain English: cents as euros, counts with separators."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    if key.endswith("_cents"):
+        sign, cents = ("-" if value < 0 else ""), abs(value)
+        return f"{sign}EUR {cents // 100:,}.{cents % 100:02d}"
+    return f"{value:,}"
 
 
 class StateHistory:
     """A history table of a lifecycle: ``subject`` names it in the audit log.
 
     ``subject`` is (what, the column holding the subject's id), e.g. ("pledge", "pledge_id").
+    Each table has ``reason`` (text, or a template) and ``reason_params`` (its figures).
     """
+
+    reason: str
+    reason_params: dict[str, Any] | None
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in plain English (the API's and the audit log's)."""
+        if not self.reason_params:
+            return self.reason or ""
+        return self.reason % {k: plain_figure(k, v) for k, v in self.reason_params.items()}
 
     subject: ClassVar[tuple[str, str]]
     # Every concrete history class, for the audit log's listener.
@@ -165,11 +190,15 @@ class Lifecycle(Generic[S]):
         reason: str,
     ) -> dict[str, Any]:
         """The columns of a history row, for a Core insert on a hot path."""
+        template, params = str(reason), None
+        if isinstance(reason, Message) and reason.params:
+            template, params = reason.template, dict(reason.params)
         return {
             self.subject_column: row_id,
             "at": now,
             "from_state": from_state,
             "to_state": to_state,
             "actor_id": actor_id,
-            "reason": reason,
+            "reason": template,
+            "reason_params": params,
         }

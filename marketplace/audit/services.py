@@ -152,7 +152,12 @@ def _transition_row(session: Session, change, actor: Actor) -> dict:
         f"{what}:{subject_id}",
         change.at,
         actor,
-        reason=change.reason or "",
+        reason=change.reason_text,
+        **(
+            {"reason_template": change.reason, "reason_params": change.reason_params}
+            if change.reason_params
+            else {}
+        ),
     )
 
 

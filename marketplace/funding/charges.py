@@ -56,7 +56,7 @@ from marketplace.payments.models import (
     Refund,
 )
 from marketplace.projects.models import Project
-from outcomes.errors import Conflict, NotFound, PaymentRequired, Unavailable
+from outcomes.errors import Conflict, Message, NotFound, PaymentRequired, Unavailable
 from outcomes.lifecycle import InvalidTransition
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,11 @@ def record_success(
         PledgeState.PAID,
         actor=None,
         now=now,
-        reason=f"{payment.kind.value} payment {payment.id} succeeded",
+        reason=Message(
+            "%(kind)s payment %(payment)s succeeded",
+            kind=payment.kind.value.replace("_", "-"),
+            payment=str(payment.id),
+        ),
     )
     session.execute(
         update(Project)
@@ -294,7 +298,7 @@ def record_failure(
             PledgeState.PAYMENT_FAILED,
             actor=None,
             now=now,
-            reason=f"charge failed: {code}",
+            reason=Message("charge failed: %(code)s", code=code),
         )
         notices.payment_failed(
             session,
@@ -526,7 +530,7 @@ def refunded(session: Session, rows: list[payments.DueRefund], now: datetime) ->
             PledgeState.REFUNDED,
             actor=None,
             now=now,
-            reason="the project is unfunded: refunded in full",
+            reason=Message("the project is unfunded: refunded in full"),
         )
         session.execute(
             update(Project)

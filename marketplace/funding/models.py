@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     ForeignKey,
@@ -111,3 +113,4 @@ class PledgeStateChange(Base, StateHistory):
     to_state: Mapped[PledgeState] = mapped_column(str_enum(PledgeState, "pledge_to_state"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text, default="")
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)

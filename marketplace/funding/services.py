@@ -46,7 +46,7 @@ from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
 from outcomes.db import affected
-from outcomes.errors import Conflict, NotFound, ValidationFailed
+from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 
 # A project, or a row of its state, funding_deadline, tokens_total and tokens_pledged
 # (the pledge's first read selects only those columns).
@@ -294,7 +294,12 @@ def cancel_pledge(
     if not funding_open(pledge.project, today):
         raise FundingClosed("Funding has closed; the pledge can no longer be cancelled.")
     pledge_states.change(
-        session, pledge, PledgeState.CANCELLED, actor=user, now=now, reason="cancelled by the buyer"
+        session,
+        pledge,
+        PledgeState.CANCELLED,
+        actor=user,
+        now=now,
+        reason=Message("cancelled by the buyer"),
     )
     released = affected(
         session.execute(
@@ -381,7 +386,9 @@ def release_pledges(session: Session, project: Project, *, now: datetime, reason
 def _withdrawn_in_funding(project: Project, *, session: Session, now: datetime) -> None:
     """A project withdrawn while in funding: its pledges are released, its buyers told."""
     buyers = buyers_of(session, project.id)
-    release_pledges(session, project, now=now, reason="the project was withdrawn: nothing charged")
+    release_pledges(
+        session, project, now=now, reason=Message("the project was withdrawn: nothing charged")
+    )
     notices.project_withdrawn(session, project, buyers, now=now)
 
 
@@ -407,8 +414,11 @@ def close_funding_early(session: Session, user: User, project_id: int, *, now: d
         ProjectState.FUNDED,
         actor=user,
         now=now,
-        reason=f"funding closed early by the entrepreneur at {project.tokens_pledged} "
-        f"of {project.tokens_total} tokens",
+        reason=Message(
+            "funding closed early by the entrepreneur at %(pledged)s of %(total)s tokens",
+            pledged=project.tokens_pledged,
+            total=project.tokens_total or 0,
+        ),
     )
     notify_funding_closed(session, project, funded=True, now=now)
     return project

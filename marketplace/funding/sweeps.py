@@ -43,6 +43,7 @@ from marketplace.payments.models import (
 )
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.states import InvalidTransition, transition
+from outcomes.errors import Message
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def close_funding(ctx: SweepContext, now: datetime) -> str:
                         ProjectState.FUNDED,
                         actor=None,
                         now=now,
-                        reason=_close_reason(project, today, "threshold met"),
+                        reason=_close_reason(project, today, met=True),
                     )
                     notify_funding_closed(session, project, funded=True, now=now)
                     funded += 1
@@ -99,14 +100,14 @@ def close_funding(ctx: SweepContext, now: datetime) -> str:
                         ProjectState.UNFUNDED,
                         actor=None,
                         now=now,
-                        reason=_close_reason(project, today, "below the threshold"),
+                        reason=_close_reason(project, today, met=False),
                     )
                     notify_funding_closed(session, project, funded=False, now=now)
                     release_pledges(
                         session,
                         project,
                         now=now,
-                        reason="funding closed below the threshold: nothing charged",
+                        reason=Message("funding closed below the threshold: nothing charged"),
                     )
                     unfunded += 1
                 session.commit()
@@ -143,12 +144,29 @@ def notify_thresholds(ctx: SweepContext, now: datetime) -> str:
     return f"told {told} entrepreneurs"
 
 
-def _close_reason(project: Project, today: date, verdict: str) -> str:
+def _close_reason(project: Project, today: date, met: bool) -> Message:
     sold_out = project.tokens_pledged >= (project.tokens_total or 0)
-    why = "sold out" if sold_out else "deadline passed"
-    return (
-        f"funding closed ({why}): {project.tokens_pledged} of {project.tokens_total} "
-        f"tokens pledged, threshold {project.threshold_tokens}: {verdict}"
+    figures = {
+        "pledged": project.tokens_pledged,
+        "total": project.tokens_total or 0,
+        "threshold": project.threshold_tokens or 0,
+    }
+    if sold_out:
+        return Message(
+            "funding closed (sold out): %(pledged)s of %(total)s tokens pledged, "
+            "threshold %(threshold)s: threshold met",
+            **figures,
+        )
+    if met:
+        return Message(
+            "funding closed (deadline passed): %(pledged)s of %(total)s tokens pledged, "
+            "threshold %(threshold)s: threshold met",
+            **figures,
+        )
+    return Message(
+        "funding closed (deadline passed): %(pledged)s of %(total)s tokens pledged, "
+        "threshold %(threshold)s: below the threshold",
+        **figures,
     )
 
 
@@ -252,7 +270,7 @@ def end_grace_periods(ctx: SweepContext, now: datetime) -> str:
                     PledgeState.CANCELLED,
                     actor=None,
                     now=now,
-                    reason="not paid within the grace period",
+                    reason=Message("not paid within the grace period"),
                 )
                 session.execute(
                     update(Project)
@@ -281,9 +299,11 @@ def end_grace_periods(ctx: SweepContext, now: datetime) -> str:
                     ProjectState.UNFUNDED,
                     actor=None,
                     now=now,
-                    reason=(
-                        f"paid tokens {project.tokens_paid} stayed below the "
-                        f"threshold {project.threshold_tokens}: every charge refunded"
+                    reason=Message(
+                        "paid tokens %(paid)s stayed below the threshold %(threshold)s: "
+                        "every charge refunded",
+                        paid=project.tokens_paid,
+                        threshold=project.threshold_tokens or 0,
                     ),
                 )
                 _refund_everything(session, project, now)
@@ -375,7 +395,11 @@ def start_projects(ctx: SweepContext, now: datetime) -> str:
                     ProjectState.RUNNING,
                     actor=None,
                     now=now,
-                    reason=(f"started: cost tranche {cost} cents released, fee {fee} cents"),
+                    reason=Message(
+                        "started: cost tranche %(cost_cents)s released, fee %(fee_cents)s",
+                        cost_cents=cost,
+                        fee_cents=fee,
+                    ),
                 )
             except InvalidTransition:
                 session.rollback()

@@ -198,6 +198,7 @@ class ProjectStateChange(Base, StateHistory):
     to_state: Mapped[ProjectState] = mapped_column(str_enum(ProjectState, "to_state", 20))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text, default="")
+    reason_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     project: Mapped[Project] = relationship(back_populates="history")
     actor: Mapped[User | None] = relationship(lazy="joined")

@@ -216,4 +216,4 @@ class HistoryOutSchema(ma.Schema):
     )
     to_state = ma.fields.Function(lambda c: c.to_state.value, required=True)
     actor = ma.fields.Function(lambda c: c.actor.name if c.actor else "scheduler", required=True)
-    reason = ma.fields.String(required=True)
+    reason = ma.fields.String(required=True, attribute="reason_text")

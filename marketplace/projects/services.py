@@ -323,7 +323,7 @@ def withdraw(
         ProjectState.WITHDRAWN,
         actor=user,
         now=now,
-        reason=reason or "withdrawn by the entrepreneur",
+        reason=reason or Message("withdrawn by the entrepreneur"),
     )
     if was_funding:
         withdrawn_in_funding.send(project, session=session, now=now)
@@ -431,12 +431,14 @@ def value_project(
     project.token_price_cents = snapshot.token_price_cents
     project.threshold_tokens = snapshot.threshold_tokens
     if pricing:
-        reason = (
-            f"valued at {valuation.tokens_total} tokens of "
-            f"{pricing.token_price_cents} cents; threshold {pricing.threshold_tokens}"
+        reason = Message(
+            "valued at %(tokens)s tokens of %(price_cents)s each; threshold %(threshold)s tokens",
+            tokens=valuation.tokens_total,
+            price_cents=pricing.token_price_cents,
+            threshold=pricing.threshold_tokens,
         )
     else:
-        reason = "valued at 0 tokens: it cannot be listed"
+        reason = Message("valued at 0 tokens: it cannot be listed")
     transition(session, project, ProjectState.VALUED, actor=admin, now=now, reason=reason)
     notices.project_valued(
         session,
@@ -466,7 +468,12 @@ def list_for_funding(
                 code="funding_deadline_passed",
             )
     transition(
-        session, project, ProjectState.FUNDING, actor=admin, now=now, reason="listed for funding"
+        session,
+        project,
+        ProjectState.FUNDING,
+        actor=admin,
+        now=now,
+        reason=Message("listed for funding"),
     )
     project.listed_at = now
     notices.project_listed(

@@ -29,7 +29,7 @@ from marketplace.projects.states import transition
 from marketplace.registry.services import issue_blocks
 from marketplace.settlement import compute
 from marketplace.settlement.models import Settlement, SettlementShare
-from outcomes.errors import NotFound
+from outcomes.errors import Message, NotFound
 from outcomes.evaluation import Evaluation, EvaluationState
 from valuation import EvidenceGrade, LineInput, MethodParameters, value
 from valuation.engine import OutcomeProxy, with_quantities
@@ -234,10 +234,12 @@ def finish_if_paid(session: Session, settlement: Settlement, *, now: datetime) -
         ProjectState.SETTLED,
         actor=None,
         now=now,
-        reason=(
-            f"settled: {settlement.tokens_minted} tokens minted, premium "
-            f"{settlement.premium_payout_cents} cents, refunds "
-            f"{settlement.refund_total_cents} cents"
+        reason=Message(
+            "settled: %(minted)s tokens minted, premium %(premium_cents)s, "
+            "refunds %(refunds_cents)s",
+            minted=settlement.tokens_minted,
+            premium_cents=settlement.premium_payout_cents,
+            refunds_cents=settlement.refund_total_cents,
         ),
     )
     settlement.finished_at = now

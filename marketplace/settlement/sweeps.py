@@ -18,6 +18,7 @@ from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.states import InvalidTransition, transition
 from marketplace.settlement import services
 from marketplace.settlement.models import Settlement
+from outcomes.errors import Message
 from outcomes.evaluation import Evaluation, EvaluationState
 from outcomes.progress import ProgressReport, is_late
 
@@ -40,7 +41,7 @@ def open_evaluations(ctx: SweepContext, now: datetime) -> str:
                     ProjectState.EVALUATING,
                     actor=None,
                     now=now,
-                    reason="the end date has passed: evaluation opens",
+                    reason=Message("the end date has passed: evaluation opens"),
                 )
                 session.commit()
                 opened += 1

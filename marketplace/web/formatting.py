@@ -6,9 +6,12 @@ Money arrives as integer cents and is divided as a Decimal, never a float.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import format_currency, format_decimal, format_percent, gettext, ngettext
+
+from marketplace.web.vocabulary import N_
 
 
 def money(cents: int | None, currency: str | None = None) -> str:
@@ -78,6 +81,49 @@ def tokens(n: int | None) -> str:
     return ngettext("%(count)s token", "%(count)s tokens", n, count=number(n))
 
 
+# Codes that reach a reason as figures, with the words people read instead.
+CODE_LABELS = {
+    "card_declined": N_("the card was declined"),
+    "insufficient_funds": N_("the account had too little money"),
+    "expired_card": N_("the card has expired"),
+    "authentication_required": N_("the bank asked the card holder to confirm"),
+    "requires_payment_method": N_("the card could not be charged"),
+    "canceled": N_("the payment was cancelled"),
+    "off-session": N_("card on file"),
+    "on-session": N_("paid on the page"),
+}
+
+
+def _figure(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return money(value) if key.endswith("_cents") else number(value)
+    if isinstance(value, str) and value in CODE_LABELS:
+        return gettext(CODE_LABELS[value])
+    return str(value)
+
+
+def reason_in_language(template: str, params: dict[str, Any] | None) -> str:
+    """A reason in the reader's language, money and counts formatted; a reason typed by
+    a person (no figures) is shown as typed."""
+    if not params:
+        return gettext(template) if template else ""
+    return gettext(template) % {k: _figure(k, v) for k, v in params.items()}
+
+
+def history_reason(change: Any) -> str:
+    """A history row's reason (``reason`` and ``reason_params``) for the reader."""
+    return reason_in_language(change.reason or "", change.reason_params)
+
+
+def audit_reason(detail: dict[str, Any]) -> str:
+    """An audit event's reason for the reader: the template when the event kept one."""
+    if detail.get("reason_params"):
+        return reason_in_language(detail.get("reason_template", ""), detail["reason_params"])
+    return gettext(detail.get("reason") or "") if detail.get("reason") else ""
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=money,
@@ -87,4 +133,6 @@ def register_filters(app: Flask) -> None:
         quantity=quantity,
         unit_name=unit_name,
         tokens=tokens,
+        history_reason=history_reason,
+        audit_reason=audit_reason,
     )

@@ -36,6 +36,8 @@ def test_the_committed_catalogue_is_the_extracted_one(tmp_path):
             "lazy_gettext",
             "-k",
             "N_",
+            "-k",
+            "Message:1",
             "--no-location",
             "--sort-output",
             "-o",

@@ -322,3 +322,28 @@ def test_a_refused_filter_with_figures_is_named_in_dutch(client):
     assert "Moet minstens 1 en hoogstens 1.000.000 zijn." in page
     assert "Eén regel, zonder besturingstekens." in page
     assert "Must be greater" not in page
+
+
+def test_history_reasons_read_in_the_readers_language_with_money_formatted(
+    app, client, session, auth_headers
+):
+    """Issue 16: "valued at 1506 tokens of 3736 cents" in English on a Dutch page."""
+    from tests.integration.test_settlement import listed_worked_example
+
+    project, _admin = listed_worked_example(session)
+    client.set_cookie("som_lang", "nl")
+    dutch = " ".join(client.get(f"/projects/{project.id}").get_data(as_text=True).split())
+    client.set_cookie("som_lang", "en")
+    english = " ".join(client.get(f"/projects/{project.id}").get_data(as_text=True).split())
+    api = client.get(f"/api/v1/projects/{project.id}/history").json
+
+    valued = next(h for h in session.get(type(project), project.id).history if h.reason_params)
+    price = valued.reason_params["price_cents"]
+    euros, cents = divmod(price, 100)
+    assert "gewaardeerd op" in dutch and "aangeboden voor financiering" in dutch
+    assert f"€ {euros},{cents:02d}" in dutch  # the token price, formatted in Dutch
+    assert "cents" not in dutch and "valued at" not in dutch
+    assert f"€{euros}.{cents:02d} each" in english and "cents" not in english
+    stated = next(h for h in api if h["to_state"] == "valued")["reason"]
+    assert stated.startswith("valued at ") and "%(" not in stated
+    assert f"EUR {euros}.{cents:02d}" in stated
