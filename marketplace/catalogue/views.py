@@ -29,7 +29,7 @@ from marketplace.catalogue.tornado import tornado_chart
 from marketplace.core.clock import now
 from marketplace.core.errors import MarketplaceError, ValidationFailed
 from marketplace.extensions import db
-from marketplace.web.forms import MAX_ROWS, collect_rows, row_count, row_errors
+from marketplace.web.forms import MAX_ROWS, collect_rows, row_count, row_errors, with_fractions
 from outcomes.catalogue import (
     BASES,
     NewOutcomeType,
@@ -98,7 +98,9 @@ def new_outcome_type():
     if request.method == "POST":
         form = request.form.to_dict()
         try:
-            data = NewOutcomeTypeSchema().load(request.form, unknown=ma.EXCLUDE)
+            data = NewOutcomeTypeSchema().load(
+                with_fractions(request.form.to_dict()), unknown=ma.EXCLUDE
+            )
             created = add_outcome_type(db.session, NewOutcomeType(**data), now=now())
         except ma.ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
@@ -136,7 +138,9 @@ def calculator():
     errors: dict[str, list[str]] = {}
     status = 200
     if args.get("action") == "calculate":
-        lines, row_of_line = collect_rows(args, "lines", LINE_FIELDS, rows, ("evidence_grade",))
+        lines, row_of_line = collect_rows(
+            with_fractions(args.to_dict()), "lines", LINE_FIELDS, rows, ("evidence_grade",)
+        )
         body = {**{k: v for k, v in settings.items() if v}, "lines": lines}
         try:
             data = PreviewSchema().load(body)

@@ -41,6 +41,7 @@ from marketplace.web.forms import (
     percent_to_rate,
     row_count,
     row_errors,
+    with_fractions,
 )
 from marketplace.web.panels import project_panels
 from marketplace.web.review import confirmed, rehearse, review_page
@@ -365,7 +366,7 @@ def _review_withdraw(project_id: int, reason: str):
 def value(project_id: int):
     def run(project):
         overrides, row_of_line = collect_rows(
-            request.form,
+            with_fractions(request.form.to_dict()),
             "overrides",
             ("outcome_type", *OVERRIDE_FIELDS),
             len(project.outcomes),

@@ -5,6 +5,7 @@ Money arrives as integer cents and is divided as a Decimal, never a float.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -124,6 +125,70 @@ def audit_reason(detail: dict[str, Any]) -> str:
     return gettext(detail.get("reason") or "") if detail.get("reason") else ""
 
 
+# What each form field is called on its page, for the error summary ("Start date: Not a
+# valid date."). Row fields are named ``{rows}-{n}-{field}`` (outcome lines).
+FIELD_LABELS = {
+    "title": N_("Title"),
+    "summary": N_("Summary"),
+    "city": N_("City"),
+    "theme": N_("Theme"),
+    "budget": N_("Budget in euros"),
+    "premium": N_("Success premium"),
+    "funding_deadline": N_("Funding deadline"),
+    "start_date": N_("Start date"),
+    "end_date": N_("End date"),
+    "outcome_type": N_("Outcome"),
+    "target_quantity": N_("Target"),
+    "evidence_grade": N_("Evidence grade"),
+    "tokens": N_("Tokens"),
+    "payment_method": N_("Card"),
+    "project_id": N_("Project"),
+    "quantity": N_("Quantity"),
+    "beneficiary": N_("Beneficiary"),
+    "purpose": N_("Purpose"),
+    "claim": N_("Claim"),
+    "contract_reference": N_("Contract reference"),
+    "note": N_("Note"),
+    "reason": N_("Reason"),
+    "text": N_("Report"),
+    "file": N_("File"),
+    "outcome_id": N_("Evidence for"),
+    "evaluator_id": N_("Evaluator"),
+    "email": N_("E-mail address"),
+    "password": N_("Password"),
+    "name": N_("Name"),
+    "organisation": N_("Organisation"),
+    "role": N_("Role"),
+    "deadweight": N_("Deadweight"),
+    "displacement": N_("Displacement"),
+    "attribution": N_("Attribution"),
+    "drop_off": N_("Drop-off per year"),
+    "valuation_year": N_("Valuation year"),
+}
+ROW_FIELD = re.compile(r"^(?P<rows>[a-z_]+)-(?P<n>\d+)-(?P<field>[a-z_]+)$")
+ROW_ITEM = re.compile(r"^(?P<field>verified|note|figure)-\d+$")
+
+
+def field_label(name: str) -> str:
+    """The field's name as its page shows it, or "" for an unknown one."""
+    if name in FIELD_LABELS:
+        return gettext(FIELD_LABELS[name])
+    row = ROW_FIELD.match(name)
+    if row and row["field"] in FIELD_LABELS:
+        return gettext("Line %(n)s, %(field)s") % {
+            "n": int(row["n"]) + 1,
+            "field": gettext(FIELD_LABELS[row["field"]]).lower(),
+        }
+    item = ROW_ITEM.match(name)
+    if item:
+        return {
+            "verified": gettext("Verified quantity"),
+            "note": gettext("Evidence"),
+            "figure": gettext("Figure"),
+        }[item["field"]]
+    return ""
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=money,
@@ -135,4 +200,5 @@ def register_filters(app: Flask) -> None:
         tokens=tokens,
         history_reason=history_reason,
         audit_reason=audit_reason,
+        field_label=field_label,
     )

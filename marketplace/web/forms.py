@@ -12,7 +12,12 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 MAX_ROWS = 50
-AMOUNT = re.compile(r"^\d{1,10}(?:[.,]\d{1,2})?$")
+# An amount as people write it: 60000, 60000.50, 60000,50, 45,000, 45.000, 45,000.50,
+# 45.000,50, 60 000, with or without the euro sign (a group separator before each three
+# digits; the decimal separator, if any, is the other one).
+PLAIN_AMOUNT = re.compile(r"(\d{1,10})(?:[.,](\d{1,2}))?")
+GROUPED_AMOUNT = re.compile(r"(\d{1,3}(?:([.,])\d{3}){1,3})(?:([.,])(\d{1,2}))?")
+FRACTIONS = ("deadweight", "displacement", "attribution", "drop_off", "haircut")
 
 
 def row_count(values: Mapping[str, str], default: int) -> int:
@@ -68,16 +73,46 @@ def row_errors(
 
 
 def euros_to_cents(text: str) -> int | None:
-    """'60000', '60000.5' or '60000,50' to cents; None when it is not such an amount."""
-    text = text.strip().replace(" ", "")
-    if not AMOUNT.match(text):
-        return None
-    return int(Decimal(text.replace(",", ".")) * 100)
+    """An amount in euros as the site prints it, in either language ("€45,000.00",
+    "€ 45.000,00", "45000") to cents; None when it is not such an amount."""
+    text = text.strip().removeprefix("€").removeprefix("EUR").strip()
+    text = text.replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    plain = PLAIN_AMOUNT.fullmatch(text)
+    if plain:
+        return int(plain[1]) * 100 + int((plain[2] or "0").ljust(2, "0"))
+    grouped = GROUPED_AMOUNT.fullmatch(text)
+    if grouped and grouped[3] != grouped[2]:
+        whole = grouped[1].replace(grouped[2], "")
+        return int(whole) * 100 + int((grouped[4] or "0").ljust(2, "0"))
+    return None
+
+
+def as_fraction(text: str) -> str:
+    """A fraction as people write it ("30%", "30 %", "0,3") as the API reads it ("0.3");
+    anything else is given back for the schema to name what is wrong."""
+    compact = text.strip().replace("\u00a0", "").replace(" ", "")
+    if compact.endswith("%"):
+        number = compact[:-1].replace(",", ".")
+        if re.fullmatch(r"\d{1,3}(?:\.\d{1,4})?", number):
+            return format(Decimal(number) / 100, "f")
+        return text
+    if re.fullmatch(r"\d+,\d+", compact):
+        return compact.replace(",", ".")
+    return text
+
+
+def with_fractions(values: Mapping[str, str]) -> dict[str, str]:
+    """The form's values with every fraction field (``deadweight``, ``lines-0-drop_off``)
+    read by ``as_fraction``."""
+    return {
+        name: as_fraction(value) if name.rsplit("-", 1)[-1] in FRACTIONS else value
+        for name, value in values.items()
+    }
 
 
 def percent_to_rate(text: str) -> Decimal | None:
-    """'25' or '12.5' percent to the rate 0.25 or 0.125; None when malformed."""
-    text = text.strip().replace(",", ".")
+    """'25', '25%' or '12,5 %' percent to the rate 0.25 or 0.125; None when malformed."""
+    text = text.strip().removesuffix("%").strip().replace(",", ".")
     if not re.match(r"^\d{1,3}(?:\.\d{1,2})?$", text):
         return None
     return Decimal(text) / 100

@@ -143,7 +143,7 @@ def test_an_entrepreneur_creates_a_draft_with_the_form(web, entrepreneur, sessio
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"budget": "60.000,00"}, "budget"),
+        ({"budget": "60.000.00"}, "budget"),  # one separator for groups and cents
         ({"budget": ""}, "budget"),
         ({"premium": "lots"}, "premium"),
         ({"end_date": SOON.isoformat()}, "end_date"),
@@ -257,9 +257,9 @@ def test_the_panel_values_with_an_override_lists_and_the_reason_is_public(
         page,
         {
             "overrides-0-outcome_type": "EMP_BIJSTAND_TO_WORK",
-            "overrides-0-deadweight": "0.4",
+            "overrides-0-deadweight": "40 %",  # a fraction, written as the page prints it
             "overrides-0-reason": "Rotterdam data: 40% find work anyway.",
-            "premium": "20",
+            "premium": "20%",
         },
         action=f"/projects/{project.id}/valuation",
     )
@@ -318,3 +318,27 @@ def test_my_projects_and_the_review_queue_belong_to_their_roles(web):
 
     assert web.get("/my/projects").status_code == 403
     assert web.get("/review").status_code == 403
+
+
+def test_money_and_percentages_are_read_as_printed_and_each_error_names_its_field(
+    web, entrepreneur, session
+):
+    bad = web.submit(
+        "/projects/new",
+        form(
+            funding_deadline="31-02-2027",
+            start_date="soon",
+            end_date="",
+            **{"outcomes-0-target_quantity": "lots"},
+        ),
+    )
+    assert bad.status_code == 422
+    summary = " ".join(html(bad).split("error-summary", 1)[1].split("</div>", 1)[0].split())
+    for named in ("Funding deadline:", "Start date:", "End date:", "Line 1, target:"):
+        assert named in summary, summary
+
+    made = web.submit("/projects/new", form(budget="€ 45.000,50", premium="20 %"))
+    assert made.status_code == 302
+    session.rollback()
+    project = session.scalars(select(Project).order_by(Project.id.desc())).first()
+    assert (project.budget_cents, str(project.premium_rate.normalize())) == (4_500_050, "0.2")
