@@ -237,3 +237,80 @@ def test_a_refund_of_an_unfunded_project_returns_a_paid_pledge_in_full(session):
         PledgeState.REFUNDED,
         "the project is unfunded: refunded in full",
     )
+
+
+def _pay(client, pledge_id: int, token: str, method: str):
+    return client.post(
+        f"/api/v1/pledges/{pledge_id}/pay",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"payment_method": method},
+    )
+
+
+def test_a_card_declined_on_the_page_is_recorded_and_named(client, session, failed_pledge):
+    _project, _admin, pledge_id, token = failed_pledge
+    grace = fresh(session, pledge_id).grace_until
+    session.rollback()
+
+    declined = _pay(client, pledge_id, token, "pm_card_chargeCustomerFail")
+
+    assert declined.status_code == 402
+    assert declined.json["detail"] == "The card was declined (card_declined)."
+    session.rollback()
+    attempt = session.scalars(
+        select(Payment)
+        .where(Payment.pledge_id == pledge_id, Payment.state == PaymentState.FAILED)
+        .order_by(Payment.id.desc())
+    ).first()
+    assert attempt.failure_code == "card_declined"
+    assert attempt.payment_intent_id and attempt.payment_intent_id.startswith("pi_")
+    pledge = session.get(Pledge, pledge_id)
+    assert (pledge.state, pledge.grace_until) == (PledgeState.PAYMENT_FAILED, grace)
+
+
+def test_a_payment_waiting_for_the_bank_answers_with_its_secret_and_charges_for_its_project(
+    app, client, session, failed_pledge
+):
+    from tests.integration.test_payment_attempts import intents_of
+    from tests.integration.test_stripe_requests import recorded
+
+    project, _admin, pledge_id, token = failed_pledge
+    before = len(recorded(app))
+
+    waiting = _pay(client, pledge_id, token, THREE_D_SECURE)
+
+    assert waiting.status_code == 200
+    assert waiting.json["id"] == pledge_id
+    secret = waiting.json["next_action"]["client_secret"]
+    assert waiting.json["next_action"]["type"] == "authenticate" and "_secret_" in secret
+    live = [i for i in intents_of(app, pledge_id) if i.status == "requires_action"]
+    assert [i.client_secret for i in live] == [secret]
+    assert live[0].metadata["project_id"] == str(project.id)
+    # the card's label is read only for a charge that succeeded
+    sent = recorded(app)[before:]
+    assert not [r for r in sent if r["path"].startswith("/v1/payment_methods/")]
+
+
+def test_stripe_out_of_reach_is_503_and_charges_nothing(app, client, session, failed_pledge):
+    from marketplace.payments.gateway import StripeGateway
+    from tests.support.postgres import _free_port
+
+    _project, _admin, pledge_id, token = failed_pledge
+    reachable = app.extensions["stripe"]
+    app.extensions["stripe"] = StripeGateway(
+        "sk_test_unreachable", f"http://127.0.0.1:{_free_port()}", "eur"
+    )
+    try:
+        answer = _pay(client, pledge_id, token, "pm_card_visa")
+    finally:
+        app.extensions["stripe"] = reachable
+
+    assert answer.status_code == 503
+    assert answer.json["detail"].startswith("Stripe is unavailable: ")
+    session.rollback()
+    assert session.get(Pledge, pledge_id).state is PledgeState.PAYMENT_FAILED
+    assert not session.scalars(
+        select(Payment).where(
+            Payment.pledge_id == pledge_id, Payment.state == PaymentState.SUCCEEDED
+        )
+    ).all()
