@@ -65,6 +65,10 @@ def _admit_anyone() -> None:
 def authenticated(blp: Blueprint, *roles: Role, scope: Scope | None = None) -> Callable:
     """Require a valid token with the scope of this request, and one of ``roles`` when given."""
 
+    # pragma: no mutate start
+    # The wiring runs once, when the API is imported; mutation testing switches mutants
+    # per call, after that, so it could never see a change here. The per-request check
+    # is ``_admit``; the OpenAPI tests check what this documents.
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args, **kwargs):
@@ -76,6 +80,7 @@ def authenticated(blp: Blueprint, *roles: Role, scope: Scope | None = None) -> C
         return blp.alt_response(403, response="FORBIDDEN")(documented)
 
     return decorator
+    # pragma: no mutate end
 
 
 def optionally_authenticated(blp: Blueprint) -> Callable:
@@ -85,6 +90,8 @@ def optionally_authenticated(blp: Blueprint) -> Callable:
     so a broken integration is not silently served the public view.
     """
 
+    # pragma: no mutate start
+    # Wiring run at import, as in ``authenticated``; the per-request part is ``_admit_anyone``.
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args, **kwargs):
@@ -96,6 +103,7 @@ def optionally_authenticated(blp: Blueprint) -> Callable:
         return blp.alt_response(403, response="FORBIDDEN")(documented)
 
     return decorator
+    # pragma: no mutate end
 
 
 def api_user_or_none() -> User | None:
