@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 from marketplace.accounts.models import Organisation, Role
 from marketplace.api.problems import flatten_errors, status_of
@@ -32,7 +33,7 @@ from marketplace.projects.models import Project
 from marketplace.registry import certificate, services
 from marketplace.registry.api import RetirementInSchema
 from marketplace.registry.models import Claim, Purpose
-from marketplace.web.formatting import tokens
+from marketplace.web.formatting import purpose_label, tokens
 from marketplace.web.review import confirmed, rehearse, review_page
 
 bp = Blueprint("registry", __name__)
@@ -51,9 +52,17 @@ def registry():
         )
     except MarketplaceError as exc:
         rows, total, errors = [], 0, exc.errors
+    titles = dict(
+        db.session.execute(
+            select(Project.id, Project.title).where(
+                Project.id.in_({block.project_id for block, _holder in rows})
+            )
+        ).all()
+    )
     return render_template(
         "registry/list.html",
         rows=rows,
+        titles=titles,
         total=total,
         page=page,
         serial=serial,
@@ -215,7 +224,7 @@ def _review_retirement(data: services.RetirementInput):
             n=tokens(data.quantity),
             project=title,
             beneficiary=data.beneficiary.strip(),
-            purpose=_(data.purpose.value.replace("_", " ")),
+            purpose=purpose_label(data.purpose),
         ),
     ]
     if blocks:

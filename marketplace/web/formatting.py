@@ -189,6 +189,51 @@ def field_label(name: str) -> str:
     return ""
 
 
+# What a retirement is for, and what it claims, as people call it.
+PURPOSE_LABELS = {
+    "sroi_obligation": N_("Social-return obligation (public procurement)"),
+    "csr_voluntary": N_("Voluntary CSR contribution"),
+    "csrd_report": N_("CSRD report"),
+}
+CLAIM_LABELS = {
+    "contribution": N_("Contribution to the outcome"),
+    "offset": N_("Offset against our own impact"),
+}
+
+
+# The kinds of notice, as the outbox lists them.
+NOTICE_KINDS = {
+    "certificate_ready": N_("Certificate ready"),
+    "evaluation_assigned": N_("Evaluation assigned"),
+    "evaluation_returned": N_("Evaluation returned"),
+    "failed_logins": N_("Failed sign-ins"),
+    "funding_closed": N_("Funding closed"),
+    "grace_ending": N_("Grace period ending"),
+    "payment_failed": N_("Payment failed"),
+    "project_listed": N_("Project listed"),
+    "project_settled": N_("Project settled"),
+    "project_started": N_("Project started"),
+    "project_withdrawn": N_("Project withdrawn"),
+    "submission_decided": N_("Submission decided"),
+    "surplus_refunded": N_("Double payment refunded"),
+    "threshold_reached": N_("Threshold reached"),
+}
+
+
+def notice_kind(kind: str) -> str:
+    return gettext(NOTICE_KINDS[kind]) if kind in NOTICE_KINDS else kind
+
+
+def purpose_label(value: Any) -> str:
+    value = getattr(value, "value", value)
+    return gettext(PURPOSE_LABELS[value]) if value in PURPOSE_LABELS else str(value)
+
+
+def claim_label(value: Any) -> str:
+    value = getattr(value, "value", value)
+    return gettext(CLAIM_LABELS[value]) if value in CLAIM_LABELS else str(value)
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=money,
@@ -201,4 +246,7 @@ def register_filters(app: Flask) -> None:
         history_reason=history_reason,
         audit_reason=audit_reason,
         field_label=field_label,
+        purpose_label=purpose_label,
+        notice_kind=notice_kind,
+        claim_label=claim_label,
     )
