@@ -1,89 +1,132 @@
-"""The retirement certificate: one A4 page in PDF, with a QR code of its public page."""
+"""The retirement certificate: one A4 page in PDF, with a QR code of its public page.
+
+Layout only: the words come ready in the reader's language (``CertificateText``, made
+by the view), and every one goes through ``pdf_text`` into a Paragraph, so long
+names wrap inside the margins instead of running off the page.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from io import BytesIO
 
-from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
+from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from marketplace.registry.models import Retirement
+from marketplace.core.exports import pdf_text
 
-PURPOSES = {
-    "sroi_obligation": "Social-return obligation (public procurement)",
-    "csr_voluntary": "Voluntary CSR claim",
-    "csrd_report": "CSRD report",
-}
+MARGIN = 20 * mm
+QR_SIDE = 38 * mm
 
 
-def render(
-    retirement: Retirement,
-    *,
-    project_title: str,
-    project_reference: str,
-    outcomes: list[tuple[str, int, int, str]],
-    holder: str,
-    public_url: str,
-) -> bytes:
-    """The certificate as PDF bytes. ``outcomes``: (name, verified, target, unit) per line."""
-    buffer = BytesIO()
-    pdf = Canvas(buffer, pagesize=A4, pageCompression=1)
-    pdf.setTitle(f"Retirement certificate {retirement.id}")
-    pdf.setAuthor("Social Outcomes Marketplace")
-    width, height = A4
-    left, y = 20 * mm, height - 25 * mm
+@dataclass(frozen=True)
+class CertificateText:
+    """What a certificate says, in the reader's language, figures formatted."""
 
-    def line(text: str, size: int = 10, gap: float = 6 * mm, bold: bool = False) -> None:
-        nonlocal y
-        pdf.setFont("Helvetica-Bold" if bold else "Helvetica", size)
-        pdf.drawString(left, y, text)
-        y -= gap
+    document_title: str
+    platform: str
+    title: str
+    number: str
+    lead: str
+    beneficiary: str
+    facts: list[tuple[str, str]]  # (label, value)
+    serials_heading: str
+    serials: list[str]
+    outcomes_heading: str
+    outcomes: list[str]
+    check: str
+    url: str
+    final: str
+    note: str = ""
+    extra: list[str] = field(default_factory=list)
 
-    pdf.setFillColorRGB(0.05, 0.3, 0.25)
-    line("Social Outcomes Marketplace", 11, 8 * mm, bold=True)
-    pdf.setFillColorRGB(0, 0, 0)
-    line("Certificate of retirement of impact tokens", 18, 12 * mm, bold=True)
-    line(f"Retirement no. {retirement.id}, {retirement.retired_at:%d %B %Y}", 11, 10 * mm)
-    line(
-        f"{retirement.quantity} verified impact tokens of {project_reference} {project_title}",
-        11,
-        7 * mm,
-    )
-    line(f"retired on behalf of: {retirement.beneficiary}", 11, 7 * mm, bold=True)
-    line(f"Purpose: {PURPOSES[retirement.purpose.value]}", 10)
-    line(f"Claim: {retirement.claim.value}", 10)
-    if retirement.contract_reference:
-        line(f"Contract: {retirement.contract_reference}", 10)
-    line(f"Holder: {holder}", 10, 10 * mm)
-    line("Serial numbers", 11, 6 * mm, bold=True)
-    for block in retirement.blocks:
-        line(f"{block.serial}  ({block.quantity} tokens)", 10, 5 * mm)
-    y -= 4 * mm
-    line("Verified outcomes of the project", 11, 6 * mm, bold=True)
-    for name, verified, target, unit in outcomes:
-        line(f"{name}: {verified} of {target} {unit} verified", 10, 5 * mm)
-    if retirement.note:
-        y -= 4 * mm
-        line(f"Note: {retirement.note[:150]}", 9)
 
-    qr = QrCodeWidget(public_url, barLevel="M")
+def _qr(url: str) -> Drawing:
+    qr = QrCodeWidget(url, barLevel="M")
     x0, y0, x1, y1 = qr.getBounds()
-    side = 45 * mm
-    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
-    drawing.add(qr)
-    renderPDF.draw(drawing, pdf, width - side - 20 * mm, 20 * mm)
-    pdf.setFont("Helvetica", 9)
-    pdf.drawString(left, 30 * mm, "Check this retirement in the public registry:")
-    pdf.drawString(left, 25 * mm, public_url)
-    pdf.drawString(
-        left,
-        18 * mm,
-        "A serial is retired once only: this claim cannot be made again with these tokens.",
+    drawing = Drawing(
+        QR_SIDE, QR_SIDE, transform=[QR_SIDE / (x1 - x0), 0, 0, QR_SIDE / (y1 - y0), 0, 0]
     )
-    pdf.showPage()
-    pdf.save()
+    drawing.add(qr)
+    return drawing
+
+
+def render(text: CertificateText) -> bytes:
+    """The certificate as PDF bytes."""
+    buffer = BytesIO()
+    styles = getSampleStyleSheet()
+    body = styles["BodyText"].clone("body", fontSize=10, leading=13)
+    small = styles["BodyText"].clone("small", fontSize=8.5, leading=11)
+    brand = styles["BodyText"].clone(
+        "brand", fontName="Helvetica-Bold", textColor=colors.HexColor("#0b5d4b")
+    )
+    title = styles["Title"].clone("certificate-title", alignment=0, fontSize=18, leading=22)
+    heading = styles["Heading3"].clone("heading", spaceBefore=6, spaceAfter=3)
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
+        title=text.document_title,
+        author=text.platform,
+    )
+    width = A4[0] - 2 * MARGIN
+
+    def p(value: str, style=body) -> Paragraph:
+        return Paragraph(pdf_text(value), style)
+
+    facts = Table(
+        [[p(label, small), p(value)] for label, value in text.facts],
+        colWidths=[45 * mm, width - 45 * mm],
+    )
+    facts.hAlign = "LEFT"
+    facts.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d3dbd8")),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+            ]
+        )
+    )
+    story = [
+        p(text.platform, brand),
+        Spacer(1, 3 * mm),
+        p(text.title, title),
+        p(text.number),
+        Spacer(1, 3 * mm),
+        p(text.lead, styles["Heading2"]),
+        p(text.beneficiary, styles["Heading3"]),
+        Spacer(1, 2 * mm),
+        facts,
+        p(text.serials_heading, heading),
+        *[p(serial) for serial in text.serials],
+        p(text.outcomes_heading, heading),
+        *[p(line) for line in text.outcomes],
+        *[p(line) for line in text.extra],
+    ]
+    if text.note:
+        story += [Spacer(1, 2 * mm), p(text.note, small)]
+    check = Table(
+        [
+            [
+                [p(text.check, small), p(text.url, small), Spacer(1, 2 * mm), p(text.final, small)],
+                _qr(text.url),
+            ]
+        ],
+        colWidths=[width - QR_SIDE - 4 * mm, QR_SIDE + 4 * mm],
+    )
+    check.hAlign = "LEFT"
+    check.setStyle(
+        TableStyle([("VALIGN", (0, 0), (-1, -1), "BOTTOM"), ("LEFTPADDING", (0, 0), (0, 0), 0)])
+    )
+    story += [Spacer(1, 6 * mm), check]
+    document.build(story)
     return buffer.getvalue()

@@ -36,7 +36,7 @@ from marketplace.registry.models import (
 from outcomes.db import affected
 from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 
-PRIVATE_HOLDER = "private holder"
+PRIVATE_HOLDER = Message("private holder")  # a Message: the pages show it translated
 SERIAL = re.compile(rf"^{SERIAL_PREFIX}-P(\d{{6}})-(\d{{4}})-(\d{{7}})(?:-(\d{{7}}))?$")
 
 

@@ -16,11 +16,12 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from marketplace.accounts.models import Organisation, Role
+from marketplace.accounts.models import Organisation, Role, User
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now
@@ -33,8 +34,17 @@ from marketplace.projects.models import Project
 from marketplace.registry import certificate, services
 from marketplace.registry.api import RetirementInSchema
 from marketplace.registry.models import Claim, Purpose
-from marketplace.web.formatting import purpose_label, tokens
+from marketplace.settlement.models import Settlement
+from marketplace.web.formatting import (
+    claim_label,
+    money,
+    number,
+    purpose_label,
+    quantity,
+    tokens,
+)
 from marketplace.web.review import confirmed, rehearse, review_page
+from outcomes.evaluation import Evaluation
 
 bp = Blueprint("registry", __name__)
 PER_PAGE = 50
@@ -117,7 +127,7 @@ def _retirement_context(retirement_id: int) -> dict:
     return {
         "retirement": found,
         "project": project,
-        "holder": services.holder_name(holder),
+        "holder": _(services.holder_name(holder)),
         "public_url": url_for("registry.retirement", retirement_id=found.id, _external=True),
     }
 
@@ -130,23 +140,80 @@ def retirement(retirement_id: int):
 @bp.get("/registry/retirements/<int:retirement_id>/certificate.pdf", endpoint="certificate")
 def certificate_pdf(retirement_id: int):
     context = _retirement_context(retirement_id)
-    project = context["project"]
-    outcomes = [
-        (c.outcome_type.name, c.verified_quantity or 0, c.target_quantity, c.outcome_type.unit)
-        for c in project.outcomes
-    ]
-    pdf = certificate.render(
-        context["retirement"],
-        project_title=project.title,
-        project_reference=project.reference,
-        outcomes=outcomes,
-        holder=context["holder"],
-        public_url=context["public_url"],
-    )
+    pdf = certificate.render(_certificate_text(context))
     return Response(
         pdf,
         mimetype="application/pdf",
         headers={"Content-Disposition": f"inline; filename=retirement-{retirement_id}.pdf"},
+    )
+
+
+def _certificate_text(context: dict) -> certificate.CertificateText:
+    """What the certificate says, in the reader's language."""
+    found, project = context["retirement"], context["project"]
+    settled = db.session.scalar(select(Settlement).where(Settlement.project_id == project.id))
+    evaluation = db.session.scalar(
+        select(Evaluation).where(
+            Evaluation.project_id == project.id, Evaluation.approved_at.is_not(None)
+        )
+    )
+    evaluator = db.session.get(User, evaluation.evaluator_id) if evaluation else None
+    value = (
+        settled.v_verified_cents * found.quantity // settled.tokens_minted
+        if settled and settled.tokens_minted
+        else None
+    )
+    facts = [
+        (_("Purpose"), purpose_label(found.purpose)),
+        (_("Claim"), claim_label(found.claim)),
+    ]
+    if found.contract_reference:
+        facts.append((_("Contract reference"), found.contract_reference))
+    facts.append((_("Holder"), context["holder"]))
+    if value is not None:
+        facts.append((_("Verified social value of these tokens"), money(value)))
+    if project.valuation:
+        facts.append(
+            (_("Valuation method"), _("version %(v)s", v=project.valuation.method_version))
+        )
+    if evaluator and evaluation and evaluation.approved_at:
+        facts.append((_("Independent evaluator"), evaluator.name))
+        facts.append((_("Results approved on"), format_date(evaluation.approved_at, "long")))
+    return certificate.CertificateText(
+        document_title=_("Retirement certificate %(id)s", id=found.id),
+        platform=_("Social Outcomes Marketplace"),
+        title=_("Certificate of retirement of impact tokens"),
+        number=_(
+            "Retirement no. %(id)s, %(date)s",
+            id=found.id,
+            date=format_date(found.retired_at, "long"),
+        ),
+        lead=_(
+            "%(what)s of %(reference)s %(project)s",
+            what=tokens(found.quantity),
+            reference=project.reference,
+            project=project.title,
+        ),
+        beneficiary=_("retired on behalf of %(who)s", who=found.beneficiary),
+        facts=facts,
+        serials_heading=_("Serial numbers"),
+        serials=[f"{block.serial} ({tokens(block.quantity)})" for block in found.blocks],
+        outcomes_heading=_("Verified outcomes of the project"),
+        outcomes=[
+            _(
+                "%(outcome)s: %(v)s of %(what)s verified",
+                outcome=c.outcome_type.name,
+                v=number(c.verified_quantity or 0),
+                what=quantity(c.target_quantity, c.outcome_type.unit),
+            )
+            for c in project.outcomes
+        ],
+        note=_("Note: %(note)s", note=found.note) if found.note else "",
+        check=_("Check this retirement in the public registry:"),
+        url=context["public_url"],
+        final=_(
+            "A serial is retired once only: this claim cannot be made again with these tokens."
+        ),
     )
 
 

@@ -214,3 +214,55 @@ def test_only_buyers_hold_and_retire(client, auth_headers, settled):
     assert client.get("/api/v1/holdings", headers=entrepreneur).status_code == 403
     assert retire(client, entrepreneur, project, 1).status_code == 403
     assert retire(client, auth_headers(UserFactory()), project, 1).status_code == 409
+
+
+@pytest.mark.parametrize("language", ["en", "nl"])
+def test_the_certificate_speaks_the_readers_language_and_stays_inside_its_margins(
+    client, auth_headers, settled, language
+):
+    """Issue 16: the certificate gave no social value in euros, printed "15 of 12 person
+    verified", ran past its margin and stayed English for a Dutch reader."""
+    from config import PROJECT_ROOT
+
+    project, (first, _second) = settled
+    body = retire(
+        client,
+        auth_headers(first),
+        project,
+        25,
+        beneficiary="Gemeente Rotterdam, afdeling Werk en Inkomen — inkoopprogramma Social Return",
+        purpose="sroi_obligation",
+        contract_reference="RTM-2026-0142",
+    ).json
+    client.set_cookie("som_lang", language)
+
+    pdf = client.get(f"/registry/retirements/{body['id']}/certificate.pdf").data
+
+    page = pypdfium2.PdfDocument(pdf)[0]
+    text = " ".join(page.get_textpage().get_text_range().split())
+    expected = {
+        "en": [
+            "Certificate of retirement",
+            "Verified social value of these tokens",
+            "€",
+            "14 of 20 people verified",
+            "Independent evaluator",
+        ],
+        "nl": [
+            "Certificaat van afboeking",
+            "Geverifieerde maatschappelijke waarde",
+            "€",
+            "14 van 20 personen geverifieerd",
+            "Onafhankelijke evaluator",
+        ],
+    }[language]
+    for words in expected:
+        assert words in text, (words, text)
+    assert "person verified" not in text and "cents" not in text
+    width, _height = page.get_size()
+    textpage = page.get_textpage()
+    right = max(textpage.get_charbox(i)[2] for i in range(textpage.count_chars()))
+    assert right <= width - 20 * 72 / 25.4 + 1, (right, width)  # within the 20 mm margin
+    folder = PROJECT_ROOT / "test-artifacts" / "pdf"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.render(scale=1.5).to_pil().save(folder / f"certificate-{language}.png")
