@@ -7,6 +7,8 @@ company can take each table into its sustainability report as it is.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -14,14 +16,101 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from marketplace.core.exports import csv_text, pdf_text
 from marketplace.dashboards.services import BuyerFigures
 
 
+def N_(text: str) -> str:
+    """Marks a label for the catalogue (pybabel -k N_); the PDF's words translate it."""
+    return text
+
+
+class Cents(int):
+    """An amount in cents: the CSV writes euros with two decimals, the PDF money as the
+    reader's language writes it."""
+
+
+class Count(int):
+    """A count of tokens: the PDF groups its digits as the reader's language does (a year
+    or an id is a plain int and is written as it is)."""
+
+
 def euros(cents: int) -> str:
     return f"{Decimal(cents) / 100:.2f}"
+
+
+@dataclass(frozen=True)
+class Words:
+    """How the PDF speaks: ``label`` translates a heading or a code, ``money`` and
+    ``number`` format figures (the defaults are plain English)."""
+
+    label: Callable[[str], str] = str
+    money: Callable[[int], str] = lambda cents: f"EUR {euros(cents)}"
+    number: Callable[[int], str] = lambda n: f"{n:,}"
+
+
+# The report's headings and words, for the catalogue.
+LABELS = (
+    N_("figure"),
+    N_("value"),
+    N_("organisation"),
+    N_("period"),
+    N_("paid"),
+    N_("refunded"),
+    N_("verified social value bought"),
+    N_("tokens minted to you"),
+    N_("tokens held"),
+    N_("tokens retired"),
+    N_("project"),
+    N_("title"),
+    N_("theme"),
+    N_("settled"),
+    N_("tokens paid"),
+    N_("tokens minted"),
+    N_("refund"),
+    N_("social value"),
+    N_("outcome type"),
+    N_("outcome"),
+    N_("unit"),
+    N_("verified"),
+    N_("your share"),
+    N_("valuation source"),
+    N_("standard"),
+    N_("metric"),
+    N_("quantity"),
+    N_("projects"),
+    N_("source"),
+    N_("serial block"),
+    N_("vintage"),
+    N_("status"),
+    N_("purpose"),
+    N_("beneficiary"),
+    N_("retirement"),
+    N_("date"),
+    N_("claim"),
+    N_("contract reference"),
+    N_("summary"),
+    N_("projects funded"),
+    N_("outcomes verified"),
+    N_("data points"),
+    N_("tokens"),
+    N_("retirements"),
+    N_("all time"),
+    N_("None in this period."),
+    N_("Impact report of %(organisation)s"),
+    N_("Period: %(period)s"),
+    N_("Social Outcomes Marketplace"),
+    N_("issued"),
+    N_("retired"),
+    N_(
+        "Social value is the buyer's share (by tokens minted) of the verified, "
+        "conservative present value of each settled project, valued with method "
+        "version 1 and the sources named above."
+    ),
+)
 
 
 def period_label(figures: BuyerFigures) -> str:
@@ -38,12 +127,12 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
         ["figure", "value"],
         ["organisation", organisation],
         ["period", period_label(figures)],
-        [f"paid ({currency})", euros(figures.paid_cents)],
-        [f"refunded ({currency})", euros(figures.refunded_cents)],
-        [f"verified social value bought ({currency})", euros(figures.value_cents)],
-        ["tokens minted to you", figures.tokens_minted],
-        ["tokens held", figures.tokens_held],
-        ["tokens retired", figures.tokens_retired],
+        [f"paid ({currency})", Cents(figures.paid_cents)],
+        [f"refunded ({currency})", Cents(figures.refunded_cents)],
+        [f"verified social value bought ({currency})", Cents(figures.value_cents)],
+        ["tokens minted to you", Count(figures.tokens_minted)],
+        ["tokens held", Count(figures.tokens_held)],
+        ["tokens retired", Count(figures.tokens_retired)],
     ]
     funded = [
         [
@@ -62,10 +151,10 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
             p.title,
             p.theme,
             p.settled_at.date().isoformat(),
-            p.tokens_paid,
-            p.tokens_minted,
-            euros(p.refund_cents),
-            euros(p.value_cents),
+            Count(p.tokens_paid),
+            Count(p.tokens_minted),
+            Cents(p.refund_cents),
+            Cents(p.value_cents),
         ]
         for p in figures.projects
     ]
@@ -109,7 +198,7 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
                 block.serial,
                 f"P{block.project_id:06d}",
                 block.vintage,
-                block.quantity,
+                Count(block.quantity),
                 block.status.value,
                 retirement.purpose.value if retirement else "",
                 retirement.beneficiary if retirement else "",
@@ -131,7 +220,7 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
             r.id,
             r.retired_at.date().isoformat(),
             f"P{r.project_id:06d}",
-            r.quantity,
+            Count(r.quantity),
             r.purpose.value,
             r.claim.value,
             r.beneficiary,
@@ -149,16 +238,75 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
     ]
 
 
+def _csv_cell(cell: object) -> object:
+    return euros(cell) if isinstance(cell, Cents) else cell
+
+
 def as_csv(figures: BuyerFigures, organisation: str, currency: str) -> str:
     lines: list[list[object]] = []
     for title, rows in sections(figures, organisation, currency):
         lines.append(["section", *rows[0]])
-        lines += [[title, *row] for row in rows[1:]]
+        lines += [[title, *(_csv_cell(cell) for cell in row)] for row in rows[1:]]
         lines.append([])
     return csv_text(lines, lineterminator="\n")
 
 
-def as_pdf(figures: BuyerFigures, organisation: str, currency: str) -> bytes:
+def _heading(text: str, words: Words) -> str:
+    """A column heading without its currency (the amounts carry it), translated."""
+    base = text.rsplit(" (", 1)[0] if text.endswith(")") else text
+    return words.label(base)
+
+
+def _pdf_cell(cell: object, words: Words) -> str:
+    if isinstance(cell, Cents):
+        return words.money(cell)
+    if isinstance(cell, Count):
+        return words.number(cell)
+    return words.label(str(cell)) if str(cell) in CODES else str(cell)
+
+
+# Values that are codes and read as words (statuses, purposes, claims, themes).
+CODES = frozenset(
+    {
+        "all time",
+        "issued",
+        "retired",
+        "sroi_obligation",
+        "csr_voluntary",
+        "csrd_report",
+        "contribution",
+        "offset",
+        "work",
+        "housing",
+        "youth",
+        "health",
+        "safety",
+        "education",
+        "wellbeing",
+    }
+)
+
+
+def _width_of(text: str) -> float:
+    return stringWidth(text, "Helvetica", 7) + 13  # the cell's padding and a margin
+
+
+def _widths(rows: list[list[str]], width: float) -> list[float]:
+    """Column widths in proportion to what each column holds, and never narrower than
+    its longest word, so words wrap between them and never inside one."""
+    columns = list(zip(*rows, strict=True))
+    floor = [max(_width_of(w) for cell in col for w in (cell.split() or [""])) for col in columns]
+    content = [max(_width_of(cell) for cell in col) for col in columns]
+    spare = max(0.0, width - sum(floor))
+    wants = [max(0.0, c - f) for c, f in zip(content, floor, strict=True)]
+    total = sum(wants) or 1.0
+    return [f + min(w, spare * w / total) for f, w in zip(floor, wants, strict=True)]
+
+
+def as_pdf(
+    figures: BuyerFigures, organisation: str, currency: str, words: Words | None = None
+) -> bytes:
+    words = words or Words()
     out = io.BytesIO()
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=7, leading=8.5)
@@ -169,21 +317,38 @@ def as_pdf(figures: BuyerFigures, organisation: str, currency: str) -> bytes:
         rightMargin=14 * mm,
         topMargin=14 * mm,
         bottomMargin=14 * mm,
-        title=f"Impact report of {organisation}",
+        title=words.label("Impact report of %(organisation)s") % {"organisation": organisation},
     )
+    heading = words.label("Impact report of %(organisation)s") % {"organisation": organisation}
+    period = words.label(period_label(figures))
     story = [
-        Paragraph("Social Outcomes Marketplace", styles["Normal"]),
-        Paragraph(f"Impact report of {pdf_text(organisation)}", styles["Title"]),
-        Paragraph(f"Period: {pdf_text(period_label(figures))}", styles["Normal"]),
+        Paragraph(pdf_text(words.label("Social Outcomes Marketplace")), styles["Normal"]),
+        Paragraph(pdf_text(heading), styles["Title"]),
+        Paragraph(
+            pdf_text(words.label("Period: %(period)s") % {"period": period}), styles["Normal"]
+        ),
         Spacer(1, 4 * mm),
     ]
+    usable = A4[0] - 28 * mm
     for title, rows in sections(figures, organisation, currency):
-        story.append(Paragraph(pdf_text(title.capitalize()), styles["Heading2"]))
+        story.append(Paragraph(pdf_text(words.label(title).capitalize()), styles["Heading2"]))
         if len(rows) == 1:
-            story.append(Paragraph("None in this period.", styles["Normal"]))
+            story.append(Paragraph(pdf_text(words.label("None in this period.")), styles["Normal"]))
             continue
+        texts = [[_heading(str(cell), words) for cell in rows[0]]] + [
+            [
+                # the summary's first column names its figures: headings too
+                _heading(str(cell), words)
+                if title == "summary" and i == 0
+                else _pdf_cell(cell, words)
+                for i, cell in enumerate(row)
+            ]
+            for row in rows[1:]
+        ]
         table = Table(
-            [[Paragraph(pdf_text(cell), small) for cell in row] for row in rows], repeatRows=1
+            [[Paragraph(pdf_text(cell), small) for cell in row] for row in texts],
+            repeatRows=1,
+            colWidths=_widths(texts, usable),
         )
         table.setStyle(
             TableStyle(
@@ -198,9 +363,13 @@ def as_pdf(figures: BuyerFigures, organisation: str, currency: str) -> bytes:
     story.append(Spacer(1, 4 * mm))
     story.append(
         Paragraph(
-            "Social value is the buyer's share (by tokens minted) of the verified, conservative "
-            "present value of each settled project, valued with method version 1 and the "
-            "sources named above.",
+            pdf_text(
+                words.label(
+                    "Social value is the buyer's share (by tokens minted) of the verified, "
+                    "conservative present value of each settled project, valued with method "
+                    "version 1 and the sources named above."
+                )
+            ),
             small,
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -15,6 +16,7 @@ from marketplace.core.schemas import sane_day
 from marketplace.dashboards import report, services
 from marketplace.extensions import db
 from marketplace.projects.progress import funding_bar
+from marketplace.web.formatting import PURPOSE_LABELS, money, number, purpose_label
 
 bp = Blueprint("dashboards", __name__)
 CHART_WIDTH = 340
@@ -111,4 +113,14 @@ def impact_csv():
 @bp.get("/impact-report.pdf")
 @login_required
 def impact_pdf():
-    return _report_download(report.as_pdf, "application/pdf", "impact-report.pdf")
+    """The report in the reader's language, money and counts as the pages write them."""
+    words = report.Words(label=_label, money=money, number=number)
+
+    def write(figures, organisation, currency):
+        return report.as_pdf(figures, organisation, currency, words)
+
+    return _report_download(write, "application/pdf", "impact-report.pdf")
+
+
+def _label(text: str) -> str:
+    return purpose_label(text) if text in PURPOSE_LABELS else gettext(text)

@@ -353,9 +353,14 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
     assert (summary["tokens held"], summary["tokens retired"]) == (str(held), str(retired))
     assert retired == 100 and paid > 0 and refunded > 0
     text = " ".join(pypdfium2.PdfDocument(pdf)[0].get_textpage().get_text_range().split())
-    for figure in (f"{paid / 100:.2f}", f"{refunded / 100:.2f}", "ROT-2027-0042"):
-        assert figure in text
+    for figure in (_euros(paid), _euros(refunded), "ROT-2027-0042"):
+        assert figure in text, (figure, text)
     assert journey.shots >= 13
+
+
+def _euros(cents: int) -> str:
+    """An amount as the English pages and the PDF write it: €41,238.58."""
+    return f"€{cents // 100:,}.{cents % 100:02d}"
 
 
 def _instant(day: date) -> datetime:

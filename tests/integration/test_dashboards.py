@@ -115,8 +115,25 @@ def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
     text = " ".join(
         " ".join(document[i].get_textpage().get_text_range().split()) for i in range(len(document))
     )
-    for figure in ("29530.00", "1358.38", "ROT-2027-0042", "People into paid work", "5.83"):
-        assert figure in text
+    for figure in ("€29,530.00", "€1,358.38", "ROT-2027-0042", "People into paid work", "5.83"):
+        assert figure in text, (figure, text)
+    # words wrap between words, never inside one (a column as wide as its longest word)
+    for word in (project.title, "verified", f"P{project.id:06d}", "SOM-P"):
+        assert word in text, word
+
+    web.client.set_cookie("som_lang", "nl")
+    dutch = pypdfium2.PdfDocument(web.get("/impact-report.pdf").data)
+    text = " ".join(
+        " ".join(dutch[i].get_textpage().get_text_range().split()) for i in range(len(dutch))
+    )
+    for words in ("Impactrapport van", "€ 29.530,00", "€ 1.358,38", "Geverifieerde"):
+        assert words in text, (words, text)
+    assert "29530.00" not in text and "Impact report of" not in text
+    from config import PROJECT_ROOT
+
+    folder = PROJECT_ROOT / "test-artifacts" / "pdf"
+    folder.mkdir(parents=True, exist_ok=True)
+    dutch[0].render(scale=1.5).to_pil().save(folder / "impact-report-nl.png")
 
 
 def test_a_period_without_settlements_shows_none_and_bad_dates_are_422(web, settled_example):
