@@ -7,6 +7,8 @@ FLASK=".venv/bin/flask --app marketplace"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-5000}"
 INSTANCE="${INSTANCE_PATH:-instance}"
+# Links in e-mails and Stripe's return addresses point at this server unless told otherwise.
+export PUBLIC_URL="${PUBLIC_URL:-http://$HOST:$PORT}"
 
 # Payments: Stripe's test mode when STRIPE_API_KEY is set; otherwise a local fake
 # Stripe (localstripe with the project's extensions, a development tool that is
@@ -49,11 +51,23 @@ fi
 
 $FLASK scheduler run &
 children+=($!)
-
+$FLASK run --host "$HOST" --port "$PORT" --no-reload &
+web=$!
+children+=($web)
+# The banner comes last, once the app answers, so it is the last thing on the screen.
+.venv/bin/python - "$HOST" "$PORT" <<'PY'
+import socket, sys, time
+for _ in range(300):
+    try:
+        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=0.5).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+PY
 echo
 echo "  Social Outcomes Marketplace: http://$HOST:$PORT"
 echo "  Payments: $STRIPE_NOTE"
 $FLASK demo logins | sed 's/^/  /'
 echo "  Stop with Ctrl-C."
 echo
-$FLASK run --host "$HOST" --port "$PORT" --no-reload
+wait "$web"
