@@ -228,14 +228,22 @@ def main() -> None:
     parser.add_argument("--no-run", action="store_true", help="report the last run only")
     parser.add_argument(
         "--survivors",
-        action="store_true",
-        help="run again only the mutants the last run did not kill (after new tests)",
+        nargs="?",
+        const="",
+        metavar="PREFIX",
+        help="run again only the mutants the last run did not kill (after new tests), "
+        "of the modules starting with PREFIX when given",
     )
     args = parser.parse_args()
-    if args.survivors:
+    if args.survivors is not None:
         # which tests reach which function is learnt again, so new tests count
         (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
-        run_mutmut([m for _module, m, status in results() if status != "killed"])
+        names = [
+            m
+            for module, m, status in results()
+            if status != "killed" and module.startswith(args.survivors)
+        ]
+        run_mutmut(names)
     elif not args.no_run:
         run_mutmut()
     text = write_report(results())
