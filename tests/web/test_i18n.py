@@ -53,6 +53,18 @@ def english_that_must_not_show(messages: dict[str, str]) -> list[str]:
     return found
 
 
+# An enum code or a database key where a word belongs ("project_listed", "sroi_obligation").
+CODE = re.compile(r"\b[a-z]{2,}(?:_[a-z]{2,})+\b")
+
+
+def words_not_for_people(html: str) -> list[str]:
+    """Codes and cents on a page, outside <code> (an auditor's key, shown as such), form
+    values and links."""
+    html = re.sub(r"(?s)<code\b.*?</code>", " ", html)
+    text = visible_text(html)
+    return sorted(set(CODE.findall(text))) + re.findall(r"\b\d+ cents\b", text)
+
+
 def visible_text(html: str) -> str:
     html = re.sub(r"(?s)<(script|style)\b.*?</\1>", " ", html)
     html = re.sub(r"(?s)<[^>]+>", " ", html)
@@ -198,6 +210,7 @@ def test_every_page_in_dutch_and_english(app, web, everything, person):
                     if sentence in text and re.search(rf"\b{re.escape(sentence)}\b", text)
                 ]
                 assert not left, (path, left)
+                assert words_not_for_people(html) == [], (path, words_not_for_people(html))
     browser.client.set_cookie("som_lang", "nl")
     assert "Uitloggen" in browser.get("/").get_data(as_text=True) or person is None
 
