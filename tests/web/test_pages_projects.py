@@ -342,3 +342,21 @@ def test_money_and_percentages_are_read_as_printed_and_each_error_names_its_fiel
     session.rollback()
     project = session.scalars(select(Project).order_by(Project.id.desc())).first()
     assert (project.budget_cents, str(project.premium_rate.normalize())) == (4_500_050, "0.2")
+
+
+@pytest.mark.parametrize(
+    ("state", "says"),
+    [
+        (S.FUNDED, "the cost tranche is paid out to you"),
+        (S.RUNNING, "Tell the buyers how it goes with a progress report"),
+        (S.EVALUATING, "An independent evaluator is checking the results"),
+        (S.SETTLED, "you were paid for what was verified"),
+        (S.UNFUNDED, "every buyer was refunded in full"),
+    ],
+)
+def test_the_owners_card_says_what_happens_next_in_every_stage(web, entrepreneur, state, says):
+    project = ProjectFactory(state=state, organisation=entrepreneur.organisation)
+
+    page = html(web.get(f"/projects/{project.id}"))
+
+    assert "Your project" in page and says in page
