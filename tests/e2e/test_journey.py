@@ -359,7 +359,9 @@ def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots,
 
 
 def _euros(cents: int) -> str:
-    """An amount as the English pages and the PDF write it: €41,238.58."""
+    """An amount as the English pages and the PDF write it: €41,238.58 (PostgreSQL sums
+    come back as Decimal)."""
+    cents = int(cents)
     return f"€{cents // 100:,}.{cents % 100:02d}"
 
 
