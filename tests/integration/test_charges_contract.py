@@ -314,3 +314,117 @@ def test_stripe_out_of_reach_is_503_and_charges_nothing(app, client, session, fa
             Payment.pledge_id == pledge_id, Payment.state == PaymentState.SUCCEEDED
         )
     ).all()
+
+
+# --- recording Stripe's answers, and the off-session charge ---------------------------
+
+
+def _claimed(session, client, auth_headers, method="pm_card_visa"):
+    """A committed pledge of 85 tokens and its claimed off-session attempt."""
+    from tests.integration.funding_support import AFTER_DEADLINE, buyer, listed_project
+    from tests.integration.funding_support import pledge_via_api as pledge
+
+    session.rollback()  # end any read first: the factories write next (SQLite)
+    project = listed_project()
+    made = pledge(client, auth_headers(buyer()), project.id, 85, method).json
+    session.rollback()
+    attempt = charges.claim_off_session(session, made["id"], AFTER_DEADLINE)
+    session.commit()
+    return project, session.get(Pledge, made["id"]), attempt, AFTER_DEADLINE
+
+
+def test_a_success_is_recorded_once_with_its_card_entry_and_history(session, client, auth_headers):
+    from marketplace.funding.models import PledgeStateChange
+    from marketplace.ledger.models import JournalEntry
+
+    _project, pledge, attempt, at = _claimed(session, client, auth_headers)
+    attempt.payment_intent_id, attempt.failure_code = "pi_first", ""
+    session.commit()
+
+    card = ("An Unusually Long Card Brand Name", "4242424242")
+    assert charges.record_success(session, attempt, at, "pi_other", card) == "paid"
+    session.commit()
+    assert charges.record_success(session, attempt, at, "pi_other") == "known"
+    session.commit()
+
+    stored = session.get(Payment, attempt.id)
+    assert (stored.payment_intent_id, stored.failure_code, stored.state) == (
+        "pi_first",
+        "",
+        PaymentState.SUCCEEDED,
+    )
+    assert (stored.card_brand, stored.card_last4) == ("An Unusually Long Ca", "4242")
+    entry = session.scalars(
+        select(JournalEntry).where(JournalEntry.reference == f"payment:{attempt.id}")
+    ).one()
+    assert entry.memo == f"pledge {pledge.id}: 85 tokens"
+    paid = session.scalars(
+        select(PledgeStateChange).where(
+            PledgeStateChange.pledge_id == pledge.id,
+            PledgeStateChange.to_state == PledgeState.PAID,
+        )
+    ).one()
+    assert (paid.reason, paid.reason_params) == (
+        "%(kind)s payment %(payment)s succeeded",
+        {"kind": "off-session", "payment": str(attempt.id)},
+    )
+
+
+def test_a_late_success_for_a_released_pledge_is_a_surplus(session, client, auth_headers):
+    _project, pledge, attempt, at = _claimed(session, client, auth_headers)
+    pledge.state = PledgeState.RELEASED  # the project was withdrawn meanwhile
+    session.commit()
+
+    assert charges.record_success(session, attempt, at) == "surplus"
+    session.commit()
+    assert session.get(Pledge, pledge.id).state is PledgeState.RELEASED
+    assert session.get(Payment, attempt.id).state is PaymentState.SURPLUS
+
+
+@pytest.mark.parametrize("status", ["requires_payment_method", "canceled"])
+def test_a_charge_stripe_could_not_take_opens_the_grace_period(
+    session, client, auth_headers, status
+):
+    from marketplace.payments.gateway import PaymentResult
+
+    _project, pledge, attempt, at = _claimed(session, client, auth_headers)
+
+    state = charges.record_result(
+        session, attempt, PaymentResult("pi_x", status, attempt.amount_cents), at, grace_hours=48
+    )
+    session.commit()
+
+    assert state == "failed"
+    assert session.get(Payment, attempt.id).failure_code == status
+    stored = session.get(Pledge, pledge.id)
+    assert (stored.state, stored.grace_until) == (
+        PledgeState.PAYMENT_FAILED,
+        at + timedelta(hours=48),
+    )
+
+
+def test_the_off_session_charge_says_what_came_of_it(app, session, client, auth_headers, caplog):
+    from marketplace.payments.gateway import StripeGateway
+    from tests.integration.test_payment_attempts import intents_of
+    from tests.support.postgres import _free_port
+
+    sessions, gateway = app.extensions["db"].session_factory, app.extensions["stripe"]
+    project, pledge, attempt, at = _claimed(session, client, auth_headers)
+    away = StripeGateway("sk_test_unreachable", f"http://127.0.0.1:{_free_port()}", "eur")
+
+    with caplog.at_level(logging.WARNING, logger="marketplace.funding.charges"):
+        assert charges.charge_off_session(sessions, away, attempt.id, at, 72) == "unavailable"
+    assert any(
+        m.startswith(f"charge {attempt.id} waits: Stripe is unavailable") for m in caplog.messages
+    )
+    assert charges.charge_off_session(sessions, gateway, attempt.id, at, 72) == "succeeded"
+    (intent,) = intents_of(app, pledge.id)
+    assert intent.metadata["project_id"] == str(project.id)
+    assert charges.charge_off_session(sessions, gateway, attempt.id, at, 72) == "succeeded"
+
+    _other, declined, failing, _at = _claimed(
+        session, client, auth_headers, "pm_card_chargeCustomerFail"
+    )
+    assert charges.charge_off_session(sessions, gateway, failing.id, at, 72) == "failed"
+    session.rollback()
+    assert session.get(Pledge, declined.id).state is PledgeState.PAYMENT_FAILED
