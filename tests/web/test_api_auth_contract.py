@@ -15,7 +15,7 @@ from marketplace.accounts.authorisation import acts_for, require_member_or_admin
 from marketplace.accounts.models import Role
 from marketplace.projects.models import ProjectState
 from outcomes.errors import Forbidden
-from tests.factories import OrganisationFactory, ProjectFactory, UserFactory
+from tests.factories import ApiTokenFactory, OrganisationFactory, ProjectFactory, UserFactory
 
 
 @pytest.fixture
@@ -63,3 +63,21 @@ def test_a_projects_pledges_are_for_its_organisation_and_the_admins(session, dra
     assert not acts_for(admin, draft.organisation_id)
     assert not acts_for(None, draft.organisation_id)
     assert not acts_for(stranger, None)
+
+
+def test_the_authorization_header_is_read_as_the_standard_says(client, session):
+    user = UserFactory(role=Role.BUYER)
+    token = ApiTokenFactory(user=user, scopes="read")
+    session.commit()
+
+    # the scheme in any case, and more than one space before the token
+    for header in (f"Bearer {token.secret}", f"bearer {token.secret}", f"Bearer  {token.secret}"):
+        assert client.get("/api/v1/me", headers={"Authorization": header}).status_code == 200
+    other = client.get("/api/v1/me", headers={"Authorization": f"Basic {token.secret}"})
+    assert other.status_code == 401
+    assert other.json["detail"] == "Send an API token as 'Authorization: Bearer <token>'."
+    # HEAD reads, like GET: a read-only token may
+    assert (
+        client.head("/api/v1/me", headers={"Authorization": f"Bearer {token.secret}"}).status_code
+        == 200
+    )
