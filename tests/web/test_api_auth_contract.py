@@ -81,3 +81,69 @@ def test_the_authorization_header_is_read_as_the_standard_says(client, session):
         client.head("/api/v1/me", headers={"Authorization": f"Bearer {token.secret}"}).status_code
         == 200
     )
+
+
+def test_each_refusal_of_who_asks_says_what_is_needed(client, session):
+    from datetime import UTC, datetime, timedelta
+
+    from marketplace.accounts.authorisation import require_acting_for
+    from marketplace.accounts.models import ApiToken
+    from marketplace.accounts.services import API_TOKEN_PREFIX
+
+    owner = UserFactory(role=Role.ENTREPRENEUR)
+    reader = ApiTokenFactory(user=UserFactory(role=Role.BUYER), scopes="read money")
+    mine = ApiTokenFactory(user=owner)
+    session.commit()
+
+    def detail(path, token, method="get", **kwargs):
+        answer = getattr(client, method)(
+            path, headers={"Authorization": f"Bearer {token}"}, **kwargs
+        )
+        return answer.status_code, answer.json["detail"]
+
+    assert detail("/api/v1/holdings", mine.secret) == (403, "This needs the role buyer.")
+    assert detail("/api/v1/evaluations", reader.secret) == (
+        403,
+        "This needs the role evaluator / admin.",
+    )
+    assert detail(f"/api/v1/auth/tokens/{reader.id}", reader.secret, "delete") == (
+        403,
+        "This needs an API token with the scope 'write'; this one has: read, money.",
+    )
+    with pytest.raises(Forbidden) as refused:
+        require_acting_for(owner, owner.organisation_id + 1, "Not your project.")
+    assert refused.value.detail == "Not your project."
+
+    # a token of exactly the longest length is read; one character more is not
+    longest = API_TOKEN_PREFIX + "x" * (200 - len(API_TOKEN_PREFIX))
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {longest}"}).status_code == 401
+    )
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": "Bearer " + "y" * 300}).status_code
+        == 401
+    )
+
+    # the last use is written when a minute has passed, not on every request
+    session.rollback()
+    stored = session.get(ApiToken, mine.id)
+    stored.last_used_at = datetime.now(UTC) - timedelta(seconds=30)
+    session.commit()
+    before = stored.last_used_at
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {mine.secret}"}).status_code
+        == 200
+    )
+    session.rollback()
+    assert session.get(ApiToken, mine.id).last_used_at == before
+    session.get(ApiToken, mine.id).last_used_at = datetime.now(UTC) - timedelta(minutes=5)
+    session.commit()
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {mine.secret}"}).status_code
+        == 200
+    )
+    session.rollback()
+    touched = session.get(ApiToken, mine.id).last_used_at
+    assert touched is not None and touched.replace(tzinfo=UTC) > datetime.now(UTC) - timedelta(
+        minutes=1
+    )
