@@ -290,28 +290,12 @@ def send_back(evaluation_id: int):
 def upload_evidence(evaluation_id: int):
     _require(Role.EVALUATOR)
     upload = request.files.get("file")
-    raw_outcome = request.form.get("outcome_id", "")
-    try:
-        outcome_id = int(raw_outcome) if raw_outcome else None
-    except ValueError:
-        return _form_page(evaluation_id, 422, {"outcome_id": [_("Choose an outcome.")]})
     if upload is None or not upload.filename:
         return _form_page(evaluation_id, 422, {"file": [_("Choose a file.")]})
-    try:
-        row = files.add_evidence(
-            db.session,
-            file_store(),
-            current_user,
-            evaluation_id,
-            filename=upload.filename,
-            data=upload.read(),
-            outcome_id=outcome_id,
-            now=now(),
-        )
-    except MarketplaceError as exc:
-        db.session.rollback()
-        return _form_page(evaluation_id, status_of(exc), exc.errors or {"_action": [exc.message]})
-    flash(_("%(name)s is stored with its SHA-256.", name=row.filename), "success")
+    stored = _store_evidence(evaluation_id, upload, request.form.get("outcome_id", ""), {})
+    if not isinstance(stored, str):
+        return stored
+    flash(_("%(name)s is stored with its SHA-256.", name=stored), "success")
     return redirect(url_for("evaluations.form", evaluation_id=evaluation_id) + "#evidence")
 
 
