@@ -260,3 +260,98 @@ def test_serials_retired_by_another_request_meanwhile_refuse_this_one(app, sessi
     assert refused.value.detail == "Some of these serials were retired a moment ago."
     session.rollback()
     assert len(session.scalars(select(Retirement)).all()) == 1 + 1  # the fixture's and the twin's
+
+
+def test_a_serial_written_wrongly_is_answered_with_an_example_of_the_form(session, ledger):
+    with pytest.raises(ValidationFailed) as refused:
+        search(session, serial="P42")
+
+    (reason,) = refused.value.errors["serial"]
+    assert str(reason) == "Write a serial as SOM-P000042-2027-0000001 (or a block, with its last serial)."
+
+
+def test_issuing_skips_holders_with_nothing_and_numbers_the_rest_from_one(session):
+    project = ProjectFactory(state=ProjectState.SETTLED)
+    first, nothing, single, last = (OrganisationFactory() for _ in range(4))
+    session.commit()
+
+    made = services.issue_blocks(
+        session,
+        project,
+        [(first.id, 3), (nothing.id, 0), (single.id, 1), (last.id, 2)],
+        now=NOW,
+    )
+    session.commit()
+
+    expected = [(first.id, 1, 3), (single.id, 4, 4), (last.id, 5, 6)]
+    assert [(b.holder_id, b.first_serial, b.last_serial) for b in made] == expected
+    stored = session.scalars(
+        select(TokenBlock).where(TokenBlock.project_id == project.id).order_by(TokenBlock.id)
+    ).all()
+    assert [(b.holder_id, b.first_serial, b.last_serial) for b in stored] == expected
+    assert {(b.vintage, b.status, b.issued_at.replace(tzinfo=UTC)) for b in stored} == {
+        (project.end_date.year, BlockStatus.ISSUED, NOW)
+    }
+    assert services.issue_blocks(session, project, [(nothing.id, 0)], now=NOW) == []
+
+
+@pytest.mark.postgres_only
+def test_serials_come_in_serial_order_from_the_order_by_not_from_an_index(session):
+    """With the planner kept off the indexes, PostgreSQL reads the blocks in the order
+    they were stored (shuffled here): serial order can only come from ORDER BY."""
+    import random
+
+    from sqlalchemy import text
+
+    project = ProjectFactory(state=ProjectState.SETTLED)
+    bank = UserFactory(role=Role.BUYER, organisation=OrganisationFactory(name="Havenstad Bank"))
+    session.commit()
+    starts = list(range(1, 400, 10))
+    random.Random(7).shuffle(starts)
+    for start in starts:
+        TokenBlockFactory(
+            project_id=project.id,
+            first_serial=start,
+            last_serial=start + 9,
+            holder_id=bank.organisation_id,
+        )
+    session.commit()
+
+    def planner_off():
+        for setting in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan"):
+            session.execute(text(f"SET LOCAL {setting} = off"))
+
+    in_order = list(range(1, 400, 10))
+    planner_off()
+    assert [b.first_serial for b, _holder in services.all_blocks(session)] == in_order
+    rows, _total = services.registry_blocks(session, services.RegistryFilters(per_page=100))
+    assert [b.first_serial for b, _holder in rows] == in_order
+    assert [b.first_serial for b in services.holdings(session, bank)] == in_order
+    taken = services.retire(session, bank, retirement(project.id, 25), now=NOW)
+    assert serials(session, taken.id) == [(1, 10), (11, 20), (21, 25)]
+    session.rollback()
+
+
+@pytest.mark.postgres_only
+def test_a_block_another_request_retired_whole_meanwhile_refuses_this_one(app, session, ledger):
+    """The other retirement took the whole block, so its last serial is as this one saw
+    it: only its status tells."""
+    from tests.support.races import before_first, other_process
+
+    a, _b, bank, _other, _made = ledger
+
+    def twin(other):
+        services.retire(other, other.get(type(bank), bank.id), retirement(a.id, 100), now=NOW)
+
+    with (
+        before_first(app, "UPDATE TOKEN_BLOCKS", other_process(app, twin)) as fired,
+        pytest.raises(services.RetiredConcurrently),
+    ):
+        services.retire(session, bank, retirement(a.id, 10), now=NOW)
+
+    assert fired
+    session.rollback()
+    retired = session.scalars(
+        select(TokenBlock).where(TokenBlock.project_id == a.id, TokenBlock.first_serial == 1)
+    ).one()
+    assert (retired.last_serial, retired.status) == (100, BlockStatus.RETIRED)

@@ -147,3 +147,34 @@ def test_each_refusal_of_who_asks_says_what_is_needed(client, session):
     assert touched is not None and touched.replace(tzinfo=UTC) > datetime.now(UTC) - timedelta(
         minutes=1
     )
+
+
+def test_a_token_used_exactly_a_minute_ago_is_not_written_again(session):
+    from datetime import UTC, datetime, timedelta
+
+    from marketplace.accounts.authorisation import TOKEN_TOUCH_INTERVAL, live_api_token
+
+    token = ApiTokenFactory(user=UserFactory(role=Role.BUYER))
+    session.commit()
+    used = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    token.last_used_at = used
+    session.commit()
+
+    assert live_api_token(session, token.secret, now=used + TOKEN_TOUCH_INTERVAL) == token
+    assert token.last_used_at.replace(tzinfo=UTC) == used
+    later = used + TOKEN_TOUCH_INTERVAL + timedelta(microseconds=1)
+    assert live_api_token(session, token.secret, now=later) == token
+    assert token.last_used_at.replace(tzinfo=UTC) == later
+
+
+def test_asking_for_the_caller_where_no_token_was_read_is_401_with_the_way_to_send_one(app):
+    from flask import g
+
+    from marketplace.api.auth import current_api_user
+    from outcomes.errors import Unauthenticated
+
+    with app.test_request_context("/api/v1/me"):
+        g.api_user = None
+        with pytest.raises(Unauthenticated) as refused:
+            current_api_user()
+    assert refused.value.detail == "Send an API token as 'Authorization: Bearer <token>'."
