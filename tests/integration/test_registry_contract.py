@@ -267,7 +267,9 @@ def test_a_serial_written_wrongly_is_answered_with_an_example_of_the_form(sessio
         search(session, serial="P42")
 
     (reason,) = refused.value.errors["serial"]
-    assert str(reason) == "Write a serial as SOM-P000042-2027-0000001 (or a block, with its last serial)."
+    assert str(reason) == (
+        "Write a serial as SOM-P000042-2027-0000001 (or a block, with its last serial)."
+    )
 
 
 def test_issuing_skips_holders_with_nothing_and_numbers_the_rest_from_one(session):
