@@ -34,7 +34,7 @@ from marketplace.demo import (
     load_demo_projects,
 )
 from marketplace.extensions import db
-from marketplace.scheduler import build_scheduler, run_sweeps
+from marketplace.scheduler import build_scheduler, log_lines, run_sweeps
 
 
 def _from_the_command_line() -> None:
@@ -105,6 +105,57 @@ def demo_load_command() -> None:
     _echo_demo_logins()
 
 
+def _empty(engine) -> None:
+    """Every table, view, trigger and function of the app's schema, gone (the audit log's
+    append-only triggers included, so no row is deleted one by one)."""
+    from sqlalchemy import text
+
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    else:
+        raw = engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            driver.commit()
+            driver.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
+            objects = driver.execute(
+                "SELECT type, name FROM sqlite_master "
+                "WHERE type IN ('trigger', 'view', 'table') AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+            for kind, name in sorted(objects, key=lambda row: row[0] != "trigger"):
+                driver.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+            driver.commit()
+            driver.execute("PRAGMA foreign_keys = ON")
+        finally:
+            raw.close()
+    engine.dispose()
+
+
+@demo_cli.command("reset")
+@click.option("--yes", is_flag=True, help="Do not ask: every row of this database goes.")
+def demo_reset_command(yes: bool) -> None:
+    """Empty the database and load the demo again (never in production)."""
+    import flask_migrate
+
+    settings = current_app.extensions["settings"]
+    if settings.is_production:
+        raise click.ClickException("demo reset empties the database: not in production.")
+    if not yes:
+        click.confirm(
+            f"Every row of {db.engine.url.render_as_string(hide_password=True)} goes. Go on?",
+            abort=True,
+        )
+    _empty(db.engine)
+    flask_migrate.upgrade()
+    with db.transaction() as session:
+        created = load_demo(session, account_rules(), now=now())
+        projects = load_demo_projects(session, now=now(), today=today())
+    click.echo(f"The demo is back: {len(created)} users, {len(projects)} projects.")
+    _echo_demo_logins()
+
+
 @demo_cli.command("logins")
 def demo_logins_command() -> None:
     """Print the demo logins."""
@@ -154,8 +205,9 @@ def run_command() -> None:
 
     def job() -> None:
         with app.app_context():
-            for report in run_sweeps(sweep_context(app), now()):
-                log.info("sweep %s: %s", report.name, report.summary if report.ok else "FAILED")
+            instant = now()
+            for line in log_lines(run_sweeps(sweep_context(app), instant), instant):
+                log.info("%s", line)
 
     scheduler = build_scheduler(job)
     click.echo("Scheduler running; every sweep runs once a minute. Ctrl-C stops it.")

@@ -6,6 +6,7 @@ removed after each test.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, Role, User
+from marketplace.accounts.models import (
+    AccountLink,
+    ApiToken,
+    LinkPurpose,
+    LoginAttempt,
+    Organisation,
+    Role,
+    User,
+)
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
 from marketplace.core.idempotency import IdempotencyRecord
@@ -113,6 +122,7 @@ class UserFactory(BaseFactory):
     password_hash = DEFAULT_PASSWORD_HASH
     is_active = True
     created_at = factory.LazyFunction(_now)
+    email_verified_at = factory.SelfAttribute("created_at")
 
     class Params:
         admin = factory.Trait(role=Role.ADMIN)
@@ -633,3 +643,17 @@ WITHOUT_FACTORY["AuditEvent"] = (
     "written only by the audit hooks, as a side effect of what they record; tests make the "
     "events happen"
 )
+
+
+class AccountLinkFactory(BaseFactory):
+    """An open link to verify a person's address (its secret is not kept: only its digest)."""
+
+    class Meta:
+        model = AccountLink
+
+    purpose = LinkPurpose.VERIFY_EMAIL
+    token_hash = factory.Sequence(lambda n: hashlib.sha256(f"link-{n}".encode()).hexdigest())
+    email = factory.Sequence(lambda n: f"link{n}@example.org")
+    user_id = factory.LazyFunction(lambda: UserFactory().id)
+    created_at = factory.LazyFunction(_now)
+    expires_at = factory.LazyAttribute(lambda link: link.created_at + timedelta(days=3))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from marketplace.accounts import account_rules
 from marketplace.accounts.models import Role
+from marketplace.accounts.profile import verification_link
 from marketplace.accounts.schemas import (
     CredentialsSchema,
     NewTokenSchema,
@@ -30,6 +31,7 @@ from marketplace.core.clock import now
 from marketplace.core.schemas import PageArgsSchema, page_schema
 from marketplace.extensions import db
 from marketplace.notifications import notices
+from marketplace.notifications.account_mail import send_link
 
 blp = Blueprint("accounts_api", __name__, url_prefix="/api/v1", description="Accounts")
 
@@ -42,10 +44,25 @@ class Register(MethodView):
     @blp.response(201, UserSchema)
     @blp.alt_response(409, response="CONFLICT", description="email_taken or organisation_taken")
     def post(self, data):
-        """Register an entrepreneur or buyer, with a new organisation."""
-        return register(
+        """Register an entrepreneur or buyer, with a new organisation.
+
+        A link to confirm the address is e-mailed; until it is opened the account may
+        read but not submit a project or pledge (403 ``email_unverified``)."""
+        user = register(
             db.session, account_rules(), NewUser(**{**data, "role": Role(data["role"])}), now=now()
         )
+        link, secret = verification_link(db.session, user, now=now())
+        db.session.commit()
+        # A mail that cannot go now is logged; the person asks again from the page.
+        send_link(
+            current_app.extensions["settings"],
+            link.purpose,
+            user.email,
+            secret,
+            user.language or "en",
+            name=user.name,
+        )
+        return user
 
 
 @blp.route("/auth/tokens")

@@ -22,6 +22,21 @@ TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 LONGEST_TOKEN = 200
 
 
+class EmailUnverified(Forbidden):
+    code = "email_unverified"
+    title = "Confirm your e-mail address first"
+
+
+def require_verified_email(user: User) -> None:
+    """Raises EmailUnverified for a person who has not opened their verification link
+    (they may look around, not submit a project or pledge)."""
+    if not user.email_verified:
+        raise EmailUnverified(
+            "Confirm your e-mail address first: open the link we sent to %(email)s.",
+            params={"email": user.email},
+        )
+
+
 class InsufficientScope(Forbidden):
     code = "insufficient_scope"
     title = "The API token does not have the scope this needs"

@@ -16,7 +16,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, false
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from outcomes.db import Base, UTCDateTime
@@ -46,6 +46,14 @@ class Organisation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Shown by name as a token holder in the public registry (else "private holder").
     registry_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The public profile, kept by the owner (product.md "People and roles").
+    legal_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # A KvK number (8 digits) or another registry's id with its country.
+    registry_id: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    address: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    vat_id: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    website: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     users: Mapped[list[User]] = relationship(back_populates="organisation")
 
@@ -79,11 +87,26 @@ class User(Base):
     # The language of the pages the person last chose or signed in with: e-mails
     # are written in it ("en" when unknown).
     language: Mapped[str | None] = mapped_column(String(5))
+    # When the person opened the link sent to their address (None: not yet; they
+    # may look around but not submit a project or pledge).
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The organisation's first person: invites and removes colleagues.
+    is_owner: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Notice kinds the person does not want by e-mail (space-separated); the app
+    # shows every notice whatever this says.
+    email_off: Mapped[str] = mapped_column(String(1000), default="", server_default="")
 
     organisation: Mapped[Organisation] = relationship(back_populates="users", lazy="joined")
 
     def has_role(self, *roles: Role) -> bool:
         return self.role in roles
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    def wants_email(self, kind: str) -> bool:
+        return kind not in self.email_off.split()
 
     # The protocol Flask-Login expects of a user object.
     is_authenticated = True
@@ -160,3 +183,45 @@ class LoginAttempt(Base):
     remote_addr: Mapped[str] = mapped_column(String(45))
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class LinkPurpose(enum.StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a secret
+    CHANGE_EMAIL = "change_email"
+    INVITATION = "invitation"
+
+
+class AccountLink(Base):
+    """A single-use link e-mailed to an address: verify it, reset a password, confirm
+    a new address, or join an organisation. Only the SHA-256 digest of its secret is
+    kept; it is spent by one conditional update (``used_at IS NULL``), so a link
+    opened twice at once acts once."""
+
+    __tablename__ = "account_links"
+    __table_args__ = (Index(None, "purpose", "email", "used_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[LinkPurpose] = mapped_column(
+        Enum(
+            LinkPurpose,
+            name="link_purpose",
+            native_enum=False,
+            length=20,
+            create_constraint=True,
+            values_callable=lambda kinds: [k.value for k in kinds],
+        )
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    # The person it is for (None for an invitation: they have no account yet).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # An invitation's organisation and who sent it.
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def open_at(self, now: datetime) -> bool:
+        return self.used_at is None and now < self.expires_at

@@ -58,6 +58,8 @@ class UserSchema(ma.Schema):
     role = ma.fields.String(required=True)
     organisation = ma.fields.Function(lambda user: user.organisation.name, required=True)
     organisation_id = ma.fields.Integer(required=True)
+    # False until the link e-mailed at registration is opened (no submission or pledge).
+    email_verified = ma.fields.Boolean(required=True)
 
 
 class TokenOptionsSchema(ma.Schema):

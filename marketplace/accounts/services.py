@@ -148,7 +148,14 @@ def _organisation_taken_error() -> Conflict:
 
 
 def _insert_user(
-    session: Session, rules: AccountRules, new: NewUser, organisation: Organisation, now: datetime
+    session: Session,
+    rules: AccountRules,
+    new: NewUser,
+    organisation: Organisation,
+    now: datetime,
+    *,
+    owner: bool = False,
+    verified: bool = False,
 ) -> User:
     user = User(
         email=normalise_email(new.email),
@@ -157,6 +164,8 @@ def _insert_user(
         organisation=organisation,
         password_hash=rules.hasher.hash(new.password),
         created_at=now,
+        is_owner=owner,
+        email_verified_at=now if verified else None,
     )
     session.add(user)
     return user
@@ -184,7 +193,7 @@ def register(session: Session, rules: AccountRules, new: NewUser, *, now: dateti
                 created_at=now,
             )
             session.add(organisation)
-            user = _insert_user(session, rules, new, organisation, now)
+            user = _insert_user(session, rules, new, organisation, now, owner=True)
             session.flush()
     except IntegrityError:
         # A concurrent registration won the race for the e-mail or the name.
@@ -205,6 +214,7 @@ def create_user(session: Session, rules: AccountRules, new: NewUser, *, now: dat
     if _email_taken(session, email):
         raise _email_taken_error()
     organisation = _find_organisation(session, new.organisation)
+    first = organisation is None
     if organisation is None:
         organisation = Organisation(
             name=" ".join(new.organisation.split()),
@@ -212,7 +222,8 @@ def create_user(session: Session, rules: AccountRules, new: NewUser, *, now: dat
             created_at=now,
         )
         session.add(organisation)
-    user = _insert_user(session, rules, new, organisation, now)
+    # An operator vouches for the address of an account they make.
+    user = _insert_user(session, rules, new, organisation, now, owner=first, verified=True)
     session.flush()
     return user
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from outcomes.db import Base, UTCDateTime
 
-KINDS = ("money", "transition", "refused", "admin")
+KINDS = ("money", "transition", "refused", "admin", "account")
 
 APPEND_ONLY = "audit_events is append-only"
 # The migration creates these; the test suite needs them to empty the table.

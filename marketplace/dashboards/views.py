@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -12,8 +21,10 @@ from flask_login import current_user, login_required
 from marketplace.accounts.models import Organisation, Role
 from marketplace.core.clock import today
 from marketplace.core.errors import Forbidden, ValidationFailed
+from marketplace.core.errors import NotFound as NotFoundError
 from marketplace.core.schemas import sane_day
 from marketplace.dashboards import report, services
+from marketplace.dashboards.organisation import public_profile
 from marketplace.extensions import db
 from marketplace.projects.progress import funding_bar
 from marketplace.web.formatting import PURPOSE_LABELS, money, number, purpose_label
@@ -124,3 +135,13 @@ def impact_pdf():
 
 def _label(text: str) -> str:
     return purpose_label(text) if text in PURPOSE_LABELS else gettext(text)
+
+
+@bp.get("/organisations/<int:organisation_id>")
+def organisation(organisation_id: int):
+    """Public: who the organisation is, its listed projects and its track record."""
+    try:
+        found = public_profile(db.session, organisation_id)
+    except NotFoundError:
+        abort(404)
+    return render_template("dashboards/organisation.html", profile=found)

@@ -31,6 +31,7 @@ from marketplace.accounts.authorisation import (
     require_acting_for,
     require_member_or_admin,
     require_role,
+    require_verified_email,
 )
 from marketplace.accounts.models import Organisation, Role, User
 from marketplace.audit import services as audit
@@ -143,6 +144,7 @@ def create_pledge(
     PaymentRequired and Unavailable.
     """
     require_role(user, Role.BUYER)
+    require_verified_email(user)
     idempotent.check(session, idempotency)
     project = session.execute(
         select(

@@ -150,14 +150,17 @@ class Mailer:
 
 
 def recipients(session: Session, notice: Notification) -> dict[str, list[str]]:
-    """The active people a notice is for, by the language they read: {"nl": [e-mail, ...]}."""
-    query = select(User.email, User.language).where(
+    """The active people a notice is for, by the language they read: {"nl": [e-mail, ...]}
+    (leaving out who chose not to have this kind of notice by e-mail)."""
+    query = select(User.email, User.language, User.email_off).where(
         User.is_active, User.organisation_id == notice.organisation_id
     )
     if notice.user_id is not None:
         query = query.where(User.id == notice.user_id)
     by_language: dict[str, list[str]] = {}
-    for email, language in session.execute(query.order_by(User.id)):
+    for email, language, email_off in session.execute(query.order_by(User.id)):
+        if notice.kind in email_off.split():  # they read it in the app only
+            continue
         chosen = language if language in EMAIL_LANGUAGES else "en"
         by_language.setdefault(chosen, []).append(email)
     return by_language

@@ -27,7 +27,11 @@ from blinker import Namespace
 from sqlalchemy import ColumnElement, Integer, and_, column, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
-from marketplace.accounts.authorisation import require_acting_for, require_role
+from marketplace.accounts.authorisation import (
+    require_acting_for,
+    require_role,
+    require_verified_email,
+)
 from marketplace.accounts.models import Role, User
 from marketplace.notifications import notices
 from marketplace.projects import counts as listing_counts
@@ -297,8 +301,10 @@ def update_draft(
 def submit(
     session: Session, user: User, project: Project, *, now: datetime, today: date
 ) -> Project:
-    """Send a draft to the expert panel. Raises Forbidden, ValidationFailed, InvalidTransition."""
+    """Send a draft to the expert panel. Raises Forbidden (also EmailUnverified),
+    ValidationFailed, InvalidTransition."""
     _require_owner(user, project)
+    require_verified_email(user)
     if project.state is ProjectState.DRAFT:
         errors = _check_dates(_as_input(project), today)
         if errors:

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,20 @@ class SweepReport:
     name: str
     ok: bool
     summary: str
+
+    @property
+    def did_something(self) -> bool:
+        """Failed, or counted something other than nothing (every summary is counts)."""
+        return not self.ok or re.search(r"[1-9]", self.summary) is not None
+
+
+def log_lines(reports: list[SweepReport], now: datetime) -> list[str]:
+    """What a tick says in the log: a line for each sweep that did something, or one
+    line that nothing needed doing (so a quiet scheduler writes one line a minute)."""
+    busy = [r for r in reports if r.did_something]
+    if not busy:
+        return [f"{len(reports)} sweeps as of {now:%Y-%m-%d %H:%M} UTC: nothing to do"]
+    return [f"sweep {r.name}: {r.summary if r.ok else 'FAILED; see the error above'}" for r in busy]
 
 
 def in_one_transaction(work: Callable[[Session, datetime], str]):

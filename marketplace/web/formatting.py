@@ -156,6 +156,14 @@ FIELD_LABELS = {
     "evaluator_id": N_("Evaluator"),
     "email": N_("E-mail address"),
     "password": N_("Password"),
+    "current_password": N_("Current password"),
+    "members": N_("Colleagues"),
+    "legal_name": N_("Legal name"),
+    "registry_id": N_("KvK number or other registry id"),
+    "address": N_("Address"),
+    "vat_id": N_("VAT id"),
+    "website": N_("Website"),
+    "description": N_("About the organisation"),
     "name": N_("Name"),
     "organisation": N_("Organisation"),
     "role": N_("Role"),
@@ -234,6 +242,19 @@ def claim_label(value: Any) -> str:
     return gettext(CLAIM_LABELS[value]) if value in CLAIM_LABELS else str(value)
 
 
+ROLE_LABELS = {
+    "entrepreneur": N_("Social entrepreneur"),
+    "buyer": N_("Buyer of outcomes"),
+    "evaluator": N_("Evaluator"),
+    "admin": N_("Platform team"),
+}
+
+
+def role_label(value: object) -> str:
+    key = getattr(value, "value", value)
+    return gettext(ROLE_LABELS[key]) if key in ROLE_LABELS else str(key)
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=money,
@@ -249,4 +270,5 @@ def register_filters(app: Flask) -> None:
         purpose_label=purpose_label,
         notice_kind=notice_kind,
         claim_label=claim_label,
+        role_label=role_label,
     )

@@ -73,11 +73,34 @@ VOCABULARY = (
     N_("transition"),
     N_("refused"),
     N_("admin"),
+    N_("account"),
 )
 
 # Messages the services and the form schemas give, translated where pages show them
 # (constant ones; a message with figures in it stays in English).
 MESSAGES = (
+    # accounts: links, profile, colleagues
+    N_("This link has expired or was used already"),
+    N_("This link has expired or was used already. Ask for a new one."),
+    N_("Confirm your e-mail address first"),
+    N_("Confirm your e-mail address first: open the link we sent to %(email)s."),
+    N_("Your e-mail address is confirmed already."),
+    N_("This is not your current password."),
+    N_("Give your name (at most 200 characters)."),
+    N_("Give a valid e-mail address."),
+    N_("This is your address already."),
+    N_("Only your organisation's owner invites and removes colleagues."),
+    N_("No such invitation."),
+    N_("No such colleague."),
+    N_("You cannot remove yourself: you own the organisation."),
+    N_("No such organisation."),
+    N_("At most 200 characters, on one line."),
+    N_("At most 300 characters, on one line."),
+    N_("At most 2,000 characters."),
+    N_("A KvK number has 8 digits."),
+    N_("Give a KvK number (8 digits), or another registry's country code and id."),
+    N_("A VAT id such as NL123456789B01."),
+    N_("A web address such as https://buurtwerk.nl."),
     N_("This password is common in published data breaches; choose another."),
     N_("Choose at least one scope."),
     N_("A date such as 2027-12-31."),

@@ -143,7 +143,7 @@ def test_administrators_read_and_filter_the_log(app, client, web, session, auth_
     assert {i["actor"] for i in listed["items"]} == {someone.email}
     assert client.get("/api/v1/audit-events?kind=nonsense", headers=auth_headers(admin)).json[
         "errors"
-    ] == {"kind": ["Must be one of: money, transition, refused, admin."]}
+    ] == {"kind": ["Must be one of: money, transition, refused, admin, account."]}
     later = client.get("/api/v1/audit-events?from=2030-01-01", headers=auth_headers(admin)).json
     assert later["total"] == 0
 

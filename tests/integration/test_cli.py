@@ -226,3 +226,47 @@ def test_a_malformed_instant_is_refused(cli):
 
     assert result.exit_code == 2
     assert "--now" in result.output
+
+
+def test_demo_reset_brings_the_demo_back_and_nothing_else(backend, make_database_url, tmp_path):
+    import flask_migrate
+
+    from tests.conftest import build_app
+
+    fresh = build_app(make_database_url(backend), tmp_path)
+    with fresh.app_context():
+        flask_migrate.upgrade()
+    runner = fresh.test_cli_runner()
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    engine = fresh.extensions["db"].engine
+    with engine.begin() as connection:
+        connection.execute(
+            User.__table__.update().where(User.email == "buyer@som.example").values(name="Changed")
+        )
+
+    asked = runner.invoke(args=["demo", "reset"], input="n\n")
+    assert asked.exit_code == 1 and "Aborted" in asked.output
+    result = runner.invoke(args=["demo", "reset", "--yes"])
+
+    assert result.exit_code == 0, result.output
+    assert f"The demo is back: {len(DEMO_USERS)} users, {len(DEMO_PROJECTS)} projects." in (
+        result.output
+    )
+    with engine.connect() as connection:
+        names = dict(connection.execute(select(User.email, User.name)).all())
+    assert names["buyer@som.example"] == "Lotte Jansen"
+    assert len(names) == len(DEMO_USERS)
+    engine.dispose()
+
+
+def test_demo_reset_refuses_in_production(cli, app, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setitem(
+        app.extensions, "settings", replace(app.extensions["settings"], env="production")
+    )
+
+    result = cli("demo", "reset", "--yes")
+
+    assert result.exit_code == 1
+    assert "not in production" in result.output

@@ -34,3 +34,28 @@ def test_the_scheduler_runs_one_coalesced_job_every_minute():
     assert job.trigger.interval == timedelta(minutes=1)
     assert job.coalesce is True
     assert job.max_instances == 1
+
+
+def test_a_quiet_tick_is_one_line_and_a_busy_one_names_what_happened(app, session):
+    from marketplace.scheduler import log_lines
+
+    at = datetime(2027, 1, 1, 9, 30, tzinfo=UTC)
+    # without Stripe objects or rows, reconcile has nothing to compare either
+    quiet = [r for r in run_sweeps(sweep_context(app), at) if r.name != "reconcile"]
+
+    assert log_lines(quiet, at) == [
+        f"{len(quiet)} sweeps as of 2027-01-01 09:30 UTC: nothing to do"
+    ]
+
+    LoginAttemptFactory(attempted_at=at - timedelta(days=3))
+    session.commit()
+
+    def broken(_ctx, _now):
+        raise RuntimeError("boom")
+
+    busy = run_sweeps(sweep_context(app), at, (Sweep("broken", broken), *SWEEPS))
+    lines = log_lines([r for r in busy if r.name != "reconcile"], at)
+    assert lines == [
+        "sweep broken: FAILED; see the error above",
+        "sweep purge_login_attempts: deleted 1 old log-in attempts",
+    ]

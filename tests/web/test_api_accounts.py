@@ -35,11 +35,12 @@ def test_registering_returns_the_new_user_with_its_organisation(client, session)
 
     assert response.status_code == 201
     body = response.get_json()
-    assert {k: body[k] for k in ("email", "name", "role", "organisation")} == {
+    assert {k: body[k] for k in ("email", "name", "role", "organisation", "email_verified")} == {
         "email": "ana@buurtwerk.example",
         "name": "Ana Pereira",
         "role": "entrepreneur",
         "organisation": "Buurtwerk Delfshaven",
+        "email_verified": False,
     }
     user = session.get(User, body["id"])
     assert user.organisation.name == "Buurtwerk Delfshaven"
@@ -275,6 +276,7 @@ def test_me_describes_the_token_owner(client, auth_headers):
         "role": "entrepreneur",
         "organisation": "Buurtwerk Rotterdam",
         "organisation_id": user.organisation_id,
+        "email_verified": True,
     }
 
 

@@ -20,7 +20,8 @@ import pytest
 from flask import url_for
 from sqlalchemy import select
 
-from marketplace.accounts.models import ApiToken, Role
+from marketplace.accounts import profile
+from marketplace.accounts.models import ApiToken, LinkPurpose, Role
 from outcomes.catalogue import OutcomeType
 from outcomes.db import Base
 from outcomes.evaluation import Evaluation
@@ -66,6 +67,17 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("accounts.login", "POST"): EVERYONE,
     ("accounts.register_page", "GET"): EVERYONE,
     ("accounts.register_page", "POST"): EVERYONE,
+    # e-mailed links: the secret in the path is the permission
+    ("accounts.forgot_password", "GET"): EVERYONE,
+    ("accounts.forgot_password", "POST"): EVERYONE,
+    ("accounts.verify", "GET"): EVERYONE,
+    ("accounts.verify", "POST"): EVERYONE,
+    ("accounts.reset_password", "GET"): EVERYONE,
+    ("accounts.reset_password", "POST"): EVERYONE,
+    ("accounts.confirm_email", "GET"): EVERYONE,
+    ("accounts.confirm_email", "POST"): EVERYONE,
+    ("accounts.accept_invitation", "GET"): EVERYONE,
+    ("accounts.accept_invitation", "POST"): EVERYONE,
     ("projects.marketplace", "GET"): EVERYONE,
     ("projects.detail", "GET"): EVERYONE,
     ("catalogue.catalogue", "GET"): EVERYONE,
@@ -74,6 +86,7 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("registry.registry_csv", "GET"): EVERYONE,
     ("registry.retirement", "GET"): EVERYONE,
     ("registry.certificate", "GET"): EVERYONE,
+    ("dashboards.organisation", "GET"): EVERYONE,
     # Stripe signs its webhooks; no person is involved.
     ("webhooks.stripe_webhook", "POST"): EVERYONE,
     ("accounts_api.Register", "POST"): EVERYONE,
@@ -90,6 +103,18 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("accounts.account", "GET"): SIGNED_IN,
     ("accounts.create_token", "POST"): SIGNED_IN,
     ("accounts.logout", "POST"): SIGNED_IN,
+    ("accounts.send_verification", "POST"): SIGNED_IN,
+    ("accounts.change_name", "POST"): SIGNED_IN,
+    ("accounts.change_password", "POST"): SIGNED_IN,
+    ("accounts.change_email", "POST"): SIGNED_IN,
+    ("accounts.email_preferences", "POST"): SIGNED_IN,
+    ("accounts.colleagues", "GET"): SIGNED_IN,
+    ("accounts.organisation_profile", "GET"): SIGNED_IN,
+    ("accounts.organisation_profile", "POST"): frozenset({"owner"}),
+    # the organisation's owner, for its own colleagues and invitations
+    ("accounts.invite", "POST"): frozenset({"owner"}),
+    ("accounts.withdraw_invitation", "POST"): frozenset({"owner"}),
+    ("accounts.remove_colleague", "POST"): frozenset({"owner"}),
     ("dashboards.dashboard", "GET"): SIGNED_IN,
     ("notifications.notices", "GET"): SIGNED_IN,
     ("notifications.mark_read", "POST"): SIGNED_IN,
@@ -237,6 +262,21 @@ def world(app, client, session, auth_headers, settled_example):
         size_bytes=len(data),
     )
     owners_token = factories.ApiTokenFactory(user=owner)
+    owner.is_owner = True
+    colleague = UserFactory(role=Role.ENTREPRENEUR, organisation=owner.organisation)
+    session.flush()
+    links = {
+        purpose: profile.issue_link(
+            session,
+            purpose,
+            f"{purpose.value}@matrix.example",
+            now=owner.created_at,
+            user=None if purpose is LinkPurpose.INVITATION else colleague,
+            organisation_id=owner.organisation_id,
+            invited_by=owner,
+        )
+        for purpose in LinkPurpose
+    }
     people = {
         "admin": admin,
         "owner": owner,
@@ -259,6 +299,13 @@ def world(app, client, session, auth_headers, settled_example):
             "report_id": report.id,
             "file_id": evidence.id,
             "token_id": owners_token.id,
+            "user_id": colleague.id,
+            "organisation_id": owner.organisation_id,
+            "link_id": links[LinkPurpose.INVITATION][0].id,
+            ("accounts.verify", "secret"): links[LinkPurpose.VERIFY_EMAIL][1],
+            ("accounts.reset_password", "secret"): links[LinkPurpose.RESET_PASSWORD][1],
+            ("accounts.confirm_email", "secret"): links[LinkPurpose.CHANGE_EMAIL][1],
+            ("accounts.accept_invitation", "secret"): links[LinkPurpose.INVITATION][1],
             "code": session.scalars(select(OutcomeType.code)).first(),
             "filename": "favicon.svg",
         },
@@ -304,7 +351,8 @@ def paths_for(app, endpoint: str, world) -> list[str]:
     projects = world["projects"] if "project_id" in rule.arguments else [None]
     paths = []
     for project_id in projects:
-        values = {name: world["ids"].get(name) for name in rule.arguments}
+        ids = world["ids"]
+        values = {name: ids.get((endpoint, name), ids.get(name)) for name in rule.arguments}
         if project_id is not None:
             values["project_id"] = project_id
         with app.test_request_context():

@@ -17,7 +17,8 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
-from marketplace.accounts.models import Role
+from marketplace.accounts import profile
+from marketplace.accounts.models import LinkPurpose, Role
 from marketplace.funding.models import Pledge
 from tests.factories import EvaluationFactory, ProgressReportFactory, ProjectFactory, UserFactory
 from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
@@ -105,6 +106,20 @@ def everything(client, session, auth_headers, settled_example):
     session.commit()
     evaluator = session.get(UserFactory._meta.model, open_evaluation.evaluator_id)
     draft = ProjectFactory(organisation=owner.organisation, created_by=owner)
+    owner.is_owner = True
+    session.flush()
+    links = {
+        purpose: profile.issue_link(
+            session,
+            purpose,
+            f"person{number}@i18n.example",
+            now=owner.created_at,
+            user=None if purpose is LinkPurpose.INVITATION else owner,
+            organisation_id=owner.organisation_id,
+            invited_by=owner,
+        )[1]
+        for number, purpose in enumerate(LinkPurpose)
+    }
     session.commit()
     return {
         "people": {
@@ -118,6 +133,11 @@ def everything(client, session, auth_headers, settled_example):
             "project_id": project.id,
             "retirement_id": retirement["id"],
             "evaluation_id": open_evaluation.id,
+            "organisation_id": owner.organisation_id,
+            ("accounts.verify", "secret"): links[LinkPurpose.VERIFY_EMAIL],
+            ("accounts.reset_password", "secret"): links[LinkPurpose.RESET_PASSWORD],
+            ("accounts.confirm_email", "secret"): links[LinkPurpose.CHANGE_EMAIL],
+            ("accounts.accept_invitation", "secret"): links[LinkPurpose.INVITATION],
         },
         "draft": draft.id,
         "report_project": report.project_id,
@@ -135,6 +155,12 @@ PAGES_BY_PERSON = {
         "catalogue.calculator",
         "registry.registry",
         "registry.retirement",
+        "dashboards.organisation",
+        "accounts.forgot_password",
+        "accounts.verify",
+        "accounts.reset_password",
+        "accounts.confirm_email",
+        "accounts.accept_invitation",
     ],
     "buyer": [
         "dashboards.dashboard",
@@ -142,6 +168,8 @@ PAGES_BY_PERSON = {
         "registry.holdings",
         "notifications.notices",
         "accounts.account",
+        "accounts.colleagues",
+        "accounts.organisation_profile",
         "settlement.settlement_page",
         "projects.detail",
     ],
@@ -153,6 +181,9 @@ PAGES_BY_PERSON = {
         "funding.payouts",
         "funding.project_funding",
         "notifications.notices",
+        "accounts.account",
+        "accounts.colleagues",
+        "accounts.organisation_profile",
     ],
     "evaluator": ["evaluations.queue", "evaluations.form", "notifications.notices"],
     "admin": [
@@ -190,7 +221,8 @@ def test_every_page_in_dutch_and_english(app, web, everything, person):
     for endpoint in PAGES_BY_PERSON[person]:
         with app.test_request_context():
             rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
-            values = {name: everything["ids"][name] for name in rule.arguments}
+            ids = everything["ids"]
+            values = {name: ids.get((endpoint, name), ids.get(name)) for name in rule.arguments}
             if endpoint == "projects.edit":
                 values["project_id"] = everything["draft"]
             path = url_for(endpoint, **values)
