@@ -4,6 +4,7 @@ whether it was late)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -68,14 +69,10 @@ def public_profile(session: Session, organisation_id: int) -> PublicProfile:
         )
     )
     settled = {p.id: p for p in projects if p.state is ProjectState.SETTLED}
-    rows = (
-        session.scalars(
-            select(Settlement)
-            .where(Settlement.project_id.in_(settled))
-            .order_by(Settlement.id.desc())
-        )
-        if settled
-        else []
+    rows: Iterable[Settlement] = session.scalars(
+        select(Settlement)
+        .where(Settlement.project_id.in_(list(settled)))
+        .order_by(Settlement.id.desc())
     )
     record = [
         TrackRecord(
