@@ -87,6 +87,13 @@ class BlockQuerySchema(PageArgsSchema):
     )
     project_id = row_id()
     status = ma.fields.Enum(BlockStatus, by_value=True)
+    q = SingleLine(
+        validate=validate.Length(max=100),
+        metadata={
+            "description": "words of a project's title, a public holder's name or a "
+            "retirement's beneficiary"
+        },
+    )
 
 
 def block_body(block, holder=None) -> dict[str, Any]:
@@ -168,6 +175,7 @@ class RegistryBlocks(MethodView):
                 serial=args.get("serial"),
                 project_id=args.get("project_id"),
                 status=args.get("status"),
+                text=args.get("q"),
                 page=args["page"],
                 per_page=args["per_page"],
             ),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.authorisation import require_role
@@ -235,8 +235,24 @@ class RegistryFilters:
     serial: str | None = None
     project_id: int | None = None
     status: BlockStatus | None = None
+    # Words of a project's title, a public holder's name or a retirement's beneficiary.
+    text: str | None = None
     page: int = 1
     per_page: int = 50
+
+
+@dataclass(frozen=True)
+class ProjectTotal:
+    project_id: int
+    title: str
+    issued: int
+    retired: int
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern finding ``text`` anywhere, its own % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def find_serial(text: str) -> tuple[int, int, int] | None:
@@ -249,9 +265,9 @@ def find_serial(text: str) -> tuple[int, int, int] | None:
     return int(match.group(1)), first, last
 
 
-def registry_blocks(
-    session: Session, filters: RegistryFilters
-) -> tuple[list[tuple[TokenBlock, Organisation]], int]:
+def _matching(filters: RegistryFilters) -> Select:
+    """The blocks (with their holders) the filters find; raises ValidationFailed for a
+    serial written wrongly."""
     query = select(TokenBlock, Organisation).join(
         Organisation, Organisation.id == TokenBlock.holder_id
     )
@@ -278,6 +294,30 @@ def registry_blocks(
         query = query.where(TokenBlock.project_id == filters.project_id)
     if filters.status:
         query = query.where(TokenBlock.status == filters.status)
+    text = " ".join("".join(ch for ch in filters.text or "" if ch.isprintable()).split())
+    if text:
+        pattern = _like(text)
+        query = (
+            query.join(Project, Project.id == TokenBlock.project_id)
+            .outerjoin(Retirement, Retirement.id == TokenBlock.retirement_id)
+            .where(
+                or_(
+                    Project.title.ilike(pattern, escape="\\"),
+                    # a private holder is never found by its name
+                    and_(
+                        Organisation.registry_public, Organisation.name.ilike(pattern, escape="\\")
+                    ),
+                    Retirement.beneficiary.ilike(pattern, escape="\\"),
+                )
+            )
+        )
+    return query
+
+
+def registry_blocks(
+    session: Session, filters: RegistryFilters
+) -> tuple[list[tuple[TokenBlock, Organisation]], int]:
+    query = _matching(filters)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.execute(
         query.order_by(TokenBlock.project_id, TokenBlock.first_serial)
@@ -285,6 +325,27 @@ def registry_blocks(
         .offset((filters.page - 1) * filters.per_page)
     ).all()
     return [(block, holder) for block, holder in rows], total
+
+
+def registry_totals(session: Session, filters: RegistryFilters) -> list[ProjectTotal]:
+    """Per project, the tokens of the blocks found: still issued, and retired."""
+    found = _matching(filters).subquery()
+    size = found.c.last_serial - found.c.first_serial + 1
+    rows = session.execute(
+        select(
+            found.c.project_id,
+            Project.title,
+            func.sum(case((found.c.status == BlockStatus.ISSUED, size), else_=0)),
+            func.sum(case((found.c.status == BlockStatus.RETIRED, size), else_=0)),
+        )
+        .join(Project, Project.id == found.c.project_id)
+        .group_by(found.c.project_id, Project.title)
+        .order_by(found.c.project_id)
+    ).all()
+    return [
+        ProjectTotal(project_id, title, int(issued or 0), int(retired or 0))
+        for project_id, title, issued, retired in rows
+    ]
 
 
 def all_blocks(session: Session):

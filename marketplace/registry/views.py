@@ -52,16 +52,19 @@ PER_PAGE = 50
 
 @bp.get("/registry")
 def registry():
-    serial = request.args.get("serial", "").strip()
+    serial = request.args.get("serial", "").strip()[:100]
+    typed = "".join(ch for ch in request.args.get("q", "")[:1000] if ch.isprintable())
+    text = " ".join(typed.split())[:100]
     page = page_number(request.args.get("page"))
     errors = {}
+    filters = services.RegistryFilters(
+        serial=serial or None, text=text or None, page=page, per_page=PER_PAGE
+    )
     try:
-        rows, total = services.registry_blocks(
-            db.session,
-            services.RegistryFilters(serial=serial or None, page=page, per_page=PER_PAGE),
-        )
+        rows, total = services.registry_blocks(db.session, filters)
+        totals = services.registry_totals(db.session, filters) if text or serial else []
     except MarketplaceError as exc:
-        rows, total, errors = [], 0, exc.errors
+        rows, total, totals, errors = [], 0, [], exc.errors
     titles = dict(
         db.session.execute(
             select(Project.id, Project.title).where(
@@ -73,9 +76,11 @@ def registry():
         "registry/list.html",
         rows=rows,
         titles=titles,
+        totals=totals,
         total=total,
         page=page,
         serial=serial,
+        text=text,
         errors=errors,
         holder_name=services.holder_name,
         pages=max(1, -(-total // PER_PAGE)),

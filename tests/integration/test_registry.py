@@ -266,3 +266,30 @@ def test_the_certificate_speaks_the_readers_language_and_stays_inside_its_margin
     folder = PROJECT_ROOT / "test-artifacts" / "pdf"
     folder.mkdir(parents=True, exist_ok=True)
     page.render(scale=1.5).to_pil().save(folder / f"certificate-{language}.png")
+
+
+def test_the_registry_page_finds_by_words_with_totals_per_project(client, session, settled):
+    project, (_first, second) = settled
+    second.organisation.registry_public = True
+    session.commit()
+
+    by_holder = client.get("/registry", query_string={"q": second.organisation.name.upper()})
+    page = by_holder.get_data(as_text=True)
+    assert by_holder.status_code == 200
+    assert "Totals per project of what was found" in page
+    assert serial(project, 701, 1680) in page and serial(project, 1, 700) not in page
+    assert "980 tokens" in page  # held by that holder
+    api = client.get("/api/v1/registry/blocks", query_string={"q": project.title[:6]}).json
+    assert api["total"] == 2
+
+    dutch = client.get(
+        "/registry", query_string={"q": project.title}, headers={"Accept-Language": "nl"}
+    ).get_data(as_text=True)
+    assert "Totalen per project van wat is gevonden" in dutch and "1.680 tokens" in dutch
+    for odd in ("x" * 5000, "\x00x\x1f", "%_%", "' OR 1=1 --", "🙂"):
+        answer = client.get("/registry", query_string={"q": odd})
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 200, odd
+        assert "No serial blocks match." in page and "\x00" not in page, odd
+    too_long = client.get("/api/v1/registry/blocks", query_string={"q": "x" * 101})
+    assert too_long.status_code == 422 and "q" in too_long.json["errors"]

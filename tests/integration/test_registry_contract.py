@@ -357,3 +357,38 @@ def test_a_block_another_request_retired_whole_meanwhile_refuses_this_one(app, s
         select(TokenBlock).where(TokenBlock.project_id == a.id, TokenBlock.first_serial == 1)
     ).one()
     assert (retired.last_serial, retired.status) == (100, BlockStatus.RETIRED)
+
+
+def test_the_registry_is_searched_by_project_public_holder_and_beneficiary(session, ledger):
+    a, b, bank, other, _made = ledger
+    session.rollback()
+    a.title, b.title = "Werk in Delfshaven", "Groene daken 100%"
+    other.registry_public = True  # Gemeente Delft shows its name; the bank does not
+    session.commit()
+    claim = services.retire(
+        session, bank, retirement(b.id, 20, beneficiary="Stichting Één_Zorg"), now=NOW
+    )
+    session.commit()
+
+    def found(text: str):
+        rows, total = search(session, text=text)
+        return sorted((r[0], r[1]) for r in rows), total
+
+    # the project's title, any case
+    assert found("delfshaven")[1] == 4
+    # a public holder by its name; a private one is not found by its name
+    assert found("gemeente delft") == ([(a.id, 101)], 1)
+    assert found("Havenstad") == ([], 0)
+    # a retirement's beneficiary (letters beyond ASCII as written: SQLite folds ASCII
+    # case only); LIKE's own characters are taken literally
+    assert found("Één_zorg") == ([(b.id, 1)], 1)
+    assert found("100%") == ([(b.id, 1), (b.id, 21)], 2)
+    assert found("_") == ([(b.id, 1)], 1)
+    assert found("%") == ([(b.id, 1), (b.id, 21)], 2)
+
+    totals = services.registry_totals(session, services.RegistryFilters(text="e"))
+    assert [(t.project_id, t.title, t.issued, t.retired) for t in totals] == [
+        (a.id, "Werk in Delfshaven", 500, 10),
+        (b.id, "Groene daken 100%", 30, 20),
+    ]
+    assert claim.quantity == 20
