@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal
 
 
@@ -179,9 +179,10 @@ def formatted(params: dict, *, locale: str, currency: str, zone: str) -> dict[st
         elif name.endswith("_date"):
             out[name] = format_date(date.fromisoformat(value), "long", locale=locale)
         elif name.endswith("_at"):
-            out[name] = format_datetime(
-                datetime.fromisoformat(value), "medium", tzinfo=ZoneInfo(zone), locale=locale
-            )
+            # as the pages write an instant: 22 November 2026, 09:00
+            instant = datetime.fromisoformat(value).astimezone(ZoneInfo(zone))
+            written_day = format_date(instant.date(), "long", locale=locale)
+            out[name] = f"{written_day}, {format_time(instant, 'short', locale=locale)}"
         elif isinstance(value, int) and name not in PLAIN:
             out[name] = format_decimal(value, locale=locale)
         else:

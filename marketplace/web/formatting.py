@@ -6,9 +6,11 @@ Money arrives as integer cents and is divided as a Decimal, never a float.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import flask_babel
 from flask import Flask, current_app
 from flask_babel import format_currency, format_decimal, format_percent, gettext, ngettext
 
@@ -255,6 +257,18 @@ def role_label(value: object) -> str:
     return gettext(ROLE_LABELS[key]) if key in ROLE_LABELS else str(key)
 
 
+def day(value: date | datetime | None) -> str:
+    """Every date on every page in one style per language: 22 November 2026."""
+    return "" if value is None else flask_babel.format_date(value, "long")
+
+
+def moment(value: datetime | None) -> str:
+    """Every instant, in the platform's time zone: 22 November 2026, 09:00."""
+    if value is None:
+        return ""
+    return f"{flask_babel.format_date(value, 'long')}, {flask_babel.format_time(value, 'short')}"
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=money,
@@ -271,4 +285,6 @@ def register_filters(app: Flask) -> None:
         notice_kind=notice_kind,
         claim_label=claim_label,
         role_label=role_label,
+        day=day,
+        moment=moment,
     )

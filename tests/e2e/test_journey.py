@@ -30,6 +30,7 @@ from marketplace.registry.models import BlockStatus, TokenBlock
 from tests.factories import DEFAULT_PASSWORD, OrganisationFactory, UserFactory
 from tests.integration.funding_support import tick
 from tests.integration.test_dashboards import ledger_total, read_csv
+from tests.support.mail import inbox, link_to, smtp  # noqa: F401 - fixtures
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -64,10 +65,11 @@ WIDTHS = {"desktop": 1280, "phone": 390}
 
 
 class Journey:
-    def __init__(self, chromium, base: str, screenshots, width: int = 1280) -> None:
+    def __init__(self, chromium, base: str, screenshots, width: int = 1280, inbox=None) -> None:
         self.chromium, self.base, self.screenshots = chromium, base, screenshots
         self.width = width
         self.shots = 0
+        self.inbox = inbox
 
     def person(self) -> Page:
         """A browser of its own (its own cookies), as wide as the journey's screen."""
@@ -120,11 +122,19 @@ class Journey:
         page.check(f"input[name=role][value={role}]")
         page.get_by_role("button", name="Create account").click()
         expect(page.locator(".flash-error, .error-summary")).to_have_count(0)
+        # The address is confirmed from the e-mail, as the person does, before anything else.
+        expect(page.locator(".unverified")).to_contain_text("Confirm your e-mail address")
+        page.goto(link_to(self.inbox, email))
+        page.get_by_role("button", name="Confirm").click()
+        expect(page.locator(".flash-success")).to_contain_text("your e-mail address is confirmed")
+        expect(page.locator(".unverified")).to_have_count(0)
 
 
 @pytest.mark.parametrize("screen", list(WIDTHS))
-def test_the_whole_journey_in_a_browser(app, live_server, chromium, screenshots, session, screen):
-    journey = Journey(chromium, live_server, screenshots, WIDTHS[screen])
+def test_the_whole_journey_in_a_browser(
+    app, live_server, chromium, screenshots, session, screen, inbox
+):
+    journey = Journey(chromium, live_server, screenshots, WIDTHS[screen], inbox)
     admin = UserFactory(role=Role.ADMIN, email="panel@som.example", name="Anouk de Vries")
     evaluator = UserFactory(
         role=Role.EVALUATOR,

@@ -428,3 +428,372 @@ def test_the_off_session_charge_says_what_came_of_it(app, session, client, auth_
     assert charges.charge_off_session(sessions, gateway, failing.id, at, 72) == "failed"
     session.rollback()
     assert session.get(Pledge, declined.id).state is PledgeState.PAYMENT_FAILED
+
+
+# --- what a failure, a surplus and a waiting attempt leave behind, exactly -----------------
+
+
+def test_a_declined_charge_leaves_its_reason_and_one_notice_with_every_figure(
+    session, failed_pledge
+):
+    from marketplace.funding.models import PledgeStateChange
+
+    project, _admin, pledge_id, _token = failed_pledge
+    session.rollback()
+    pledge = session.get(Pledge, pledge_id)
+
+    failed = session.scalars(
+        select(PledgeStateChange).where(
+            PledgeStateChange.pledge_id == pledge_id,
+            PledgeStateChange.to_state == PledgeState.PAYMENT_FAILED,
+        )
+    ).one()
+    assert (failed.reason, failed.reason_params) == (
+        "charge failed: %(code)s",
+        {"code": "card_declined"},
+    )
+    notice = session.scalars(
+        select(Notification).where(Notification.kind == "payment_failed")
+    ).one()
+    assert (notice.key, notice.organisation_id, notice.link) == (
+        f"payment_failed:pledge:{pledge_id}",
+        pledge.organisation_id,
+        f"/pledges#pledge-{pledge_id}",
+    )
+    assert notice.params == {
+        "project": project.title,
+        "tokens": 1000,
+        "code": "card_declined",
+        "until_at": pledge.grace_until.replace(tzinfo=CLOSED.tzinfo).isoformat(),
+    }
+    assert notice.created_at.replace(tzinfo=CLOSED.tzinfo) == failed.at.replace(
+        tzinfo=CLOSED.tzinfo
+    )
+
+
+def test_a_failure_keeps_the_first_intent_and_sixty_characters_of_its_code(session):
+    named = PaymentFactory(
+        pledge=PledgeFactory(state=PledgeState.COMMITTED),
+        state=PaymentState.CREATED,
+        payment_intent_id="pi_first",
+    )
+    bare = PaymentFactory(
+        pledge=PledgeFactory(state=PledgeState.COMMITTED), state=PaymentState.CREATED
+    )
+    session.commit()
+
+    charges.record_failure(session, named, "x" * 70, CLOSED, 48, "pi_other")
+    charges.record_failure(session, bare, "card_declined", CLOSED, 48, "pi_told")
+    session.commit()
+
+    assert (named.payment_intent_id, named.failure_code) == ("pi_first", "x" * 60)
+    assert (bare.payment_intent_id, bare.state) == ("pi_told", PaymentState.FAILED)
+
+
+def test_a_waiting_attempt_learns_its_intent_when_it_had_none(session):
+    bare = PaymentFactory(state=PaymentState.CREATED)
+    session.commit()
+
+    assert charges.record_waiting(session, bare, "requires_action", CLOSED, "pi_told") == (
+        "requires_action"
+    )
+    session.commit()
+
+    assert session.get(Payment, bare.id).payment_intent_id == "pi_told"
+
+
+def test_a_surplus_is_booked_against_its_own_payment_and_pledge(session, failed_pledge):
+    from marketplace.ledger.models import JournalEntry
+
+    project, _admin, failed_id, _token = failed_pledge
+    session.rollback()
+    paid = session.scalars(
+        select(Pledge).where(Pledge.project_id == project.id, Pledge.id != failed_id)
+    ).one()
+    extra = PaymentFactory(pledge=paid, attempt=5, state=PaymentState.CREATED)
+    session.commit()
+
+    assert charges.record_success(session, extra, CLOSED) == "surplus"
+    session.commit()
+
+    entry = session.scalars(select(JournalEntry).where(JournalEntry.kind == "surplus_charge")).one()
+    assert (entry.reference, entry.memo) == (
+        f"payment:{extra.id}",
+        f"pledge {paid.id}: paid twice; refunded",
+    )
+
+
+def test_a_second_success_of_a_pledge_whose_state_lags_is_a_surplus_not_a_crash(session):
+    """The partial unique index is the backstop; the code sees the first success itself."""
+    pledge = PledgeFactory(state=PledgeState.PAYMENT_FAILED)
+    PaymentFactory(pledge=pledge, attempt=1, state=PaymentState.SUCCEEDED)
+    second = PaymentFactory(pledge=pledge, attempt=2, state=PaymentState.CREATED)
+    session.commit()
+
+    assert charges.record_success(session, second, CLOSED) == "surplus"
+    session.commit()
+    assert session.get(Payment, second.id).state is PaymentState.SURPLUS
+
+
+def test_the_success_of_a_pledge_is_its_own_succeeded_attempt(session):
+    mine = PledgeFactory(state=PledgeState.PAYMENT_FAILED)
+    failed = PaymentFactory(pledge=mine, attempt=1, state=PaymentState.FAILED)
+    theirs = PledgeFactory(state=PledgeState.PAID)
+    succeeded = PaymentFactory(pledge=theirs, attempt=1, state=PaymentState.SUCCEEDED)
+    session.commit()
+
+    assert charges._success_of(session, mine.id) is None
+    assert charges._success_of(session, theirs.id) == succeeded
+    assert failed.state is PaymentState.FAILED
+
+
+def test_the_funding_close_charge_claims_only_a_committed_pledge_without_an_attempt(session):
+    cancelled = PledgeFactory(state=PledgeState.CANCELLED)
+    tried = PledgeFactory(state=PledgeState.COMMITTED)
+    PaymentFactory(pledge=tried, attempt=1, state=PaymentState.FAILED)
+    fresh_one = PledgeFactory(state=PledgeState.COMMITTED)
+    PaymentFactory(pledge=PledgeFactory(state=PledgeState.COMMITTED), state=PaymentState.CREATED)
+    session.commit()
+
+    assert charges.claim_off_session(session, cancelled.id, CLOSED) is None
+    assert charges.claim_off_session(session, tried.id, CLOSED) is None
+    made = charges.claim_off_session(session, fresh_one.id, CLOSED)
+    session.commit()
+
+    assert made is not None and (made.pledge_id, made.attempt) == (fresh_one.id, 1)
+    assert session.scalars(select(Payment).where(Payment.pledge_id == cancelled.id)).all() == []
+
+
+@pytest.mark.postgres_only
+def test_a_pledge_changed_by_another_request_is_read_fresh_when_locked(app, session):
+    """The session read the pledge before; the lock reads it again from the database."""
+    from tests.support.races import other_process
+
+    pledge = PledgeFactory(state=PledgeState.COMMITTED)
+    session.commit()
+    assert session.get(Pledge, pledge.id).state is PledgeState.COMMITTED  # in the session
+
+    def cancel(other):
+        other.get(Pledge, pledge.id).state = PledgeState.CANCELLED
+
+    other_process(app, cancel)()
+
+    assert charges._locked_pledge(session, pledge.id).state is PledgeState.CANCELLED
+    session.rollback()
+
+
+# --- refunds due -------------------------------------------------------------------------------
+
+
+def test_refunds_due_are_the_created_rows_of_that_pledge_in_the_order_made(session):
+    from marketplace.payments.models import MoneyState
+    from marketplace.payments.services import DueRefund
+
+    first, second = (PledgeFactory(state=PledgeState.PAID) for _ in range(2))
+    paid = [
+        PaymentFactory(pledge=first, state=PaymentState.SUCCEEDED, payment_intent_id="pi_0"),
+        PaymentFactory(pledge=second, state=PaymentState.SUCCEEDED, payment_intent_id="pi_1"),
+        PaymentFactory(
+            pledge=first, attempt=2, state=PaymentState.SURPLUS, payment_intent_id="pi_2"
+        ),
+    ]
+    session.commit()
+
+    def refund(payment, reason, state=MoneyState.CREATED):
+        row = Refund(
+            payment_id=payment.id,
+            pledge_id=payment.pledge_id,
+            reason=reason,
+            amount_cents=100 + payment.id,
+            state=state,
+            created_at=CLOSED,
+            updated_at=CLOSED,
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    a = refund(paid[0], "surplus")
+    b = refund(paid[1], "unfunded")
+    refund(paid[1], "settlement", MoneyState.SUCCEEDED)
+    c = refund(paid[2], "settlement")
+    session.commit()
+    # PostgreSQL writes an updated row at the end of the table: only ORDER BY keeps order
+    session.get(Refund, a.id).updated_at = CLOSED + timedelta(minutes=1)
+    session.commit()
+
+    def due(pledge_id=None):
+        return [DueRefund(*row) for row in session.execute(charges.due_refunds(pledge_id))]
+
+    every = due()
+    assert every == [
+        DueRefund(
+            a.id,
+            first.id,
+            "surplus",
+            a.amount_cents,
+            "pi_0",
+            first.organisation_id,
+            first.project_id,
+        ),
+        DueRefund(
+            b.id,
+            second.id,
+            "unfunded",
+            b.amount_cents,
+            "pi_1",
+            second.organisation_id,
+            second.project_id,
+        ),
+        DueRefund(
+            c.id,
+            first.id,
+            "settlement",
+            c.amount_cents,
+            "pi_2",
+            first.organisation_id,
+            first.project_id,
+        ),
+    ]
+    assert due(first.id) == [every[0], every[2]]
+    assert due(second.id) == [every[1]]
+
+
+def test_a_pledge_with_no_surplus_due_sends_nothing(app, session, caplog):
+    from marketplace.payments.models import MoneyState
+
+    mine = PledgeFactory(state=PledgeState.PAID)
+    theirs = PledgeFactory(state=PledgeState.PAID)
+    payment = PaymentFactory(
+        pledge=theirs, state=PaymentState.SURPLUS, payment_intent_id="pi_not_at_stripe"
+    )
+    session.commit()
+    session.add(
+        Refund(
+            payment_id=payment.id,
+            pledge_id=theirs.id,
+            reason="surplus",
+            amount_cents=payment.amount_cents,
+            state=MoneyState.CREATED,
+            created_at=CLOSED,
+            updated_at=CLOSED,
+        )
+    )
+    session.commit()
+    sessions, gateway = app.extensions["db"].session_factory, app.extensions["stripe"]
+
+    with caplog.at_level(logging.INFO):
+        assert charges.send_surplus_refunds(sessions, gateway, mine.id, CLOSED) == 0
+    # another pledge's surplus is the refund sweep's, not this payment's: not even tried
+    assert not [m for m in caplog.messages if m.startswith("refund ")]
+    session.rollback()
+    untouched = session.scalars(select(Refund).where(Refund.pledge_id == theirs.id)).one()
+    assert (untouched.state, untouched.updated_at.replace(tzinfo=CLOSED.tzinfo)) == (
+        MoneyState.CREATED,
+        CLOSED,
+    )
+
+
+# --- paying on the page, and a waiting attempt that succeeded after all ---------------------
+
+
+def test_paying_on_the_page_answers_with_its_pledge_attempt_and_state(app, session, failed_pledge):
+    _project, _admin, pledge_id, _token = failed_pledge
+    session.rollback()
+    grace = session.get(Pledge, pledge_id).grace_until
+    sessions, gateway = app.extensions["db"].session_factory, app.extensions["stripe"]
+
+    outcome = charges.pay_on_session(
+        sessions,
+        gateway,
+        organisation_id=None,
+        pledge_id=pledge_id,
+        payment_method="pm_card_visa",
+        now=grace - timedelta(hours=1),
+        grace_hours=72,
+    )
+
+    session.rollback()
+    paid = session.scalars(
+        select(Payment).where(
+            Payment.pledge_id == pledge_id, Payment.state == PaymentState.SUCCEEDED
+        )
+    ).one()
+    assert (outcome.pledge_id, outcome.payment_id, outcome.state) == (
+        pledge_id,
+        paid.id,
+        PaymentState.SUCCEEDED,
+    )
+    assert outcome.client_secret.startswith(f"{paid.payment_intent_id}_secret_")
+
+
+def test_stripe_out_of_reach_while_cancelling_a_waiting_attempt_is_503_saying_so(
+    app, client, session, failed_pledge
+):
+    from marketplace.payments.gateway import StripeGateway
+    from tests.support.postgres import _free_port
+
+    _project, _admin, pledge_id, token = failed_pledge
+    waiting = _pay(client, pledge_id, token, THREE_D_SECURE)
+    assert waiting.json["next_action"]["type"] == "authenticate"
+    reachable = app.extensions["stripe"]
+    app.extensions["stripe"] = StripeGateway(
+        "sk_test_unreachable", f"http://127.0.0.1:{_free_port()}", "eur"
+    )
+    try:
+        answer = _pay(client, pledge_id, token, "pm_card_visa")
+    finally:
+        app.extensions["stripe"] = reachable
+
+    assert answer.status_code == 503
+    assert answer.json["detail"].startswith("Stripe is unavailable: ")
+    session.rollback()
+    live = session.scalars(
+        select(Payment).where(
+            Payment.pledge_id == pledge_id, Payment.state.in_(("requires_action",))
+        )
+    ).one()
+    assert live.failure_code == ""
+
+
+@pytest.mark.postgres_only
+def test_a_waiting_attempt_that_succeeded_meanwhile_stays_paid_and_the_new_charge_is_refunded(
+    app, client, session, failed_pledge
+):
+    """The buyer gave up on 3-D Secure and paid with another card; the bank's success of
+    the first attempt is recorded (by a webhook) just as it is being cancelled here."""
+    from tests.support.races import before_first, other_process
+
+    _project, _admin, pledge_id, token = failed_pledge
+    assert _pay(client, pledge_id, token, THREE_D_SECURE).json["next_action"]
+    session.rollback()
+    first = session.scalars(
+        select(Payment).where(
+            Payment.pledge_id == pledge_id, Payment.state == PaymentState.REQUIRES_ACTION
+        )
+    ).one()
+    grace = session.get(Pledge, pledge_id).grace_until
+    session.rollback()
+
+    def succeeded_at_the_bank(other):
+        charges.record_success(other, other.get(Payment, first.id), grace - timedelta(hours=2))
+
+    with (
+        before_first(app, "UPDATE PAYMENTS", other_process(app, succeeded_at_the_bank)) as fired,
+        pytest.raises(InvalidTransition),
+    ):
+        # the success made the pledge paid: there is nothing left to pay
+        charges.pay_on_session(
+            app.extensions["db"].session_factory,
+            app.extensions["stripe"],
+            organisation_id=None,
+            pledge_id=pledge_id,
+            payment_method="pm_card_visa",
+            now=grace - timedelta(hours=1),
+            grace_hours=72,
+        )
+
+    assert fired
+    session.rollback()
+    assert session.get(Payment, first.id).state is PaymentState.SUCCEEDED
+    assert session.get(Pledge, pledge_id).state is PledgeState.PAID

@@ -11,8 +11,6 @@ from datetime import timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 
-import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
@@ -38,25 +36,8 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixture
     evaluate,
     worked_example,
 )
+from tests.support.mail import smtp  # noqa: F401 - the fixture
 from tests.support.postgres import _free_port
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
 
 
 def mailing(app, port: int) -> SweepContext:
@@ -172,8 +153,8 @@ def test_each_reader_gets_the_e_mail_in_the_language_of_their_pages(app, web, se
     assert in_english["Subject"] == "Last day to pay for Werkplaats Delfshaven"
     dutch_text = in_dutch.get_payload(decode=True).decode()
     english_text = in_english.get_payload(decode=True).decode()
-    assert "1.200 tokens" in dutch_text and "13 jan 2027" in dutch_text
-    assert "1,200 tokens" in english_text and "13 Jan 2027" in english_text
+    assert "1.200 tokens" in dutch_text and "13 januari 2027, 01:00" in dutch_text
+    assert "1,200 tokens" in english_text and "13 January 2027, 01:00" in english_text
     assert all(text.rstrip().endswith("/pledges") for text in (dutch_text, english_text))
 
 

@@ -8,13 +8,9 @@ E-mail goes to a real SMTP server on 127.0.0.1 (aiosmtpd); links are read from i
 
 from __future__ import annotations
 
-import re
 import threading
-from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from email import message_from_bytes
 
-import pytest
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import AccountLink, Role, User
@@ -23,37 +19,9 @@ from marketplace.notifications.models import Notification
 from marketplace.notifications.services import recipients
 from tests.conftest import csrf_from
 from tests.factories import DEFAULT_PASSWORD, OrganisationFactory, ProjectFactory, UserFactory
-from tests.integration.test_notifications import smtp  # noqa: F401 - the fixture
+from tests.support.mail import inbox, letters_to, link_to, smtp  # noqa: F401 - fixtures
 
 NEW_PASSWORD = "a brand new sentence for me"
-
-
-@pytest.fixture
-def inbox(app, smtp, monkeypatch):
-    port, received = smtp
-    settings = replace(
-        app.extensions["settings"], smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False
-    )
-    monkeypatch.setitem(app.extensions, "settings", settings)
-    return received
-
-
-def letters_to(inbox, address: str) -> list:
-    return [
-        message_from_bytes(envelope.original_content)
-        for envelope in inbox.messages
-        if address in envelope.rcpt_tos
-    ]
-
-
-def link_to(inbox, address: str) -> str:
-    """The path of the link in the last e-mail to ``address``."""
-    letters = letters_to(inbox, address)
-    assert letters, f"no e-mail to {address}"
-    body = letters[-1].get_payload(decode=True).decode()
-    found = re.findall(r"https?://[^/\s]+(/\S+)", body)
-    assert found, body
-    return found[-1]
 
 
 def register(web, email="ana@buurtwerk.example", role="entrepreneur"):
