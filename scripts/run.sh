@@ -51,7 +51,9 @@ fi
 
 $FLASK scheduler run &
 children+=($!)
-$FLASK run --host "$HOST" --port "$PORT" --no-reload &
+# marketplace.wsgi sets up logging as production does: e-mails without SMTP (such as the
+# links to confirm an address or reset a password) are written to this console.
+.venv/bin/flask --app marketplace.wsgi run --host "$HOST" --port "$PORT" --no-reload &
 web=$!
 children+=($web)
 # The banner comes last, once the app answers, so it is the last thing on the screen.
