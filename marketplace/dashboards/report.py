@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +39,14 @@ class Count(int):
     or an id is a plain int and is written as it is)."""
 
 
+class Day(date):
+    """A date: the CSV writes it as ISO 8601, the PDF as the reader's language does."""
+
+    @classmethod
+    def of(cls, value: date) -> Day:
+        return cls(value.year, value.month, value.day)
+
+
 def euros(cents: int) -> str:
     return f"{Decimal(cents) / 100:.2f}"
 
@@ -50,6 +59,7 @@ class Words:
     label: Callable[[str], str] = str
     money: Callable[[int], str] = lambda cents: f"EUR {euros(cents)}"
     number: Callable[[int], str] = lambda n: f"{n:,}"
+    day: Callable[[date], str] = lambda d: d.isoformat()
 
 
 # The report's headings and words, for the catalogue.
@@ -150,7 +160,7 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
             p.reference,
             p.title,
             p.theme,
-            p.settled_at.date().isoformat(),
+            Day.of(p.settled_at.date()),
             Count(p.tokens_paid),
             Count(p.tokens_minted),
             Cents(p.refund_cents),
@@ -218,7 +228,7 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
     ] + [
         [
             r.id,
-            r.retired_at.date().isoformat(),
+            Day.of(r.retired_at.date()),
             f"P{r.project_id:06d}",
             Count(r.quantity),
             r.purpose.value,
@@ -239,6 +249,8 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
 
 
 def _csv_cell(cell: object) -> object:
+    if isinstance(cell, Day):
+        return cell.isoformat()
     return euros(cell) if isinstance(cell, Cents) else cell
 
 
@@ -262,6 +274,8 @@ def _pdf_cell(cell: object, words: Words) -> str:
         return words.money(cell)
     if isinstance(cell, Count):
         return words.number(cell)
+    if isinstance(cell, Day):
+        return words.day(cell)
     return words.label(str(cell)) if str(cell) in CODES else str(cell)
 
 

@@ -27,7 +27,7 @@ from marketplace.dashboards import report, services
 from marketplace.dashboards.organisation import public_profile
 from marketplace.extensions import db
 from marketplace.projects.progress import funding_bar
-from marketplace.web.formatting import PURPOSE_LABELS, money, number, purpose_label
+from marketplace.web.formatting import PURPOSE_LABELS, day, money, number, purpose_label
 
 bp = Blueprint("dashboards", __name__)
 CHART_WIDTH = 340
@@ -125,7 +125,7 @@ def impact_csv():
 @login_required
 def impact_pdf():
     """The report in the reader's language, money and counts as the pages write them."""
-    words = report.Words(label=_label, money=money, number=number)
+    words = report.Words(label=_label, money=money, number=number, day=day)
 
     def write(figures, organisation, currency):
         return report.as_pdf(figures, organisation, currency, words)

@@ -129,6 +129,10 @@ def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
     for words in ("Impactrapport van", "€ 29.530,00", "€ 1.358,38", "Geverifieerde"):
         assert words in text, (words, text)
     assert "29530.00" not in text and "Impact report of" not in text
+    # dates as the reader's language writes them (the CSV keeps ISO 8601)
+    import re
+
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text), text
     from config import PROJECT_ROOT
 
     folder = PROJECT_ROOT / "test-artifacts" / "pdf"
