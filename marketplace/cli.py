@@ -91,16 +91,30 @@ def create_user_command(role: str, email: str, name: str, organisation: str) -> 
     click.echo(summary)
 
 
+def _demo_history() -> bool:
+    """The settled demo project, lived against the fake Stripe (not with a real one)."""
+    from marketplace.demo_history import DemoHistoryFailed, load_demo_history
+
+    try:
+        return load_demo_history(current_app._get_current_object(), today())  # type: ignore[attr-defined]
+    except DemoHistoryFailed as failed:
+        raise click.ClickException(
+            f"The demo's settled project could not be made: {failed}"
+        ) from None
+
+
 @demo_cli.command("load")
 def demo_load_command() -> None:
     """Create the demo organisations and users (idempotent)."""
     with db.transaction() as session:
         created = load_demo(session, account_rules(), now=now())
         projects = load_demo_projects(session, now=now(), today=today())
+    lived = _demo_history()
     click.echo(
         f"Demo data: {len(created)} users created, "
         f"{len(DEMO_USERS) - len(created)} already present; "
-        f"{len(projects)} projects created, {len(DEMO_PROJECTS) - len(projects)} already present."
+        f"{len(projects)} projects created, {len(DEMO_PROJECTS) - len(projects)} already present"
+        + ("; a settled project with its year lived." if lived else ".")
     )
     _echo_demo_logins()
 
@@ -152,7 +166,8 @@ def demo_reset_command(yes: bool) -> None:
     with db.transaction() as session:
         created = load_demo(session, account_rules(), now=now())
         projects = load_demo_projects(session, now=now(), today=today())
-    click.echo(f"The demo is back: {len(created)} users, {len(projects)} projects.")
+    lived = _demo_history()
+    click.echo(f"The demo is back: {len(created)} users, {len(projects) + int(lived)} projects.")
     _echo_demo_logins()
 
 

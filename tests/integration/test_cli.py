@@ -184,10 +184,11 @@ def test_demo_projects_cover_every_stage_before_pledging(cli, session):
         "funding": 7,
         "rejected": 1,
         "withdrawn": 1,
+        "settled": 1,  # lived against the fake Stripe (demo_history)
     }
     assert len(DEMO_PROJECTS) == 12
     histories = session.scalar(select(func.count()).select_from(ProjectStateChange))
-    assert histories >= 12 * 2
+    assert histories >= 12 * 2 + 7
 
 
 def test_demo_users_can_log_in_with_the_printed_password(cli, client):
@@ -270,3 +271,40 @@ def test_demo_reset_refuses_in_production(cli, app, monkeypatch):
 
     assert result.exit_code == 1
     assert "not in production" in result.output
+
+
+def test_the_demo_has_a_settled_project_with_retired_tokens_and_clean_books(app, cli, session):
+    from marketplace.accounts.models import ApiToken
+    from marketplace.core.sweeps import sweep_context
+    from marketplace.demo_history import TITLE
+    from marketplace.ledger.services import verify
+    from marketplace.registry.models import Retirement, TokenBlock
+    from marketplace.scheduler import run_sweeps
+    from marketplace.settlement.models import Settlement
+
+    first = cli("demo", "load")
+    assert first.exit_code == 0, first.output
+    assert "a settled project with its year lived" in first.output
+
+    session.rollback()
+    project = session.scalars(select(Project).where(Project.title == TITLE)).one()
+    assert project.state.value == "settled"
+    settlement = session.scalars(
+        select(Settlement).where(Settlement.project_id == project.id)
+    ).one()
+    assert settlement.finished_at is not None
+    assert 0 < settlement.v_verified_cents < settlement.v_target_cents
+    assert settlement.finished_at.date() < datetime.now(UTC).date()  # lived in the past
+    (retirement,) = session.scalars(select(Retirement)).all()
+    assert retirement.quantity == 120 and retirement.project_id == project.id
+    minted = session.scalars(select(TokenBlock).where(TokenBlock.project_id == project.id)).all()
+    assert sum(b.last_serial - b.first_serial + 1 for b in minted) == settlement.tokens_minted
+    assert session.scalars(select(ApiToken).where(ApiToken.revoked_at.is_(None))).all() == []
+    assert verify(session) == []
+    reports = {r.name: r for r in run_sweeps(sweep_context(app), datetime.now(UTC))}
+    assert reports["reconcile"].summary.endswith("the books agree"), reports["reconcile"]
+
+    second = cli("demo", "load")
+    assert "a settled project" not in second.output
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Settlement)) == 1
