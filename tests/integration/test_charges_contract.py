@@ -8,6 +8,7 @@ Written against mutants `make mutation` found alive (bench/MUTATION.md).
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -239,6 +240,22 @@ def test_a_refund_of_an_unfunded_project_returns_a_paid_pledge_in_full(session):
     )
 
 
+@contextmanager
+def stripe_away(app):
+    """Stripe out of reach (nothing listens where the app calls it) while the block runs."""
+    from marketplace.payments.gateway import StripeGateway
+    from tests.support.postgres import _free_port
+
+    reachable = app.extensions["stripe"]
+    app.extensions["stripe"] = StripeGateway(
+        "sk_test_unreachable", f"http://127.0.0.1:{_free_port()}", "eur"
+    )
+    try:
+        yield
+    finally:
+        app.extensions["stripe"] = reachable
+
+
 def _pay(client, pledge_id: int, token: str, method: str):
     return client.post(
         f"/api/v1/pledges/{pledge_id}/pay",
@@ -292,18 +309,10 @@ def test_a_payment_waiting_for_the_bank_answers_with_its_secret_and_charges_for_
 
 
 def test_stripe_out_of_reach_is_503_and_charges_nothing(app, client, session, failed_pledge):
-    from marketplace.payments.gateway import StripeGateway
-    from tests.support.postgres import _free_port
 
     _project, _admin, pledge_id, token = failed_pledge
-    reachable = app.extensions["stripe"]
-    app.extensions["stripe"] = StripeGateway(
-        "sk_test_unreachable", f"http://127.0.0.1:{_free_port()}", "eur"
-    )
-    try:
+    with stripe_away(app):
         answer = _pay(client, pledge_id, token, "pm_card_visa")
-    finally:
-        app.extensions["stripe"] = reachable
 
     assert answer.status_code == 503
     assert answer.json["detail"].startswith("Stripe is unavailable: ")
@@ -730,20 +739,12 @@ def test_paying_on_the_page_answers_with_its_pledge_attempt_and_state(app, sessi
 def test_stripe_out_of_reach_while_cancelling_a_waiting_attempt_is_503_saying_so(
     app, client, session, failed_pledge
 ):
-    from marketplace.payments.gateway import StripeGateway
-    from tests.support.postgres import _free_port
 
     _project, _admin, pledge_id, token = failed_pledge
     waiting = _pay(client, pledge_id, token, THREE_D_SECURE)
     assert waiting.json["next_action"]["type"] == "authenticate"
-    reachable = app.extensions["stripe"]
-    app.extensions["stripe"] = StripeGateway(
-        "sk_test_unreachable", f"http://127.0.0.1:{_free_port()}", "eur"
-    )
-    try:
+    with stripe_away(app):
         answer = _pay(client, pledge_id, token, "pm_card_visa")
-    finally:
-        app.extensions["stripe"] = reachable
 
     assert answer.status_code == 503
     assert answer.json["detail"].startswith("Stripe is unavailable: ")

@@ -24,6 +24,14 @@ from tests.support.mail import inbox, letters_to, link_to, smtp  # noqa: F401 - 
 NEW_PASSWORD = "a brand new sentence for me"
 
 
+def sign_in(client, email: str, password: str):
+    """The log-in form posted from a browser of its own (``web.login`` is the fixture's)."""
+    page = client.get("/login").get_data(as_text=True)
+    return client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": csrf_from(page)}
+    )
+
+
 def register(web, email="ana@buurtwerk.example", role="entrepreneur"):
     return web.submit(
         "/register",
@@ -151,16 +159,7 @@ def test_a_forgotten_password_is_reset_once_within_the_hour(web, session, inbox,
     assert web.get(path).status_code == 410  # once
     assert elsewhere.get("/account").status_code == 302  # the other session ended
     fresh = web.client.application.test_client()
-    page = fresh.get("/login").get_data(as_text=True)
-    signed_in = fresh.post(
-        "/login",
-        data={
-            "email": "joost@havenstad.example",
-            "password": NEW_PASSWORD,
-            "csrf_token": csrf_from(page),
-        },
-    )
-    assert signed_in.status_code == 302
+    assert sign_in(fresh, "joost@havenstad.example", NEW_PASSWORD).status_code == 302
     events = session.scalars(select(AuditEvent.action).where(AuditEvent.kind == "account")).all()
     assert events == ["password reset by e-mail"]
 
@@ -350,16 +349,7 @@ def test_the_owner_invites_a_colleague_who_joins_and_can_be_removed(web, session
     removed = web.submit("/account/colleagues", {}, action=f"/account/colleagues/{sam.id}/remove")
     assert removed.status_code == 303
     assert stranger.get("/account").status_code == 302  # signed out for good
-    login = stranger.get("/login").get_data(as_text=True)
-    again = stranger.post(
-        "/login",
-        data={
-            "email": "sam@buurtwerk.example",
-            "password": NEW_PASSWORD,
-            "csrf_token": csrf_from(login),
-        },
-    )
-    assert again.status_code == 401
+    assert sign_in(stranger, "sam@buurtwerk.example", NEW_PASSWORD).status_code == 401
 
     # an invitation lasts 7 days
     web.submit("/account/colleagues", {"email": "late@buurtwerk.example"})

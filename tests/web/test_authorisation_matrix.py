@@ -20,7 +20,6 @@ import pytest
 from flask import url_for
 from sqlalchemy import select
 
-from marketplace.accounts import profile
 from marketplace.accounts.models import ApiToken, LinkPurpose, Role
 from outcomes.catalogue import OutcomeType
 from outcomes.db import Base
@@ -35,6 +34,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     settled_example,
     worked_example,
 )
+from tests.support.links import open_links, secret_ids
 
 PEOPLE = (
     "anonymous",
@@ -265,18 +265,7 @@ def world(app, client, session, auth_headers, settled_example):
     owner.is_owner = True
     colleague = UserFactory(role=Role.ENTREPRENEUR, organisation=owner.organisation)
     session.flush()
-    links = {
-        purpose: profile.issue_link(
-            session,
-            purpose,
-            f"{purpose.value}@matrix.example",
-            now=owner.created_at,
-            user=None if purpose is LinkPurpose.INVITATION else colleague,
-            organisation_id=owner.organisation_id,
-            invited_by=owner,
-        )
-        for purpose in LinkPurpose
-    }
+    links = open_links(session, owner, "matrix.example")
     people = {
         "admin": admin,
         "owner": owner,
@@ -302,10 +291,7 @@ def world(app, client, session, auth_headers, settled_example):
             "user_id": colleague.id,
             "organisation_id": owner.organisation_id,
             "link_id": links[LinkPurpose.INVITATION][0].id,
-            ("accounts.verify", "secret"): links[LinkPurpose.VERIFY_EMAIL][1],
-            ("accounts.reset_password", "secret"): links[LinkPurpose.RESET_PASSWORD][1],
-            ("accounts.confirm_email", "secret"): links[LinkPurpose.CHANGE_EMAIL][1],
-            ("accounts.accept_invitation", "secret"): links[LinkPurpose.INVITATION][1],
+            **secret_ids(links),
             "code": session.scalars(select(OutcomeType.code)).first(),
             "filename": "favicon.svg",
         },

@@ -17,8 +17,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
-from marketplace.accounts import profile
-from marketplace.accounts.models import LinkPurpose, Role
+from marketplace.accounts.models import Role
 from marketplace.funding.models import Pledge
 from tests.factories import EvaluationFactory, ProgressReportFactory, ProjectFactory, UserFactory
 from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
@@ -26,6 +25,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     settled_example,
     worked_example,
 )
+from tests.support.links import open_links, secret_ids
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "marketplace" / "translations"
 NOT_PAGES = {"evaluations.download", "dashboards.impact_csv", "dashboards.impact_pdf"}
@@ -108,18 +108,7 @@ def everything(client, session, auth_headers, settled_example):
     draft = ProjectFactory(organisation=owner.organisation, created_by=owner)
     owner.is_owner = True
     session.flush()
-    links = {
-        purpose: profile.issue_link(
-            session,
-            purpose,
-            f"person{number}@i18n.example",
-            now=owner.created_at,
-            user=None if purpose is LinkPurpose.INVITATION else owner,
-            organisation_id=owner.organisation_id,
-            invited_by=owner,
-        )[1]
-        for number, purpose in enumerate(LinkPurpose)
-    }
+    links = open_links(session, owner, "i18n.example")
     session.commit()
     return {
         "people": {
@@ -134,10 +123,7 @@ def everything(client, session, auth_headers, settled_example):
             "retirement_id": retirement["id"],
             "evaluation_id": open_evaluation.id,
             "organisation_id": owner.organisation_id,
-            ("accounts.verify", "secret"): links[LinkPurpose.VERIFY_EMAIL],
-            ("accounts.reset_password", "secret"): links[LinkPurpose.RESET_PASSWORD],
-            ("accounts.confirm_email", "secret"): links[LinkPurpose.CHANGE_EMAIL],
-            ("accounts.accept_invitation", "secret"): links[LinkPurpose.INVITATION],
+            **secret_ids(links),
         },
         "draft": draft.id,
         "report_project": report.project_id,
