@@ -20,7 +20,7 @@ from marketplace.notifications.models import Notification
 from marketplace.payments.models import Payment, PaymentState, Refund
 from outcomes.errors import NotFound
 from outcomes.lifecycle import InvalidTransition
-from tests.factories import PaymentFactory, PledgeFactory
+from tests.factories import PaymentFactory, PledgeFactory, RefundFactory
 from tests.integration.test_payment_attempts import (  # noqa: F401 - the fixture
     THREE_D_SECURE,
     failed_pledge,
@@ -609,18 +609,14 @@ def test_refunds_due_are_the_created_rows_of_that_pledge_in_the_order_made(sessi
     session.commit()
 
     def refund(payment, reason, state=MoneyState.CREATED):
-        row = Refund(
-            payment_id=payment.id,
-            pledge_id=payment.pledge_id,
+        return RefundFactory(
+            payment=payment,
             reason=reason,
             amount_cents=100 + payment.id,
             state=state,
             created_at=CLOSED,
             updated_at=CLOSED,
         )
-        session.add(row)
-        session.flush()
-        return row
 
     a = refund(paid[0], "surplus")
     b = refund(paid[1], "unfunded")
@@ -676,18 +672,7 @@ def test_a_pledge_with_no_surplus_due_sends_nothing(app, session, caplog):
     payment = PaymentFactory(
         pledge=theirs, state=PaymentState.SURPLUS, payment_intent_id="pi_not_at_stripe"
     )
-    session.commit()
-    session.add(
-        Refund(
-            payment_id=payment.id,
-            pledge_id=theirs.id,
-            reason="surplus",
-            amount_cents=payment.amount_cents,
-            state=MoneyState.CREATED,
-            created_at=CLOSED,
-            updated_at=CLOSED,
-        )
-    )
+    RefundFactory(payment=payment, reason="surplus", created_at=CLOSED, updated_at=CLOSED)
     session.commit()
     sessions, gateway = app.extensions["db"].session_factory, app.extensions["stripe"]
 
