@@ -128,6 +128,7 @@ class Journey:
         page.get_by_role("button", name="Confirm").click()
         expect(page.locator(".flash-success")).to_contain_text("your e-mail address is confirmed")
         expect(page.locator(".unverified")).to_have_count(0)
+        self.shot(page, f"address-confirmed-{role}")
 
 
 @pytest.mark.parametrize("screen", list(WIDTHS))
