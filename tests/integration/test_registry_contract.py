@@ -364,9 +364,10 @@ def test_the_registry_is_searched_by_project_public_holder_and_beneficiary(sessi
     session.rollback()
     a.title, b.title = "Werk in Delfshaven", "Groene daken 100%"
     other.registry_public = True  # Gemeente Delft shows its name; the bank does not
+    other.name = "Gemeente Delft (e\\Xd)"
     session.commit()
     claim = services.retire(
-        session, bank, retirement(b.id, 20, beneficiary="Stichting Één_Zorg"), now=NOW
+        session, bank, retirement(b.id, 20, beneficiary="Stichting Één_Zorg \\ Welzijn"), now=NOW
     )
     session.commit()
 
@@ -385,7 +386,18 @@ def test_the_registry_is_searched_by_project_public_holder_and_beneficiary(sessi
     assert found("100%") == ([(b.id, 1), (b.id, 21)], 2)
     assert found("_") == ([(b.id, 1)], 1)
     assert found("%") == ([(b.id, 1), (b.id, 21)], 2)
+    assert found("g \\ w") == ([(b.id, 1)], 1)  # a backslash is a backslash
+    assert found("\\%") == ([], 0)
 
+    # a holder's name is matched with LIKE's characters literal too ("e\\Xd" is not "e_d")
+    assert found("e_d") == ([], 0)
+
+    def totals_of(text: str):
+        totals = services.registry_totals(session, services.RegistryFilters(text=text))
+        return [(t.project_id, t.issued, t.retired) for t in totals]
+
+    assert totals_of("Één_Zorg") == [(b.id, 0, 20)]
+    assert totals_of("gemeente delft") == [(a.id, 300, 0)]
     totals = services.registry_totals(session, services.RegistryFilters(text="e"))
     assert [(t.project_id, t.title, t.issued, t.retired) for t in totals] == [
         (a.id, "Werk in Delfshaven", 500, 10),
