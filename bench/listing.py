@@ -118,6 +118,7 @@ def seed(engine, n: int, rng: random.Random) -> None:
                     "session_nonce": "x",
                     "is_active": True,
                     "created_at": now,
+                    "email_verified_at": now,
                 }
                 for i, org_id in enumerate(org_ids)
             ],

@@ -92,6 +92,7 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
                 organisation_id=owner,
                 password_hash=NO_LOG_IN,
                 created_at=now,
+                email_verified_at=now,
             )
             .returning(User.id)
         ).scalar_one()
@@ -137,6 +138,7 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
                     organisation_id=org,
                     password_hash=NO_LOG_IN,
                     created_at=now,
+                    email_verified_at=now,
                 )
                 .returning(User.id)
             ).scalar_one()

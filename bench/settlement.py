@@ -103,6 +103,7 @@ def _users(conn, count: int, role: Role, label: str, now: datetime) -> list[tupl
                 "organisation_id": org,
                 "password_hash": NO_LOG_IN,
                 "created_at": now,
+                "email_verified_at": now,
             }
             for n, org in enumerate(orgs)
         ],

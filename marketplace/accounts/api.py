@@ -8,13 +8,14 @@ from flask_smorest import Blueprint
 
 from marketplace.accounts import account_rules
 from marketplace.accounts.models import Role
-from marketplace.accounts.profile import verification_link
+from marketplace.accounts.profile import verification_link, verify_email
 from marketplace.accounts.schemas import (
     CredentialsSchema,
     NewTokenSchema,
     RegistrationSchema,
     TokenSchema,
     UserSchema,
+    VerificationSchema,
 )
 from marketplace.accounts.services import (
     InvalidCredentials,
@@ -118,6 +119,17 @@ class TokenItem(MethodView):
     def delete(self, token_id):
         """Revoke one of your API tokens; it stops working at once."""
         revoke_api_token(db.session, current_api_user(), token_id, now=now())
+
+
+@blp.route("/auth/verify")
+class Verify(MethodView):
+    @blp.arguments(VerificationSchema)
+    @blp.response(200, UserSchema)
+    @blp.alt_response(409, response="CONFLICT", description="link_closed")
+    def post(self, data):
+        """Confirm an address with the secret of the link e-mailed to it (what opening the
+        link does, for an app that reads the e-mail itself)."""
+        return verify_email(db.session, data["token"], now=now())
 
 
 @blp.route("/me")

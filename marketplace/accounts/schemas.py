@@ -87,6 +87,14 @@ class TokenOptionsSchema(ma.Schema):
     )
 
 
+class VerificationSchema(ma.Schema):
+    token = SingleLine(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "The secret at the end of the link e-mailed to the address."},
+    )
+
+
 class CredentialsSchema(TokenOptionsSchema):
     email = SingleLine(required=True, validate=validate.Length(min=1, max=254))
     password = ma.fields.String(

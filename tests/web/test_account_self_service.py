@@ -499,3 +499,27 @@ def test_the_public_page_shows_the_track_record_of_settled_projects(client, sess
         f"/organisations/{organisation.id}", headers={"Accept-Language": "nl"}
     ).get_data(as_text=True)
     assert "Staat van dienst" in dutch and "2 projecten afgerekend" in dutch
+
+
+def test_an_app_confirms_an_address_with_the_links_secret_over_the_api(client, session, inbox):
+    answer = client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": "app@buurtwerk.example",
+            "password": DEFAULT_PASSWORD,
+            "name": "Ana",
+            "role": "entrepreneur",
+            "organisation": "Buurtwerk App",
+        },
+    )
+    assert answer.json["email_verified"] is False
+    secret = link_to(inbox, "app@buurtwerk.example").rsplit("/", 1)[1]
+
+    for bad in ("", "lnk_nothing", "x" * 101):
+        refused = client.post("/api/v1/auth/verify", json={"token": bad})
+        assert refused.status_code in (409, 422), (bad, refused.json)
+    done = client.post("/api/v1/auth/verify", json={"token": secret})
+    again = client.post("/api/v1/auth/verify", json={"token": secret})
+
+    assert (done.status_code, done.json["email_verified"]) == (200, True)
+    assert (again.status_code, again.json["code"]) == (409, "link_closed")

@@ -91,6 +91,7 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("webhooks.stripe_webhook", "POST"): EVERYONE,
     ("accounts_api.Register", "POST"): EVERYONE,
     ("accounts_api.Tokens", "POST"): EVERYONE,
+    ("accounts_api.Verify", "POST"): EVERYONE,
     ("catalogue_api.OutcomeTypes", "GET"): EVERYONE,
     ("catalogue_api.OutcomeTypeItem", "GET"): EVERYONE,
     ("projects_api.Projects", "GET"): EVERYONE,
