@@ -24,7 +24,13 @@ escrow at zero; the bench checks that before it prints.
 Aim (issue 6): at least 500 pledges settled per second, scaling linearly from
 100 to 1,000 projects.
 
-    .venv/bin/python -m bench.settlement [--sizes 100,1000] [--pledges 100]
+``--limited N`` (issue 22) settles N refunds (N / 100 projects of 100 pledges)
+against the development Stripe holding Stripe's sandbox limits (25 requests a second
+over the API and to each endpoint) with the app pacing itself as it does against a
+sandbox key: aim, done within 1.10 x N / 25 seconds with at most a handful of 429s,
+and the achieved calls a second printed against the limit.
+
+    .venv/bin/python -m bench.settlement [--sizes 100,1000] [--pledges 100] [--limited 2000]
 """
 
 from __future__ import annotations
@@ -395,11 +401,20 @@ def seed(app, stripe_base: str, n_projects: int, n_pledges: int) -> None:
         session.commit()
 
 
-def run(bindir, server: PostgresServer, n_projects: int, n_pledges: int) -> dict:
+def run(
+    bindir, server: PostgresServer, n_projects: int, n_pledges: int, *, limited: bool = False
+) -> dict:
     localstripe = StripeServer().start()
     try:
-        url = create_database(server.url(), f"bench_settle_{n_projects}")
-        settings = testing_settings(url, Path(tempfile.mkdtemp()), stripe_api_base=localstripe.url)
+        name = f"bench_settle_{n_projects}" + ("_limited" if limited else "")
+        url = create_database(server.url(), name)
+        settings = testing_settings(
+            url,
+            Path(tempfile.mkdtemp()),
+            stripe_api_base=localstripe.url,
+            # paced as against a sandbox key (Stripe's figures less the margin), or not at all
+            stripe_rate_limit="" if limited else "off",
+        )
         app = create_app(settings)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         with app.app_context():
@@ -407,6 +422,8 @@ def run(bindir, server: PostgresServer, n_projects: int, n_pledges: int) -> dict
         began = time.perf_counter()
         seed(app, localstripe.url, n_projects, n_pledges)
         seeded = time.perf_counter() - began
+        if limited:
+            localstripe.limit(per_second=SANDBOX_LIMIT, per_endpoint=SANDBOX_LIMIT)
         ctx = sweep_context(app)
         timings = {}
         total_began = time.perf_counter()
@@ -420,9 +437,10 @@ def run(bindir, server: PostgresServer, n_projects: int, n_pledges: int) -> dict
             summary = sweep(ctx, SETTLE_AT)
             timings[name] = (time.perf_counter() - started, summary)
         elapsed = time.perf_counter() - total_began
+        refused = localstripe.refused() if limited else 0
         check(app, n_projects)
         app.extensions["db"].engine.dispose()
-        return {"seconds": elapsed, "seeded": seeded, "timings": timings}
+        return {"seconds": elapsed, "seeded": seeded, "timings": timings, "refused": refused}
     finally:
         localstripe.stop()
 
@@ -440,11 +458,53 @@ def check(app, n_projects: int) -> None:
         sys.exit(f"not settled: {settled} projects, {finished} settlements, escrow {left}")
 
 
+SANDBOX_LIMIT = 25
+
+
+def limited_case(refunds: int) -> None:
+    """Settle ``refunds`` pledges against the fake Stripe keeping the sandbox's limits."""
+    bindir = find_bindir()
+    if bindir is None:
+        sys.exit("PostgreSQL is not installed (make test installs it)")
+    server = PostgresServer(bindir, durable=True).start()
+    try:
+        n_projects = max(1, refunds // 100)
+        result = run(bindir, server, n_projects, 100, limited=True)
+        calls = n_projects * 100 + n_projects  # a refund a pledge, a premium a project
+        ceiling = 1.10 * calls / SANDBOX_LIMIT
+        seconds = result["seconds"]
+        print(
+            f"{n_projects * 100} refunds and {n_projects} transfers against the development "
+            f"Stripe limited to {SANDBOX_LIMIT} requests/s (global and per endpoint), the app "
+            f"pacing itself to Stripe's sandbox figures less 5%:"
+        )
+        parts = " / ".join(f"{t:.1f}" for t, _s in result["timings"].values())
+        print(f"  {seconds:.1f} s (settle / refunds / transfers / finish: {parts} s)")
+        print(
+            f"  {calls / seconds:.1f} calls/s achieved = {calls / seconds / SANDBOX_LIMIT:.0%} "
+            f"of the limit; {result['refused']} answered 429"
+        )
+        ok = seconds <= ceiling and result["refused"] <= 5
+        print(f"aim: within {ceiling:.0f} s, at most 5 429s -> {'met' if ok else 'MISSED'}")
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000", help="project counts, comma-separated")
     parser.add_argument("--pledges", type=int, default=100, help="pledges per project")
+    parser.add_argument(
+        "--limited",
+        type=int,
+        default=0,
+        metavar="REFUNDS",
+        help="only the case against Stripe's sandbox limits, with this many refunds",
+    )
     args = parser.parse_args()
+    if args.limited:
+        limited_case(args.limited)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     bindir = find_bindir()
     if bindir is None:

@@ -42,6 +42,9 @@ class Settings:
     # without one (test mode) it offers Stripe's test cards.
     stripe_publishable_key: str = ""
     stripe_webhook_secret: str = ""
+    # Requests a second kept to at Stripe, "GLOBAL/ENDPOINT"; "" is Stripe's documented
+    # figures for the key less a margin; "off" keeps to none (payments/pacing.py).
+    stripe_rate_limit: str = ""
     platform_fee_rate: Decimal = Decimal("0.05")
     # How long a buyer whose off-session charge failed may pay on-session.
     payment_grace_hours: int = 72
@@ -203,6 +206,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         stripe_api_base=env.get("STRIPE_API_BASE") or None,
         stripe_publishable_key=env.get("STRIPE_PUBLISHABLE_KEY", ""),
         stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
+        stripe_rate_limit=env.get("STRIPE_RATE_LIMIT", ""),
         platform_fee_rate=_decimal(env, "PLATFORM_FEE_RATE", Decimal("0.05")),
         payment_grace_hours=_int(env, "PAYMENT_GRACE_HOURS", 72),
         reconcile_every_minutes=_int(env, "RECONCILE_EVERY_MINUTES", 60),
@@ -241,6 +245,8 @@ def testing_settings(database_url: str, instance_path: Path, **overrides: object
         secret_key_is_default=False,
         stripe_api_key="sk_test_marketplace",
         stripe_webhook_secret="whsec_test_marketplace",  # noqa: S106 - the test profile
+        # The fake Stripe keeps no limit unless a test turns it on (and this with it).
+        stripe_rate_limit="off",
         argon2_time_cost=1,
         argon2_memory_cost_kib=1024,
         argon2_parallelism=1,

@@ -30,6 +30,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from config import PROJECT_ROOT, Settings, load_settings
+from config.settings import ConfigError
 from marketplace.accounts.passwords import PasswordHasher, PasswordPolicy
 from marketplace.accounts.services import AccountRules, LoginThrottle
 from marketplace.api import init_api, is_api_request
@@ -43,6 +44,7 @@ from marketplace.core.schemas import ROW_ID_MAX
 from marketplace.evaluations.files import FileStore
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
 from marketplace.payments.gateway import StripeGateway
+from marketplace.payments.pacing import Limits, Pacer
 from marketplace.web.messages import translated as _translated
 
 SUPPORTED_LOCALES = ("en", "nl")
@@ -114,6 +116,11 @@ def create_app(config: Settings | None = None) -> Flask:
     app.extensions["evidence"] = FileStore(
         root=settings.evidence_path, max_bytes=settings.evidence_max_mb * 1024 * 1024
     )
+    db.init_app(app, settings.database_url, settings.db_pool_size)
+    try:
+        limits = Limits.parse(settings.stripe_rate_limit, settings.stripe_api_key)
+    except ValueError as bad:
+        raise ConfigError(f"STRIPE_RATE_LIMIT: {bad}") from None
     app.extensions["stripe"] = StripeGateway(
         settings.stripe_api_key,
         settings.stripe_api_base,
@@ -121,8 +128,8 @@ def create_app(config: Settings | None = None) -> Flask:
         settings.stripe_webhook_secret,
         # The buyer's browser comes back here after the bank's 3-D Secure page.
         return_url=settings.public_url + "/pledges",
+        pacer=Pacer(app.extensions["db"].engine, limits) if limits else None,
     )
-    db.init_app(app, settings.database_url, settings.db_pool_size)
     migrate.init_app(
         app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True
     )

@@ -103,10 +103,17 @@ class PaymentRequired(DomainError):
 
 
 class Unavailable(DomainError):
-    """A service the request depends on (the payment provider) did not answer; retry later."""
+    """A service the request depends on (the payment provider) did not answer; retry later
+    (after ``retry_after`` seconds when the service said so)."""
 
     code = "payment_provider_unavailable"
     title = "The payment provider is unavailable; please try again shortly"
+
+    def __init__(
+        self, detail: str | None = None, *, retry_after: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after
 
 
 class RateLimited(DomainError):

@@ -322,6 +322,9 @@ class JournalEntryFactory(BaseFactory):
 
 
 WITHOUT_FACTORY["JournalLeg"] = "legs exist only inside an entry: JournalEntryFactory makes them"
+WITHOUT_FACTORY["StripePace"] = (
+    "one row a rate limit, made by the pacer on first use (its tests use one)"
+)
 
 
 # ---------------------------------------------------------------- funding and payments

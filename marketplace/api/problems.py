@@ -137,8 +137,8 @@ def from_marketplace_error(error: MarketplaceError) -> Response:
     headers = {}
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, RateLimited) or getattr(error, "retry_after", None):
+        headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
     return problem(
         status, code=error.code, detail=error.detail, errors=error.errors, headers=headers
     )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import logging
+import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,4 +70,45 @@ class SweepContext:
 
 def sweep_context(app: Any) -> SweepContext:
     """What the scheduler's sweeps need from a Flask application."""
-    return SweepContext(app.extensions["db"], app.extensions["stripe"], app.extensions["settings"])
+    gateway = app.extensions["stripe"]
+    # The scheduler's Stripe waits its turn under the rate limits and retries a 429.
+    patient = gateway.for_sweeps() if hasattr(gateway, "for_sweeps") else gateway
+    return SweepContext(app.extensions["db"], patient, app.extensions["settings"])
+
+
+class Progress:
+    """How far a long sweep is: a log line at most every ``every`` seconds with what is
+    done of how many, the rate so far and the time left at that rate (thread-safe)."""
+
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        log: logging.Logger,
+        *,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what, self.total, self.log, self.every, self.clock = what, total, log, every, clock
+        self.done = 0
+        self.began = self.last = clock()
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.done += n
+            now = self.clock()
+            if now - self.last < self.every or self.done >= self.total:
+                return
+            self.last = now
+            line = self.line(now)
+        self.log.info("%s", line)
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = (self.clock() if now is None else now) - self.began
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        ahead = f"{left:.0f} s left" if left != float("inf") else "time left unknown"
+        return (
+            f"{self.what}: {self.done:,} of {self.total:,} done, {rate:.1f}/s, {ahead} at this rate"
+        )

@@ -324,7 +324,41 @@ def entrepreneur_projects(session: Session, organisation_id: int, today: date) -
 # ---------------------------------------------------------------- admin
 
 
-def admin_figures(session: Session) -> dict:
+@dataclass(frozen=True)
+class MoneyMoving:
+    """Refunds and transfers waiting for Stripe, what went in the last minute, and the
+    time left at that pace (the rate limit sets it: 25 a second in a sandbox)."""
+
+    refunds_due: int
+    transfers_due: int
+    last_minute: int
+
+    @property
+    def minutes_left(self) -> int | None:
+        due = self.refunds_due + self.transfers_due
+        if not due or not self.last_minute:
+            return None
+        return -(-due // self.last_minute)
+
+
+def money_moving(session: Session, now: datetime) -> MoneyMoving:
+    def count(model, *conditions) -> int:
+        return session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+
+    minute_ago = now - timedelta(minutes=1)
+    return MoneyMoving(
+        refunds_due=count(Refund, Refund.state == MoneyState.CREATED),
+        transfers_due=count(Transfer, Transfer.state == MoneyState.CREATED),
+        last_minute=count(
+            Refund, Refund.state == MoneyState.SUCCEEDED, Refund.updated_at >= minute_ago
+        )
+        + count(
+            Transfer, Transfer.state == MoneyState.SUCCEEDED, Transfer.updated_at >= minute_ago
+        ),
+    )
+
+
+def admin_figures(session: Session, now: datetime | None = None) -> dict:
     by_state = dict(
         session.execute(select(Project.state, func.count()).group_by(Project.state)).all()
     )
@@ -377,4 +411,5 @@ def admin_figures(session: Session) -> dict:
         ),
         "tokens_retired": session.scalar(select(func.coalesce(func.sum(Retirement.quantity), 0))),
         "last_reconciliation": last_run,
+        "moving": money_moving(session, now) if now is not None else None,
     }

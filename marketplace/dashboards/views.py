@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from marketplace.accounts.models import Organisation, Role
-from marketplace.core.clock import today
+from marketplace.core.clock import now, today
 from marketplace.core.errors import Forbidden, ValidationFailed
 from marketplace.core.errors import NotFound as NotFoundError
 from marketplace.core.schemas import sane_day
@@ -56,7 +56,9 @@ def dashboard():
             bars={r.project.id: funding_bar(r.project, compact=True) for r in rows},
         )
     if role is Role.ADMIN:
-        return render_template("dashboards/admin.html", f=services.admin_figures(db.session))
+        return render_template(
+            "dashboards/admin.html", f=services.admin_figures(db.session, now())
+        )
     return redirect(url_for("evaluations.queue"))
 
 

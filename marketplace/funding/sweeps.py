@@ -22,7 +22,7 @@ from sqlalchemy import Exists, exists, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.core.money import fee_on
-from marketplace.core.sweeps import SweepContext
+from marketplace.core.sweeps import Progress, SweepContext
 from marketplace.funding import charges
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Pledge, PledgeState
@@ -349,14 +349,16 @@ def execute_refunds(ctx: SweepContext, now: datetime) -> str:
     """
     with ctx.db.session_factory() as session:
         due = [payments.DueRefund(*row) for row in session.execute(charges.due_refunds())]
+    # Against Stripe's rate limit a large settlement takes minutes: the log says how far.
+    progress = Progress("refunds", len(due), log)
     done, waiting = ctx.in_parallel(
-        due, lambda row: row.project_id, lambda rows: _refund_share(ctx, rows, now)
+        due, lambda row: row.project_id, lambda rows: _refund_share(ctx, rows, now, progress)
     ) or (0, 0)
     return f"refunded {done} payments, {waiting} left for the next run"
 
 
 def _refund_share(
-    ctx: SweepContext, rows: list[payments.DueRefund], now: datetime
+    ctx: SweepContext, rows: list[payments.DueRefund], now: datetime, progress: Progress
 ) -> tuple[int, int]:
     done = waiting = 0
     for start in range(0, len(rows), REFUND_BATCH):
@@ -364,6 +366,7 @@ def _refund_share(
             ctx.db.session_factory, ctx.gateway, rows[start : start + REFUND_BATCH], now
         )
         done, waiting = done + sent, waiting + left
+        progress.add(sent + left)
     return done, waiting
 
 

@@ -10,16 +10,26 @@ Invariants:
   (network, Stripe outage, a refused request), which callers retry later.
 - The gateway holds its own ``StripeClient`` (key, API base), so two apps in one
   process never share global Stripe settings.
+- Every request keeps to Stripe's rate limits (``payments.pacing``, shared by every
+  process) and a 429 is never a failure: the sweeps' gateway (``for_sweeps``) waits
+  the delay Stripe asks and sends the same request again, idempotency key and all;
+  the requests' gateway waits at most ``REQUEST_PATIENCE`` and otherwise raises
+  ``StripeRateLimited`` (503 with ``Retry-After`` at the edge; nothing saved).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import math
+import random
+import re
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from stripe._requestor_options import BaseAddresses
@@ -34,6 +44,8 @@ from stripe.params import (
     SetupIntentCreateParams,
     TransferCreateParams,
 )
+
+from marketplace.payments.pacing import Pacer, TooLong
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +77,82 @@ class GatewayUnavailable(GatewayError):
 
 class Refused(GatewayUnavailable):
     """Stripe refused the request as invalid (a 4xx other than a card error)."""
+
+
+class StripeRateLimited(GatewayUnavailable):
+    """Over Stripe's rate limit now: try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, code="rate_limited")
+        self.retry_after = max(1, retry_after)
+
+
+# A person waits this long at most for a moment under the rate limit; a sweep waits.
+REQUEST_PATIENCE = 2.0
+# How often a sweep's request is sent again after a 429, and the longest pause between.
+RATE_RETRIES = 6
+LONGEST_PAUSE = 8.0
+STRIPE_ID = re.compile(r"^[a-z]{2,8}_[A-Za-z0-9_]+$")
+
+
+def endpoint_of(method: str, url: str) -> str:
+    """Stripe's name for a limit: the method and the route ("GET /v1/refunds/{id}")."""
+    path = urlsplit(url).path
+    route = "/".join("{id}" if STRIPE_ID.match(part) else part for part in path.split("/"))
+    return f"{method.upper()} {route}"
+
+
+class PacedHTTPClient(stripe.HTTPXClient):
+    """The SDK's HTTP client, each request first taking its moment under the rate limits.
+
+    A 429 (Stripe's, or the pacer's own when a person would wait too long, answered the
+    way Stripe answers so the SDK raises the same error) is sent again by a patient
+    client after Stripe's ``Retry-After`` or a doubling pause with jitter."""
+
+    def __init__(self, pacer: Pacer | None, *, patient: bool) -> None:
+        super().__init__(allow_sync_methods=True)
+        self.pacer, self.patient = pacer, patient
+        self.rate_limited = 0  # 429s met, for the progress reports and the tests
+
+    # HTTPXClient's own signature, which the SDK's base class types differently.
+    def request(  # type: ignore[override]
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        endpoint = endpoint_of(method, url)
+        for attempt in range(RATE_RETRIES + 1):
+            if self.pacer is not None:
+                try:
+                    self.pacer.wait(endpoint, patience=None if self.patient else REQUEST_PATIENCE)
+                except TooLong as busy:
+                    return _too_many(math.ceil(busy.delay))
+            content, status, answer_headers = super().request(method, url, headers, post_data)
+            if status != 429:
+                return content, status, answer_headers
+            self.rate_limited += 1
+            if not self.patient or attempt == RATE_RETRIES:
+                return content, status, answer_headers
+            asked = _seconds(answer_headers.get("Retry-After"))
+            pause = min(LONGEST_PAUSE, asked if asked is not None else 0.5 * 2**attempt)
+            log.info("Stripe said 429 to %s: again in %.2f s", endpoint, pause)
+            time.sleep(pause + random.uniform(0, 0.25))  # noqa: S311 - jitter, not a secret
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _too_many(retry_after: int) -> tuple[bytes, int, dict[str, str]]:
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "message": "Request rate limit exceeded (the app's own pacing of Stripe's limit).",
+        }
+    }
+    return json.dumps(body).encode(), 429, {"Retry-After": str(retry_after)}
 
 
 @dataclass(frozen=True)
@@ -121,21 +209,37 @@ class StripeGateway:
         currency: str,
         webhook_secret: str = "",
         return_url: str = "",
+        *,
+        pacer: Pacer | None = None,
+        patient: bool = False,
     ) -> None:
         self.currency = currency.lower()
         self.webhook_secret = webhook_secret
         # Where the buyer's browser comes back after authenticating a payment (3-D Secure).
         self.return_url = return_url
+        self._made_with = (api_key, api_base, currency, webhook_secret, return_url)
+        self.pacer = pacer
+        self._sweeps: StripeGateway | None = None
         base_addresses: BaseAddresses = {}
         if api_base:
             base_addresses = {"api": api_base, "connect": api_base}
         # httpx: one connection pool for every thread of a sweep (pyproject.toml says why).
+        self.http = PacedHTTPClient(pacer, patient=patient)
         self.client = stripe.StripeClient(
             api_key or "sk_test_unconfigured",
             max_network_retries=0,
             base_addresses=base_addresses,
-            http_client=stripe.HTTPXClient(allow_sync_methods=True),
+            http_client=self.http,
         )
+
+    def for_sweeps(self) -> StripeGateway:
+        """The same Stripe, for the scheduler: it waits its turn and sends a request again
+        after a 429 instead of giving up (made once, kept)."""
+        if self.http.patient:
+            return self
+        if self._sweeps is None:
+            self._sweeps = StripeGateway(*self._made_with, pacer=self.pacer, patient=True)
+        return self._sweeps
 
     # --- calls ---------------------------------------------------------------
 
@@ -146,6 +250,11 @@ class StripeGateway:
             yield
         except stripe.CardError as error:
             raise _card_failure(error) from None
+        except stripe.RateLimitError as error:
+            after = _seconds((error.headers or {}).get("Retry-After")) or 1.0
+            raise StripeRateLimited(
+                "Stripe's rate limit: try again shortly", retry_after=math.ceil(after)
+            ) from None
         except stripe.InvalidRequestError as error:
             text = str(error.user_message or error)
             if error.http_status == 404 and "payment_method" in str(error.param or "") + text:

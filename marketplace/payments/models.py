@@ -306,3 +306,14 @@ class ReconciliationRun(Base):
     @property
     def ok(self) -> bool:
         return not self.differences
+
+
+class StripePace(Base):
+    """The next free moment of one of Stripe's rate limits, shared by every process
+    (``payments.pacing``): ``*`` is the account's global limit, other names an
+    endpoint's ("POST /v1/refunds"). Microseconds since the epoch."""
+
+    __tablename__ = "stripe_pace"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    next_us: Mapped[int] = mapped_column(BigInteger)

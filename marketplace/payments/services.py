@@ -85,7 +85,7 @@ def customer_for(
             key=f"customer-organisation-{organisation_id}",
         )
     except GatewayError as error:
-        raise Unavailable(str(error)) from None
+        raise Unavailable(str(error), retry_after=getattr(error, "retry_after", None)) from None
     with sessions.begin() as session:
         try:
             with session.begin_nested():
@@ -189,7 +189,7 @@ def save_payment_method(
             "The card was declined (%(code)s).", params={"code": error.code}
         ) from None
     except GatewayError as error:
-        raise Unavailable(str(error)) from None
+        raise Unavailable(str(error), retry_after=getattr(error, "retry_after", None)) from None
     with sessions.begin() as session:
         setup = session.get_one(PaymentSetup, setup_id)
         setup.state = SetupState.SUCCEEDED
@@ -450,7 +450,7 @@ def start_onboarding(
             account_id=account_id, return_url=return_url, refresh_url=refresh_url, key=key
         )
     except GatewayError as error:
-        raise Unavailable(str(error)) from None
+        raise Unavailable(str(error), retry_after=getattr(error, "retry_after", None)) from None
 
 
 def refresh_account(
@@ -460,7 +460,7 @@ def refresh_account(
     try:
         status = gateway.account_status(account.account_id)
     except GatewayError as error:
-        raise Unavailable(str(error)) from None
+        raise Unavailable(str(error), retry_after=getattr(error, "retry_after", None)) from None
     account.details_submitted = status.details_submitted
     account.payouts_enabled = status.payouts_enabled and status.transfers_active
     account.updated_at = now

@@ -159,3 +159,28 @@ def test_each_role_has_its_dashboard(app, web, session, worked_example):
     panel = web.as_user(admin.email).get("/dashboard").get_data(as_text=True)
     assert "Evaluations to assign" in panel
     assert web.as_user(owner.email).get("/impact-report.csv").status_code == 403
+
+
+def test_the_platform_sees_the_money_on_its_way_and_the_time_left(web, session, clock):
+    from datetime import timedelta
+
+    from marketplace.payments.models import MoneyState
+    from tests.factories import RefundFactory, TransferFactory
+
+    admin = UserFactory(role=Role.ADMIN)
+    for _ in range(3):
+        RefundFactory(state=MoneyState.CREATED)
+    TransferFactory(state=MoneyState.CREATED)
+    for ago in (30, 50):  # two went out in the last minute
+        RefundFactory(state=MoneyState.SUCCEEDED, updated_at=clock.at - timedelta(seconds=ago))
+    RefundFactory(state=MoneyState.SUCCEEDED, updated_at=clock.at - timedelta(minutes=5))
+    session.commit()
+    web.login(admin.email)
+
+    page = web.get("/dashboard").get_data(as_text=True)
+
+    assert "Waiting for Stripe: 3 refunds and 1 transfers. In the last minute 2 went out." in page
+    assert "At this pace about 2 minutes are left." in page
+    web.client.set_cookie("som_lang", "nl")
+    dutch = web.get("/dashboard").get_data(as_text=True)
+    assert "Geld onderweg" in dutch and "nog ongeveer 2 minuten nodig" in dutch

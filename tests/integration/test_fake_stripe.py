@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 import stripe
+from sqlalchemy import select
 
 from tests.integration.funding_support import visit
 
@@ -275,3 +276,35 @@ def test_a_key_in_use_by_a_running_request_is_409(app):
     assert twin[1]["error"]["code"] == "idempotency_key_in_use"
     assert first[0][0] == 200
     assert again == (200, first[0][1])
+
+
+def test_past_stripes_rate_limit_a_first_pledge_is_503_with_retry_after_and_saves_nothing(
+    client, session, auth_headers, stripe_server
+):
+    from marketplace.funding.models import Pledge
+    from marketplace.payments.models import PaymentSetup, StripeCustomer
+    from tests.integration.funding_support import buyer, listed_project, pledge_via_api
+
+    project = listed_project()
+    newcomer = buyer()
+    session.commit()
+    # a first pledge makes three calls (a customer, a SetupIntent, the card's label): the
+    # second pledge's first call is over the customers endpoint's limit in that second
+    stripe_server.limit(per_second=3, per_endpoint=1)
+    try:
+        first = pledge_via_api(client, auth_headers(buyer()), project.id, 5)
+        refused = pledge_via_api(client, auth_headers(newcomer), project.id, 5)
+        refused_at_stripe = stripe_server.refused()
+    finally:
+        stripe_server.limit(per_second=0, per_endpoint=0)
+
+    assert first.status_code == 201, first.json
+    assert refused.status_code == 503, refused.json
+    assert refused.json["code"] == "payment_provider_unavailable"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused_at_stripe == 1
+    session.rollback()
+    mine = newcomer.organisation_id
+    assert session.scalars(select(Pledge).where(Pledge.organisation_id == mine)).all() == []
+    for model in (StripeCustomer, PaymentSetup):
+        assert session.scalars(select(model).where(model.organisation_id == mine)).all() == []

@@ -5,6 +5,7 @@ Kept apart from the server module so the test process never imports localstripe.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -49,6 +50,22 @@ class StripeServer:
     def reset(self) -> None:
         request = urllib.request.Request(self.url + "/_config/everything", method="DELETE")
         urllib.request.urlopen(request, timeout=10).close()
+
+    def limit(self, *, per_second: int, per_endpoint: int) -> None:
+        """Stripe's rate limits on from now (0: off): 429 past them."""
+        body = json.dumps({"global": per_second, "endpoint": per_endpoint}).encode()
+        request = urllib.request.Request(
+            self.url + "/_config/rate_limit",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def refused(self) -> int:
+        """How many requests it answered 429 since its limits were set."""
+        with urllib.request.urlopen(self.url + "/_config/rate_limit", timeout=10) as answer:
+            return int(json.load(answer)["refused"])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -45,7 +45,12 @@ follows, for the version the SDK pins, 2026-10-28.endive):
 - a request whose ``Idempotency-Key`` is in use by a request still running
   (409 ``idempotency_key_in_use``);
 - an Express account on the recipient service agreement asking for ``card_payments``
-  (Connect, service agreement types).
+  (Connect, service agreement types);
+- when told to (``POST /_config/rate_limit`` with ``global`` and ``endpoint``
+  requests per second; 0 is off, the default), more requests in any second than the
+  limit, over all of ``/v1/`` or to one endpoint (a method and a route: "POST
+  /v1/refunds"): 429 in Stripe's error shape (Rate limits: "25 requests per second"
+  for an endpoint and a sandbox). ``GET /_config/rate_limit`` says how many it refused.
 
 Every request to ``/v1/`` is recorded (method, path, parameters as sent) and listed
 at ``GET /_config/requests``, so a test can check each against the SDK's types.
@@ -55,8 +60,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import hashlib
 import json
+import time
 from collections import defaultdict
 from urllib.parse import parse_qsl, urlencode
 
@@ -144,6 +151,56 @@ def _stripe_shaped(response):
     )
 
 
+# Stripe's rate limits, when switched on: requests per second over /v1/ and per endpoint.
+_rate = {"global": 0, "endpoint": 0, "refused": 0}
+_seen: dict[str, collections.deque] = defaultdict(collections.deque)
+
+
+def _over(name: str, limit: int, now: float) -> bool:
+    """Whether one more request now would be more than ``limit`` in the last second."""
+    if not limit:
+        return False
+    window = _seen[name]
+    while window and window[0] <= now - 1.0:
+        window.popleft()
+    return len(window) >= limit
+
+
+@web.middleware
+async def rate_limit_middleware(request, handler):
+    if request.path.startswith("/v1/") and (_rate["global"] or _rate["endpoint"]):
+        now = time.monotonic()
+        route = request.match_info.route.resource
+        endpoint = f"{request.method} {route.canonical if route else request.path}"
+        if _over("*", _rate["global"], now) or _over(endpoint, _rate["endpoint"], now):
+            _rate["refused"] += 1
+            return server.json_response(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "Request rate limit exceeded. Learn more about rate limits "
+                        "here https://stripe.com/docs/rate-limits.",
+                    }
+                },
+                status=429,
+            )
+        _seen["*"].append(now)
+        _seen[endpoint].append(now)
+    return await handler(request)
+
+
+async def set_rate_limit(request):
+    given = await request.json()
+    _rate["global"], _rate["endpoint"] = int(given.get("global", 0)), int(given.get("endpoint", 0))
+    _rate["refused"] = 0
+    _seen.clear()
+    return server.json_response(dict(_rate))
+
+
+async def rate_limit(request):
+    return server.json_response(dict(_rate))
+
+
 async def recorded_requests(request):
     return server.json_response({"requests": _requests})
 
@@ -210,6 +267,8 @@ async def flush_everything(request):
     _idempotent.clear()
     _refunds_of_charge.clear()
     _webhooks.clear()
+    _rate.update({"global": 0, "endpoint": 0, "refused": 0})
+    _seen.clear()
     return web.Response()
 
 
@@ -707,6 +766,9 @@ def _extend_app(app: web.Application) -> None:
     _replace_route(app, "POST", "/v1/payment_intents/{id}/cancel", PaymentIntent._api_cancel)
     app.middlewares.insert(0, idempotency_middleware)
     app.middlewares.insert(0, recording_middleware)
+    app.middlewares.insert(0, rate_limit_middleware)  # outermost: a 429 is not a request
+    app.router.add_post("/_config/rate_limit", set_rate_limit)
+    app.router.add_get("/_config/rate_limit", rate_limit)
     app.router.add_get("/_config/requests", recorded_requests)
     for cls in (Account, AccountLink, Transfer):
         plural = "/v1/" + cls.object + "s"

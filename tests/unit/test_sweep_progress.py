@@ -1,0 +1,27 @@
+"""A long sweep says how far it is: done of total, the rate, and the time left."""
+
+from __future__ import annotations
+
+import logging
+
+from marketplace.core.sweeps import Progress
+
+
+def test_progress_speaks_every_ten_seconds_with_the_rate_and_the_time_left(caplog):
+    moments = iter([0.0, 5.0, 10.0, 12.0, 25.0, 30.0])
+    progress = Progress(
+        "refunds", 2000, logging.getLogger("test.progress"), clock=lambda: next(moments)
+    )
+
+    with caplog.at_level(logging.INFO, logger="test.progress"):
+        progress.add(100)  # at 5 s: too soon to speak
+        progress.add(150)  # at 10 s: 250 done, 25.0/s, 70 s left
+        progress.add(50)  # at 12 s: too soon again
+        progress.add(200)  # at 25 s: 500 done, 20.0/s, 75 s left
+        progress.add(1500)  # at 30 s: all done, the sweep's own summary says so
+
+    assert caplog.messages == [
+        "refunds: 250 of 2,000 done, 25.0/s, 70 s left at this rate",
+        "refunds: 500 of 2,000 done, 20.0/s, 75 s left at this rate",
+    ]
+    assert progress.done == 2000
