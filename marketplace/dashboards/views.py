@@ -56,9 +56,7 @@ def dashboard():
             bars={r.project.id: funding_bar(r.project, compact=True) for r in rows},
         )
     if role is Role.ADMIN:
-        return render_template(
-            "dashboards/admin.html", f=services.admin_figures(db.session, now())
-        )
+        return render_template("dashboards/admin.html", f=services.admin_figures(db.session, now()))
     return redirect(url_for("evaluations.queue"))
 
 
