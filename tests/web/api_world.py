@@ -17,7 +17,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from marketplace.accounts.models import Role, User
+from marketplace.accounts import profile
+from marketplace.accounts.models import LinkPurpose, Role, User
 from marketplace.funding.models import Pledge
 from marketplace.projects.models import Project, ProjectState
 from tests.factories import (
@@ -81,6 +82,14 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         "stranger": stranger,
     }
     headers = {"anonymous": {}} | {name: auth_headers(user) for name, user in people.items()}
+    newcomer = UserFactory(
+        role=Role.BUYER, organisation=OrganisationFactory(), email_verified_at=None
+    )
+    session.flush()
+    _link, verification = profile.issue_link(
+        session, LinkPurpose.VERIFY_EMAIL, newcomer.email, now=newcomer.created_at, user=newcomer
+    )
+    session.commit()
     h = headers
     mine = {"organisation": organisation, "created_by": owner}
 
@@ -229,6 +238,7 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
             "owner", {"project_id": drafts[0].id}, {"summary": "Jobs for twenty people."}
         ),
         ("POST", "/api/v1/auth/register"): Rightful("anonymous", {}, registration()),
+        ("POST", "/api/v1/auth/verify"): Rightful("anonymous", {}, {"token": verification}),
         ("POST", "/api/v1/auth/tokens"): Rightful(
             "anonymous", {}, {"email": owner.email, "password": DEFAULT_PASSWORD}
         ),
