@@ -26,7 +26,7 @@ from marketplace.reconciliation.checks import reconcile
 from tests.deploy.test_crash_recovery import all_of, migrated_app, tick
 
 pytestmark = pytest.mark.postgres_only
-PROJECTS, PLEDGES = 3, 40
+PROJECTS, PLEDGES = 5, 100
 LIMIT = 25
 
 
