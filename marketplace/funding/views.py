@@ -20,7 +20,7 @@ from marketplace.accounts.models import Role
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
-from marketplace.core.errors import Forbidden, MarketplaceError
+from marketplace.core.errors import Forbidden, MarketplaceError, Unavailable
 from marketplace.core.idempotency import Replayed
 from marketplace.core.schemas import page_number
 from marketplace.extensions import db
@@ -134,6 +134,16 @@ def pledge(project_id: int):
         return redirect(url_for("funding.pledges", _anchor=f"pledge-{pledge_id}"))
     except MarketplaceError as exc:
         db.session.rollback()
+        if isinstance(exc, Unavailable) and exc.retry_after:
+            # Stripe's rate limit: nothing was saved; the person tries again in a moment.
+            busy = _(
+                "Stripe asks us to slow down just now. "
+                "Nothing was saved: please try again in a moment."
+            )
+            page, status = project_page(
+                project_id, status=503, errors={"_action": [busy]}, form=form
+            )
+            return page, status, {"Retry-After": str(exc.retry_after)}
         return project_page(project_id, status=status_of(exc), errors=_form_errors(exc), form=form)
     flash(
         _(

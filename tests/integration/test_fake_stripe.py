@@ -308,3 +308,37 @@ def test_past_stripes_rate_limit_a_first_pledge_is_503_with_retry_after_and_save
     assert session.scalars(select(Pledge).where(Pledge.organisation_id == mine)).all() == []
     for model in (StripeCustomer, PaymentSetup):
         assert session.scalars(select(model).where(model.organisation_id == mine)).all() == []
+
+
+def test_past_stripes_rate_limit_the_pledge_page_says_to_try_again_in_a_moment(
+    client, session, web, stripe_server
+):
+    import contextlib
+
+    from marketplace.funding.models import Pledge
+    from marketplace.payments.gateway import GatewayError
+    from tests.integration.funding_support import buyer, listed_project
+
+    project = listed_project()
+    newcomer = buyer()
+    session.commit()
+    web.login(newcomer.email)
+    form = {"tokens": "5", "payment_method": "pm_card_visa"}
+    stripe_server.limit(per_second=1, per_endpoint=1)
+    # this second's one request (a customer that does not exist is an answer too)
+    with contextlib.suppress(GatewayError):
+        client.application.extensions["stripe"].find_customer("cus_takes_the_second")
+    try:
+        answer = web.confirm(
+            f"/projects/{project.id}", form, action=f"/projects/{project.id}/pledge"
+        )
+    finally:
+        stripe_server.limit(per_second=0, per_endpoint=0)
+
+    assert answer.status_code == 503
+    assert int(answer.headers["Retry-After"]) >= 1
+    assert "Stripe asks us to slow down just now. Nothing was saved" in answer.get_data(
+        as_text=True
+    )
+    session.rollback()
+    assert session.scalars(select(Pledge)).all() == []
