@@ -478,6 +478,7 @@ def execute_transfers(ctx: SweepContext, now: datetime) -> str:
             .limit(1)
         )
     done = waiting = 0
+    progress = Progress("transfers", len(due), log)
     for row in due:
         try:
             payments.send_transfer(ctx.db.session_factory, ctx.gateway, row, now)
@@ -485,5 +486,6 @@ def execute_transfers(ctx: SweepContext, now: datetime) -> str:
         except GatewayError as error:
             waiting += 1
             log.warning("transfer %s waits for the next run: %s", row.id, error)
+        progress.add(1)
     note = "; some wait for their payout account" if without else ""
     return f"transferred {done}, {waiting} left for the next run{note}"
