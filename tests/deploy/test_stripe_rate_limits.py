@@ -111,3 +111,29 @@ def test_the_pacer_spaces_every_threads_calls_and_a_person_does_not_wait_long(ap
     with engine.connect() as connection:
         rows = dict(connection.exec_driver_sql("SELECT name, next_us FROM stripe_pace").all())
     assert set(rows) == {GLOBAL, "POST /v1/refunds", "POST /v1/transfers"}
+
+
+def test_a_charge_asking_during_a_large_settlement_waits_only_its_turn(app):
+    """Four threads of refunds each wait for their moment before taking the next; a charge
+    that asks in the middle gets a moment within the next few, not after every refund
+    still to come."""
+    pacer = Pacer(app.extensions["db"].engine, Limits(per_second=200, per_endpoint=200))
+    stop = threading.Event()
+
+    def refunds() -> None:
+        while not stop.is_set():  # as a sweep's thread: wait for each moment, then call
+            pacer.wait("POST /v1/refunds")
+
+    threads = [threading.Thread(target=refunds) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        asked = time.time()
+        charge = pacer.moment("POST /v1/payment_intents")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    # at most the four refund threads' pending moments ahead of it, at 1/200 s each
+    assert charge - asked <= 5 / 200 + 0.05, charge - asked

@@ -25,3 +25,19 @@ def test_progress_speaks_every_ten_seconds_with_the_rate_and_the_time_left(caplo
         "refunds: 500 of 2,000 done, 20.0/s, 75 s left at this rate",
     ]
     assert progress.done == 2000
+
+
+def test_the_rate_limits_follow_the_key_less_a_margin_or_what_is_configured():
+    import pytest
+
+    from marketplace.payments.pacing import Limits
+
+    assert Limits.parse("", "sk_test_abc") == Limits(25 * 0.95, 25 * 0.95)
+    assert Limits.parse("", "sk_live_abc") == Limits(100 * 0.95, 25 * 0.95)
+    assert Limits.parse("", "rk_live_abc") == Limits(100 * 0.95, 25 * 0.95)
+    assert Limits.parse("50/20", "sk_live_abc") == Limits(50, 20)
+    assert Limits.parse(" 30 ", "sk_test_abc") == Limits(30, 30)
+    assert Limits.parse("OFF", "sk_live_abc") is None
+    for bad in ("0/25", "25/-1", "fast", "20000"):
+        with pytest.raises(ValueError):
+            Limits.parse(bad, "sk_test_abc")
