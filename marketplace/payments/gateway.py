@@ -92,7 +92,9 @@ REQUEST_PATIENCE = 2.0
 # How often a sweep's request is sent again after a 429, and the longest pause between.
 RATE_RETRIES = 6
 LONGEST_PAUSE = 8.0
-STRIPE_ID = re.compile(r"^[a-z]{2,8}_[A-Za-z0-9_]+$")
+# An object's id: a prefix, an underscore, letters and digits with at least one capital
+# or digit ("pi_3Mtw...", "acct_1Nv..."); a resource's name is lower case ("payment_intents").
+STRIPE_ID = re.compile(r"^[a-z]+_(?=[a-z]*[A-Z0-9])[A-Za-z0-9]+$")
 
 
 def endpoint_of(method: str, url: str) -> str:

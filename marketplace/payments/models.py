@@ -309,9 +309,10 @@ class ReconciliationRun(Base):
 
 
 class StripePace(Base):
-    """The next free moment of one of Stripe's rate limits, shared by every process
-    (``payments.pacing``): ``*`` is the account's global limit, other names an
-    endpoint's ("POST /v1/refunds"). Microseconds since the epoch."""
+    """The next free moment of one of Stripe's rate limits, shared by every process on
+    PostgreSQL (``payments.pacing``; SQLite keeps them in the process): ``*`` is the
+    account's global limit, other names an endpoint's ("POST /v1/refunds").
+    Microseconds since the epoch."""
 
     __tablename__ = "stripe_pace"
 

@@ -8,21 +8,24 @@ limits from the ``stripe_pace`` table and sleeps until then, so the sweeps of
 every process and thread together stay under them, each call in the order it
 asked (a large settlement makes a charge wait its turn, never forever).
 
-A moment is taken in one short transaction that locks the global row first (the
-same order everywhere: no deadlock; SQLite's single writer does the same), reads
-the endpoint's, and moves both past the moment it takes. Times are microseconds
-of the wall clock, which every process on the servers shares.
+On PostgreSQL a moment is taken in one short transaction that locks the global
+row first (the same order everywhere: no deadlock), reads the endpoint's, and moves
+both past the moment it takes; times are microseconds of the wall clock, which
+every process on the servers shares. On SQLite the moments are kept in the process
+(a lock and a dict): its one writer is often held by the request that is calling
+Stripe, so a second connection could only wait for it. (SQLite runs one app process
+and one scheduler; each keeps under the limit, and a 429 is sent again anyway.)
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from marketplace.payments.models import StripePace
 
@@ -73,26 +76,39 @@ class Pacer:
         self.clock, self.sleep = clock, sleep
         self._known: set[str] = set()
         self.waited = 0.0  # seconds slept in this process, for the progress reports
+        self.shared = engine.dialect.name == "postgresql"
+        self._lock = threading.Lock()
+        self._next: dict[str, int] = {}
 
     def _ensure(self, name: str) -> None:
         if name in self._known:
             return
         with self.engine.begin() as connection:
-            make = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
             connection.execute(
-                make(StripePace).values(name=name, next_us=0).on_conflict_do_nothing()
+                postgresql_insert(StripePace).values(name=name, next_us=0).on_conflict_do_nothing()
             )
         self._known.add(name)
 
+    def _take(self, rows: dict[str, int], endpoint: str, now_us: int) -> tuple[int, dict]:
+        """The moment, and each limit's next free moment after it."""
+        at = max(now_us, *rows.values())
+        steps = {GLOBAL: self.limits.per_second, endpoint: self.limits.per_endpoint}
+        after = {name: max(rows[name], at + int(1_000_000 / steps[name])) for name in rows}
+        return at, after
+
     def moment(self, endpoint: str) -> float:
         """Take the next free moment (seconds since the epoch) for one call to ``endpoint``."""
+        if not self.shared:
+            with self._lock:
+                now_us = int(self.clock() * 1_000_000)
+                kept = {name: self._next.get(name, 0) for name in (GLOBAL, endpoint)}
+                at, after = self._take(kept, endpoint, now_us)
+                self._next.update(after)
+            return at / 1_000_000
         for name in (GLOBAL, endpoint):
             self._ensure(name)
         now_us = int(self.clock() * 1_000_000)
-        with (
-            self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection,
-            connection.begin(),
-        ):
+        with self.engine.begin() as connection:
             rows: dict[str, int] = {}
             for name in (GLOBAL, endpoint):  # the global row first, always
                 rows[name] = (
@@ -101,15 +117,10 @@ class Pacer:
                     )
                     or 0
                 )
-            at = max(now_us, *rows.values())
-            for name, per_second in (
-                (GLOBAL, self.limits.per_second),
-                (endpoint, self.limits.per_endpoint),
-            ):
+            at, after = self._take(rows, endpoint, now_us)
+            for name, next_us in after.items():
                 connection.execute(
-                    update(StripePace)
-                    .where(StripePace.name == name)
-                    .values(next_us=max(rows[name], at + int(1_000_000 / per_second)))
+                    update(StripePace).where(StripePace.name == name).values(next_us=next_us)
                 )
         return at / 1_000_000
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -342,3 +343,46 @@ def test_past_stripes_rate_limit_the_pledge_page_says_to_try_again_in_a_moment(
     )
     session.rollback()
     assert session.scalars(select(Pledge)).all() == []
+
+
+def test_a_paced_stripe_call_inside_a_request_never_waits_on_the_requests_own_lock(
+    app, client, auth_headers
+):
+    """SQLite's one writer is held by the request calling Stripe: the pacer keeps its
+    moments in the process there (on PostgreSQL in rows of their own)."""
+    from marketplace.accounts.models import Role
+    from marketplace.payments.gateway import StripeGateway
+    from marketplace.payments.pacing import Limits, Pacer
+    from tests import factories
+    from tests.factories import UserFactory
+
+    settings = app.extensions["settings"]
+    engine = app.extensions["db"].engine
+    unpaced = app.extensions["stripe"]
+    app.extensions["stripe"] = StripeGateway(
+        settings.stripe_api_key,
+        settings.stripe_api_base,
+        settings.currency,
+        pacer=Pacer(engine, Limits(per_second=25, per_endpoint=25)),
+    )
+    try:
+        owner = UserFactory(role=Role.ENTREPRENEUR)
+        factories.Session.commit()
+        began = time.monotonic()
+        answer = client.post(
+            "/api/v1/payouts/account",
+            headers=auth_headers(owner),
+            json={"return_url": "http://localhost/payouts"},
+        )
+    finally:
+        app.extensions["stripe"] = unpaced
+
+    assert answer.status_code in (200, 201), answer.json
+    assert answer.json["onboarding_url"].startswith(settings.stripe_api_base)
+    assert time.monotonic() - began < 5
+    with engine.connect() as connection:
+        names = set(connection.exec_driver_sql("SELECT name FROM stripe_pace").scalars())
+    if engine.dialect.name == "postgresql":
+        assert {"*", "POST /v1/accounts", "POST /v1/account_links"} <= names
+    else:
+        assert names == set()

@@ -41,3 +41,20 @@ def test_the_rate_limits_follow_the_key_less_a_margin_or_what_is_configured():
     for bad in ("0/25", "25/-1", "fast", "20000"):
         with pytest.raises(ValueError):
             Limits.parse(bad, "sk_test_abc")
+
+
+def test_a_limit_is_named_by_the_method_and_the_route_with_its_ids_left_out():
+    from marketplace.payments.gateway import endpoint_of
+
+    base = "http://127.0.0.1:8420"
+    assert endpoint_of("post", f"{base}/v1/payment_intents") == "POST /v1/payment_intents"
+    assert endpoint_of("get", f"{base}/v1/payment_intents/pi_3MtwBwLkdIwHu7ix28a3tqPa") == (
+        "GET /v1/payment_intents/{id}"
+    )
+    assert endpoint_of("post", f"{base}/v1/payment_intents/pi_aTk8lwNFZKrRE1/cancel") == (
+        "POST /v1/payment_intents/{id}/cancel"
+    )
+    assert endpoint_of("post", f"{base}/v1/account_links") == "POST /v1/account_links"
+    assert endpoint_of("get", f"{base}/v1/accounts/acct_1Nv0FGQ9RKHgCVdK?x=1") == (
+        "GET /v1/accounts/{id}"
+    )
