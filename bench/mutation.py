@@ -277,8 +277,9 @@ def write_report(found: list[tuple[str, str, str]]) -> str:
     ]
     for module in sorted(by_module):
         c = by_module[module]
-        total = c["killed"] + c["survived"] + c["no tests"] + c["timeout"] + c["suspicious"]
-        counted = c["killed"] + c["survived"] + c["no tests"]
+        unrun = c["not checked"]  # mutants of code changed since the last run: a gap too
+        total = c["killed"] + c["survived"] + c["no tests"] + c["timeout"] + c["suspicious"] + unrun
+        counted = c["killed"] + c["survived"] + c["no tests"] + unrun
         score = c["killed"] / counted if counted else 1.0
         real = counted - c["equivalent"]
         adjusted = c["killed"] / real if real else 1.0
