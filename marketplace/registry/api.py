@@ -27,6 +27,7 @@ from marketplace.extensions import db
 from marketplace.projects.models import Project
 from marketplace.registry import services
 from marketplace.registry.models import BlockStatus, Claim, Purpose, Retirement
+from marketplace.settlement.trail import claim_trail
 
 blp = Blueprint("registry_api", __name__, url_prefix="/api/v1", description="Tokens and registry")
 
@@ -186,6 +187,32 @@ class RegistryBlocks(MethodView):
             "per_page": args["per_page"],
             "total": total,
         }
+
+
+class TrailSchema(ma.Schema):
+    """product.md "Claim trail": each part as stored; ``fingerprint`` is the SHA-256 of
+    the rest as canonical JSON (keys sorted, no spaces)."""
+
+    serial = ma.fields.String(required=True)
+    block = ma.fields.Dict(required=True)
+    retirement = ma.fields.Dict(allow_none=True, required=True)
+    project = ma.fields.Dict(required=True)
+    settlement = ma.fields.Dict(allow_none=True, required=True)
+    outcomes = ma.fields.List(ma.fields.Dict(), required=True)
+    evidence = ma.fields.List(ma.fields.Dict(), required=True)
+    evaluation = ma.fields.Dict(allow_none=True, required=True)
+    valuation = ma.fields.Dict(allow_none=True, required=True)
+    fingerprint = ma.fields.String(required=True)
+
+
+@blp.route("/registry/serials/<string:serial>/trail")
+class SerialTrail(MethodView):
+    @blp.response(200, TrailSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="not one serial")
+    def get(self, serial):
+        """The claim trail of one serial, public, with its fingerprint."""
+        return claim_trail(db.session, serial[:100])
 
 
 @blp.route("/registry/retirements/<int:retirement_id>")

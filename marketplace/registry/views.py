@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -35,6 +36,7 @@ from marketplace.registry import certificate, services
 from marketplace.registry.api import RetirementInSchema
 from marketplace.registry.models import Claim, Purpose
 from marketplace.settlement.models import Settlement
+from marketplace.settlement.trail import claim_trail
 from marketplace.web.formatting import (
     claim_label,
     money,
@@ -139,7 +141,28 @@ def _retirement_context(retirement_id: int) -> dict:
 
 @bp.get("/registry/retirements/<int:retirement_id>")
 def retirement(retirement_id: int):
-    return render_template("registry/retirement.html", **_retirement_context(retirement_id))
+    context = _retirement_context(retirement_id)
+    return render_template(
+        "registry/retirement.html", trail_serial=first_serial(context["retirement"]), **context
+    )
+
+
+@bp.get("/registry/serials/<string:serial>")
+def trail(serial: str):
+    """A serial's claim trail, public: what an auditor follows back to the valuation."""
+    try:
+        found = claim_trail(db.session, serial[:100])
+    except MarketplaceError as exc:
+        return render_template("registry/trail.html", trail=None, serial=serial[:100]), status_of(
+            exc
+        )
+    return render_template("registry/trail.html", trail=found, serial=found["serial"])
+
+
+def first_serial(retirement) -> str:
+    """The retirement's first serial ("SOM-P000042-2027-0000017"): its trail is checkable."""
+    block = min(retirement.blocks, key=lambda b: b.first_serial)
+    return block.serial.rsplit("-", 1)[0]
 
 
 @bp.get("/registry/retirements/<int:retirement_id>/certificate.pdf", endpoint="certificate")
@@ -184,6 +207,18 @@ def _certificate_text(context: dict) -> certificate.CertificateText:
     if evaluator and evaluation and evaluation.approved_at:
         facts.append((_("Independent evaluator"), evaluator.name))
         facts.append((_("Results approved on"), format_date(evaluation.approved_at, "long")))
+    serial = first_serial(found)
+    checked = claim_trail(db.session, serial)
+    facts.append(
+        (
+            _("Fingerprint of the claim trail"),
+            _(
+                "%(short)s (SHA-256; check it at %(where)s)",
+                short=checked["fingerprint"][:16],
+                where=f"{current_app.extensions['settings'].public_url}/registry/serials/{serial}",
+            ),
+        )
+    )
     return certificate.CertificateText(
         document_title=_("Retirement certificate %(id)s", id=found.id),
         platform=_("Social Outcomes Marketplace"),

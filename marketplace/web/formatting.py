@@ -262,6 +262,15 @@ def day(value: date | datetime | None) -> str:
     return "" if value is None else flask_babel.format_date(value, "long")
 
 
+def isoday(value: str | None) -> str:
+    """A date or instant written in ISO 8601 (as a claim trail keeps them), as ``day``."""
+    if not value:
+        return ""
+    if "T" in value:
+        return day(datetime.fromisoformat(value))
+    return day(date.fromisoformat(value))
+
+
 def moment(value: datetime | None) -> str:
     """Every instant, in the platform's time zone: 22 November 2026, 09:00."""
     if value is None:
@@ -286,5 +295,6 @@ def register_filters(app: Flask) -> None:
         claim_label=claim_label,
         role_label=role_label,
         day=day,
+        isoday=isoday,
         moment=moment,
     )

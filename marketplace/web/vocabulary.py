@@ -94,6 +94,7 @@ MESSAGES = (
     N_("No such colleague."),
     N_("You cannot remove yourself: you own the organisation."),
     N_("No such organisation."),
+    N_("No such serial."),
     N_("At most 200 characters, on one line."),
     N_("At most 300 characters, on one line."),
     N_("At most 2,000 characters."),

@@ -216,6 +216,9 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         ("GET", f"{e}/evidence"): Rightful("evaluator", {"evaluation_id": in_progress_id}),
         ("GET", "/api/v1/files/{file_id}"): Rightful("evaluator", {"file_id": evidence["id"]}),
         ("GET", "/api/v1/holdings"): Rightful("bank"),
+        ("GET", "/api/v1/registry/serials/{serial}/trail"): Rightful(
+            "anonymous", {"serial": f"SOM-P{project.id:06d}-2027-0000001"}
+        ),
         ("GET", "/api/v1/me"): Rightful("bank"),
         ("GET", "/api/v1/outcome-types"): Rightful("anonymous"),
         ("GET", "/api/v1/outcome-types/{code}"): Rightful(

@@ -86,6 +86,8 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("registry.registry_csv", "GET"): EVERYONE,
     ("registry.retirement", "GET"): EVERYONE,
     ("registry.certificate", "GET"): EVERYONE,
+    ("registry.trail", "GET"): EVERYONE,
+    ("registry_api.SerialTrail", "GET"): EVERYONE,
     ("dashboards.organisation", "GET"): EVERYONE,
     # Stripe signs its webhooks; no person is involved.
     ("webhooks.stripe_webhook", "POST"): EVERYONE,
@@ -291,6 +293,7 @@ def world(app, client, session, auth_headers, settled_example):
             "token_id": owners_token.id,
             "user_id": colleague.id,
             "organisation_id": owner.organisation_id,
+            "serial": f"SOM-P{settled.id:06d}-2027-0000001",
             "link_id": links[LinkPurpose.INVITATION][0].id,
             **secret_ids(links),
             "code": session.scalars(select(OutcomeType.code)).first(),
