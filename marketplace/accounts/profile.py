@@ -217,6 +217,14 @@ def change_password(
 # --- name, address, preferences ---------------------------------------------------------------
 
 
+def _address(text: str) -> str:
+    """An e-mail address as stored (trimmed, lower case), or ValidationFailed naming it."""
+    email = normalise_email(text)
+    if "@" not in email or len(email) > 254 or not email.isprintable() or " " in email:
+        raise ValidationFailed(errors={"email": ["Give a valid e-mail address."]})
+    return email
+
+
 def change_name(session: Session, user: User, name: str) -> None:
     name = " ".join(name.split())
     if not name or len(name) > 200 or not name.isprintable():
@@ -233,9 +241,7 @@ def email_change_link(
     ``email_taken``."""
     if not rules.hasher.verify(user.password_hash, current):
         raise ValidationFailed(errors={"current_password": ["This is not your current password."]})
-    email = normalise_email(new_email)
-    if "@" not in email or len(email) > 254 or not email.isprintable() or " " in email:
-        raise ValidationFailed(errors={"email": ["Give a valid e-mail address."]})
+    email = _address(new_email)
     if email == user.email:
         raise ValidationFailed(errors={"email": ["This is your address already."]})
     if _email_taken(session, email):
@@ -306,9 +312,7 @@ def invite(session: Session, owner: User, email: str, *, now: datetime) -> tuple
     """An invitation (7 days) to join the owner's organisation with its role. Raises
     Forbidden (not the owner), ValidationFailed and Conflict ``email_taken``."""
     _require_owner(owner)
-    email = normalise_email(email)
-    if "@" not in email or len(email) > 254 or not email.isprintable() or " " in email:
-        raise ValidationFailed(errors={"email": ["Give a valid e-mail address."]})
+    email = _address(email)
     if _email_taken(session, email):
         raise _email_taken_error()
     return issue_link(

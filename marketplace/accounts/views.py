@@ -289,8 +289,8 @@ def send_verification():
 @bp.route("/account/verify/<secret>", methods=["GET", "POST"])
 def verify(secret: str):
     try:
-        accounts.find_link(db.session, LinkPurpose.VERIFY_EMAIL, secret, now())
         if request.method == "GET":  # a mail scanner that follows the link spends nothing
+            accounts.find_link(db.session, LinkPurpose.VERIFY_EMAIL, secret, now())
             return render_template("accounts/confirm_link.html", purpose="verify")
         user = accounts.verify_email(db.session, secret, now=now())
     except accounts.LinkClosed:
@@ -326,10 +326,11 @@ def forgot_password():
 
 @bp.route("/password/reset/<secret>", methods=["GET", "POST"])
 def reset_password(secret: str):
-    try:
-        accounts.find_link(db.session, LinkPurpose.RESET_PASSWORD, secret, now())
-    except accounts.LinkClosed:
-        return _link_closed()
+    if request.method == "GET":
+        try:
+            accounts.find_link(db.session, LinkPurpose.RESET_PASSWORD, secret, now())
+        except accounts.LinkClosed:
+            return _link_closed()
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         try:

@@ -70,9 +70,8 @@ class SweepContext:
 
 def sweep_context(app: Any) -> SweepContext:
     """What the scheduler's sweeps need from a Flask application."""
-    gateway = app.extensions["stripe"]
     # The scheduler's Stripe waits its turn under the rate limits and retries a 429.
-    patient = gateway.for_sweeps() if hasattr(gateway, "for_sweeps") else gateway
+    patient = app.extensions["stripe"].for_sweeps()
     return SweepContext(app.extensions["db"], patient, app.extensions["settings"])
 
 

@@ -114,7 +114,6 @@ class PacedHTTPClient(stripe.HTTPXClient):
     def __init__(self, pacer: Pacer | None, *, patient: bool) -> None:
         super().__init__(allow_sync_methods=True)
         self.pacer, self.patient = pacer, patient
-        self.rate_limited = 0  # 429s met, for the progress reports and the tests
 
     # HTTPXClient's own signature, which the SDK's base class types differently.
     def request(  # type: ignore[override]
@@ -130,7 +129,6 @@ class PacedHTTPClient(stripe.HTTPXClient):
             content, status, answer_headers = super().request(method, url, headers, post_data)
             if status != 429:
                 return content, status, answer_headers
-            self.rate_limited += 1
             if not self.patient or attempt == RATE_RETRIES:
                 return content, status, answer_headers
             asked = _seconds(answer_headers.get("Retry-After"))

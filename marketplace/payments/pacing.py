@@ -75,7 +75,6 @@ class Pacer:
         self.engine, self.limits = engine, limits
         self.clock, self.sleep = clock, sleep
         self._known: set[str] = set()
-        self.waited = 0.0  # seconds slept in this process, for the progress reports
         self.shared = engine.dialect.name == "postgresql"
         self._lock = threading.Lock()
         self._next: dict[str, int] = {}
@@ -96,13 +95,22 @@ class Pacer:
         after = {name: max(rows[name], at + int(1_000_000 / steps[name])) for name in rows}
         return at, after
 
-    def moment(self, endpoint: str) -> float:
-        """Take the next free moment (seconds since the epoch) for one call to ``endpoint``."""
+    @staticmethod
+    def _within(at: int, now_us: int, patience: float | None) -> None:
+        """Raises TooLong, before anything is taken, when the moment is further off than
+        the caller will wait (so a refused call leaves its moment to the next)."""
+        if patience is not None and (at - now_us) / 1_000_000 > patience:
+            raise TooLong((at - now_us) / 1_000_000)
+
+    def moment(self, endpoint: str, *, patience: float | None = None) -> float:
+        """Take the next free moment (seconds since the epoch) for one call to ``endpoint``;
+        with ``patience``, only one at most that many seconds away (else TooLong)."""
         if not self.shared:
             with self._lock:
                 now_us = int(self.clock() * 1_000_000)
                 kept = {name: self._next.get(name, 0) for name in (GLOBAL, endpoint)}
                 at, after = self._take(kept, endpoint, now_us)
+                self._within(at, now_us, patience)
                 self._next.update(after)
             return at / 1_000_000
         for name in (GLOBAL, endpoint):
@@ -118,6 +126,7 @@ class Pacer:
                     or 0
                 )
             at, after = self._take(rows, endpoint, now_us)
+            self._within(at, now_us, patience)  # rolls back: nothing taken
             for name, next_us in after.items():
                 connection.execute(
                     update(StripePace).where(StripePace.name == name).values(next_us=next_us)
@@ -127,13 +136,10 @@ class Pacer:
     def wait(self, endpoint: str, *, patience: float | None = None) -> float:
         """Sleep until this call's moment; returns the seconds slept. With ``patience``,
         raises TooLong instead of sleeping longer (a person is waiting)."""
-        delay = self.moment(endpoint) - self.clock()
+        delay = self.moment(endpoint, patience=patience) - self.clock()
         if delay <= 0:
             return 0.0
-        if patience is not None and delay > patience:
-            raise TooLong(delay)
         self.sleep(delay)
-        self.waited += delay
         return delay
 
 
