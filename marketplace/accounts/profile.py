@@ -18,7 +18,6 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import secrets
@@ -46,6 +45,7 @@ from marketplace.accounts.services import (
     _email_taken_error,
     _insert_user,
     normalise_email,
+    token_digest,
 )
 from marketplace.core.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from outcomes.db import affected
@@ -65,10 +65,6 @@ RESEND_AFTER = timedelta(minutes=1)
 class LinkClosed(Conflict):
     code = "link_closed"
     title = "This link has expired or was used already"
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def issue_link(
@@ -108,7 +104,7 @@ def issue_link(
     secret = LINK_PREFIX + secrets.token_urlsafe(32)
     link = AccountLink(
         purpose=purpose,
-        token_hash=digest(secret),
+        token_hash=token_digest(secret),
         email=email,
         user_id=user.id if user else None,
         organisation_id=organisation_id,
@@ -127,7 +123,7 @@ def find_link(session: Session, purpose: LinkPurpose, secret: str, now: datetime
     if secret.startswith(LINK_PREFIX) and len(secret) < 100:
         link = session.scalar(
             select(AccountLink).where(
-                AccountLink.token_hash == digest(secret), AccountLink.purpose == purpose
+                AccountLink.token_hash == token_digest(secret), AccountLink.purpose == purpose
             )
         )
     if link is None or not link.open_at(now):
