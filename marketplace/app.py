@@ -243,6 +243,7 @@ def _register_web(app: Flask) -> None:
     from marketplace.audit.views import init_audit
     from marketplace.catalogue.views import bp as catalogue_bp
     from marketplace.dashboards.views import bp as dashboards_bp
+    from marketplace.disputes.views import bp as disputes_bp
     from marketplace.evaluations.views import bp as evaluations_bp
     from marketplace.funding.views import bp as funding_bp
     from marketplace.notifications.views import bp as notifications_bp
@@ -267,6 +268,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(evaluations_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(dashboards_bp)
+    app.register_blueprint(disputes_bp)
     init_audit(app)
     app.jinja_env.globals["unread_notices"] = unread_count
     app.jinja_env.globals["notice_text"] = notice_text

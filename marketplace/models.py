@@ -3,6 +3,8 @@
 from marketplace.accounts.models import ApiToken, LoginAttempt, Organisation, User
 from marketplace.audit.models import AuditEvent
 from marketplace.core.idempotency import IdempotencyRecord
+from marketplace.disputes.models import Concern, ConcernStateChange
+from marketplace.evaluations.models import Accreditation
 from marketplace.funding.models import Pledge, PledgeStateChange
 from marketplace.ledger.models import JournalEntry, JournalLeg, LedgerAccount
 from marketplace.notifications.models import Notification
@@ -32,9 +34,12 @@ from outcomes.evidence import EvidenceFile
 from outcomes.progress import ProgressReport
 
 __all__ = [
+    "Accreditation",
     "ApiToken",
     "AuditEvent",
     "Base",
+    "Concern",
+    "ConcernStateChange",
     "ConnectedAccount",
     "Evaluation",
     "EvaluationResult",

@@ -5,8 +5,11 @@ Invariants:
   ``TRANSITIONS`` (assigned -> submitted -> approved, or submitted -> returned ->
   submitted ...), each move a conditional update with a history row.
 - Results name the project's own commitments, one each; a verified quantity is
-  a whole number >= 0 with an evidence note. An evaluation is submitted only
-  with a result for every commitment.
+  a whole number >= 0 with an evidence note and the grade the evidence met
+  (the commitment's planned grade when not given).
+- No result is recorded before the evaluator signed its conflict-of-interest
+  declaration (409 ``declaration_needed``); the text and time are kept. An
+  evaluation is submitted only with a result for every commitment.
 - The person who approves is an admin who is not the evaluator (four eyes);
   approval copies the verified quantities onto the commitments.
 - Who may be assigned (accreditation, conflicts of interest) is decided above,
@@ -35,8 +38,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base, UTCDateTime, str_enum
-from outcomes.errors import Forbidden, Message, ValidationFailed
+from outcomes.errors import Conflict, Forbidden, Message, ValidationFailed
 from outcomes.lifecycle import InvalidTransition, Lifecycle, StateHistory
+from valuation import EvidenceGrade
 
 MAX_NOTE = 5000
 
@@ -73,6 +77,9 @@ class Evaluation(Base):
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     return_reason: Mapped[str] = mapped_column(Text, default="")
+    # The evaluator's conflict-of-interest declaration, signed before any result.
+    declaration: Mapped[str] = mapped_column(Text, default="", server_default="")
+    declared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     results: Mapped[list[EvaluationResult]] = relationship(
         order_by="EvaluationResult.commitment_id", cascade="all, delete-orphan", lazy="selectin"
@@ -90,6 +97,8 @@ class EvaluationResult(Base):
     evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"))
     commitment_id: Mapped[int] = mapped_column(ForeignKey("outcome_commitments.id"))
     verified_quantity: Mapped[int]
+    # The grade the evidence actually met (valuation-method.md's A-D).
+    met_grade: Mapped[EvidenceGrade] = mapped_column(str_enum(EvidenceGrade, "met_grade", 1))
     evidence_note: Mapped[str] = mapped_column(Text)
 
 
@@ -120,6 +129,44 @@ class ResultInput:
     outcome_id: int
     verified_quantity: int
     evidence_note: str
+    met_grade: EvidenceGrade | None = None
+
+
+class DeclarationNeeded(Conflict):
+    code = "declaration_needed"
+    title = "Sign the conflict-of-interest declaration before recording results"
+
+
+MAX_DECLARATION = 5000
+
+
+def declare(
+    session: Session, evaluation: Evaluation, *, evaluator_id: int, text: str, now: datetime
+) -> Evaluation:
+    """The evaluator's conflict-of-interest declaration, signed once, before results."""
+    if evaluation.evaluator_id != evaluator_id:
+        raise Forbidden("Only the assigned evaluator signs its declaration.")
+    if evaluation.state not in EDITABLE:
+        raise InvalidEvaluationTransition(
+            "A %(state)s evaluation cannot be changed.", params={"state": evaluation.state.value}
+        )
+    if evaluation.declared_at is not None:
+        raise Conflict("The declaration is signed already.", code="already_declared")
+    clean = text.strip()
+    if len(clean) < 10:
+        raise ValidationFailed(
+            errors={"text": ["State your declaration (at least 10 characters)."]}
+        )
+    if len(clean) > MAX_DECLARATION:
+        raise ValidationFailed(
+            errors={"text": [Message("At most %(n)s characters.", n=MAX_DECLARATION)]}
+        )
+    evaluation.declaration, evaluation.declared_at = clean, now
+    LIFECYCLE.record(
+        session, evaluation.id, evaluation.state, evaluation.state, evaluator_id, now, "declared"
+    )
+    session.flush()
+    return evaluation
 
 
 LIFECYCLE: Lifecycle[EvaluationState] = Lifecycle(
@@ -157,6 +204,8 @@ def assign(
             )
         evaluation.evaluator_id, evaluation.assigned_by_id = evaluator_id, admin_id
         evaluation.assigned_at = now
+        # the new evaluator signs its own declaration
+        evaluation.declaration, evaluation.declared_at = "", None
         LIFECYCLE.record(
             session, evaluation.id, E.ASSIGNED, E.ASSIGNED, admin_id, now, "evaluator changed"
         )
@@ -200,6 +249,10 @@ def record_results(
         raise InvalidEvaluationTransition(
             "A %(state)s evaluation cannot be changed.", params={"state": evaluation.state.value}
         )
+    if evaluation.declared_at is None:
+        raise DeclarationNeeded(
+            "Sign the conflict-of-interest declaration before recording results."
+        )
     commitments = _commitments(session, evaluation.project_id)
     errors: dict[str, list[str]] = {}
     seen: set[int] = set()
@@ -233,6 +286,7 @@ def record_results(
         if found is None:
             evaluation.results.append(row)
         row.verified_quantity = result.verified_quantity
+        row.met_grade = result.met_grade or commitments[outcome_id].evidence_grade
         row.evidence_note = result.evidence_note.strip()
     session.flush()
     return evaluation

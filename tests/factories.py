@@ -29,6 +29,8 @@ from marketplace.accounts.models import (
 from marketplace.accounts.passwords import PasswordHasher
 from marketplace.accounts.services import API_TOKEN_PREFIX, organisation_key, token_digest
 from marketplace.core.idempotency import IdempotencyRecord
+from marketplace.disputes.models import Concern, ConcernState, ConcernStateChange
+from marketplace.evaluations.models import Accreditation
 from marketplace.funding.models import (
     LIVE_STATES,
     Pledge,
@@ -129,6 +131,12 @@ class UserFactory(BaseFactory):
         evaluator = factory.Trait(role=Role.EVALUATOR)
         entrepreneur = factory.Trait(role=Role.ENTREPRENEUR)
         buyer = factory.Trait(role=Role.BUYER)
+
+    @factory.post_generation
+    def accredited(obj, create, extracted, **kwargs):
+        """An evaluator comes accredited for every theme unless ``accredited=False``."""
+        if create and obj.role is Role.EVALUATOR and extracted is not False:
+            AccreditationFactory(user_id=obj.id)
 
 
 class ApiTokenFactory(BaseFactory):
@@ -524,6 +532,25 @@ class EvaluationFactory(BaseFactory):
     assigned_by_id = factory.LazyFunction(lambda: UserFactory(role=Role.ADMIN).id)
     state = EvaluationState.ASSIGNED
     assigned_at = factory.LazyFunction(_now)
+    declaration = "I have no ties to the project, its organisation or its buyers."
+    declared_at = factory.LazyFunction(_now)
+
+
+class AccreditationFactory(BaseFactory):
+    """Accredited for every theme, from 2000 to 2100."""
+
+    class Meta:
+        model = Accreditation
+
+    user_id = factory.LazyFunction(lambda: UserFactory(role=Role.EVALUATOR, accredited=False).id)
+    body = "Stichting Maatschappelijke Evaluatie"
+    reference = factory.Sequence(lambda n: f"SME-{n:05d}")
+    themes = factory.LazyFunction(lambda: [t.value for t in Theme])
+    valid_from = date(2000, 1, 1)
+    valid_until = date(2100, 12, 31)
+    created_by_id = factory.LazyFunction(lambda: UserFactory(role=Role.ADMIN).id)
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
 
 
 class EvaluationResultFactory(BaseFactory):
@@ -539,6 +566,7 @@ class EvaluationResultFactory(BaseFactory):
         ).first()
     )
     verified_quantity = 14
+    met_grade = EvidenceGrade.C
     evidence_note = "Payroll records of the employers, checked against the municipality's data."
 
 
@@ -660,3 +688,32 @@ class AccountLinkFactory(BaseFactory):
     user_id = factory.LazyFunction(lambda: UserFactory().id)
     created_at = factory.LazyFunction(_now)
     expires_at = factory.LazyAttribute(lambda link: link.created_at + timedelta(days=3))
+
+
+# ---------------------------------------------------------------- concerns and disputes
+
+
+class ConcernFactory(BaseFactory):
+    """A concern as filed (about any project: the service checks it is settled)."""
+
+    class Meta:
+        model = Concern
+
+    project_id = factory.LazyFunction(lambda: ProjectFactory().id)
+    user_id = factory.LazyFunction(lambda: UserFactory().id)
+    organisation_id = factory.LazyAttribute(lambda o: Session.get(User, o.user_id).organisation_id)
+    text = "The payroll records shown for the jobs outcome do not match the employers' own."
+    state = ConcernState.FILED
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+
+
+class ConcernStateChangeFactory(BaseFactory):
+    class Meta:
+        model = ConcernStateChange
+
+    concern_id = factory.LazyFunction(lambda: ConcernFactory().id)
+    at = factory.LazyFunction(_now)
+    from_state = None
+    to_state = ConcernState.FILED
+    reason = "filed"

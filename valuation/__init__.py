@@ -25,6 +25,7 @@ from valuation.engine import (
     sensitivity,
     to_cents,
     value,
+    weaker_grade,
     with_quantities,
 )
 
@@ -48,5 +49,6 @@ __all__ = [
     "sensitivity",
     "to_cents",
     "value",
+    "weaker_grade",
     "with_quantities",
 ]

@@ -58,6 +58,11 @@ CONFIDENCE: Mapping[EvidenceGrade, Decimal] = {
 DEFAULT_GRADE = EvidenceGrade.C
 
 
+def weaker_grade(planned: EvidenceGrade, met: EvidenceGrade) -> EvidenceGrade:
+    """The grade of lower confidence: verified value counts at the weaker evidence."""
+    return met if CONFIDENCE[met] < CONFIDENCE[planned] else planned
+
+
 class ValuationInputError(ValueError):
     """Inputs the method cannot value; ``errors`` maps each field to its messages."""
 

@@ -20,11 +20,21 @@ from marketplace.api.auth import (
 )
 from marketplace.core import validate
 from marketplace.core.clock import now
-from marketplace.core.schemas import PageArgsSchema, Text, WholeNumber, page_schema, row_id
+from marketplace.core.schemas import (
+    PageArgsSchema,
+    SaneDate,
+    SingleLine,
+    Text,
+    WholeNumber,
+    page_schema,
+    row_id,
+)
 from marketplace.evaluations import files, services
 from marketplace.extensions import db
-from outcomes.evaluation import MAX_NOTE, ResultInput
+from marketplace.projects.models import Theme
+from outcomes.evaluation import MAX_DECLARATION, MAX_NOTE, ResultInput
 from outcomes.progress import MAX_TEXT
+from valuation import EvidenceGrade
 
 blp = Blueprint(
     "evaluations_api", __name__, url_prefix="/api/v1", description="Evaluation and settlement"
@@ -38,7 +48,19 @@ class AssignInSchema(ma.Schema):
 class ResultSchema(ma.Schema):
     outcome_id = row_id(required=True)
     verified_quantity = WholeNumber(required=True, validate=validate.Range(min=0, max=10**9))
+    met_grade = ma.fields.Enum(
+        EvidenceGrade,
+        by_value=True,
+        load_default=None,
+        metadata={
+            "description": "the grade the evidence met (A-D); the planned grade when left out"
+        },
+    )
     evidence_note = Text(required=True, validate=validate.Length(min=1, max=MAX_NOTE))
+
+
+class DeclarationInSchema(ma.Schema):
+    text = Text(required=True, validate=validate.Length(min=10, max=MAX_DECLARATION))
 
 
 class ResultsInSchema(ma.Schema):
@@ -62,11 +84,14 @@ class EvaluationOutSchema(ma.Schema):
     submitted_at = ma.fields.AwareDateTime(allow_none=True)
     approved_at = ma.fields.AwareDateTime(allow_none=True)
     return_reason = ma.fields.String()
+    declaration = ma.fields.String(required=True)
+    declared_at = ma.fields.AwareDateTime(allow_none=True, required=True)
     results = ma.fields.Function(
         lambda e: [
             {
                 "outcome_id": r.commitment_id,
                 "verified_quantity": r.verified_quantity,
+                "met_grade": r.met_grade.value,
                 "evidence_note": r.evidence_note,
             }
             for r in e.results
@@ -85,7 +110,9 @@ class AssignEvaluator(MethodView):
     @blp.response(200, EvaluationOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(
-        409, response="CONFLICT", description="conflict_of_interest, invalid_transition"
+        409,
+        response="CONFLICT",
+        description="conflict_of_interest, not_accredited, invalid_transition",
     )
     def post(self, data, project_id):
         """Assign an evaluator to a running or evaluating project."""
@@ -117,15 +144,33 @@ class OneEvaluation(MethodView):
         return services.get_evaluation(db.session, current_api_user(), evaluation_id)
 
 
+@blp.route("/evaluations/<int:evaluation_id>/declaration")
+class Declaration(MethodView):
+    @authenticated(blp, Role.EVALUATOR)
+    @blp.arguments(DeclarationInSchema)
+    @blp.response(200, EvaluationOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="already_declared, invalid_transition")
+    def post(self, data, evaluation_id):
+        """Sign the conflict-of-interest declaration: needed before any result is saved;
+        shown on the public claim trail."""
+        return services.declare(
+            db.session, current_api_user(), evaluation_id, text=data["text"], now=now()
+        )
+
+
 @blp.route("/evaluations/<int:evaluation_id>/results")
 class Results(MethodView):
     @authenticated(blp, Role.EVALUATOR)
     @blp.arguments(ResultsInSchema)
     @blp.response(200, EvaluationOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    @blp.alt_response(409, response="CONFLICT", description="invalid_transition")
+    @blp.alt_response(
+        409, response="CONFLICT", description="declaration_needed, invalid_transition"
+    )
     def put(self, data, evaluation_id):
-        """Record the verified quantity of each outcome with its evidence note."""
+        """Record the verified quantity of each outcome, the grade its evidence met and
+        its evidence note (after the declaration)."""
         results = [ResultInput(**r) for r in data["results"]]
         return services.record_results(
             db.session, current_api_user(), evaluation_id, results, now=now()
@@ -362,4 +407,73 @@ class Attachments(MethodView):
             filename=name,
             data=data,
             now=now(),
+        )
+
+
+# ---------------------------------------------------------------- accreditation
+
+
+class AccreditationInSchema(ma.Schema):
+    body = SingleLine(required=True, validate=validate.Length(min=1, max=200))
+    reference = SingleLine(required=True, validate=validate.Length(min=1, max=100))
+    themes = ma.fields.List(
+        ma.fields.Enum(Theme, by_value=True),
+        required=True,
+        validate=validate.Length(min=1, max=len(Theme)),
+    )
+    valid_from = SaneDate(required=True)
+    valid_until = SaneDate(required=True)
+
+
+class AccreditationOutSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    evaluator_id = ma.fields.Integer(attribute="user_id", required=True)
+    body = ma.fields.String(required=True)
+    reference = ma.fields.String(required=True)
+    themes = ma.fields.List(ma.fields.String(), required=True)
+    valid_from = ma.fields.Date(required=True)
+    valid_until = ma.fields.Date(required=True)
+    updated_at = ma.fields.AwareDateTime(required=True)
+
+
+def accreditation_input(data: dict) -> services.AccreditationInput:
+    return services.AccreditationInput(
+        body=data["body"],
+        reference=data["reference"],
+        themes=tuple(t.value for t in data["themes"]),
+        valid_from=data["valid_from"],
+        valid_until=data["valid_until"],
+    )
+
+
+@blp.route("/evaluators/<int:user_id>/accreditations")
+class Accreditations(MethodView):
+    @authenticated(blp, Role.ADMIN)
+    @blp.response(200, AccreditationOutSchema(many=True))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, user_id):
+        """An evaluator's accreditations, the latest ending first."""
+        return services.evaluator_accreditations(db.session, current_api_user(), user_id)
+
+    @authenticated(blp, Role.ADMIN)
+    @blp.arguments(AccreditationInSchema)
+    @blp.response(201, AccreditationOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, data, user_id):
+        """Record an accreditation: body and reference, themes in scope, valid from/until."""
+        return services.add_accreditation(
+            db.session, current_api_user(), user_id, accreditation_input(data), now=now()
+        )
+
+
+@blp.route("/accreditations/<int:accreditation_id>")
+class OneAccreditation(MethodView):
+    @authenticated(blp, Role.ADMIN)
+    @blp.arguments(AccreditationInSchema)
+    @blp.response(200, AccreditationOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def put(self, data, accreditation_id):
+        """Change an accreditation (for example its end date when it is withdrawn)."""
+        return services.update_accreditation(
+            db.session, current_api_user(), accreditation_id, accreditation_input(data), now=now()
         )

@@ -3,6 +3,8 @@ approval, and a project's settlement."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -15,14 +17,17 @@ from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
 from marketplace.evaluations import files, services
 from marketplace.evaluations.api import (
+    AccreditationInSchema,
+    DeclarationInSchema,
     ProgressReportInSchema,
     ResultsInSchema,
     ReturnInSchema,
+    accreditation_input,
     file_response,
     file_store,
 )
 from marketplace.extensions import db
-from marketplace.projects.models import Project, ProjectState
+from marketplace.projects.models import Project, ProjectState, Theme
 from marketplace.projects.views import detail
 from marketplace.web.formatting import number
 from marketplace.web.panels import project_panel
@@ -48,7 +53,7 @@ def queue(status: int = 200, errors=None):
             select(Project).where(Project.id.in_({e.project_id for e in items}))
         )
     }
-    unassigned, evaluators = [], []
+    unassigned, evaluators = [], {}
     if current_user.role is Role.ADMIN:
         unassigned = list(
             db.session.scalars(
@@ -60,11 +65,11 @@ def queue(status: int = 200, errors=None):
                 .order_by(Project.end_date)
             )
         )
-        evaluators = list(
-            db.session.scalars(
-                select(User).where(User.role == Role.EVALUATOR, User.is_active).order_by(User.name)
-            )
-        )
+        # Per project: accredited, independent evaluators first, the least busy first.
+        evaluators = {
+            p.id: services.candidates(db.session, current_user, p, day=now().date())
+            for p in unassigned
+        }
     return render_template(
         "evaluations/queue.html",
         evaluations=items,
@@ -142,6 +147,7 @@ def save_results(evaluation_id: int):
         {
             "outcome_id": c.id,
             "verified_quantity": values.get(f"verified-{c.id}", ""),
+            "met_grade": values.get(f"grade-{c.id}") or c.evidence_grade.value,
             "evidence_note": values.get(f"note-{c.id}", ""),
         }
         for c in project.outcomes
@@ -204,7 +210,12 @@ def _store_evidence(evaluation_id: int, upload, raw_outcome: str, values: dict):
 
 def _row_errors(errors: dict[str, list[str]], project: Project) -> dict[str, list[str]]:
     """``results.1.evidence_note`` -> ``note-<commitment id>`` (the form's field names)."""
-    fields = {"verified_quantity": "verified", "evidence_note": "note", "outcome_id": "verified"}
+    fields = {
+        "verified_quantity": "verified",
+        "evidence_note": "note",
+        "met_grade": "grade",
+        "outcome_id": "verified",
+    }
     mapped = {}
     for name, messages in errors.items():
         parts = name.split(".")
@@ -214,6 +225,45 @@ def _row_errors(errors: dict[str, list[str]], project: Project) -> dict[str, lis
         else:
             mapped[name] = messages
     return mapped
+
+
+@bp.post("/evaluations/<int:evaluation_id>/declaration")
+@login_required
+def declare(evaluation_id: int):
+    """The evaluator signs the conflict-of-interest declaration (the statement, ticked,
+    and any interests it wants on record)."""
+    _require(Role.EVALUATOR)
+    values = request.form.to_dict()
+    if values.get("confirm") != "yes":
+        return _form_page(
+            evaluation_id,
+            422,
+            {"confirm": [_("Tick the statement to sign the declaration.")]},
+            values,
+        )
+    try:
+        data = DeclarationInSchema().load({"text": declaration_text(values.get("interests", ""))})
+        services.declare(db.session, current_user, evaluation_id, text=data["text"], now=now())
+    except ma.ValidationError as exc:
+        errors = flatten_errors(exc.messages)
+        return _form_page(evaluation_id, 422, {"interests": errors.get("text", [])}, values)
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return _form_page(
+            evaluation_id, status_of(exc), exc.errors or {"_action": [exc.message]}, values
+        )
+    flash(_("Declaration signed. You can record the results now."), "success")
+    return redirect(url_for("evaluations.form", evaluation_id=evaluation_id))
+
+
+def declaration_text(interests: str) -> str:
+    """The statement signed, in the evaluator's language, with the interests it declares."""
+    statement = _(
+        "I declare that neither I nor my organisation has a financial or personal interest "
+        "in this project, its organisation or its buyers, other than stated here."
+    )
+    interests = interests.strip()
+    return f"{statement}\n{_('Interests declared:')} {interests}" if interests else statement
 
 
 @bp.post("/evaluations/<int:evaluation_id>/approve")
@@ -319,7 +369,16 @@ def progress_context(project: Project, user: User | None, is_owner: bool) -> dic
         "attachments": {i: files.readable(db.session, user, rows) for i, rows in attached.items()},
         "attachment_counts": {i: len(rows) for i, rows in attached.items()},
         "can_report": is_owner and project.state is ProjectState.RUNNING,
+        "met_grades": _met_grades(project.id),
     }
+
+
+def _met_grades(project_id: int) -> dict[int, str]:
+    """The grade the evidence met per outcome, once the results are approved (public)."""
+    evaluation = services.evaluation_of(db.session, project_id)
+    if evaluation is None or evaluation.approved_at is None:
+        return {}
+    return {r.commitment_id: r.met_grade.value for r in evaluation.results}
 
 
 @bp.post("/projects/<int:project_id>/progress-reports")
@@ -377,3 +436,71 @@ def _figure_errors(errors: dict[str, list[str]], figures: list[dict]) -> dict[st
         else:
             mapped[name] = messages
     return mapped
+
+
+# ---------------------------------------------------------------- accreditation (admins)
+
+
+def _accreditation_body(values) -> dict:
+    return {
+        "body": values.get("body", ""),
+        "reference": values.get("reference", ""),
+        "themes": values.getlist("themes"),
+        "valid_from": values.get("valid_from", ""),
+        "valid_until": values.get("valid_until", ""),
+    }
+
+
+@bp.get("/admin/evaluators")
+@login_required
+def evaluators(status: int = 200, errors=None, form=None, target: str = ""):
+    _require(Role.ADMIN)
+    people = db.session.scalars(
+        select(User).where(User.role == Role.EVALUATOR).order_by(User.name)
+    ).all()
+    return render_template(
+        "evaluations/evaluators.html",
+        people=people,
+        accreditations={p.id: services.accreditations(db.session, p.id) for p in people},
+        themes=[t.value for t in Theme],
+        today=now().date(),
+        errors=errors or {},
+        form=form,
+        target=target,
+    ), status
+
+
+def _save_accreditation(target: str, act) -> Any:
+    _require(Role.ADMIN)
+    try:
+        data = AccreditationInSchema().load(_accreditation_body(request.form))
+        act(accreditation_input(data))
+    except ma.ValidationError as exc:
+        return evaluators(422, flatten_errors(exc.messages), request.form, target)
+    except MarketplaceError as exc:
+        db.session.rollback()
+        return evaluators(
+            status_of(exc), exc.errors or {"_action": [exc.message]}, request.form, target
+        )
+    flash(_("The accreditation is saved."), "success")
+    return redirect(url_for("evaluations.evaluators") + f"#{target}")
+
+
+@bp.post("/admin/evaluators/<int:user_id>/accreditations")
+@login_required
+def add_accreditation(user_id: int):
+    return _save_accreditation(
+        f"evaluator-{user_id}",
+        lambda data: services.add_accreditation(db.session, current_user, user_id, data, now=now()),
+    )
+
+
+@bp.post("/admin/accreditations/<int:accreditation_id>")
+@login_required
+def change_accreditation(accreditation_id: int):
+    return _save_accreditation(
+        f"accreditation-{accreditation_id}",
+        lambda data: services.update_accreditation(
+            db.session, current_user, accreditation_id, data, now=now()
+        ),
+    )

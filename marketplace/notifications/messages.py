@@ -113,6 +113,13 @@ EVALUATION_ASSIGNED = (
         "(%(organisation)s), which ended on %(end_date)s."
     ),
 )
+DECLARATION_NEEDED = (
+    N_("Declare any conflict of interest for %(project)s"),
+    N_(
+        "Before you record results for %(project)s, sign the conflict-of-interest "
+        "declaration on the evaluation page. It is shown on the public claim trail."
+    ),
+)
 EVALUATION_RETURNED = (
     N_("Your evaluation of %(project)s was returned"),
     N_("The panel returned your evaluation of %(project)s: %(reason)s"),
@@ -136,6 +143,33 @@ SETTLED_OWNER = (
     N_(
         "%(minted)s tokens are minted for the verified outcomes; the success premium of "
         "%(premium_cents)s (before the fee) is on its way to your payout account."
+    ),
+)
+CONCERN_FILED = (
+    N_("A concern about %(project)s was filed"),
+    N_("%(organisation)s filed a concern about the settled project %(project)s. Triage it."),
+)
+CONCERN_DISMISSED = (
+    N_("Your concern about %(project)s was dismissed"),
+    N_("The platform looked into your concern about %(project)s and dismissed it: %(reason)s"),
+)
+DISPUTE_OPENED = (
+    N_("The results of %(project)s are disputed"),
+    N_(
+        "A dispute about the verified results of %(project)s is open: %(reason)s. Until it "
+        "is resolved, the project's tokens that are not retired cannot be retired."
+    ),
+)
+DISPUTE_DISMISSED = (
+    N_("The dispute about %(project)s is dismissed"),
+    N_("The dispute about %(project)s is dismissed: %(reason)s. Its tokens can be retired again."),
+)
+DISPUTE_UPHELD = (
+    N_("The dispute about %(project)s is upheld"),
+    N_(
+        "The dispute about %(project)s is upheld: %(reason)s. %(over)s tokens were minted "
+        "in excess; %(cancelled)s were cancelled from the buffer pool. Your tokens and "
+        "retirements stay valid."
     ),
 )
 CERTIFICATE_READY = (

@@ -422,6 +422,32 @@ def evaluation_assigned(
     )
 
 
+def declaration_needed(
+    session: Session,
+    *,
+    evaluation_id: int,
+    evaluator_id: int,
+    evaluator_organisation_id: int,
+    project_title: str,
+    now: datetime,
+) -> int:
+    return _send(
+        session,
+        [
+            _one(
+                f"declaration_needed:evaluation:{evaluation_id}:user:{evaluator_id}",
+                evaluator_organisation_id,
+                "declaration_needed",
+                messages.DECLARATION_NEEDED,
+                {"project": project_title},
+                f"/evaluations/{evaluation_id}",
+                now,
+                user_id=evaluator_id,
+            )
+        ],
+    )
+
+
 def evaluation_returned(
     session: Session,
     *,
@@ -519,4 +545,99 @@ def certificate_ready(
                 now,
             )
         ],
+    )
+
+
+# --- concerns and disputes ---------------------------------------------------------------
+
+
+class PersonLike(Protocol):
+    id: int
+    organisation_id: int
+
+
+def concern_filed(
+    session: Session,
+    *,
+    concern_id: int,
+    project_title: str,
+    organisation_name: str,
+    admins: Iterable[PersonLike],
+    now: datetime,
+) -> int:
+    """To each admin, who triages it."""
+    return _send(
+        session,
+        [
+            _one(
+                f"concern_filed:concern:{concern_id}:user:{admin.id}",
+                admin.organisation_id,
+                "concern_filed",
+                messages.CONCERN_FILED,
+                {"project": project_title, "organisation": organisation_name},
+                f"/admin/concerns/{concern_id}",
+                now,
+                user_id=admin.id,
+            )
+            for admin in admins
+        ],
+    )
+
+
+def concern_dismissed(
+    session: Session,
+    *,
+    concern_id: int,
+    filer: PersonLike,
+    project_id: int,
+    project_title: str,
+    reason: str,
+    now: datetime,
+) -> int:
+    return _send(
+        session,
+        [
+            _one(
+                f"concern_dismissed:concern:{concern_id}",
+                filer.organisation_id,
+                "concern_decided",
+                messages.CONCERN_DISMISSED,
+                {"project": project_title, "reason": reason},
+                project_link(project_id),
+                now,
+                user_id=filer.id,
+            )
+        ],
+    )
+
+
+def dispute_event(
+    session: Session,
+    *,
+    event: str,
+    concern_id: int,
+    project: ProjectLike,
+    organisations: Iterable[int],
+    params: dict[str, Any],
+    now: datetime,
+) -> int:
+    """A dispute opened, dismissed or upheld: to the project's owner, the organisations
+    holding or having retired its tokens, and the one that filed the concern."""
+    message = {
+        "opened": messages.DISPUTE_OPENED,
+        "dismissed": messages.DISPUTE_DISMISSED,
+        "upheld": messages.DISPUTE_UPHELD,
+    }[event]
+    everyone = dict.fromkeys([project.organisation_id, *organisations])
+    return _send(
+        session,
+        _to_each(
+            everyone,
+            f"dispute_{event}:concern:{concern_id}",
+            "dispute",
+            message,
+            {"project": project.title, **params},
+            project_link(project.id),
+            now,
+        ),
     )

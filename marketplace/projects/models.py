@@ -130,6 +130,8 @@ class Project(Base):
     # Public flags kept by the scheduler's flag_late sweep (product.md "Project lifecycle").
     late_to_report: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     late_to_verify: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # An open dispute: shown publicly, and its unretired serials frozen (disputes/).
+    disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     created_by: Mapped[User] = relationship()
@@ -149,7 +151,9 @@ class Project(Base):
 
     @property
     def flags(self) -> list[str]:
-        return [name for name in ("late_to_report", "late_to_verify") if getattr(self, name)]
+        return [
+            name for name in ("late_to_report", "late_to_verify", "disputed") if getattr(self, name)
+        ]
 
     @property
     def is_listable(self) -> bool:

@@ -75,6 +75,11 @@ class OverrideSchema(ma.Schema):
     attribution = ma.fields.Decimal(as_string=True, allow_nan=False, validate=ADJUSTMENT_RANGE)
     drop_off = ma.fields.Decimal(as_string=True, allow_nan=False, validate=ADJUSTMENT_RANGE)
     duration_years = WholeNumber(validate=validate.Range(min=1, max=50))
+    evidence_grade = ma.fields.Enum(
+        EvidenceGrade,
+        by_value=True,
+        metadata={"description": "the grade the panel sets, when not the one proposed"},
+    )
     reason = Text(required=True, validate=validate.Length(min=10, max=2000))
 
 

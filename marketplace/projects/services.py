@@ -87,10 +87,14 @@ class ProjectInput:
 
 @dataclass(frozen=True)
 class Override(AdjustmentOverrides):
-    """An admin's change to one line's adjustments, with the written reason."""
+    """An admin's change to one line's adjustments or evidence grade, with the reason."""
 
     outcome_type: str
     reason: str
+    evidence_grade: EvidenceGrade | None = None
+
+    def changes_anything(self) -> bool:
+        return bool(self.overrides()) or self.evidence_grade is not None
 
 
 @dataclass(frozen=True)
@@ -339,6 +343,18 @@ def withdraw(
 # ---------------------------------------------------------------- expert panel
 
 
+def proposed_grade(
+    snapshot: ValuationSnapshot | None, commitment: OutcomeCommitment
+) -> EvidenceGrade:
+    """The grade the entrepreneur proposed: the commitment's until the panel set one,
+    then as the last snapshot recorded it (a re-valuation starts from the proposal)."""
+    if snapshot is not None:
+        for line in snapshot.inputs["lines"]:
+            if line["commitment_id"] == commitment.id and "proposed_grade" in line:
+                return EvidenceGrade(line["proposed_grade"])
+    return commitment.evidence_grade
+
+
 def _check_overrides(project: Project, overrides: list[Override]) -> dict[str, Override]:
     codes = {c.outcome_type.code for c in project.outcomes}
     errors: dict[str, list[str]] = {}
@@ -349,8 +365,10 @@ def _check_overrides(project: Project, overrides: list[Override]) -> dict[str, O
             errors[f"overrides.{i}.outcome_type"] = ["Not one of this project's outcomes."]
         elif code in by_code:
             errors[f"overrides.{i}.outcome_type"] = ["Give one override per outcome."]
-        if not override.overrides():
-            errors.setdefault(f"overrides.{i}", []).append("Change at least one adjustment.")
+        if not override.changes_anything():
+            errors.setdefault(f"overrides.{i}", []).append(
+                "Change at least one adjustment or the evidence grade."
+            )
         if len(override.reason.strip()) < 10:
             errors[f"overrides.{i}.reason"] = ["Explain the override (at least 10 characters)."]
         by_code[code] = override
@@ -384,11 +402,16 @@ def value_project(
         proxy = commitment.outcome_type.proxy()
         override = by_code.get(proxy.code)
         changes = override.overrides() if override else {}
+        # The entrepreneur proposed the grade; the panel sets it (product.md "Evidence
+        # grade"): the commitment keeps the grade set, the snapshot both.
+        proposed = proposed_grade(project.valuation, commitment)
+        grade = (override.evidence_grade if override else None) or proposed
+        commitment.evidence_grade = grade
         lines.append(
             LineInput(
                 proxy=proxy,
                 quantity=commitment.target_quantity,
-                grade=commitment.evidence_grade,
+                grade=grade,
                 **changes,
             )
         )
@@ -401,7 +424,8 @@ def value_project(
                 "url": commitment.outcome_type.url,
                 "proxy": proxy.as_dict(),
                 "quantity": commitment.target_quantity,
-                "evidence_grade": commitment.evidence_grade.value,
+                "evidence_grade": grade.value,
+                "proposed_grade": proposed.value,
                 "overrides": {k: str(v) for k, v in changes.items()},
                 "reason": override.reason.strip() if override else "",
             }

@@ -51,6 +51,7 @@ bp = Blueprint("projects", __name__)
 
 OUTCOME_FIELDS = ("outcome_type", "target_quantity", "evidence_grade")
 OVERRIDE_FIELDS = (
+    "evidence_grade",
     "deadweight",
     "displacement",
     "attribution",

@@ -3,7 +3,10 @@
 Invariants:
 - A project's minted tokens are serials 1..tokens_minted, each in exactly one
   block; blocks are allocated to buyers in pledge order at settlement.
-- A block is ``issued`` (held) or ``retired`` (final). Retiring part of a block
+- A block is ``issued`` (held by an organisation), ``retired`` (final),
+  ``buffer`` (in the platform's buffer pool, no holder) or ``cancelled`` (a
+  buffer block cancelled to reverse tokens after an upheld dispute, final, naming
+  the concern). Retiring part of a block
   splits it: the block shrinks to the retired serials and a new issued block
   holds the rest, in the same transaction. A block changes only from issued,
   by a conditional update, so a serial is retired once, also concurrently.
@@ -27,6 +30,8 @@ SERIAL_PREFIX = "SOM"
 class BlockStatus(enum.StrEnum):
     ISSUED = "issued"
     RETIRED = "retired"
+    BUFFER = "buffer"
+    CANCELLED = "cancelled"
 
 
 class Purpose(enum.StrEnum):
@@ -53,6 +58,12 @@ class TokenBlock(Base):
         CheckConstraint(
             "(status = 'retired') = (retirement_id IS NOT NULL)", name="retired_with_retirement"
         ),
+        CheckConstraint(
+            "(status IN ('buffer', 'cancelled')) = (holder_id IS NULL)", name="pool_without_holder"
+        ),
+        CheckConstraint(
+            "(status = 'cancelled') = (concern_id IS NOT NULL)", name="cancelled_with_concern"
+        ),
         UniqueConstraint("project_id", "first_serial"),
         Index(None, "holder_id", "status", "project_id", "first_serial"),
     )
@@ -62,9 +73,11 @@ class TokenBlock(Base):
     vintage: Mapped[int]
     first_serial: Mapped[int]
     last_serial: Mapped[int]
-    holder_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    holder_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     status: Mapped[BlockStatus] = mapped_column(str_enum(BlockStatus, "block_status"))
     retirement_id: Mapped[int | None] = mapped_column(ForeignKey("retirements.id"), index=True)
+    # The upheld concern whose reversal cancelled this buffer block.
+    concern_id: Mapped[int | None] = mapped_column(ForeignKey("concerns.id"), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     @property

@@ -37,13 +37,15 @@ from outcomes.db import affected
 from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 
 PRIVATE_HOLDER = Message("private holder")  # a Message: the pages show it translated
+BUFFER_POOL = Message("buffer pool")
 SERIAL = re.compile(rf"^{SERIAL_PREFIX}-P(\d{{6}})-(\d{{4}})-(\d{{7}})(?:-(\d{{7}}))?$")
 
 
 def issue_blocks(
-    session: Session, project: Project, allocations: list[tuple[int, int]], *, now: datetime
+    session: Session, project: Project, allocations: list[tuple[int | None, int]], *, now: datetime
 ) -> list[TokenBlock]:
-    """Serials 1..n to the holders in the order given (pledge order): one block each."""
+    """Serials 1..n to the holders in the order given (pledge order): one block each;
+    a holder None is the buffer pool."""
     vintage = project.end_date.year
     rows, next_serial = [], 1
     for holder_id, quantity in allocations:
@@ -56,7 +58,7 @@ def issue_blocks(
                 "first_serial": next_serial,
                 "last_serial": next_serial + quantity - 1,
                 "holder_id": holder_id,
-                "status": BlockStatus.ISSUED,
+                "status": BlockStatus.ISSUED if holder_id else BlockStatus.BUFFER,
                 "issued_at": now,
             }
         )
@@ -109,6 +111,25 @@ def _check(data: RetirementInput) -> None:
         raise ValidationFailed(errors=errors)
 
 
+class Frozen(Conflict):
+    code = "frozen"
+    title = "These tokens are frozen while a dispute about their project is open"
+
+
+def refuse_if_frozen(session: Session, project_id: int) -> None:
+    """Raise Frozen while the project is disputed. The project row is read FOR SHARE:
+    a dispute opens by updating that row, so it waits for the retirements already
+    under way, and the ones that come after it see the flag."""
+    disputed = session.scalar(
+        select(Project.disputed).where(Project.id == project_id).with_for_update(read=True)
+    )
+    if disputed:
+        raise Frozen(
+            "The tokens of this project are frozen while a dispute about it is open; "
+            "they can be retired again once it is resolved."
+        )
+
+
 class RetiredConcurrently(Conflict):
     code = "retired_concurrently"
     title = "These tokens were retired by another request a moment ago; try again"
@@ -125,13 +146,14 @@ def retire(
 ) -> Retirement:
     """Retire ``quantity`` of the organisation's tokens of a project, finally (flushes).
 
-    Raises ValidationFailed, InsufficientTokens (409), RetiredConcurrently (409),
-    IdempotencyConflict (409) and Replayed (the key was used before with this
+    Raises ValidationFailed, Frozen (409), InsufficientTokens (409), RetiredConcurrently
+    (409), IdempotencyConflict (409) and Replayed (the key was used before with this
     request: the edge answers with its stored response).
     """
     require_role(user, Role.BUYER)
     idempotent.check(session, idempotency)
     _check(data)
+    refuse_if_frozen(session, data.project_id)
     blocks = session.scalars(
         select(TokenBlock)
         .where(
@@ -226,7 +248,10 @@ def get_retirement(session: Session, retirement_id: int) -> Retirement:
     return found
 
 
-def holder_name(organisation: Organisation) -> str:
+def holder_name(organisation: Organisation | None) -> str:
+    """How the public registry names a block's holder; None is the buffer pool."""
+    if organisation is None:
+        return BUFFER_POOL
     return organisation.name if organisation.registry_public else PRIVATE_HOLDER
 
 
@@ -268,7 +293,7 @@ def find_serial(text: str) -> tuple[int, int, int] | None:
 def _matching(filters: RegistryFilters) -> Select:
     """The blocks (with their holders) the filters find; raises ValidationFailed for a
     serial written wrongly."""
-    query = select(TokenBlock, Organisation).join(
+    query = select(TokenBlock, Organisation).outerjoin(
         Organisation, Organisation.id == TokenBlock.holder_id
     )
     if filters.serial:
@@ -352,7 +377,101 @@ def all_blocks(session: Session):
     """Every block with its holder, in registry order, streamed (for the CSV export)."""
     return session.execute(
         select(TokenBlock, Organisation)
-        .join(Organisation, Organisation.id == TokenBlock.holder_id)
+        .outerjoin(Organisation, Organisation.id == TokenBlock.holder_id)
         .order_by(TokenBlock.project_id, TokenBlock.first_serial)
         .execution_options(yield_per=1000)
+    )
+
+
+class CancelledConcurrently(Conflict):
+    code = "cancelled_concurrently"
+    title = "The buffer pool changed a moment ago; try again"
+
+
+def cancel_buffer(session: Session, project_id: int, quantity: int, *, concern_id: int) -> int:
+    """Cancel up to ``quantity`` buffer serials for an upheld concern about ``project_id``:
+    the project's own buffer first, then the pool's oldest, each block in serial order
+    (split where the quantity ends). Returns how many were cancelled; fewer than asked
+    when the pool holds fewer. Each block moves by a conditional update, as in ``retire``."""
+    own_first = case((TokenBlock.project_id == project_id, 0), else_=1)
+    blocks = session.scalars(
+        select(TokenBlock)
+        .where(TokenBlock.status == BlockStatus.BUFFER)
+        .order_by(own_first, TokenBlock.project_id, TokenBlock.first_serial)
+        .with_for_update()
+    ).all()
+    need = quantity
+    for block in blocks:
+        if need == 0:
+            break
+        take = min(need, block.quantity)
+        seen_last = block.last_serial
+        moved = affected(
+            session.execute(
+                update(TokenBlock)
+                .where(
+                    TokenBlock.id == block.id,
+                    TokenBlock.status == BlockStatus.BUFFER,
+                    TokenBlock.last_serial == seen_last,
+                )
+                .values(
+                    status=BlockStatus.CANCELLED,
+                    concern_id=concern_id,
+                    last_serial=block.first_serial + take - 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if moved != 1:
+            raise CancelledConcurrently("Another reversal took these buffer serials.")
+        if take < block.quantity:
+            session.execute(
+                insert(TokenBlock).values(
+                    project_id=block.project_id,
+                    vintage=block.vintage,
+                    first_serial=block.first_serial + take,
+                    last_serial=seen_last,
+                    holder_id=None,
+                    status=BlockStatus.BUFFER,
+                    issued_at=block.issued_at,
+                )
+            )
+        need -= take
+    session.expire_all()
+    return quantity - need
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    project_id: int
+    title: str
+    buffer: int
+    cancelled: int
+
+
+def buffer_pool(session: Session) -> list[PoolRow]:
+    """Per project, its serials in the buffer pool and those cancelled from it."""
+    size = TokenBlock.last_serial - TokenBlock.first_serial + 1
+    rows = session.execute(
+        select(
+            TokenBlock.project_id,
+            Project.title,
+            func.sum(case((TokenBlock.status == BlockStatus.BUFFER, size), else_=0)),
+            func.sum(case((TokenBlock.status == BlockStatus.CANCELLED, size), else_=0)),
+        )
+        .join(Project, Project.id == TokenBlock.project_id)
+        .where(TokenBlock.status.in_((BlockStatus.BUFFER, BlockStatus.CANCELLED)))
+        .group_by(TokenBlock.project_id, Project.title)
+        .order_by(TokenBlock.project_id)
+    ).all()
+    return [PoolRow(p, t, int(b or 0), int(c or 0)) for p, t, b, c in rows]
+
+
+def cancelled_blocks(session: Session) -> list[TokenBlock]:
+    return list(
+        session.scalars(
+            select(TokenBlock)
+            .where(TokenBlock.status == BlockStatus.CANCELLED)
+            .order_by(TokenBlock.concern_id, TokenBlock.project_id, TokenBlock.first_serial)
+        )
     )

@@ -6,13 +6,15 @@ before the rule says so.
 
 Invariants (checked by the property tests):
 - charges == cost tranche released + its fee + premium paid out + its fee + refunds;
-- the buyers' minted tokens sum to ``tokens_minted`` and their refunds to
-  ``refund_total`` (largest remainder, ties to the earlier pledge);
+- ``tokens_buffer = floor(tokens_minted * BUFFER_RATE)`` go to the platform's
+  buffer pool; the buyers' tokens sum to ``tokens_minted - tokens_buffer`` and
+  their refunds to ``refund_total`` (largest remainder, ties to the earlier pledge);
 - no buyer gets more tokens than it paid for, and no amount is negative.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -46,6 +48,7 @@ class Settlement:
     v_target_cents: int
     v_verified_cents: int
     tokens_minted: int
+    tokens_buffer: int  # of the minted, held by the buffer pool
     premium_payout_cents: int
     premium_fee_cents: int
     refund_total_cents: int
@@ -83,6 +86,13 @@ def split_largest_remainder(total: int, holdings: list[Holding]) -> dict[int, in
     return shares
 
 
+def buffer_of(minted: int, buffer_rate: Decimal) -> int:
+    """``floor(minted * BUFFER_RATE)``: the minted tokens the buffer pool keeps."""
+    if not Decimal(0) <= buffer_rate < Decimal(1):
+        raise ValueError("the buffer rate lies in [0, 1)")
+    return math.floor(minted * buffer_rate)
+
+
 def settle(
     *,
     holdings: list[Holding],
@@ -91,6 +101,7 @@ def settle(
     fee_rate: Decimal,
     v_target_cents: int,
     v_verified_cents: int,
+    buffer_rate: Decimal,
 ) -> Settlement:
     """The settlement of a project whose evaluation was approved."""
     if v_target_cents <= 0:
@@ -106,7 +117,8 @@ def settle(
     minted = paid * v_verified_cents // v_target_cents
     premium = escrow * v_verified_cents // v_target_cents
     refund_total = escrow - premium
-    tokens = split_largest_remainder(minted, holdings)
+    buffer = buffer_of(minted, buffer_rate)
+    tokens = split_largest_remainder(minted - buffer, holdings)
     refunds = split_largest_remainder(refund_total, holdings)
     return Settlement(
         tokens_paid=paid,
@@ -117,6 +129,7 @@ def settle(
         v_target_cents=v_target_cents,
         v_verified_cents=v_verified_cents,
         tokens_minted=minted,
+        tokens_buffer=buffer,
         premium_payout_cents=premium,
         premium_fee_cents=fee_on(premium, fee_rate),
         refund_total_cents=refund_total,

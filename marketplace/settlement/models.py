@@ -29,6 +29,9 @@ class Settlement(Base):
             "raised_cents = cost_tranche_cents + premium_payout_cents + refund_total_cents",
             name="every_cent_accounted",
         ),
+        CheckConstraint(
+            "tokens_buffer >= 0 AND tokens_buffer <= tokens_minted", name="buffer_within_minted"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +44,9 @@ class Settlement(Base):
     v_target_cents: Mapped[int] = mapped_column(BigInteger)
     v_verified_cents: Mapped[int] = mapped_column(BigInteger)
     tokens_minted: Mapped[int]
+    # floor(tokens_minted * BUFFER_RATE), issued to the buffer pool; the buyers' shares
+    # sum to tokens_minted - tokens_buffer.
+    tokens_buffer: Mapped[int] = mapped_column(default=0, server_default="0")
     premium_payout_cents: Mapped[int] = mapped_column(BigInteger)
     premium_fee_cents: Mapped[int] = mapped_column(BigInteger)
     refund_total_cents: Mapped[int] = mapped_column(BigInteger)

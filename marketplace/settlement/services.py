@@ -10,6 +10,7 @@ its row, so a crash at any point is finished by the next run, exactly once.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,35 +32,53 @@ from marketplace.settlement import compute
 from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.errors import Message, NotFound
 from outcomes.evaluation import Evaluation, EvaluationState
-from valuation import EvidenceGrade, LineInput, MethodParameters, value
-from valuation.engine import OutcomeProxy, with_quantities
+from valuation import EvidenceGrade, LineInput, MethodParameters, value, weaker_grade
+from valuation.engine import OutcomeProxy
 
 
-def snapshot_values(snapshot: ValuationSnapshot, verified: dict[int, int]) -> tuple[int, int]:
+def snapshot_values(
+    snapshot: ValuationSnapshot,
+    verified: dict[int, int],
+    met: dict[int, EvidenceGrade] | None = None,
+) -> tuple[int, int]:
     """(V_target, V_verified): the snapshot's conservative value on the target and on
-    the verified quantities, each line's verified quantity capped at its target."""
+    the verified quantities, each line's verified quantity capped at its target and
+    valued at the weaker of its planned grade and the grade its evidence met."""
     params = MethodParameters.from_dict(snapshot.inputs["parameters"])
-    lines = []
+    met = met or {}
+    lines, achieved_lines = [], []
     for line in snapshot.inputs["lines"]:
         changes: dict[str, Any] = {
             name: (int(v) if name == "duration_years" else Decimal(v))
             for name, v in line["overrides"].items()
         }
-        lines.append(
-            LineInput(
-                proxy=OutcomeProxy.from_dict(line["proxy"]),
-                quantity=line["quantity"],
-                grade=EvidenceGrade(line["evidence_grade"]),
-                **changes,
+        planned = LineInput(
+            proxy=OutcomeProxy.from_dict(line["proxy"]),
+            quantity=line["quantity"],
+            grade=EvidenceGrade(line["evidence_grade"]),
+            **changes,
+        )
+        lines.append(planned)
+        commitment = line["commitment_id"]
+        achieved_lines.append(
+            replace(
+                planned,
+                quantity=min(verified.get(commitment, 0), line["quantity"]),
+                grade=weaker_grade(planned.grade, met.get(commitment, planned.grade)),
             )
         )
     target = value(lines, params).total_conservative_value_cents
-    quantities = [
-        min(verified.get(line["commitment_id"], 0), line["quantity"])
-        for line in snapshot.inputs["lines"]
-    ]
-    achieved = value(with_quantities(lines, quantities), params).total_conservative_value_cents
+    achieved = value(achieved_lines, params).total_conservative_value_cents
     return target, achieved
+
+
+def verified_values(snapshot: ValuationSnapshot, evaluation: Evaluation) -> tuple[int, int]:
+    """(V_target, V_verified) of an evaluation's results against the snapshot."""
+    return snapshot_values(
+        snapshot,
+        {r.commitment_id: r.verified_quantity for r in evaluation.results},
+        {r.commitment_id: r.met_grade for r in evaluation.results},
+    )
 
 
 def _holdings(
@@ -81,13 +100,18 @@ def _holdings(
 
 
 def settle_project(
-    session: Session, project: Project, evaluation: Evaluation, *, fee_rate: Decimal, now: datetime
+    session: Session,
+    project: Project,
+    evaluation: Evaluation,
+    *,
+    fee_rate: Decimal,
+    buffer_rate: Decimal,
+    now: datetime,
 ) -> Settlement | None:
     """Compute and record the settlement; None when another process claimed it first."""
-    verified = {r.commitment_id: r.verified_quantity for r in evaluation.results}
     if project.valuation is None or project.token_price_cents is None:
         raise ValueError(f"project {project.id} has no valuation to settle against")
-    v_target, v_verified = snapshot_values(project.valuation, verified)
+    v_target, v_verified = verified_values(project.valuation, evaluation)
     holdings, pledges_of = _holdings(session, project.id)
     result = compute.settle(
         holdings=holdings,
@@ -96,6 +120,7 @@ def settle_project(
         fee_rate=fee_rate,
         v_target_cents=v_target,
         v_verified_cents=v_verified,
+        buffer_rate=buffer_rate,
     )
     settlement = Settlement(
         project_id=project.id,
@@ -107,6 +132,7 @@ def settle_project(
         v_target_cents=v_target,
         v_verified_cents=v_verified,
         tokens_minted=result.tokens_minted,
+        tokens_buffer=result.tokens_buffer,
         premium_payout_cents=result.premium_payout_cents,
         premium_fee_cents=result.premium_fee_cents,
         refund_total_cents=result.refund_total_cents,
@@ -149,7 +175,11 @@ def settle_project(
         session.execute(insert(Refund), refunds)
     session.expire(settlement, ["shares"])
     issue_blocks(
-        session, project, [(share.buyer, share.tokens_minted) for share in result.buyers], now=now
+        session,
+        project,
+        [(share.buyer, share.tokens_minted) for share in result.buyers]
+        + [(None, result.tokens_buffer)],
+        now=now,
     )
     if result.premium_paid_out_cents:
         session.add(

@@ -65,6 +65,7 @@ def settle_projects(ctx: SweepContext, now: datetime) -> str:
                     session.get_one(Project, project_id),
                     session.get_one(Evaluation, evaluation_id),
                     fee_rate=ctx.settings.platform_fee_rate,
+                    buffer_rate=ctx.settings.buffer_rate,
                     now=now,
                 ):
                     settled += 1

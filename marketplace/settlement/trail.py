@@ -34,6 +34,13 @@ from outcomes.evaluation import Evaluation, EvaluationResult
 from outcomes.evidence import EvidenceFile
 
 PRIVATE = "private holder"
+BUFFER = "buffer pool"
+
+
+def _holder(organisation: Organisation | None) -> str:
+    if organisation is None:
+        return BUFFER
+    return organisation.name if organisation.registry_public else PRIVATE
 
 
 def fingerprint(document: dict[str, Any]) -> str:
@@ -68,7 +75,7 @@ def claim_trail(session: Session, serial: str) -> dict[str, Any]:
     project = session.get(Project, project_id)
     if block is None or project is None:
         raise NotFound("No such serial.")
-    holder = session.get_one(Organisation, block.holder_id)
+    holder = session.get(Organisation, block.holder_id) if block.holder_id else None
     settlement = session.scalar(select(Settlement).where(Settlement.project_id == project_id))
     evaluation = session.scalar(select(Evaluation).where(Evaluation.project_id == project_id))
     snapshot = (
@@ -79,7 +86,7 @@ def claim_trail(session: Session, serial: str) -> dict[str, Any]:
         "block": {
             "serial_block": block.serial,
             "status": block.status.value,
-            "holder": holder.name if holder.registry_public else PRIVATE,
+            "holder": _holder(holder),
             "issued_at": _at(block.issued_at),
         },
         "retirement": _retirement(session, block.retirement_id),

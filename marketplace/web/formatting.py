@@ -214,6 +214,10 @@ CLAIM_LABELS = {
 # The kinds of notice, as the outbox lists them.
 NOTICE_KINDS = {
     "certificate_ready": N_("Certificate ready"),
+    "concern_decided": N_("Concern decided"),
+    "concern_filed": N_("Concern filed"),
+    "declaration_needed": N_("Declaration needed"),
+    "dispute": N_("Dispute"),
     "evaluation_assigned": N_("Evaluation assigned"),
     "evaluation_returned": N_("Evaluation returned"),
     "failed_logins": N_("Failed sign-ins"),

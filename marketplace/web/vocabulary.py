@@ -44,6 +44,16 @@ VOCABULARY = (
     N_("returned"),
     N_("approved"),
     N_("not assigned"),
+    # concern states, token block states
+    N_("filed"),
+    N_("dismissed"),
+    N_("disputed"),
+    N_("upheld"),
+    N_("issued"),
+    N_("retired"),
+    N_("buffer"),
+    N_("buffer pool"),
+    N_("concern"),
     # e-mail states
     N_("pending"),
     N_("sending"),

@@ -41,6 +41,7 @@ class Expected:
     premium_fee: int
     refund_total: int
     minted: int
+    buffer: int
     tokens: dict[int, int]
     refunds: dict[int, int]
 
@@ -52,6 +53,7 @@ def settle(
     fee_rate: Fraction,
     v_target: int,
     v_verified: int,
+    buffer_rate: Fraction = Fraction(0),
 ) -> Expected:
     paid = sum(n for _, n, _ in holdings)
     raised = paid * price
@@ -61,6 +63,7 @@ def settle(
     minted = floor(paid * ratio)
     premium_payout = floor(escrow * ratio)
     refund_total = escrow - premium_payout
+    buffer = floor(minted * buffer_rate)  # to the buffer pool; the buyers share the rest
     return Expected(
         raised=raised,
         cost=cost,
@@ -69,6 +72,7 @@ def settle(
         premium_fee=round_half_even(premium_payout * fee_rate),
         refund_total=refund_total,
         minted=minted,
-        tokens=split(minted, holdings),
+        buffer=buffer,
+        tokens=split(minted - buffer, holdings),
         refunds=split(refund_total, holdings),
     )

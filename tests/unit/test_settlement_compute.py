@@ -20,6 +20,7 @@ def test_the_worked_example_of_product_md():
         fee_rate=FEE,
         v_target_cents=1_000_000,
         v_verified_cents=700_000,
+        buffer_rate=Decimal("0.05"),
     )
 
     assert result.raised_cents == 7_087_200
@@ -39,10 +40,31 @@ def test_the_worked_example_of_product_md():
         + result.premium_paid_out_cents
         + result.refund_total_cents
     ) == 7_087_200
+    # product.md: 84 of the 1,680 go to the buffer pool, 1,596 to the buyers (1,000 : 1,400).
+    assert result.tokens_buffer == 84
     assert [(b.tokens_minted, b.refund_cents) for b in result.buyers] == [
-        (700, 135_838),
-        (980, 190_174),
+        (665, 135_838),
+        (931, 190_174),
     ]
+
+
+def test_the_buffer_is_the_floor_of_its_share_of_the_minted():
+    def buffer(minted_of_100, rate):
+        return settle(
+            holdings=[Holding(1, 100, 1)],
+            token_price_cents=10,
+            threshold_tokens=1,
+            fee_rate=FEE,
+            v_target_cents=100,
+            v_verified_cents=minted_of_100,
+            buffer_rate=Decimal(rate),
+        ).tokens_buffer
+
+    assert buffer(19, "0.05") == 0  # 0.95
+    assert buffer(20, "0.05") == 1
+    assert buffer(39, "0.05") == 1  # 1.95
+    assert buffer(100, "0") == 0
+    assert buffer(100, "0.999") == 99
 
 
 def test_left_over_units_go_to_the_largest_remainders_then_the_earlier_pledge():
@@ -65,6 +87,7 @@ def test_nothing_verified_refunds_the_whole_escrow():
         fee_rate=FEE,
         v_target_cents=5000,
         v_verified_cents=0,
+        buffer_rate=Decimal("0.05"),
     )
     assert (result.tokens_minted, result.premium_payout_cents, result.refund_total_cents) == (
         0,
@@ -86,6 +109,7 @@ def test_impossible_inputs_are_refused(verified, paid, message):
             fee_rate=FEE,
             v_target_cents=1000,
             v_verified_cents=verified,
+            buffer_rate=Decimal("0.05"),
         )
 
 
@@ -102,13 +126,14 @@ def projects(draw):
     target = draw(st.integers(1, 10**12))
     verified = draw(st.integers(0, target))
     fee = Decimal(draw(st.integers(0, 999))) / 1000
-    return holdings, price, threshold, target, verified, fee, total
+    buffer = Decimal(draw(st.integers(0, 999))) / 1000
+    return holdings, price, threshold, target, verified, fee, total, buffer
 
 
 @settings(max_examples=400)
 @given(projects())
 def test_every_cent_and_token_is_accounted_for(project):
-    holdings, price, threshold, target, verified, fee, _total = project
+    holdings, price, threshold, target, verified, fee, _total, buffer = project
     result = settle(
         holdings=holdings,
         token_price_cents=price,
@@ -116,6 +141,7 @@ def test_every_cent_and_token_is_accounted_for(project):
         fee_rate=fee,
         v_target_cents=target,
         v_verified_cents=verified,
+        buffer_rate=buffer,
     )
 
     charges = sum(h.tokens_paid for h in holdings) * price
@@ -126,7 +152,10 @@ def test_every_cent_and_token_is_accounted_for(project):
         + result.premium_fee_cents
         + result.refund_total_cents
     )
-    assert sum(b.tokens_minted for b in result.buyers) == result.tokens_minted
+    assert result.tokens_buffer == int(result.tokens_minted * buffer)  # floor: both >= 0
+    assert sum(b.tokens_minted for b in result.buyers) + result.tokens_buffer == (
+        result.tokens_minted
+    )
     assert sum(b.refund_cents for b in result.buyers) == result.refund_total_cents
     for share in result.buyers:
         assert 0 <= share.tokens_minted <= share.tokens_paid

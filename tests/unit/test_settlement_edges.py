@@ -23,6 +23,7 @@ def args(**overrides):
         "fee_rate": Decimal("0.05"),
         "v_target_cents": 1000,
         "v_verified_cents": 500,
+        "buffer_rate": Decimal("0.05"),
     }
     return values | overrides
 
@@ -35,6 +36,8 @@ def args(**overrides):
         ({"v_verified_cents": -1}, "the verified value lies between zero and the target value"),
         ({"v_verified_cents": 1001}, "the verified value lies between zero and the target value"),
         ({"threshold_tokens": 41}, "a project below its threshold is refunded, not settled"),
+        ({"buffer_rate": Decimal("-0.01")}, "the buffer rate lies in [0, 1)"),
+        ({"buffer_rate": Decimal("1")}, "the buffer rate lies in [0, 1)"),
     ],
 )
 def test_settle_refuses_what_cannot_be_settled(overrides, reason):
@@ -46,6 +49,8 @@ def test_settle_reports_the_figures_it_was_given():
     result = settle(**args())
     assert (result.tokens_paid, result.v_target_cents, result.v_verified_cents) == (40, 1000, 500)
     assert result.tokens_minted == 20
+    assert result.tokens_buffer == 1  # floor(20 x 5%)
+    assert [b.tokens_minted for b in result.buyers] == [5, 14]  # 19 split 10 : 30
     assert result.escrow_cents == 1000
     assert result.premium_payout_cents == 500
     assert result.refund_total_cents == 500

@@ -13,7 +13,7 @@ from marketplace.settlement import compute
 from tests.support import settlement_oracle as oracle
 
 
-def ours(holdings, price, threshold, fee, v_target, v_verified):
+def ours(holdings, price, threshold, fee, v_target, v_verified, buffer="0.05"):
     return compute.settle(
         holdings=[compute.Holding(b, n, o) for b, n, o in holdings],
         token_price_cents=price,
@@ -21,13 +21,17 @@ def ours(holdings, price, threshold, fee, v_target, v_verified):
         fee_rate=Decimal(fee),
         v_target_cents=v_target,
         v_verified_cents=v_verified,
+        buffer_rate=Decimal(buffer),
     )
 
 
-def agree(holdings, price, threshold, fee, v_target, v_verified) -> None:
-    mine = ours(holdings, price, threshold, fee, v_target, v_verified)
-    theirs = oracle.settle(holdings, price, threshold, Fraction(fee), v_target, v_verified)
+def agree(holdings, price, threshold, fee, v_target, v_verified, buffer="0.05") -> None:
+    mine = ours(holdings, price, threshold, fee, v_target, v_verified, buffer)
+    theirs = oracle.settle(
+        holdings, price, threshold, Fraction(fee), v_target, v_verified, Fraction(buffer)
+    )
     assert mine.tokens_minted == theirs.minted
+    assert mine.tokens_buffer == theirs.buffer
     assert mine.premium_paid_out_cents + mine.premium_fee_cents == theirs.premium_payout
     assert mine.premium_fee_cents == theirs.premium_fee
     assert mine.cost_fee_cents == theirs.cost_fee
@@ -55,13 +59,14 @@ def test_ratios_that_do_not_divide_and_ties_agree_with_the_oracle():
     price=st.integers(1, 100_000),
     threshold_share=st.integers(1, 1000),
     fee=st.sampled_from(["0", "0.01", "0.05", "0.075", "0.1"]),
+    buffer=st.sampled_from(["0", "0.05", "0.1", "0.333"]),
     v_target=st.integers(1, 10**12),
     verified_share=st.integers(0, 1000),
 )
 def test_any_settlement_agrees_with_the_oracle(
-    holdings, price, threshold_share, fee, v_target, verified_share
+    holdings, price, threshold_share, fee, buffer, v_target, verified_share
 ):
     paid = sum(holdings)
     threshold = max(1, paid * threshold_share // 1000)
     rows = [(100 + i, n, i) for i, n in enumerate(holdings)]
-    agree(rows, price, threshold, fee, v_target, v_target * verified_share // 1000)
+    agree(rows, price, threshold, fee, v_target, v_target * verified_share // 1000, buffer)
