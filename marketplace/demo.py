@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import AccountRules, NewUser, create_user
+from marketplace.evaluations import services as evaluations
 from marketplace.projects import services as projects
 from marketplace.projects.models import Project, Theme
 from valuation import EvidenceGrade
@@ -282,4 +283,18 @@ def load_demo(session: Session, rules: AccountRules, *, now: datetime) -> list[s
             now=now,
         )
         created.append(demo.email)
+    if "evaluator@som.example" in created:
+        evaluations.add_accreditation(
+            session,
+            _user(session, "admin@som.example"),
+            _user(session, "evaluator@som.example").id,
+            evaluations.AccreditationInput(
+                body="Stichting Maatschappelijke Evaluatie (demo)",
+                reference="SME-2024-0117",
+                themes=tuple(t.value for t in Theme),
+                valid_from=date(now.year - 3, 1, 1),
+                valid_until=date(now.year + 3, 12, 31),
+            ),
+            now=now,
+        )
     return created

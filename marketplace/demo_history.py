@@ -175,6 +175,12 @@ def load_demo_history(app: Flask, today: date) -> bool:
             json={"evaluator_id": evaluator.user_id},
         )
         evaluator.call(
+            "POST",
+            f"/api/v1/evaluations/{evaluation['id']}/declaration",
+            200,
+            json={"text": "Maasstad Impact Evaluatie has no ties to this project or its buyers."},
+        )
+        evaluator.call(
             "PUT",
             f"/api/v1/evaluations/{evaluation['id']}/results",
             200,

@@ -176,9 +176,7 @@ def _decision(name: str, doc: str, act):
         @blp.arguments(ReasonInSchema)
         @blp.response(200, ConcernOutSchema)
         @blp.alt_response(404, response="NOT_FOUND")
-        @blp.alt_response(
-            409, response="CONFLICT", description="invalid_transition, already_disputed"
-        )
+        @blp.alt_response(409, response="CONFLICT", description="invalid_transition")
         def post(self, data, concern_id) -> Concern:
             return act(db.session, current_api_user(), concern_id, reason=data["reason"], now=now())
 

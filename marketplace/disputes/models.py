@@ -4,9 +4,9 @@ Invariants:
 - A concern moves only through ``TRANSITIONS`` (filed -> dismissed, filed ->
   disputed, disputed -> dismissed, disputed -> upheld), each move a conditional
   update with a history row; dismissed and upheld are final.
-- A project has at most one disputed concern at a time; while it has one, the
-  project's ``disputed`` flag is set (public) and its unretired serials are
-  frozen. The flag is set and cleared with the project row locked.
+- While a project has a disputed concern, its ``disputed`` flag is set (public)
+  and its unretired serials are frozen. The flag is set and cleared by updating
+  the project row (its lock orders it against retirements).
 - An upheld concern records the corrected verified quantities, the verified
   value and tokens they give, the tokens over (``tokens_over``), and of those
   how many buffer serials were cancelled (``tokens_cancelled``); the rest is the

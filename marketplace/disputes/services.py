@@ -2,9 +2,9 @@
 
 - Anyone signed in files a concern about a settled project within 365 days of its
   settlement. Admins triage it: dismiss it, or open a dispute.
-- Opening a dispute sets the project's public ``disputed`` flag by a conditional
-  update of the project row (one dispute at a time): retirements read that row FOR
-  SHARE (registry.services.refuse_if_frozen), so none slips past the freeze.
+- Opening a dispute sets the project's public ``disputed`` flag, and resolving the
+  last open one clears it, by an update of the project row: retirements read that
+  row FOR SHARE (registry.services.refuse_if_frozen), so none slips past the freeze.
 - A dispute is dismissed (the flag cleared) or upheld with corrected verified
   quantities: the tokens those give, ``minted'``, are recomputed by the settlement's
   own rule, and ``over = current - minted'`` buffer serials are cancelled; what
@@ -36,17 +36,11 @@ from marketplace.registry.models import TokenBlock
 from marketplace.registry.services import cancel_buffer
 from marketplace.settlement.models import Settlement
 from marketplace.settlement.services import snapshot_values
-from outcomes.db import affected
 from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 from outcomes.evaluation import Evaluation
 
 WINDOW = timedelta(days=365)
 MIN_REASON = 10
-
-
-class AlreadyDisputed(Conflict):
-    code = "already_disputed"
-    title = "This project has an open dispute already"
 
 
 def _text(value: str, field: str, *, least: int, most: int, ask: str) -> str:
@@ -184,25 +178,29 @@ def _parties(session: Session, project_id: int) -> list[int]:
     )
 
 
-def _set_disputed(session: Session, project_id: int, value: bool) -> bool:
-    """The project's flag, by a conditional update (its row lock orders it against
-    retirements, which read the row FOR SHARE)."""
-    changed = affected(
-        session.execute(
-            update(Project)
-            .where(Project.id == project_id, Project.disputed.is_(not value))
-            .values(disputed=value)
-            .execution_options(synchronize_session=False)
-        )
+def _refresh_flag(session: Session, project_id: int) -> None:
+    """Set the project's public ``disputed`` flag to whether a dispute of it is open. An
+    UPDATE of the project row even when the value stays: its row lock orders this against
+    retirements, which read the row FOR SHARE before they check the flag."""
+    still_open = (
+        select(Concern.id)
+        .where(Concern.project_id == project_id, Concern.state == ConcernState.DISPUTED)
+        .exists()
+    )
+    session.execute(
+        update(Project)
+        .where(Project.id == project_id)
+        .values(disputed=still_open)
+        .execution_options(synchronize_session=False)
     )
     session.expire_all()
-    return changed == 1
 
 
 def open_dispute(
     session: Session, admin: User, concern_id: int, *, reason: str, now: datetime
 ) -> Concern:
-    """Raises AlreadyDisputed (409) while another dispute of the project is open."""
+    """The project shows disputed and its unretired serials freeze until every open
+    dispute of it is dismissed or upheld."""
     require_role(admin, Role.ADMIN)
     concern = get_concern(session, admin, concern_id)
     clean = _text(
@@ -213,8 +211,7 @@ def open_dispute(
         ask="Say publicly what is disputed (at least %(n)s characters).",
     )
     LIFECYCLE.change(session, concern, ConcernState.DISPUTED, actor=admin, now=now, reason=clean)
-    if not _set_disputed(session, concern.project_id, True):
-        raise AlreadyDisputed("A dispute about this project is open already; resolve it first.")
+    _refresh_flag(session, concern.project_id)
     concern = session.get_one(Concern, concern_id)
     concern.dispute_reason, concern.disputed_at = clean, now
     project = session.get_one(Project, concern.project_id)
@@ -250,7 +247,7 @@ def dismiss(
     project = session.get_one(Project, concern.project_id)
     filer = session.get_one(User, concern.user_id)
     if was_disputed:
-        _set_disputed(session, concern.project_id, False)
+        _refresh_flag(session, concern.project_id)
         project = session.get_one(Project, concern.project_id)
         notices.dispute_event(
             session,
@@ -362,7 +359,7 @@ def uphold(
     concern.v_verified_cents, concern.tokens_minted = v_corrected, tokens
     concern.tokens_over, concern.tokens_cancelled = over, cancelled
     session.flush()
-    _set_disputed(session, project.id, False)
+    _refresh_flag(session, project.id)
     project = session.get_one(Project, concern.project_id)
     notices.dispute_event(
         session,

@@ -446,23 +446,23 @@ def accreditation_input(data: dict) -> services.AccreditationInput:
     )
 
 
-@blp.route("/evaluators/<int:user_id>/accreditations")
+@blp.route("/evaluators/<int:evaluator_id>/accreditations")
 class Accreditations(MethodView):
     @authenticated(blp, Role.ADMIN)
     @blp.response(200, AccreditationOutSchema(many=True))
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, user_id):
+    def get(self, evaluator_id):
         """An evaluator's accreditations, the latest ending first."""
-        return services.evaluator_accreditations(db.session, current_api_user(), user_id)
+        return services.evaluator_accreditations(db.session, current_api_user(), evaluator_id)
 
     @authenticated(blp, Role.ADMIN)
     @blp.arguments(AccreditationInSchema)
     @blp.response(201, AccreditationOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def post(self, data, user_id):
+    def post(self, data, evaluator_id):
         """Record an accreditation: body and reference, themes in scope, valid from/until."""
         return services.add_accreditation(
-            db.session, current_api_user(), user_id, accreditation_input(data), now=now()
+            db.session, current_api_user(), evaluator_id, accreditation_input(data), now=now()
         )
 
 

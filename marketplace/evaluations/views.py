@@ -486,12 +486,14 @@ def _save_accreditation(target: str, act) -> Any:
     return redirect(url_for("evaluations.evaluators") + f"#{target}")
 
 
-@bp.post("/admin/evaluators/<int:user_id>/accreditations")
+@bp.post("/admin/evaluators/<int:evaluator_id>/accreditations")
 @login_required
-def add_accreditation(user_id: int):
+def add_accreditation(evaluator_id: int):
     return _save_accreditation(
-        f"evaluator-{user_id}",
-        lambda data: services.add_accreditation(db.session, current_user, user_id, data, now=now()),
+        f"evaluator-{evaluator_id}",
+        lambda data: services.add_accreditation(
+            db.session, current_user, evaluator_id, data, now=now()
+        ),
     )
 
 

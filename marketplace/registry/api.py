@@ -97,16 +97,22 @@ class BlockQuerySchema(PageArgsSchema):
     )
 
 
-def block_body(block, holder=None) -> dict[str, Any]:
-    body = {
+def block_body(block) -> dict[str, Any]:
+    return {
         "serial_block": block.serial,
         "project_id": block.project_id,
         "vintage": block.vintage,
         "quantity": block.quantity,
     }
-    if holder is not None:
-        body |= {"holder": services.holder_name(holder), "status": block.status.value}
-    return body
+
+
+def public_block_body(block, holder) -> dict[str, Any]:
+    """A block in the public registry: its holder as the registry names it (a holder
+    None is the buffer pool) and its status."""
+    return block_body(block) | {
+        "holder": services.holder_name(holder),
+        "status": block.status.value,
+    }
 
 
 def created_body(retirement: Retirement) -> dict[str, Any]:
@@ -182,7 +188,7 @@ class RegistryBlocks(MethodView):
             ),
         )
         return {
-            "items": [block_body(b, h) for b, h in rows],
+            "items": [public_block_body(b, h) for b, h in rows],
             "page": args["page"],
             "per_page": args["per_page"],
             "total": total,

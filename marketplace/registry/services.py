@@ -272,6 +272,7 @@ class ProjectTotal:
     title: str
     issued: int
     retired: int
+    buffer: int = 0  # in the buffer pool, or cancelled from it
 
 
 def _like(text: str) -> str:
@@ -353,7 +354,8 @@ def registry_blocks(
 
 
 def registry_totals(session: Session, filters: RegistryFilters) -> list[ProjectTotal]:
-    """Per project, the tokens of the blocks found: still issued, and retired."""
+    """Per project, the tokens of the blocks found: held, retired, and the buffer pool's
+    (in it or cancelled from it)."""
     found = _matching(filters).subquery()
     size = found.c.last_serial - found.c.first_serial + 1
     rows = session.execute(
@@ -362,14 +364,20 @@ def registry_totals(session: Session, filters: RegistryFilters) -> list[ProjectT
             Project.title,
             func.sum(case((found.c.status == BlockStatus.ISSUED, size), else_=0)),
             func.sum(case((found.c.status == BlockStatus.RETIRED, size), else_=0)),
+            func.sum(
+                case(
+                    (found.c.status.in_((BlockStatus.BUFFER, BlockStatus.CANCELLED)), size),
+                    else_=0,
+                )
+            ),
         )
         .join(Project, Project.id == found.c.project_id)
         .group_by(found.c.project_id, Project.title)
         .order_by(found.c.project_id)
     ).all()
     return [
-        ProjectTotal(project_id, title, int(issued or 0), int(retired or 0))
-        for project_id, title, issued, retired in rows
+        ProjectTotal(project_id, title, int(issued or 0), int(retired or 0), int(pool or 0))
+        for project_id, title, issued, retired, pool in rows
     ]
 
 

@@ -271,6 +271,11 @@ def test_the_whole_journey_in_a_browser(
     checker.goto("/evaluations")
     journey.shot(checker, "evaluation-queue")
     checker.get_by_role("link", name=re.compile("Werkplaats Delfshaven")).first.click()
+    # First the conflict-of-interest declaration: results stay locked until it is signed.
+    checker.get_by_role("checkbox").check()
+    checker.fill("#interests", "None.")
+    checker.get_by_role("button", name="Sign the declaration").click()
+    expect(checker.get_by_text("Declaration signed.")).to_be_visible()
     outcome = _first_outcome(checker, prefix="verified-")
     checker.fill(f"#verified-{outcome}", "14")
     checker.fill(f"#note-{outcome}", "Payroll records checked against UWV data.")

@@ -68,6 +68,7 @@ def test_each_event_of_a_project_notifies_its_people_once(
         "project_listed": 1,
         "threshold_reached": 1,
         "funding_closed": 3,  # two buyers and the owner
+        "declaration_needed": 1,  # to the evaluator, with its assignment
         "project_started": 3,
         "evaluation_assigned": 1,
         "project_settled": 3,
@@ -80,7 +81,7 @@ def test_each_event_of_a_project_notifies_its_people_once(
         select(Notification).where(Notification.kind == "project_settled").order_by(Notification.id)
     ).all()
     assert render(settled[0].body, settled[0].params) == (
-        f"The evaluator verified the outcomes of {project.title}. You receive 700 of your "
+        f"The evaluator verified the outcomes of {project.title}. You receive 665 of your "
         "1,000 tokens and a refund of €1,358.38."
     )
     # No SMTP server is configured here: every notice was written to the log, once.

@@ -19,7 +19,8 @@ from tests.integration.test_settlement import ENDED, evaluate, worked_example  #
 
 @pytest.fixture
 def settled(app, client, session, auth_headers, worked_example):
-    """The worked example settled: 1,680 tokens, 700 to the first buyer, 980 to the second."""
+    """The worked example settled: 1,680 tokens, 665 to the first buyer, 931 to the second,
+    84 to the buffer pool (serials 1,597 to 1,680)."""
     project, admin = worked_example
     evaluate(client, auth_headers, project, admin, verified=14)
     tick(app, ENDED + timedelta(days=1))
@@ -53,15 +54,15 @@ def test_minted_tokens_are_serialised_in_pledge_order(client, auth_headers, sett
 
     assert client.get("/api/v1/holdings", headers=auth_headers(first)).json == [
         {
-            "serial_block": serial(project, 1, 700),
+            "serial_block": serial(project, 1, 665),
             "project_id": project.id,
             "vintage": 2027,
-            "quantity": 700,
+            "quantity": 665,
         }
     ]
     assert client.get("/api/v1/holdings", headers=auth_headers(second)).json[0][
         "serial_block"
-    ] == serial(project, 701, 1680)
+    ] == serial(project, 666, 1596)
 
 
 def test_retiring_splits_the_block_and_is_public(client, session, auth_headers, settled):
@@ -75,7 +76,7 @@ def test_retiring_splits_the_block_and_is_public(client, session, auth_headers, 
     assert body["serial_blocks"] == [serial(project, 1, 100)]
     assert body["public_url"].endswith(f"/registry/retirements/{body['id']}")
     assert client.get("/api/v1/holdings", headers=headers).json[0]["serial_block"] == serial(
-        project, 101, 700
+        project, 101, 665
     )
     public = client.get(f"/api/v1/registry/retirements/{body['id']}").json
     assert (public["quantity"], public["beneficiary"], public["purpose"]) == (
@@ -90,12 +91,15 @@ def test_retiring_splits_the_block_and_is_public(client, session, auth_headers, 
 
 def test_retiring_more_than_held_is_409_and_changes_nothing(client, session, auth_headers, settled):
     project, (first, _second) = settled
-    response = retire(client, auth_headers(first), project, 701)
+    response = retire(client, auth_headers(first), project, 666)
 
     assert response.status_code == 409
     assert response.json["code"] == "insufficient_tokens"
     session.rollback()
-    assert session.scalars(select(TokenBlock.status).distinct()).all() == [BlockStatus.ISSUED]
+    assert set(session.scalars(select(TokenBlock.status).distinct())) == {
+        BlockStatus.ISSUED,
+        BlockStatus.BUFFER,
+    }
 
 
 def test_a_social_return_obligation_needs_its_contract(client, auth_headers, settled):
@@ -122,7 +126,7 @@ def test_one_key_retires_once(client, session, auth_headers, settled):
 
     assert [r.status_code for r in replies] == [201, 201, 201]
     assert replies[1].json == replies[0].json
-    assert client.get("/api/v1/holdings", headers=headers).json[0]["quantity"] == 690
+    assert client.get("/api/v1/holdings", headers=headers).json[0]["quantity"] == 655
     assert retire(client, headers, project, 11, key="claim-7").status_code == 409
 
 
@@ -152,7 +156,7 @@ def test_two_retirements_at_once_never_retire_a_serial_twice(app, session, auth_
     ).all()
     assert [(b.first_serial, b.last_serial, b.status.value) for b in retired] == [
         (1, 400, "retired"),
-        (401, 700, "issued"),
+        (401, 665, "issued"),
     ]
 
 
@@ -166,17 +170,18 @@ def test_the_public_registry_names_only_holders_who_allow_it(
     page = client.get(f"/api/v1/registry/blocks?project_id={project.id}").json
 
     assert [(b["serial_block"], b["holder"], b["status"]) for b in page["items"]] == [
-        (serial(project, 1, 700), "private holder", "issued"),
-        (serial(project, 701, 1680), second.organisation.name, "issued"),
+        (serial(project, 1, 665), "private holder", "issued"),
+        (serial(project, 666, 1596), second.organisation.name, "issued"),
+        (serial(project, 1597, 1680), "buffer pool", "buffer"),
     ]
     found = client.get(f"/api/v1/registry/blocks?serial=SOM-P{project.id:06d}-2027-0000900")
-    assert [b["serial_block"] for b in found.json["items"]] == [serial(project, 701, 1680)]
+    assert [b["serial_block"] for b in found.json["items"]] == [serial(project, 666, 1596)]
     bad = client.get("/api/v1/registry/blocks?serial=XYZ-1")
     assert bad.status_code == 422
     assert "serial" in bad.json["errors"]
     csv = client.get("/registry.csv").get_data(as_text=True).splitlines()
     assert csv[0].startswith("serial_block,project_id,vintage,quantity,holder,status")
-    assert csv[1] == f"{serial(project, 1, 700)},{project.id},2027,700,private holder,issued,"
+    assert csv[1] == f"{serial(project, 1, 665)},{project.id},2027,665,private holder,issued,"
 
 
 def test_the_certificate_renders_and_its_qr_code_opens_the_public_page(
@@ -277,15 +282,16 @@ def test_the_registry_page_finds_by_words_with_totals_per_project(client, sessio
     page = by_holder.get_data(as_text=True)
     assert by_holder.status_code == 200
     assert "Totals per project of what was found" in page
-    assert serial(project, 701, 1680) in page and serial(project, 1, 700) not in page
-    assert "980 tokens" in page  # held by that holder
+    assert serial(project, 666, 1596) in page and serial(project, 1, 665) not in page
+    assert "931 tokens" in page  # held by that holder
     api = client.get("/api/v1/registry/blocks", query_string={"q": project.title[:6]}).json
-    assert api["total"] == 2
+    assert api["total"] == 3  # the two buyers' blocks and the buffer pool's
 
     dutch = client.get(
         "/registry", query_string={"q": project.title}, headers={"Accept-Language": "nl"}
     ).get_data(as_text=True)
-    assert "Totalen per project van wat is gevonden" in dutch and "1.680 tokens" in dutch
+    assert "Totalen per project van wat is gevonden" in dutch and "1.596 tokens" in dutch
+    assert "84 tokens" in dutch  # the buffer pool's
     for odd in ("x" * 5000, "\x00x\x1f", "%_%", "' OR 1=1 --", "🙂"):
         answer = client.get("/registry", query_string={"q": odd})
         page = answer.get_data(as_text=True)

@@ -94,7 +94,13 @@ def assign_evaluator(client, auth_headers, project, admin) -> tuple[dict, User]:
         json={"evaluator_id": evaluator.id},
     )
     assert evaluation.status_code == 200, evaluation.json
-    return evaluation.json, evaluator
+    declared = client.post(
+        f"/api/v1/evaluations/{evaluation.json['id']}/declaration",
+        headers=auth_headers(evaluator),
+        json={"text": "I have no ties to the project, its organisation or its buyers."},
+    )
+    assert declared.status_code == 200, declared.json
+    return declared.json, evaluator
 
 
 def evaluate(client, auth_headers, project, admin, verified: int):
@@ -187,9 +193,10 @@ def test_the_worked_example_settles_to_the_cent(app, client, session, auth_heade
         body["fees_cents"],
     ) == (7_087_200, 6_000_496, 1680, 760_692, 326_012, 300_025 + 38_035)
     assert [(b["tokens_paid"], b["tokens_minted"], b["refund_cents"]) for b in body["buyers"]] == [
-        (1000, 700, 135_838),
-        (1400, 980, 190_174),
+        (1000, 665, 135_838),
+        (1400, 931, 190_174),
     ]
+    assert body["tokens_buffer"] == 84  # product.md: floor(1,680 x 5%) to the buffer pool
 
     # At Stripe: charges == transfers + fees + refunds, to the cent.
     gateway = app.extensions["stripe"].client
@@ -431,6 +438,7 @@ def test_results_may_be_saved_again_before_submission(
         {
             "outcome_id": outcome,
             "verified_quantity": 14,
+            "met_grade": "C",
             "evidence_note": "Recounted against UWV data.",
         }
     ]

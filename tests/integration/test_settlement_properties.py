@@ -138,7 +138,9 @@ def test_every_cent_and_token_of_a_settlement_is_accounted_for(
     assert refunded == settlement.refund_total_cents
 
     shares = settlement.shares
-    assert sum(s.tokens_minted for s in shares) == settlement.tokens_minted
+    assert sum(s.tokens_minted for s in shares) + settlement.tokens_buffer == (
+        settlement.tokens_minted
+    )
     assert sum(s.refund_cents for s in shares) == settlement.refund_total_cents
     assert all(0 <= s.tokens_minted <= s.tokens_paid for s in shares)
     held = dict(
@@ -150,7 +152,10 @@ def test_every_cent_and_token_of_a_settlement_is_accounted_for(
             .group_by(TokenBlock.holder_id)
         ).all()
     )
-    assert held == {s.organisation_id: s.tokens_minted for s in shares if s.tokens_minted}
+    expected = {s.organisation_id: s.tokens_minted for s in shares if s.tokens_minted}
+    if settlement.tokens_buffer:
+        expected[None] = settlement.tokens_buffer  # the buffer pool's block has no holder
+    assert held == expected
 
     assert session.scalar(select(func.min(LedgerAccount.balance_cents))) >= 0
     escrow = session.scalar(
@@ -176,7 +181,9 @@ def test_every_cent_and_token_of_a_settlement_is_accounted_for(
         Fraction(app.extensions["settings"].platform_fee_rate),
         settlement.v_target_cents,
         settlement.v_verified_cents,
+        Fraction(app.extensions["settings"].buffer_rate),
     )
+    assert settlement.tokens_buffer == expected.buffer
     assert settlement.tokens_minted == expected.minted
     assert settlement.refund_total_cents == expected.refund_total
     assert settlement.cost_fee_cents == expected.cost_fee

@@ -10,8 +10,9 @@ project with a report, and evaluations assigned, with results and submitted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Flask
@@ -19,10 +20,12 @@ from sqlalchemy import select
 
 from marketplace.accounts import profile
 from marketplace.accounts.models import LinkPurpose, Role, User
+from marketplace.disputes import services as disputes
 from marketplace.funding.models import Pledge
 from marketplace.projects.models import Project, ProjectState
 from tests.factories import (
     DEFAULT_PASSWORD,
+    AccreditationFactory,
     ApiTokenFactory,
     OrganisationFactory,
     ProjectFactory,
@@ -30,7 +33,7 @@ from tests.factories import (
 )
 from tests.integration.funding_support import listed_project, pledge_via_api, tick
 from tests.integration.test_progress_evidence import PDF, running_project, upload
-from tests.integration.test_settlement import CLOSED, Settled
+from tests.integration.test_settlement import CLOSED, ENDED, Settled
 from tests.web.test_api_accounts import registration
 from tests.web.test_api_catalogue import NEW_TYPE, WORKED
 from tests.web.test_api_projects import body as project_body
@@ -49,6 +52,9 @@ class Rightful:
     path_parameters: dict[str, Any] = field(default_factory=dict)
     body: Any = None  # None: the generated body stands
     media_type: str | None = None
+    # Run once before the operation's requests: a state the rest of the world must not
+    # be in (an open dispute freezes the project that other operations retire from).
+    prepare: Callable[[], None] | None = None
 
 
 @dataclass
@@ -56,6 +62,16 @@ class World:
     headers: dict[str, dict[str, str]]  # person -> Authorization header ({} anonymous)
     ids: dict[str, list[Any]]  # path parameter -> every real value in the world
     rightful: dict[tuple[str, str], Rightful]
+
+
+DECLARATION = {"text": "I have no ties to the project, its organisation or its buyers."}
+ACCREDITATION = {
+    "body": "Stichting Maatschappelijke Evaluatie",
+    "reference": "SME-2026-0042",
+    "themes": ["work", "youth"],
+    "valid_from": "2026-01-01",
+    "valid_until": "2028-12-31",
+}
 
 
 def _ok(response, *codes: int):
@@ -107,6 +123,25 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         )
     )
 
+    # a concern to triage, and one to dispute (only for the uphold's test: a disputed
+    # project's tokens cannot be retired)
+    settled_at = ENDED + timedelta(days=30)
+    filed = disputes.file_concern(
+        session, bank, project.id, text="The evidence of two jobs is thin.", now=settled_at
+    )
+    disputed = disputes.file_concern(
+        session, other_buyer, project.id, text="Two of the jobs ended at once.", now=settled_at
+    )
+
+    def open_the_dispute() -> None:
+        disputes.open_dispute(
+            session, admin, disputed.id, reason="Jobs contested by an employer.", now=settled_at
+        )
+        session.commit()
+
+    accreditation = AccreditationFactory(user_id=second_evaluator.id)
+    session.commit()
+
     # a pledge whose card fails when funding closes (the owner is onboarded already)
     failing_project = listed_project(**mine)
     session.commit()
@@ -125,7 +160,7 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
     drafts = [ProjectFactory(**mine, **LATER) for _ in range(3)]
     submitted = [ProjectFactory(**mine, **LATER, state=ProjectState.SUBMITTED) for _ in range(2)]
     running = running_project(**mine)
-    evaluating = [running_project(**mine, state=ProjectState.EVALUATING) for _ in range(4)]
+    evaluating = [running_project(**mine, state=ProjectState.EVALUATING) for _ in range(5)]
     spare_token = ApiTokenFactory(user=owner)
     session.commit()
 
@@ -159,8 +194,16 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
             ]
         }
 
-    unassigned, in_progress, to_return, to_approve = evaluating
+    unassigned, in_progress, to_return, to_approve, undeclared = evaluating
+    undeclared_id = assign(undeclared)
     in_progress_id = assign(in_progress)
+    _ok(
+        client.post(
+            f"/api/v1/evaluations/{in_progress_id}/declaration",
+            headers=h["evaluator"],
+            json=DECLARATION,
+        )
+    )
     _ok(
         client.put(
             f"/api/v1/evaluations/{in_progress_id}/results",
@@ -181,6 +224,13 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
     submitted_ids = []
     for target in (to_return, to_approve):
         evaluation_id = assign(target)
+        _ok(
+            client.post(
+                f"/api/v1/evaluations/{evaluation_id}/declaration",
+                headers=h["evaluator"],
+                json=DECLARATION,
+            )
+        )
         _ok(
             client.put(
                 f"/api/v1/evaluations/{evaluation_id}/results",
@@ -302,11 +352,48 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         ),
         ("POST", "/api/v1/valuations/preview"): Rightful("bank", {}, WORKED),
         ("PUT", f"{e}/results"): Rightful("evaluator", {"evaluation_id": in_progress_id}, results),
+        ("POST", f"{e}/declaration"): Rightful(
+            "evaluator", {"evaluation_id": undeclared_id}, DECLARATION
+        ),
+        ("GET", "/api/v1/evaluators/{evaluator_id}/accreditations"): Rightful(
+            "admin", {"evaluator_id": evaluator.id}
+        ),
+        ("POST", "/api/v1/evaluators/{evaluator_id}/accreditations"): Rightful(
+            "admin", {"evaluator_id": second_evaluator.id}, ACCREDITATION
+        ),
+        ("PUT", "/api/v1/accreditations/{accreditation_id}"): Rightful(
+            "admin", {"accreditation_id": accreditation.id}, ACCREDITATION
+        ),
+        ("POST", f"{p}/concerns"): Rightful(
+            "bank", {"project_id": project.id}, {"text": "The payroll records look copied."}
+        ),
+        ("GET", f"{p}/disputes"): Rightful("anonymous", {"project_id": project.id}),
+        ("GET", "/api/v1/concerns"): Rightful("admin"),
+        ("GET", "/api/v1/concerns/{concern_id}"): Rightful("bank", {"concern_id": filed.id}),
+        ("POST", "/api/v1/concerns/{concern_id}/dispute"): Rightful(
+            "admin", {"concern_id": filed.id}, {"reason": "The payroll records are contested."}
+        ),
+        ("POST", "/api/v1/concerns/{concern_id}/dismiss"): Rightful(
+            "admin", {"concern_id": filed.id}, {"reason": "The records were checked again."}
+        ),
+        ("POST", "/api/v1/concerns/{concern_id}/uphold"): Rightful(
+            "admin",
+            {"concern_id": disputed.id},
+            {
+                "finding": "Two of the jobs ended in the first month.",
+                "quantities": [{"outcome_id": project.outcomes[0].id, "verified_quantity": 12}],
+            },
+            prepare=open_the_dispute,
+        ),
+        ("GET", "/api/v1/registry/buffer"): Rightful("anonymous"),
     }
     all_projects = session.scalars(select(Project.id)).all()
     session.rollback()
     ids = {
         "project_id": all_projects,
+        "evaluator_id": [evaluator.id, second_evaluator.id],
+        "accreditation_id": [accreditation.id],
+        "concern_id": [filed.id, disputed.id],
         "pledge_id": [bank_pledge, open_pledge["id"], failed["id"]],
         "evaluation_id": [settled.evaluation_id, in_progress_id, *submitted_ids],
         "file_id": [evidence["id"]],

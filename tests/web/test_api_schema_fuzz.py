@@ -103,6 +103,8 @@ def test_the_world_knows_every_operations_rightful_request(world):
 def test_operation_conforms_to_its_document(app, world, method, path):
     operation = schema_of(app)[path][method]  # this backend's app; checks that send again too
     rightful = world.rightful[(method, path)]
+    if rightful.prepare is not None:
+        rightful.prepare()
     people = sorted(world.headers)
     parameters = [name for name in world.ids if "{" + name + "}" in path]
     sent: list[int] = []

@@ -207,6 +207,32 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("settlement_api.ProjectSettlement", "GET"): frozenset({"owner", "buyer", "admin"}),
     ("evaluations.download", "GET"): frozenset({"owner", "evaluator", "admin"}),
     ("evaluations_api.FileContent", "GET"): frozenset({"owner", "evaluator", "admin"}),
+    # accreditation and declarations
+    ("evaluations.evaluators", "GET"): ADMIN,
+    ("evaluations.add_accreditation", "POST"): ADMIN,
+    ("evaluations.change_accreditation", "POST"): ADMIN,
+    ("evaluations_api.Accreditations", "GET"): ADMIN,
+    ("evaluations_api.Accreditations", "POST"): ADMIN,
+    ("evaluations_api.OneAccreditation", "PUT"): ADMIN,
+    ("evaluations.declare", "POST"): frozenset({"evaluator"}),
+    ("evaluations_api.Declaration", "POST"): frozenset({"evaluator"}),
+    # concerns and disputes: anyone signed in raises one; admins decide; findings public
+    ("disputes.new_concern", "GET"): SIGNED_IN,
+    ("disputes.file_concern", "POST"): SIGNED_IN,
+    ("disputes_api.ProjectConcerns", "POST"): SIGNED_IN,
+    ("disputes.concerns", "GET"): ADMIN,
+    ("disputes.concern", "GET"): ADMIN,
+    ("disputes.open_dispute", "POST"): ADMIN,
+    ("disputes.dismiss", "POST"): ADMIN,
+    ("disputes.uphold", "POST"): ADMIN,
+    ("disputes_api.Concerns", "GET"): ADMIN,
+    ("disputes_api.OneConcern", "GET"): frozenset({"admin", "buyer"}),  # and its filer
+    ("disputes_api.OpenDispute", "POST"): ADMIN,
+    ("disputes_api.DismissConcern", "POST"): ADMIN,
+    ("disputes_api.Uphold", "POST"): ADMIN,
+    ("disputes.buffer", "GET"): EVERYONE,
+    ("disputes_api.Buffer", "GET"): EVERYONE,
+    ("disputes_api.ProjectDisputes", "GET"): EVERYONE,
 }
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -269,6 +295,8 @@ def world(app, client, session, auth_headers, settled_example):
     colleague = UserFactory(role=Role.ENTREPRENEUR, organisation=owner.organisation)
     session.flush()
     links = open_links(session, owner, "matrix.example")
+    concern = factories.ConcernFactory(project_id=settled.id, user_id=buyer.id)
+    accreditation = factories.AccreditationFactory(user_id=settled_example.evaluator.id)
     people = {
         "admin": admin,
         "owner": owner,
@@ -295,6 +323,9 @@ def world(app, client, session, auth_headers, settled_example):
             "organisation_id": owner.organisation_id,
             "serial": f"SOM-P{settled.id:06d}-2027-0000001",
             "link_id": links[LinkPurpose.INVITATION][0].id,
+            "concern_id": concern.id,
+            "accreditation_id": accreditation.id,
+            "evaluator_id": settled_example.evaluator.id,
             **secret_ids(links),
             "code": session.scalars(select(OutcomeType.code)).first(),
             "filename": "favicon.svg",

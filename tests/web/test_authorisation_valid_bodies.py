@@ -165,6 +165,10 @@ def test_a_project_from_draft_to_retired_tokens_refuses_everyone_else_at_each_st
             {"outcome_id": outcome_id, "verified_quantity": 14, "evidence_note": "Payroll."}
         ]
     }
+    declaration = {"text": "I have no ties to the project, its organisation or its buyers."}
+    journey.step(
+        Step("evaluations_api.Declaration", "POST", f"{e}/declaration", declaration, "evaluator")
+    )
     journey.step(Step("evaluations_api.Results", "PUT", f"{e}/results", results, "evaluator"))
     journey.step(Step("evaluations_api.Submit", "POST", f"{e}/submit", None, "evaluator"))
     returned = journey.step(

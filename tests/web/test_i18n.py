@@ -9,6 +9,7 @@ must not show any English sentence of the catalogue whose Dutch differs.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 
@@ -18,9 +19,12 @@ from babel.messages.pofile import read_po
 from sqlalchemy import select
 
 from marketplace.accounts.models import Role
+from marketplace.disputes import services as disputes
 from marketplace.funding.models import Pledge
+from marketplace.projects.models import Project
 from tests.factories import EvaluationFactory, ProgressReportFactory, ProjectFactory, UserFactory
 from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
+    ENDED,
     retire,
     settled_example,
     worked_example,
@@ -102,7 +106,36 @@ def everything(client, session, auth_headers, settled_example):
     retirement = retire(client, auth_headers(bank), project.id, 10, "i18n").json
     owner = project.created_by
     report = ProgressReportFactory(project_id=ProjectFactory(state="running").id)
-    open_evaluation = EvaluationFactory()
+    open_evaluation = EvaluationFactory(declared_at=None, declaration="")  # to be signed
+    session.commit()
+    # A concern upheld with a correction (the project page and the buffer page show its
+    # finding) and one still to triage.
+    concern = disputes.file_concern(
+        session,
+        bank,
+        project.id,
+        text="The payroll records do not match the employers' own.",
+        now=LATER,
+    )
+    disputes.open_dispute(
+        session, admin, concern.id, reason="Payroll records contested by an employer.", now=LATER
+    )
+    outcome = session.get(Project, project.id).outcomes[0]
+    disputes.uphold(
+        session,
+        admin,
+        concern.id,
+        finding="Two of the jobs ended within the first month.",
+        corrections=[disputes.Correction(outcome.id, 12)],
+        now=LATER,
+    )
+    to_triage = disputes.file_concern(
+        session,
+        bank,
+        project.id,
+        text="A second look at the evidence of the jobs, please.",
+        now=LATER,
+    )
     session.commit()
     evaluator = session.get(UserFactory._meta.model, open_evaluation.evaluator_id)
     draft = ProjectFactory(organisation=owner.organisation, created_by=owner)
@@ -124,12 +157,15 @@ def everything(client, session, auth_headers, settled_example):
             "evaluation_id": open_evaluation.id,
             "organisation_id": owner.organisation_id,
             "serial": f"SOM-P{project.id:06d}-2027-0000001",
+            "concern_id": to_triage.id,
             **secret_ids(links),
         },
         "draft": draft.id,
         "report_project": report.project_id,
     }
 
+
+LATER = ENDED + timedelta(days=30)  # a month after the settlement
 
 PAGES_BY_PERSON = {
     None: [
@@ -149,6 +185,7 @@ PAGES_BY_PERSON = {
         "accounts.reset_password",
         "accounts.confirm_email",
         "accounts.accept_invitation",
+        "disputes.buffer",
     ],
     "buyer": [
         "dashboards.dashboard",
@@ -160,6 +197,7 @@ PAGES_BY_PERSON = {
         "accounts.organisation_profile",
         "settlement.settlement_page",
         "projects.detail",
+        "disputes.new_concern",
     ],
     "entrepreneur": [
         "dashboards.dashboard",
@@ -184,6 +222,9 @@ PAGES_BY_PERSON = {
         "audit.log",
         "catalogue.new_outcome_type",
         "funding.project_funding",
+        "evaluations.evaluators",
+        "disputes.concerns",
+        "disputes.concern",
     ],
 }
 

@@ -38,6 +38,30 @@ def test_assign_record_submit_approve_and_see_the_settlement(app, web, session, 
     commitment = project.outcomes[0].id
 
     web = web.as_user(evaluator.email)
+    locked = web.submit(
+        f"/evaluations/{evaluation.id}",
+        {f"verified-{commitment}": "14", f"note-{commitment}": "UWV.", "action": "save"},
+        action=f"/evaluations/{evaluation.id}/results",
+    )
+    assert locked.status_code == 409  # no result before the declaration
+    assert "Sign the conflict-of-interest declaration" in html(locked)
+    unticked = web.submit(
+        f"/evaluations/{evaluation.id}",
+        {"interests": ""},
+        action=f"/evaluations/{evaluation.id}/declaration",
+    )
+    assert unticked.status_code == 422
+    signed = web.submit(
+        f"/evaluations/{evaluation.id}",
+        {"confirm": "yes", "interests": "I reviewed a sister project in 2024."},
+        action=f"/evaluations/{evaluation.id}/declaration",
+        follow_redirects=True,
+    )
+    assert "Declaration signed." in html(signed)
+    session.rollback()
+    declared = session.get(Evaluation, evaluation.id)
+    assert declared.declared_at is not None
+    assert declared.declaration.endswith("Interests declared: I reviewed a sister project in 2024.")
     missing = web.submit(
         f"/evaluations/{evaluation.id}",
         {f"verified-{commitment}": "14", f"note-{commitment}": "", "action": "submit"},
