@@ -289,4 +289,43 @@ TEMPLATES = (
     N_("%(reference)s was posted concurrently."),
     N_("%(reference)s is already reversed."),
     N_("%(account)s cannot go below zero."),
+    # claim integrity: grades, accreditation, declarations, concerns and disputes
+    N_("%(name)s has no accreditation for %(theme)s projects valid today."),
+    N_("A correction lowers the verified quantity (%(n)s at most)."),
+    N_("Another reversal took these buffer serials."),
+    N_("Concerns about a project are taken for 365 days after its settlement."),
+    N_("No settled project with this number."),
+    N_("No such accreditation."),
+    N_("No such concern."),
+    N_("No such evaluator."),
+    N_("Only the assigned evaluator signs its declaration."),
+    N_("Sign the conflict-of-interest declaration before recording results"),
+    N_("Sign the conflict-of-interest declaration before recording results."),
+    N_("State your declaration (at least 10 characters)."),
+    N_("The buffer pool changed a moment ago; try again"),
+    N_("The concern cannot make this change in its current state"),
+    N_("The declaration is signed already."),
+    N_(
+        "The tokens of this project are frozen while a dispute about it is open; they can "
+        "be retired again once it is resolved."
+    ),
+    N_(
+        "These quantities mint no fewer tokens than stand now; dismiss the dispute instead, "
+        "with the finding."
+    ),
+    N_("These tokens are frozen while a dispute about their project is open"),
+    N_("This evaluator is not accredited for this project"),
+    N_("This page is for the platform's administrators."),
+    N_("upheld: %(over)s tokens over"),
+    N_("Describe the concern (at least %(n)s characters)."),
+    N_("Say publicly what is disputed (at least %(n)s characters)."),
+    N_("Give the reason (at least %(n)s characters)."),
+    N_("Write the finding (at least %(n)s characters)."),
+    N_("Name the accrediting body."),
+    N_("Give the accreditation's reference."),
+    N_("Choose at least one theme."),
+    N_("Choose from the marketplace's themes."),
+    N_("The accreditation ends after it starts."),
+    N_("Change at least one adjustment or the evidence grade."),
+    N_("Choose an evaluator."),
 )

@@ -200,7 +200,7 @@ def test_a_project_from_draft_to_retired_tokens_refuses_everyone_else_at_each_st
     )
     assert retired["quantity"] == 3
     # every step was tried by people outside its audience, with their own refusals
-    assert len(journey.steps) == 13
+    assert len(journey.steps) == 14
     assert {person for _e, person, _s in journey.refusals} == set(PEOPLE)
     assert len(journey.refusals) >= 13 * 4, len(journey.refusals)
 
