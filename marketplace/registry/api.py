@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 
 from marketplace.accounts.models import Role, Scope
 from marketplace.api.auth import authenticated, current_api_user
+from marketplace.claims.trail import claim_trail
 from marketplace.core import idempotency as idempotent
 from marketplace.core import validate
 from marketplace.core.clock import now
@@ -27,7 +28,6 @@ from marketplace.extensions import db
 from marketplace.projects.models import Project
 from marketplace.registry import services
 from marketplace.registry.models import BlockStatus, Claim, Purpose, Retirement
-from marketplace.settlement.trail import claim_trail
 
 blp = Blueprint("registry_api", __name__, url_prefix="/api/v1", description="Tokens and registry")
 
@@ -203,6 +203,7 @@ class TrailSchema(ma.Schema):
     block = ma.fields.Dict(required=True)
     retirement = ma.fields.Dict(allow_none=True, required=True)
     project = ma.fields.Dict(required=True)
+    disputes = ma.fields.List(ma.fields.Dict(), required=True)
     settlement = ma.fields.Dict(allow_none=True, required=True)
     outcomes = ma.fields.List(ma.fields.Dict(), required=True)
     evidence = ma.fields.List(ma.fields.Dict(), required=True)

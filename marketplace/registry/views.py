@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from marketplace.accounts.models import Organisation, Role, User
 from marketplace.api.problems import flatten_errors, status_of
+from marketplace.claims.trail import claim_trail
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
@@ -36,7 +37,6 @@ from marketplace.registry import certificate, services
 from marketplace.registry.api import RetirementInSchema
 from marketplace.registry.models import Claim, Purpose
 from marketplace.settlement.models import Settlement
-from marketplace.settlement.trail import claim_trail
 from marketplace.web.formatting import (
     claim_label,
     money,

@@ -8,17 +8,21 @@ import pytest
 from sqlalchemy import select, update
 
 from marketplace.accounts.models import Organisation, User
+from marketplace.claims.trail import claim_trail
+from marketplace.evaluations.models import Accreditation
 from marketplace.projects.models import Project, ValuationSnapshot
 from marketplace.registry.models import Retirement, TokenBlock
 from marketplace.settlement.models import Settlement
-from marketplace.settlement.trail import claim_trail
 from outcomes.commitments import OutcomeCommitment
 from outcomes.evaluation import Evaluation, EvaluationResult
+from outcomes.evidence import EvidenceFile
+from tests.factories import EvidenceFileFactory
 from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     retire,
     settled_example,
     worked_example,
 )
+from valuation import EvidenceGrade
 
 
 def serial_of(project_id: int, n: int) -> str:
@@ -30,6 +34,13 @@ def retired(client, session, auth_headers, settled_example):
     project = settled_example.project
     made = retire(client, auth_headers(settled_example.bank), project.id, 10, "trail")
     assert made.status_code == 201, made.json
+    EvidenceFileFactory(
+        evaluation_id=settled_example.evaluation_id,
+        project_id=project.id,
+        sha256="ab" * 32,
+        content_type="application/pdf",
+        size_bytes=2048,
+    )
     session.rollback()
     return settled_example, made.json
 
@@ -55,7 +66,24 @@ def test_the_trail_names_every_link_and_the_api_and_the_page_agree(client, sessi
     assert trail["settlement"]["tokens_minted"] == settlement.tokens_minted
     (outcome,) = trail["outcomes"]
     assert (outcome["target_quantity"], outcome["verified_quantity"]) == (20, 14)
+    assert (outcome["proposed_grade"], outcome["planned_grade"], outcome["met_grade"]) == (
+        "C",
+        "C",
+        "C",
+    )
+    assert trail["evidence"] == [
+        {"sha256": "ab" * 32, "content_type": "application/pdf", "size_bytes": 2048}
+    ]
     assert trail["evaluation"]["evaluator"]["name"] == example.evaluator.name
+    accreditation = trail["evaluation"]["accreditation"]
+    assert accreditation["body"] == "Stichting Maatschappelijke Evaluatie"
+    assert "work" in accreditation["themes"]
+    assert trail["evaluation"]["declaration"]["text"].startswith("I have no ties")
+    assert trail["settlement"]["tokens_buffer"] == 84
+    assert trail["disputes"] == [] and trail["project"]["disputed"] is False
+    assert trail["block"]["frozen"] is False
+    line = trail["valuation"]["inputs"]["lines"][0]
+    assert line["proxy"]["code"] == line["outcome_type"] and line["url"].startswith("http")
     assert trail["evaluation"]["approved_by"]["name"] == example.admin.name
     assert trail["valuation"]["method_version"] == 1
     assert trail["valuation"]["inputs"]["lines"][0]["source"]
@@ -102,6 +130,11 @@ def _change(session, statement) -> None:
         "verified",
         "evaluator",
         "valuation",
+        "met_grade",
+        "accreditation",
+        "declaration",
+        "dispute",
+        "evidence",
     ],
 )
 def test_changing_any_link_of_the_chain_changes_the_fingerprint(session, retired, link):
@@ -137,6 +170,19 @@ def test_changing_any_link_of_the_chain_changes_the_fingerprint(session, retired
         "valuation": update(ValuationSnapshot)
         .where(ValuationSnapshot.project_id == project.id)
         .values(method_version=2),
+        "met_grade": update(EvaluationResult)
+        .where(EvaluationResult.evaluation_id == evaluation.id)
+        .values(met_grade=EvidenceGrade.D),
+        "accreditation": update(Accreditation)
+        .where(Accreditation.user_id == evaluation.evaluator_id)
+        .values(reference="SME-OTHER"),
+        "declaration": update(Evaluation)
+        .where(Evaluation.id == evaluation.id)
+        .values(declaration="I once worked for the project's organisation."),
+        "dispute": update(Project).where(Project.id == project.id).values(disputed=True),
+        "evidence": update(EvidenceFile)
+        .where(EvidenceFile.evaluation_id == evaluation.id)
+        .values(sha256="cd" * 32),
     }
     if link == "block":  # a vintage is part of the serial: read it under its new name
         serial = serial.replace("-2027-", "-2028-")

@@ -2,11 +2,14 @@
 a retired token back to the valuation, as one canonical JSON document with a
 fingerprint.
 
-The chain: retirement (if any) -> the block and its holder -> the project -> the
-settlement's figures -> each outcome's target and verified quantity with its grade ->
-the evidence files' SHA-256, type and size (never their content) -> the evaluator and
-the approver with their dates -> the valuation snapshot (method version, parameters,
-each line's proxy, source and URL, the panel's overrides with their reasons).
+The chain: retirement (if any) -> the block and its holder (frozen while a dispute is
+open) -> the project and its disputes with their findings -> the settlement's figures
+(with the buffer pool's share) -> each outcome's target and verified quantity with its
+planned, proposed and met grades -> the evidence files' SHA-256, type and size (never
+their content) -> the evaluator with its accreditation and conflict-of-interest
+declaration, and the approver, with their dates -> the valuation snapshot (method
+version, parameters, each line's proxy, source and URL, the panel's overrides and
+grades with their reasons).
 
 The fingerprint is the SHA-256 of the trail's canonical JSON (keys sorted, no spaces,
 every figure as it is stored): change any link of the chain and it changes. A private
@@ -25,8 +28,11 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Organisation, User
 from marketplace.core.errors import NotFound, ValidationFailed
+from marketplace.disputes.models import Concern
+from marketplace.disputes.services import public_disputes
+from marketplace.evaluations.services import accreditation_for
 from marketplace.projects.models import Project, ValuationSnapshot
-from marketplace.registry.models import SERIAL_PREFIX, Retirement, TokenBlock
+from marketplace.registry.models import SERIAL_PREFIX, BlockStatus, Retirement, TokenBlock
 from marketplace.registry.services import find_serial
 from marketplace.settlement.models import Settlement
 from outcomes.errors import Message
@@ -86,6 +92,7 @@ def claim_trail(session: Session, serial: str) -> dict[str, Any]:
         "block": {
             "serial_block": block.serial,
             "status": block.status.value,
+            "frozen": block.status is BlockStatus.ISSUED and project.disputed,
             "holder": _holder(holder),
             "issued_at": _at(block.issued_at),
         },
@@ -98,7 +105,9 @@ def claim_trail(session: Session, serial: str) -> dict[str, Any]:
             "city": project.city,
             "start_date": project.start_date.isoformat(),
             "end_date": project.end_date.isoformat(),
+            "disputed": project.disputed,
         },
+        "disputes": [_dispute(c) for c in public_disputes(session, project.id)],
         "settlement": None
         if settlement is None
         else {
@@ -106,9 +115,10 @@ def claim_trail(session: Session, serial: str) -> dict[str, Any]:
             "v_target_cents": settlement.v_target_cents,
             "v_verified_cents": settlement.v_verified_cents,
             "tokens_minted": settlement.tokens_minted,
+            "tokens_buffer": settlement.tokens_buffer,
             "settled_at": _at(settlement.finished_at or settlement.computed_at),
         },
-        "outcomes": _outcomes(session, project, evaluation),
+        "outcomes": _outcomes(session, project, evaluation, snapshot),
         "evidence": _evidence(session, evaluation),
         "evaluation": _evaluation(session, evaluation),
         "valuation": _valuation(snapshot),
@@ -133,27 +143,38 @@ def _retirement(session: Session, retirement_id: int | None) -> dict[str, Any] |
 
 
 def _outcomes(
-    session: Session, project: Project, evaluation: Evaluation | None
+    session: Session,
+    project: Project,
+    evaluation: Evaluation | None,
+    snapshot: ValuationSnapshot | None,
 ) -> list[dict[str, Any]]:
-    verified: dict[int, int] = {}
+    results: dict[int, EvaluationResult] = {}
     if evaluation is not None:
-        verified = dict(
-            session.execute(
-                select(EvaluationResult.commitment_id, EvaluationResult.verified_quantity).where(
-                    EvaluationResult.evaluation_id == evaluation.id
-                )
-            ).all()
-        )
-    return [
-        {
-            "outcome_type": c.outcome_type.code,
-            "name": c.outcome_type.name,
-            "target_quantity": c.target_quantity,
-            "verified_quantity": verified.get(c.id),
-            "planned_grade": c.evidence_grade.value,
+        results = {
+            r.commitment_id: r
+            for r in session.scalars(
+                select(EvaluationResult).where(EvaluationResult.evaluation_id == evaluation.id)
+            )
         }
-        for c in project.outcomes
-    ]
+    proposed = {
+        line["commitment_id"]: line.get("proposed_grade", line["evidence_grade"])
+        for line in (snapshot.inputs["lines"] if snapshot else [])
+    }
+    rows = []
+    for c in project.outcomes:
+        found = results.get(c.id)
+        rows.append(
+            {
+                "outcome_type": c.outcome_type.code,
+                "name": c.outcome_type.name,
+                "target_quantity": c.target_quantity,
+                "verified_quantity": found.verified_quantity if found else None,
+                "proposed_grade": proposed.get(c.id, c.evidence_grade.value),
+                "planned_grade": c.evidence_grade.value,
+                "met_grade": found.met_grade.value if found else None,
+            }
+        )
+    return rows
 
 
 def _evidence(session: Session, evaluation: Evaluation | None) -> list[dict[str, Any]]:
@@ -180,12 +201,42 @@ def _person(session: Session, user_id: int | None) -> dict[str, str] | None:
 def _evaluation(session: Session, evaluation: Evaluation | None) -> dict[str, Any] | None:
     if evaluation is None:
         return None
+    project = session.get_one(Project, evaluation.project_id)
+    accredited = accreditation_for(
+        session, evaluation.evaluator_id, project, evaluation.assigned_at.date()
+    )
     return {
         "state": evaluation.state.value,
         "evaluator": _person(session, evaluation.evaluator_id),
+        "accreditation": None
+        if accredited is None
+        else {
+            "body": accredited.body,
+            "reference": accredited.reference,
+            "themes": sorted(accredited.themes),
+            "valid_from": accredited.valid_from.isoformat(),
+            "valid_until": accredited.valid_until.isoformat(),
+        },
+        "declaration": None
+        if evaluation.declared_at is None
+        else {"text": evaluation.declaration, "signed_at": _at(evaluation.declared_at)},
+        "assigned_at": _at(evaluation.assigned_at),
         "submitted_at": _at(evaluation.submitted_at),
         "approved_by": _person(session, evaluation.approved_by_id),
         "approved_at": _at(evaluation.approved_at),
+    }
+
+
+def _dispute(concern: Concern) -> dict[str, Any]:
+    return {
+        "id": concern.id,
+        "state": concern.state.value,
+        "reason": concern.dispute_reason,
+        "disputed_at": _at(concern.disputed_at),
+        "finding": concern.finding,
+        "resolved_at": _at(concern.resolved_at),
+        "tokens_over": concern.tokens_over,
+        "tokens_cancelled": concern.tokens_cancelled,
     }
 
 
