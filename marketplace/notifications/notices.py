@@ -409,7 +409,8 @@ def evaluation_assigned(
         session,
         [
             _one(
-                f"evaluation_assigned:evaluation:{evaluation_id}",
+                # per evaluator: an evaluation handed to another evaluator tells that one
+                f"evaluation_assigned:evaluation:{evaluation_id}:user:{evaluator_id}",
                 evaluator_organisation_id,
                 "evaluation_assigned",
                 messages.EVALUATION_ASSIGNED,

@@ -103,7 +103,7 @@ def assign_evaluator(client, auth_headers, project, admin) -> tuple[dict, User]:
     return declared.json, evaluator
 
 
-def evaluate(client, auth_headers, project, admin, verified: int):
+def evaluate(client, auth_headers, project, admin, verified: int, met_grade: str | None = None):
     evaluation, evaluator = assign_evaluator(client, auth_headers, project, admin)
     admin_headers = auth_headers(admin)
     evaluation_id = evaluation["id"]
@@ -118,6 +118,7 @@ def evaluate(client, auth_headers, project, admin, verified: int):
                     "outcome_id": outcome.id,
                     "verified_quantity": verified,
                     "evidence_note": "Payroll records checked against UWV data.",
+                    **({"met_grade": met_grade} if met_grade else {}),
                 }
             ]
         },
