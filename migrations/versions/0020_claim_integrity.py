@@ -9,8 +9,7 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
-import outcomes.db  # noqa: F401 - custom column types
-
+import outcomes.db
 
 revision = "0020_claim_integrity"
 down_revision = "0019_stripe_pace"
@@ -78,7 +77,8 @@ def upgrade() -> None:
         sa.Column("tokens_over", sa.Integer(), nullable=True),
         sa.Column("tokens_cancelled", sa.Integer(), nullable=True),
         sa.CheckConstraint(
-            "tokens_cancelled IS NULL OR (tokens_cancelled >= 0 AND tokens_cancelled <= tokens_over)",
+            "tokens_cancelled IS NULL "
+            "OR (tokens_cancelled >= 0 AND tokens_cancelled <= tokens_over)",
             name=op.f("ck_concerns_cancelled_within_over"),
         ),
         sa.ForeignKeyConstraint(
