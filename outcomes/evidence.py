@@ -1,8 +1,8 @@
 """Evidence files: what an evaluator (or a progress report) shows for a claimed outcome.
 
 Invariants:
-- A file belongs to exactly one evaluation or one progress report, and so to
-  one project; it may name one of that project's outcome commitments.
+- A file belongs to exactly one evaluation, progress report or concern, and so
+  to one project; it may name one of that project's outcome commitments.
 - The stored bytes are the uploaded bytes: size and SHA-256 are recorded at
   upload and never change; rows are never updated.
 - Only the types in ``ALLOWED`` are taken, and only when the content itself is
@@ -41,12 +41,18 @@ MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# An evaluation, a progress report or a concern about a settled project: one of them.
+OWNERS = (
+    "(CASE WHEN evaluation_id IS NULL THEN 0 ELSE 1 END)"
+    " + (CASE WHEN progress_report_id IS NULL THEN 0 ELSE 1 END)"
+    " + (CASE WHEN concern_id IS NULL THEN 0 ELSE 1 END) = 1"
+)
+
+
 class EvidenceFile(Base):
     __tablename__ = "evidence_files"
     __table_args__ = (
-        CheckConstraint(
-            "(evaluation_id IS NULL) <> (progress_report_id IS NULL)", name="exactly_one_owner"
-        ),
+        CheckConstraint(OWNERS, name="exactly_one_owner"),
         CheckConstraint("size_bytes > 0", name="size_positive"),
         CheckConstraint("length(sha256) = 64", name="sha256_hex"),
     )
@@ -57,6 +63,8 @@ class EvidenceFile(Base):
     progress_report_id: Mapped[int | None] = mapped_column(
         ForeignKey("progress_reports.id"), index=True
     )
+    # a concern about a settled project (the marketplace's ``concerns`` table)
+    concern_id: Mapped[int | None] = mapped_column(ForeignKey("concerns.id"), index=True)
     commitment_id: Mapped[int | None] = mapped_column(ForeignKey("outcome_commitments.id"))
     filename: Mapped[str] = mapped_column(String(MAX_NAME))
     content_type: Mapped[str] = mapped_column(String(100))

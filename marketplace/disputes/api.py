@@ -15,6 +15,7 @@ from marketplace.core.clock import now
 from marketplace.core.schemas import PageArgsSchema, Text, WholeNumber, page_schema, row_id
 from marketplace.disputes import services
 from marketplace.disputes.models import MAX_REASON, MAX_TEXT, Concern, ConcernState
+from marketplace.evaluations.api import FileOutSchema, UploadInSchema, file_store
 from marketplace.extensions import db
 from marketplace.registry import services as registry
 
@@ -130,6 +131,28 @@ class ProjectConcerns(MethodView):
         """File a concern about a settled project (within 365 days of its settlement)."""
         return services.file_concern(
             db.session, current_api_user(), project_id, text=data["text"], now=now()
+        )
+
+
+@blp.route("/concerns/<int:concern_id>/files")
+class ConcernFiles(MethodView):
+    @authenticated(blp)
+    @blp.arguments(UploadInSchema, location="multipart")
+    @blp.response(201, FileOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="invalid_transition")
+    def post(self, upload, concern_id):
+        """Add a file supporting your concern (PDF, PNG, JPEG, CSV or text), stored
+        privately with its SHA-256: only you and the administrators can open it."""
+        stored = upload["file"]
+        return services.add_file(
+            db.session,
+            file_store(),
+            current_api_user(),
+            concern_id,
+            filename=stored.filename or "",
+            data=stored.read(),
+            now=now(),
         )
 
 

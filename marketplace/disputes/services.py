@@ -30,6 +30,7 @@ from marketplace.disputes.models import (
     ConcernState,
     ConcernStateChange,
 )
+from marketplace.evaluations import files
 from marketplace.notifications import notices
 from marketplace.projects.models import Project, ProjectState
 from marketplace.registry.models import TokenBlock
@@ -38,6 +39,7 @@ from marketplace.settlement.models import Settlement
 from marketplace.settlement.services import snapshot_values
 from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 from outcomes.evaluation import Evaluation
+from outcomes.evidence import EvidenceFile
 
 WINDOW = timedelta(days=365)
 MIN_REASON = 10
@@ -111,6 +113,49 @@ def file_concern(
     )
     session.flush()
     return concern
+
+
+def add_file(
+    session: Session,
+    store: files.FileStore,
+    user: User,
+    concern_id: int,
+    *,
+    filename: str,
+    data: bytes,
+    now: datetime,
+) -> EvidenceFile:
+    """A file supporting one's own concern, while it is filed or disputed; seen only by
+    the person who raised it and the administrators."""
+    concern = session.get(Concern, concern_id)
+    if concern is None or concern.user_id != user.id:
+        raise NotFound("No such concern.")
+    if concern.state not in (ConcernState.FILED, ConcernState.DISPUTED):
+        raise Conflict(
+            "A %(state)s concern takes no more files.",
+            code="invalid_transition",
+            params={"state": concern.state.value},
+        )
+    return files.add_concern_file(
+        session,
+        store,
+        user,
+        project_id=concern.project_id,
+        concern_id=concern.id,
+        filename=filename,
+        data=data,
+        now=now,
+    )
+
+
+def files_of(session: Session, concern_id: int) -> list[EvidenceFile]:
+    return list(
+        session.scalars(
+            select(EvidenceFile)
+            .where(EvidenceFile.concern_id == concern_id)
+            .order_by(EvidenceFile.id)
+        )
+    )
 
 
 def history(session: Session, concern_id: int) -> list[ConcernStateChange]:

@@ -21,6 +21,7 @@ from marketplace.disputes.api import (
     buffer_document,
 )
 from marketplace.disputes.models import ConcernState
+from marketplace.evaluations.api import file_store
 from marketplace.extensions import db
 from marketplace.projects.models import Project
 from marketplace.settlement.models import Settlement
@@ -59,9 +60,22 @@ def new_concern(project_id: int):
 @login_required
 def file_concern(project_id: int):
     values = request.form.to_dict()
+    upload = request.files.get("file")
     try:
         data = ConcernInSchema().load({"text": values.get("text", "")})
-        services.file_concern(db.session, current_user, project_id, text=data["text"], now=now())
+        concern = services.file_concern(
+            db.session, current_user, project_id, text=data["text"], now=now()
+        )
+        if upload is not None and upload.filename:  # in the same transaction: both or neither
+            services.add_file(
+                db.session,
+                file_store(),
+                current_user,
+                concern.id,
+                filename=upload.filename,
+                data=upload.read(),
+                now=now(),
+            )
     except ma.ValidationError as exc:
         return _concern_page(project_id, 422, flatten_errors(exc.messages), values)
     except MarketplaceError as exc:
@@ -119,6 +133,7 @@ def _detail(concern_id: int, status: int = 200, errors=None, form=None):
         verified=verified,
         standing=services.minted_now(db.session, settlement) if settlement else 0,
         history=services.history(db.session, concern.id),
+        files=services.files_of(db.session, concern.id),
         errors=errors or {},
         form=form or {},
     ), status

@@ -95,14 +95,16 @@ def _store(
     outcome_id: int | None = None,
     evaluation_id: int | None = None,
     progress_report_id: int | None = None,
+    concern_id: int | None = None,
 ) -> EvidenceFile:
     checked = check_upload(raw_name, data, max_bytes=store.max_bytes)
     commitment_id = _commitment_of(session, project_id, outcome_id)
-    owner = (
-        EvidenceFile.evaluation_id == evaluation_id
-        if evaluation_id is not None
-        else EvidenceFile.progress_report_id == progress_report_id
-    )
+    if evaluation_id is not None:
+        owner = EvidenceFile.evaluation_id == evaluation_id
+    elif progress_report_id is not None:
+        owner = EvidenceFile.progress_report_id == progress_report_id
+    else:
+        owner = EvidenceFile.concern_id == concern_id
     if len(session.scalars(select(EvidenceFile.id).where(owner)).all()) >= MAX_FILES_PER_OWNER:
         raise ValidationFailed(
             errors={"file": [Message("At most %(n)s files.", n=MAX_FILES_PER_OWNER)]}
@@ -111,6 +113,7 @@ def _store(
         project_id=project_id,
         evaluation_id=evaluation_id,
         progress_report_id=progress_report_id,
+        concern_id=concern_id,
         commitment_id=commitment_id,
         filename=checked.filename,
         content_type=checked.content_type,
@@ -192,11 +195,37 @@ def add_attachment(
     )
 
 
+def add_concern_file(
+    session: Session,
+    store: FileStore,
+    user: User,
+    *,
+    project_id: int,
+    concern_id: int,
+    filename: str,
+    data: bytes,
+    now: datetime,
+) -> EvidenceFile:
+    """A file supporting a concern (the disputes feature checks who and when)."""
+    return _store(
+        session,
+        store,
+        user,
+        project_id=project_id,
+        raw_name=filename,
+        data=data,
+        now=now,
+        concern_id=concern_id,
+    )
+
+
 def may_read(session: Session, user: User | None, row: EvidenceFile) -> bool:
     if user is None:
         return False
     if user.role is Role.ADMIN:
         return True
+    if row.concern_id is not None:  # between the person who raised it and the platform
+        return row.uploaded_by_id == user.id
     project = session.get_one(Project, row.project_id)
     if user.organisation_id == project.organisation_id:
         return True

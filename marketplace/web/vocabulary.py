@@ -328,4 +328,5 @@ TEMPLATES = (
     N_("The accreditation ends after it starts."),
     N_("Change at least one adjustment or the evidence grade."),
     N_("Choose an evaluator."),
+    N_("A %(state)s concern takes no more files."),
 )

@@ -11,6 +11,13 @@ from alembic import op
 
 import outcomes.db
 
+TWO_OWNERS = "(evaluation_id IS NULL) <> (progress_report_id IS NULL)"
+THREE_OWNERS = (
+    "(CASE WHEN evaluation_id IS NULL THEN 0 ELSE 1 END)"
+    " + (CASE WHEN progress_report_id IS NULL THEN 0 ELSE 1 END)"
+    " + (CASE WHEN concern_id IS NULL THEN 0 ELSE 1 END) = 1"
+)
+
 revision = "0020_claim_integrity"
 down_revision = "0019_stripe_pace"
 branch_labels = None
@@ -146,6 +153,19 @@ def upgrade() -> None:
             batch_op.f("ix_concern_state_changes_concern_id"), ["concern_id"], unique=False
         )
 
+    with op.batch_alter_table("evidence_files", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("concern_id", sa.Integer(), nullable=True))
+        batch_op.create_index(
+            batch_op.f("ix_evidence_files_concern_id"), ["concern_id"], unique=False
+        )
+        batch_op.create_foreign_key(
+            batch_op.f("fk_evidence_files_concern_id_concerns"), "concerns", ["concern_id"], ["id"]
+        )
+        batch_op.drop_constraint(batch_op.f("ck_evidence_files_exactly_one_owner"), type_="check")
+        batch_op.create_check_constraint(
+            batch_op.f("ck_evidence_files_exactly_one_owner"), sa.text(THREE_OWNERS)
+        )
+
     grade = sa.Enum(
         "A", "B", "C", "D", name="met_grade", native_enum=False, create_constraint=True, length=1
     )
@@ -230,6 +250,18 @@ def downgrade() -> None:
     with op.batch_alter_table("evaluations", schema=None) as batch_op:
         batch_op.drop_column("declared_at")
         batch_op.drop_column("declaration")
+
+    op.execute("DELETE FROM evidence_files WHERE concern_id IS NOT NULL")
+    with op.batch_alter_table("evidence_files", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("ck_evidence_files_exactly_one_owner"), type_="check")
+        batch_op.create_check_constraint(
+            batch_op.f("ck_evidence_files_exactly_one_owner"), sa.text(TWO_OWNERS)
+        )
+        batch_op.drop_constraint(
+            batch_op.f("fk_evidence_files_concern_id_concerns"), type_="foreignkey"
+        )
+        batch_op.drop_index(batch_op.f("ix_evidence_files_concern_id"))
+        batch_op.drop_column("concern_id")
 
     with op.batch_alter_table("evaluation_results", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("ck_evaluation_results_met_grade"), type_="check")

@@ -5,6 +5,7 @@ evaluators, concerns and disputes that freeze, and reversals from the buffer poo
 from __future__ import annotations
 
 import dataclasses
+import io
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from marketplace.notifications.models import Notification
 from marketplace.projects.models import Project, ProjectState
 from marketplace.registry.models import BlockStatus, Retirement, TokenBlock
 from marketplace.settlement.models import Settlement
+from outcomes.evidence import EvidenceFile
 from tests.factories import (
     AccreditationFactory,
     EvaluationFactory,
@@ -576,3 +578,67 @@ def test_a_buffer_too_small_shows_its_shortfall_and_cancels_nothing_silently(
     assert "De buffervoorraad kwam 36 tokens tekort." in dutch
     told = session.scalars(select(Notification.kind).where(Notification.kind == "dispute")).all()
     assert len(told) >= 4  # opened and upheld, to the owner and the holders
+
+
+def test_a_concerns_file_is_seen_by_the_one_who_raised_it_and_the_admins_only(
+    client, session, auth_headers, web, settled_example, clock
+):
+    example = settled_example
+    clock.at = LATER
+    session.rollback()
+    project_id, owner = example.project.id, example.project.created_by
+    raiser = UserFactory(role=Role.BUYER)
+    session.commit()
+    browser = web.as_user(raiser.email)
+    form = browser.get(f"/projects/{project_id}/concerns/new")
+    assert form.status_code == 200
+    bad = browser.submit(
+        f"/projects/{project_id}/concerns/new",
+        {
+            "text": "The payroll records look copied from last year.",
+            "file": (io.BytesIO(b"MZ\x90\x00binary"), "records.exe"),
+        },
+        action=f"/projects/{project_id}/concerns",
+        content_type="multipart/form-data",
+    )
+    assert bad.status_code == 422  # the file is refused, and so is the concern with it
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Concern)) == 0
+    made = browser.submit(
+        f"/projects/{project_id}/concerns/new",
+        {
+            "text": "The payroll records look copied from last year.",
+            "file": (io.BytesIO(b"%PDF-1.4\n% payroll of 2026\n"), "payroll.pdf"),
+        },
+        action=f"/projects/{project_id}/concerns",
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
+    assert "Your concern is filed." in made.get_data(as_text=True)
+    session.rollback()
+    concern = session.scalars(select(Concern)).one()
+    (stored,) = session.scalars(select(EvidenceFile).where(EvidenceFile.concern_id == concern.id))
+    session.rollback()
+    path = f"/api/v1/files/{stored.id}"
+    assert client.get(path, headers=auth_headers(raiser)).status_code == 200
+    assert client.get(path, headers=auth_headers(example.admin)).status_code == 200
+    for outsider in (owner, example.bank, example.evaluator):
+        assert client.get(path, headers=auth_headers(outsider)).status_code == 404
+    more = client.post(
+        f"/api/v1/concerns/{concern.id}/files",
+        headers=auth_headers(raiser),
+        data={"file": (io.BytesIO(b"name,job\nA,yes\n"), "jobs.csv")},
+        content_type="multipart/form-data",
+    )
+    assert more.status_code == 201 and more.json["content_type"] == "text/csv"
+    theirs = client.post(
+        f"/api/v1/concerns/{concern.id}/files",
+        headers=auth_headers(example.bank),
+        data={"file": (io.BytesIO(b"x,y\n"), "x.csv")},
+        content_type="multipart/form-data",
+    )
+    assert theirs.status_code == 404
+    page = web.as_user(example.admin.email).get(f"/admin/concerns/{concern.id}")
+    assert "payroll.pdf" in page.get_data(as_text=True) and "jobs.csv" in page.get_data(
+        as_text=True
+    )

@@ -386,6 +386,9 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
             prepare=open_the_dispute,
         ),
         ("GET", "/api/v1/registry/buffer"): Rightful("anonymous"),
+        ("POST", "/api/v1/concerns/{concern_id}/files"): Rightful(
+            "bank", {"concern_id": filed.id}, {"file": PDF}, multipart
+        ),
     }
     all_projects = session.scalars(select(Project.id)).all()
     session.rollback()

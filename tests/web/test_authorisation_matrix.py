@@ -220,6 +220,7 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("disputes.new_concern", "GET"): SIGNED_IN,
     ("disputes.file_concern", "POST"): SIGNED_IN,
     ("disputes_api.ProjectConcerns", "POST"): SIGNED_IN,
+    ("disputes_api.ConcernFiles", "POST"): frozenset({"buyer"}),  # the person who raised it
     ("disputes.concerns", "GET"): ADMIN,
     ("disputes.concern", "GET"): ADMIN,
     ("disputes.open_dispute", "POST"): ADMIN,
