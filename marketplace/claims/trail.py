@@ -235,6 +235,8 @@ def _dispute(concern: Concern) -> dict[str, Any]:
         "disputed_at": _at(concern.disputed_at),
         "finding": concern.finding,
         "resolved_at": _at(concern.resolved_at),
+        "corrected_quantities": concern.corrected,
+        "v_verified_cents": concern.v_verified_cents,
         "tokens_over": concern.tokens_over,
         "tokens_cancelled": concern.tokens_cancelled,
     }

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from marketplace.accounts.models import Role
+from marketplace.accounts.models import Role, User
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
@@ -134,6 +134,7 @@ def _detail(concern_id: int, status: int = 200, errors=None, form=None):
         standing=services.minted_now(db.session, settlement) if settlement else 0,
         history=services.history(db.session, concern.id),
         files=services.files_of(db.session, concern.id),
+        raiser=db.session.get_one(User, concern.user_id),
         errors=errors or {},
         form=form or {},
     ), status
