@@ -223,6 +223,26 @@ def _parties(session: Session, project_id: int) -> list[int]:
     )
 
 
+def _tell(
+    session: Session,
+    event: str,
+    concern: Concern,
+    project: Project,
+    params: dict[str, object],
+    now: datetime,
+) -> None:
+    """A dispute's event to the project's owner, its holders and who raised it."""
+    notices.dispute_event(
+        session,
+        event=event,
+        concern_id=concern.id,
+        project=project,
+        organisations=[*_parties(session, project.id), concern.organisation_id],
+        params=params,
+        now=now,
+    )
+
+
 def _refresh_flag(session: Session, project_id: int) -> None:
     """Set the project's public ``disputed`` flag to whether a dispute of it is open. An
     UPDATE of the project row even when the value stays: its row lock orders this against
@@ -260,15 +280,7 @@ def open_dispute(
     concern = session.get_one(Concern, concern_id)
     concern.dispute_reason, concern.disputed_at = clean, now
     project = session.get_one(Project, concern.project_id)
-    notices.dispute_event(
-        session,
-        event="opened",
-        concern_id=concern.id,
-        project=project,
-        organisations=[*_parties(session, project.id), concern.organisation_id],
-        params={"reason": clean},
-        now=now,
-    )
+    _tell(session, "opened", concern, project, {"reason": clean}, now)
     session.flush()
     return concern
 
@@ -294,15 +306,7 @@ def dismiss(
     if was_disputed:
         _refresh_flag(session, concern.project_id)
         project = session.get_one(Project, concern.project_id)
-        notices.dispute_event(
-            session,
-            event="dismissed",
-            concern_id=concern.id,
-            project=project,
-            organisations=[*_parties(session, project.id), concern.organisation_id],
-            params={"reason": clean},
-            now=now,
-        )
+        _tell(session, "dismissed", concern, project, {"reason": clean}, now)
     else:
         notices.concern_dismissed(
             session,
@@ -406,14 +410,13 @@ def uphold(
     session.flush()
     _refresh_flag(session, project.id)
     project = session.get_one(Project, concern.project_id)
-    notices.dispute_event(
+    _tell(
         session,
-        event="upheld",
-        concern_id=concern.id,
-        project=project,
-        organisations=[*_parties(session, project.id), concern.organisation_id],
-        params={"reason": clean, "over": over, "cancelled": cancelled},
-        now=now,
+        "upheld",
+        concern,
+        project,
+        {"reason": clean, "over": over, "cancelled": cancelled},
+        now,
     )
     session.flush()
     return session.get_one(Concern, concern_id)

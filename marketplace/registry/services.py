@@ -10,7 +10,7 @@ changes nothing, so no serial is ever retired twice.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,6 +130,58 @@ def refuse_if_frozen(session: Session, project_id: int) -> None:
         )
 
 
+def _move_serials(
+    session: Session,
+    blocks: Sequence[TokenBlock],
+    quantity: int,
+    *,
+    to: BlockStatus,
+    link: dict[str, int],
+    refusal: Conflict,
+) -> int:
+    """Move up to ``quantity`` serials of ``blocks`` (in the order given) to status ``to``
+    with ``link`` (the retirement or the concern), splitting the block where the quantity
+    ends: the block keeps the serials moved, a new block of its old status the rest.
+    Each block moves by a conditional update on the status and last serial seen; if
+    another transaction moved it first, raise ``refusal`` (the caller's transaction is
+    rolled back). Returns how many serials moved; expires the session's objects."""
+    need = quantity
+    for block in blocks:
+        if need == 0:
+            break
+        take = min(need, block.quantity)
+        seen_last = block.last_serial
+        moved = affected(
+            session.execute(
+                update(TokenBlock)
+                .where(
+                    TokenBlock.id == block.id,
+                    TokenBlock.status == block.status,
+                    TokenBlock.last_serial == seen_last,
+                )
+                .values(status=to, last_serial=block.first_serial + take - 1, **link)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if moved != 1:
+            raise refusal
+        if take < block.quantity:
+            session.execute(
+                insert(TokenBlock).values(
+                    project_id=block.project_id,
+                    vintage=block.vintage,
+                    first_serial=block.first_serial + take,
+                    last_serial=seen_last,
+                    holder_id=block.holder_id,
+                    status=block.status,
+                    issued_at=block.issued_at,
+                )
+            )
+        need -= take
+    session.expire_all()
+    return quantity - need
+
+
 class RetiredConcurrently(Conflict):
     code = "retired_concurrently"
     title = "These tokens were retired by another request a moment ago; try again"
@@ -183,43 +235,14 @@ def retire(
     )
     session.add(retirement)
     session.flush()
-    need = data.quantity
-    for block in blocks:
-        if need == 0:
-            break
-        take = min(need, block.quantity)
-        seen_last = block.last_serial
-        moved = affected(
-            session.execute(
-                update(TokenBlock)
-                .where(
-                    TokenBlock.id == block.id,
-                    TokenBlock.status == BlockStatus.ISSUED,
-                    TokenBlock.last_serial == seen_last,
-                )
-                .values(
-                    status=BlockStatus.RETIRED,
-                    retirement_id=retirement.id,
-                    last_serial=block.first_serial + take - 1,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if moved != 1:  # the edge rolls the retirement back
-            raise RetiredConcurrently("Some of these serials were retired a moment ago.")
-        if take < block.quantity:
-            session.execute(
-                insert(TokenBlock).values(
-                    project_id=block.project_id,
-                    vintage=block.vintage,
-                    first_serial=block.first_serial + take,
-                    last_serial=seen_last,
-                    holder_id=block.holder_id,
-                    status=BlockStatus.ISSUED,
-                    issued_at=block.issued_at,
-                )
-            )
-        need -= take
+    _move_serials(
+        session,
+        blocks,
+        data.quantity,
+        to=BlockStatus.RETIRED,
+        link={"retirement_id": retirement.id},
+        refusal=RetiredConcurrently("Some of these serials were retired a moment ago."),
+    )
     session.expire_all()
     retirement = session.get_one(Retirement, retirement.id)
     notices.certificate_ready(
@@ -408,45 +431,14 @@ def cancel_buffer(session: Session, project_id: int, quantity: int, *, concern_i
         .order_by(own_first, TokenBlock.project_id, TokenBlock.first_serial)
         .with_for_update()
     ).all()
-    need = quantity
-    for block in blocks:
-        if need == 0:
-            break
-        take = min(need, block.quantity)
-        seen_last = block.last_serial
-        moved = affected(
-            session.execute(
-                update(TokenBlock)
-                .where(
-                    TokenBlock.id == block.id,
-                    TokenBlock.status == BlockStatus.BUFFER,
-                    TokenBlock.last_serial == seen_last,
-                )
-                .values(
-                    status=BlockStatus.CANCELLED,
-                    concern_id=concern_id,
-                    last_serial=block.first_serial + take - 1,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if moved != 1:
-            raise CancelledConcurrently("Another reversal took these buffer serials.")
-        if take < block.quantity:
-            session.execute(
-                insert(TokenBlock).values(
-                    project_id=block.project_id,
-                    vintage=block.vintage,
-                    first_serial=block.first_serial + take,
-                    last_serial=seen_last,
-                    holder_id=None,
-                    status=BlockStatus.BUFFER,
-                    issued_at=block.issued_at,
-                )
-            )
-        need -= take
-    session.expire_all()
-    return quantity - need
+    return _move_serials(
+        session,
+        blocks,
+        quantity,
+        to=BlockStatus.CANCELLED,
+        link={"concern_id": concern_id},
+        refusal=CancelledConcurrently("Another reversal took these buffer serials."),
+    )
 
 
 @dataclass(frozen=True)
