@@ -379,6 +379,7 @@ def seed(app, stripe_base: str, n_projects: int, n_pledges: int) -> None:
                     "evaluation_id": eid,
                     "commitment_id": commitments[pid],
                     "verified_quantity": 14,
+                    "met_grade": EvidenceGrade.C,  # as planned
                     "evidence_note": "Payroll records checked against UWV data.",
                 }
                 for eid, pid in zip(evaluation_ids, project_ids, strict=True)
