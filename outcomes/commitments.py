@@ -3,7 +3,9 @@
 Invariants:
 - A commitment names one outcome type and a target quantity above zero, with
   the evidence grade the entrepreneur expects to provide.
-- ``verified_quantity`` is empty until an evaluator records it.
+- ``evidence_grade`` is the grade proposed, then the one the panel set at valuation;
+  ``verified_quantity`` and ``met_grade`` (the grade the evidence met) are empty
+  until the evaluation is approved.
 - Commitments belong to a project (the ``projects`` table of the marketplace);
   this module refers to it by table name only, so ``outcomes`` imports nothing
   from above.
@@ -45,6 +47,16 @@ class OutcomeCommitment(Base):
         )
     )
     verified_quantity: Mapped[int | None]
+    met_grade: Mapped[EvidenceGrade | None] = mapped_column(
+        Enum(
+            EvidenceGrade,
+            name="commitment_met_grade",
+            native_enum=False,
+            length=1,
+            create_constraint=True,
+            values_callable=lambda grades: [g.value for g in grades],
+        )
+    )
 
     # selectin: a page of projects shares a few outcome types; load each once.
     outcome_type: Mapped[OutcomeType] = relationship(lazy="selectin")

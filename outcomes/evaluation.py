@@ -11,7 +11,7 @@ Invariants:
   declaration (409 ``declaration_needed``); the text and time are kept. An
   evaluation is submitted only with a result for every commitment.
 - The person who approves is an admin who is not the evaluator (four eyes);
-  approval copies the verified quantities onto the commitments.
+  approval copies the verified quantities and met grades onto the commitments.
 - Who may be assigned (accreditation, conflicts of interest) is decided above,
   by the marketplace, which knows organisations and pledges; this module
   refers to users and projects by table name only.
@@ -325,6 +325,7 @@ def approve(
     commitments = _commitments(session, evaluation.project_id)
     for result in evaluation.results:
         commitments[result.commitment_id].verified_quantity = result.verified_quantity
+        commitments[result.commitment_id].met_grade = result.met_grade
     session.flush()
     return evaluation
 

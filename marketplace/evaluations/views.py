@@ -369,16 +369,7 @@ def progress_context(project: Project, user: User | None, is_owner: bool) -> dic
         "attachments": {i: files.readable(db.session, user, rows) for i, rows in attached.items()},
         "attachment_counts": {i: len(rows) for i, rows in attached.items()},
         "can_report": is_owner and project.state is ProjectState.RUNNING,
-        "met_grades": _met_grades(project.id),
     }
-
-
-def _met_grades(project_id: int) -> dict[int, str]:
-    """The grade the evidence met per outcome, once the results are approved (public)."""
-    evaluation = services.evaluation_of(db.session, project_id)
-    if evaluation is None or evaluation.approved_at is None:
-        return {}
-    return {r.commitment_id: r.met_grade.value for r in evaluation.results}
 
 
 @bp.post("/projects/<int:project_id>/progress-reports")

@@ -117,8 +117,18 @@ class CommitmentOutSchema(ma.Schema):
     outcome_type = ma.fields.Function(lambda c: c.outcome_type.code, required=True)
     outcome_name = ma.fields.Function(lambda c: c.outcome_type.name, required=True)
     target_quantity = ma.fields.Integer(required=True)
-    evidence_grade = ma.fields.Function(lambda c: c.evidence_grade.value, required=True)
+    evidence_grade = ma.fields.Function(
+        lambda c: c.evidence_grade.value,
+        required=True,
+        metadata={"description": "planned: proposed, then as the panel set it at valuation"},
+    )
     verified_quantity = ma.fields.Integer(allow_none=True, required=True)
+    met_grade = ma.fields.Function(
+        lambda c: c.met_grade.value if c.met_grade else None,
+        allow_none=True,
+        required=True,
+        metadata={"description": "the grade the evidence met, once the results are approved"},
+    )
 
 
 class ValuationLineOutSchema(ma.Schema):

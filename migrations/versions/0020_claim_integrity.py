@@ -169,6 +169,23 @@ def upgrade() -> None:
     grade = sa.Enum(
         "A", "B", "C", "D", name="met_grade", native_enum=False, create_constraint=True, length=1
     )
+    with op.batch_alter_table("outcome_commitments", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "met_grade",
+                sa.Enum(
+                    "A",
+                    "B",
+                    "C",
+                    "D",
+                    name="commitment_met_grade",
+                    native_enum=False,
+                    create_constraint=True,
+                    length=1,
+                ),
+                nullable=True,
+            )
+        )
     with op.batch_alter_table("evaluation_results", schema=None) as batch_op:
         batch_op.add_column(sa.Column("met_grade", grade, nullable=True))
     # Results recorded before grades were met: the evidence met the planned grade.
@@ -178,6 +195,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("evaluation_results", schema=None) as batch_op:
         batch_op.alter_column("met_grade", existing_type=grade, nullable=False)
+    op.execute(
+        "UPDATE outcome_commitments SET met_grade = (SELECT r.met_grade FROM evaluation_results r "
+        "JOIN evaluations e ON e.id = r.evaluation_id WHERE r.commitment_id = "
+        "outcome_commitments.id AND e.state = 'approved')"
+    )
 
     with op.batch_alter_table("evaluations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("declaration", sa.Text(), server_default="", nullable=False))
@@ -263,6 +285,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_evidence_files_concern_id"))
         batch_op.drop_column("concern_id")
 
+    with op.batch_alter_table("outcome_commitments", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("ck_outcome_commitments_commitment_met_grade"), type_="check"
+        )
+        batch_op.drop_column("met_grade")
     with op.batch_alter_table("evaluation_results", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("ck_evaluation_results_met_grade"), type_="check")
         batch_op.drop_column("met_grade")

@@ -141,6 +141,10 @@ def test_grade_d_met_on_the_worked_example_counts_14_people_at_half(
     assert settled.tokens_buffer == 60
     assert [(s.tokens_paid, s.tokens_minted) for s in settled.shares] == [(1000, 475), (1400, 665)]
     assert blocks(session, project.id) == {"issued": 1140, "buffer": 60}
+    (line,) = client.get(f"/api/v1/projects/{project.id}").json["outcomes"]
+    assert (line["evidence_grade"], line["verified_quantity"], line["met_grade"]) == ("C", 14, "D")
+    page = client.get(f"/projects/{project.id}").get_data(as_text=True)
+    assert "met: D" in page
 
 
 def test_evidence_better_than_planned_does_not_raise_the_value(
