@@ -357,6 +357,11 @@ def uphold(
         most=MAX_TEXT,
         ask="Write the finding (at least %(n)s characters).",
     )
+    # Two disputes of one project upheld at once: the second waits here, then counts the
+    # first's excess in the tokens standing (minted_now).
+    session.execute(
+        select(Project.id).where(Project.id == concern.project_id).with_for_update()
+    ).all()
     project, settlement = settled_project(session, concern.project_id)
     evaluation = session.get_one(Evaluation, settlement.evaluation_id)
     verified = {r.commitment_id: r.verified_quantity for r in evaluation.results}

@@ -10,6 +10,7 @@ import threading
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role, User
@@ -37,6 +38,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     settled_example,
     worked_example,
 )
+from tests.support.races import statements
 from valuation import EvidenceGrade
 
 SETTLED_AT = ENDED + timedelta(days=1)
@@ -646,3 +648,106 @@ def test_a_concerns_file_is_seen_by_the_one_who_raised_it_and_the_admins_only(
     assert "payroll.pdf" in page.get_data(as_text=True) and "jobs.csv" in page.get_data(
         as_text=True
     )
+
+
+def test_two_disputes_upheld_at_once_count_each_other(
+    app, client, session, auth_headers, settled_example, clock
+):
+    """Corrected to 13 and to 12 people at the same moment: whichever goes second sees the
+    first's excess, so together they reverse 1,680 - 1,440 = 240 tokens, never more (if
+    12 goes first, 13 then mints no fewer tokens than stand and is refused, 422); the
+    buffer's 84 are cancelled and 156 are the public shortfall."""
+    example = settled_example
+    clock.at = LATER
+    first = open_dispute(client, session, auth_headers, example)
+    second = open_dispute(client, session, auth_headers, example)
+    session.rollback()
+    admin, outcome = auth_headers(example.admin), example.project.outcomes[0].id
+    session.rollback()
+    barrier = threading.Barrier(2, timeout=30)
+    answers: dict[int, dict] = {}
+    failures: list[BaseException] = []
+
+    def uphold_at_once(concern_id: int, verified: int) -> None:
+        try:
+            mine = app.test_client()
+            barrier.wait()
+            answer = mine.post(
+                f"/api/v1/concerns/{concern_id}/uphold",
+                headers=admin,
+                json={
+                    "finding": "Fewer placements than verified.",
+                    "quantities": [{"outcome_id": outcome, "verified_quantity": verified}],
+                },
+            )
+            answers[concern_id] = answer.json
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=uphold_at_once, args=args) for args in ((first, 13), (second, 12))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not failures, failures
+    upheld = [a for a in answers.values() if a.get("state") == "upheld"]
+    refused = [a for a in answers.values() if a.get("status") == 422]
+    assert len(upheld) + len(refused) == 2 and upheld, answers
+    assert sum(a["tokens_over"] for a in upheld) == 240, answers
+    assert sum(a["tokens_cancelled"] for a in upheld) == 84
+    assert client.get("/api/v1/registry/buffer").json["shortfall"] == 156
+    assert blocks(session, example.project.id) == {"issued": 1596, "cancelled": 84}
+
+
+@pytest.mark.postgres_only
+def test_upholding_locks_the_project_before_it_counts_the_tokens_standing(
+    app, client, session, auth_headers, settled_example, clock
+):
+    """The order the test above relies on, seen in the statements: the project row is
+    locked FOR UPDATE before the tokens standing are summed."""
+    example = settled_example
+    clock.at = LATER
+    concern_id = open_dispute(client, session, auth_headers, example)
+    session.rollback()
+    admin, outcome = auth_headers(example.admin), example.project.outcomes[0].id
+    session.rollback()
+    with statements(app) as seen:
+        answer = client.post(
+            f"/api/v1/concerns/{concern_id}/uphold",
+            headers=admin,
+            json={
+                "finding": "Fewer placements than verified.",
+                "quantities": [{"outcome_id": outcome, "verified_quantity": 13}],
+            },
+        )
+    assert answer.status_code == 200, answer.json
+    flat = [" ".join(s.split()).upper() for s in seen]
+    lock = next(
+        i for i, s in enumerate(flat) if s.startswith("SELECT PROJECTS.ID") and "FOR UPDATE" in s
+    )
+    standing = next(i for i, s in enumerate(flat) if "SUM(CONCERNS.TOKENS_OVER)" in s)
+    assert lock < standing
+
+
+@pytest.mark.postgres_only
+def test_a_retirement_reads_the_freeze_under_a_share_lock_before_it_moves_serials(
+    client, session, auth_headers, settled_example, app, clock
+):
+    """Opening a dispute updates the project row; a retirement reads that row FOR SHARE
+    first, so it either finished before the dispute or sees it (no retirement slips
+    between the check and the move)."""
+    clock.at = LATER
+    headers = auth_headers(settled_example.bank)
+    project_id = settled_example.project.id
+    session.rollback()
+    with statements(app) as seen:
+        assert retire(client, headers, project_id, 2, "share-lock").status_code == 201
+    flat = [" ".join(s.split()).upper() for s in seen]
+    share = next(
+        i for i, s in enumerate(flat) if "PROJECTS.DISPUTED" in s and s.endswith("FOR SHARE")
+    )
+    moved = next(i for i, s in enumerate(flat) if s.startswith("UPDATE TOKEN_BLOCKS"))
+    assert share < moved
