@@ -414,6 +414,9 @@ def all_blocks(session: Session):
     )
 
 
+BUFFER_LOCK = 0x534F4D42  # "SOMB": the advisory lock of reversals from the buffer pool
+
+
 class CancelledConcurrently(Conflict):
     code = "cancelled_concurrently"
     title = "The buffer pool changed a moment ago; try again"
@@ -424,6 +427,12 @@ def cancel_buffer(session: Session, project_id: int, quantity: int, *, concern_i
     the project's own buffer first, then the pool's oldest, each block in serial order
     (split where the quantity ends). Returns how many were cancelled; fewer than asked
     when the pool holds fewer. Each block moves by a conditional update, as in ``retire``."""
+    # One reversal at a time, platform-wide: a second one waiting on the first's row locks
+    # would not see the blocks the first splits off (READ COMMITTED shows rows inserted
+    # after a statement began to no one), and would report a shortfall the pool could
+    # cover. SQLite runs one writing transaction at a time anyway.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(BUFFER_LOCK)))
     own_first = case((TokenBlock.project_id == project_id, 0), else_=1)
     blocks = session.scalars(
         select(TokenBlock)

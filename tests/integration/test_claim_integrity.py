@@ -402,6 +402,10 @@ def test_a_dispute_freezes_unretired_serials_publicly_until_dismissed(
 
     frozen = retire(client, bank, example.project.id, 5, "during")
     assert frozen.status_code == 409 and frozen.json["code"] == "frozen"
+    assert frozen.json["detail"] == (
+        "The tokens of this project are frozen while a dispute about it is open; "
+        "they can be retired again once it is resolved."
+    )
     project = client.get(f"/api/v1/projects/{example.project.id}").json
     assert "disputed" in project["flags"]
     page = client.get(f"/projects/{example.project.id}").get_data(as_text=True)

@@ -7,17 +7,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
 from marketplace.funding.services import InsufficientTokens
+from marketplace.projects.models import Project
 from marketplace.registry import services as registry
 from marketplace.registry.models import BlockStatus, Claim, Purpose, TokenBlock
 from marketplace.registry.services import RetirementInput
 from marketplace.settlement import compute
 from tests.factories import ConcernFactory, ProjectFactory, UserFactory
+from tests.support.races import statements
 
 AT = datetime(2027, 12, 11, 9, 0, tzinfo=UTC)
 
@@ -134,3 +137,54 @@ def test_every_token_issued_is_held_retired_buffered_or_cancelled_once(session, 
             assert cancelled == min(over, int(pool))  # never more than the pool held
         check(session, minted)
     check(session, minted)
+
+
+def test_a_reversal_cancels_its_own_buffer_first_then_the_oldest_projects(session):
+    """Buffer serials: P1 1,001-1,050, P2 11-20, P3 101-105. Eight over on P3: its own five,
+    then three of the oldest project's (P1's first), never P2's lower serial numbers."""
+    holder = UserFactory(role=Role.BUYER).organisation_id
+    made = []
+    for held, buffered in ((1000, 50), (10, 10), (100, 5)):
+        project = ProjectFactory()
+        registry.issue_blocks(session, project, [(holder, held), (None, buffered)], now=AT)
+        made.append(project.id)
+    session.commit()
+    first, second, third = made
+    concern = ConcernFactory(project_id=third)
+
+    assert registry.cancel_buffer(session, third, 8, concern_id=concern.id) == 8
+    session.commit()
+
+    cancelled = [
+        (b.project_id, b.first_serial, b.last_serial) for b in registry.cancelled_blocks(session)
+    ]
+    assert cancelled == [(first, 1001, 1003), (third, 101, 105)]
+    pool = registry.buffer_pool(session)
+    titles = dict(
+        session.execute(select(Project.id, Project.title).where(Project.id.in_(made))).all()
+    )
+    assert [
+        (r.project_id, r.title, r.buffer, r.cancelled) for r in pool if r.project_id in made
+    ] == [
+        (first, titles[first], 47, 3),
+        (second, titles[second], 10, 0),
+        (third, titles[third], 0, 5),
+    ]
+    check(session, {first: 1050, second: 20, third: 105})
+
+
+@pytest.mark.postgres_only
+def test_reversals_take_one_lock_before_they_read_the_pool(app, session):
+    """Two reversals at once (of different projects, from one pool) run one after the
+    other: each takes the pool's advisory lock before it reads the buffer blocks."""
+    project = ProjectFactory()
+    registry.issue_blocks(session, project, [(None, 10)], now=AT)
+    session.commit()
+    concern = ConcernFactory(project_id=project.id)
+    with statements(app) as seen:
+        registry.cancel_buffer(session, project.id, 3, concern_id=concern.id)
+        session.commit()
+    flat = [" ".join(s.split()).upper() for s in seen]
+    lock = next(i for i, s in enumerate(flat) if "PG_ADVISORY_XACT_LOCK" in s)
+    read = next(i for i, s in enumerate(flat) if s.startswith("SELECT TOKEN_BLOCKS."))
+    assert lock < read
