@@ -11,6 +11,7 @@ import zxingcpp
 from sqlalchemy import select
 
 from marketplace.funding.models import Pledge
+from marketplace.registry import services as registry_services
 from marketplace.registry.models import BlockStatus, TokenBlock
 from tests.factories import UserFactory
 from tests.integration.funding_support import tick
@@ -284,6 +285,12 @@ def test_the_registry_page_finds_by_words_with_totals_per_project(client, sessio
     assert "Totals per project of what was found" in page
     assert serial(project, 666, 1596) in page and serial(project, 1, 665) not in page
     assert "931 tokens" in page  # held by that holder
+    session.rollback()
+    [total] = registry_services.registry_totals(
+        session, registry_services.RegistryFilters(text=second.organisation.name)
+    )
+    assert (total.issued, total.retired, total.buffer) == (931, 0, 0)
+    session.rollback()
     api = client.get("/api/v1/registry/blocks", query_string={"q": project.title[:6]}).json
     assert api["total"] == 3  # the two buyers' blocks and the buffer pool's
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from marketplace.accounts.models import Role
 from marketplace.funding.services import InsufficientTokens
@@ -171,6 +171,13 @@ def test_a_reversal_cancels_its_own_buffer_first_then_the_oldest_projects(sessio
         (third, titles[third], 0, 5),
     ]
     check(session, {first: 1050, second: 20, third: 105})
+    # A later reversal of the oldest project: the cancellations are listed by reversal.
+    later = ConcernFactory(project_id=first)
+    assert registry.cancel_buffer(session, first, 2, concern_id=later.id) == 2
+    session.commit()
+    assert [
+        (b.concern_id, b.project_id, b.first_serial) for b in registry.cancelled_blocks(session)
+    ] == [(concern.id, first, 1001), (concern.id, third, 101), (later.id, first, 1004)]
 
 
 @pytest.mark.postgres_only
@@ -183,7 +190,15 @@ def test_reversals_take_one_lock_before_they_read_the_pool(app, session):
     concern = ConcernFactory(project_id=project.id)
     with statements(app) as seen:
         registry.cancel_buffer(session, project.id, 3, concern_id=concern.id)
+        held = session.scalar(  # the lock is really taken, by this transaction
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND objid = :key AND pid = pg_backend_pid() AND granted"
+            ),
+            {"key": registry.BUFFER_LOCK},
+        )
         session.commit()
+    assert held == 1
     flat = [" ".join(s.split()).upper() for s in seen]
     lock = next(i for i, s in enumerate(flat) if "PG_ADVISORY_XACT_LOCK" in s)
     read = next(i for i, s in enumerate(flat) if s.startswith("SELECT TOKEN_BLOCKS."))
