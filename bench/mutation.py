@@ -157,11 +157,35 @@ for _n in (34, 41):
         "balance_cents=None or left out: the ORM leaves a None column out of the INSERT, "
         "so the column's default 0 is written either way"
     )
-EQUIVALENT["marketplace.registry.services.x_retire__mutmut_84"] = (
+EQUIVALENT["marketplace.registry.services.x__move_serials__mutmut_25"] = (
     "without `last_serial = :seen` the status alone refuses: a block's row changes only "
-    "by being retired (the rest of a split is a new row), so a row another request "
-    "changed is never issued any more (kept for whatever moves a block next)"
+    "by being moved (the rest of a split is a new row), so a row another request "
+    "changed is never in the old status any more (kept for whatever moves a block next)"
 )
+EQUIVALENT["valuation.engine.x_weaker_grade__mutmut_3"] = (
+    "at equal confidence the two grades are the same grade (each grade has its own "
+    "confidence), so `<=` returns the same grade as `<`"
+)
+EQUIVALENT["marketplace.registry.services.x_cancel_buffer__mutmut_14"] = (
+    "the project's own buffer sorts 0 against 2 instead of 1: still first"
+)
+for _name, _n in (("cancel_buffer", 22), ("cancelled_blocks", 8)):
+    EQUIVALENT[f"marketplace.registry.services.x_{_name}__mutmut_{_n}"] = (
+        "a project has one buffer block at most (issuing makes one; a cancellation takes "
+        "the start of it and leaves the rest as the one block), so a reversal never meets "
+        "two blocks of one project and the serial order among them never decides"
+    )
+for _n in (31, 40, 41, 42, 43):
+    EQUIVALENT[f"marketplace.registry.services.x_cancel_buffer__mutmut_{_n}"] = (
+        "the refusal when a buffer block moved under a reversal, a backstop: reversals take "
+        "one advisory lock and the blocks FOR UPDATE (SQLite: one writer), so no other "
+        "transaction can move them between the read and the update"
+    )
+for _n in (14, 16):
+    EQUIVALENT[f"marketplace.registry.services.x_buffer_pool__mutmut_{_n}"] = (
+        "without the ON clause SQLAlchemy infers the same one from the single foreign key "
+        "token_blocks.project_id -> projects.id"
+    )
 # funding/charges.py, read one by one after the tests written against the rest.
 EQUIVALENT["marketplace.funding.charges.x__locked_pledge__mutmut_4"] = (
     "FOR UPDATE without OF locks every table the query reads, and it reads only pledges "
@@ -217,15 +241,20 @@ for _n in (88, 90, 95, 96, 97, 98, 99, 100):
         "failure status in the answer instead of an error); only the sweep's counts read them"
     )
 
-for _n in (28, 30, 35, 37):
-    EQUIVALENT[f"marketplace.registry.services.x_registry_totals__mutmut_{_n}"] = (
-        "CASE without ELSE 0 gives NULL for the other blocks: SUM skips NULLs, and a sum "
-        "of none (NULL) is read as 0 by the `or 0` after it"
+for _name, _numbers in (
+    ("registry_totals", (30, 32, 37, 39, 44, 46)),
+    ("buffer_pool", (27, 29, 34, 36)),
+):
+    for _n in _numbers:
+        EQUIVALENT[f"marketplace.registry.services.x_{_name}__mutmut_{_n}"] = (
+            "CASE without ELSE 0 gives NULL for the other blocks: SUM skips NULLs, and a sum "
+            "of none (NULL) is read as 0 by the `or 0` after it"
+        )
+for _name in ("registry_totals__mutmut_9", "buffer_pool__mutmut_7"):
+    UNTESTED[f"marketplace.registry.services.x_{_name}"] = (
+        "both databases return GROUP BY project_id's groups in project order for these "
+        "plans, so no run sees the ORDER BY go; it stays because SQL promises no order"
     )
-UNTESTED["marketplace.registry.services.x_registry_totals__mutmut_9"] = (
-    "both databases return GROUP BY project_id's groups in project order for these "
-    "plans, so no run sees the ORDER BY go; it stays because SQL promises no order"
-)
 
 
 def _diff(mutant: str) -> str:
