@@ -283,6 +283,12 @@ def load_demo(session: Session, rules: AccountRules, *, now: datetime) -> list[s
             now=now,
         )
         created.append(demo.email)
+    for number, demo in enumerate(DEMO_USERS):
+        organisation = _user(session, demo.email).organisation
+        if organisation.verified_at is None:  # the demo's organisations, verified
+            organisation.legal_name = organisation.legal_name or organisation.name
+            organisation.registry_id = organisation.registry_id or f"{90000001 + number}"
+            organisation.verified_at = now
     if "evaluator@som.example" in created:
         evaluations.add_accreditation(
             session,

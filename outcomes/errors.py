@@ -13,6 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def plain_euros(key: str, value: Any) -> Any:
+    """A figure of the English ``detail``: cents (a ``*_cents`` key) as euros."""
+    if key.endswith("_cents") and isinstance(value, int) and not isinstance(value, bool):
+        sign, cents = ("-" if value < 0 else ""), abs(value)
+        return f"{sign}EUR {cents // 100:,}.{cents % 100:02d}"
+    return value
+
+
 class DomainError(Exception):
     """Base of every refusal the domain reports to its caller.
 
@@ -35,7 +43,11 @@ class DomainError(Exception):
     ) -> None:
         self.template = template or self.title
         self.params = dict(params or {})
-        self.detail = self.template % self.params if self.params else self.template
+        self.detail = (
+            self.template % {k: plain_euros(k, v) for k, v in self.params.items()}
+            if self.params
+            else self.template
+        )
         if code is not None:
             self.code = code
         self.errors = {name: list(messages) for name, messages in (errors or {}).items()}

@@ -33,7 +33,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from outcomes.db import affected
-from outcomes.errors import Conflict, Message
+from outcomes.errors import Conflict, Message, plain_euros
 
 S = TypeVar("S", bound=enum.Enum)
 
@@ -42,10 +42,7 @@ def plain_figure(key: str, value: Any) -> Any:
     """A reason's figure in plain English: cents as euros, counts with separators."""
     if isinstance(value, bool) or not isinstance(value, int):
         return value
-    if key.endswith("_cents"):
-        sign, cents = ("-" if value < 0 else ""), abs(value)
-        return f"{sign}EUR {cents // 100:,}.{cents % 100:02d}"
-    return f"{value:,}"
+    return plain_euros(key, value) if key.endswith("_cents") else f"{value:,}"
 
 
 class StateHistory:

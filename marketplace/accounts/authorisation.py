@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.accounts.models import ApiToken, Role, Scope, User
+from marketplace.accounts.models import ApiToken, Organisation, Role, Scope, User
 from marketplace.accounts.services import API_TOKEN_PREFIX, token_digest
 from outcomes.errors import Forbidden
 
@@ -60,6 +60,21 @@ def require_scope(token: ApiToken, scope: Scope) -> None:
         raise InsufficientScope(
             "This needs an API token with the scope '%(scope)s'; this one has: %(scopes)s.",
             params={"scope": scope.value, "scopes": ", ".join(token.scope_list)},
+        )
+
+
+class OrganisationUnverified(Forbidden):
+    code = "organisation_unverified"
+    title = "Your organisation is not verified yet"
+
+
+def require_verified_organisation(organisation: Organisation) -> None:
+    """Raises OrganisationUnverified until an admin verified the organisation."""
+    if organisation.verified_at is None:
+        raise OrganisationUnverified(
+            "An administrator verifies %(name)s against its registry entry first; "
+            "complete its legal details on the organisation page.",
+            params={"name": organisation.name},
         )
 
 

@@ -54,8 +54,16 @@ class Organisation(Base):
     vat_id: Mapped[str] = mapped_column(String(20), default="", server_default="")
     website: Mapped[str] = mapped_column(String(200), default="", server_default="")
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Verified by an admin against its registry entry (product.md "People and roles"):
+    # until then it submits no project and pledges at most UNVERIFIED_PLEDGE_LIMIT_CENTS.
+    # Who verified it is in the audit log ("organisation verified").
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     users: Mapped[list[User]] = relationship(back_populates="organisation")
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
 
     def __repr__(self) -> str:
         return f"<Organisation {self.id} {self.name!r}>"

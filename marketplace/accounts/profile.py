@@ -475,6 +475,9 @@ def update_organisation(session: Session, owner: User, data: OrganisationProfile
     if errors:
         raise ValidationFailed(errors=errors)
     organisation = session.get_one(Organisation, owner.organisation_id)
+    if (legal_name, registry_id) != (organisation.legal_name, organisation.registry_id):
+        # what was verified changed: an administrator verifies it again
+        organisation.verified_at = None
     organisation.legal_name, organisation.registry_id = legal_name, registry_id
     organisation.address, organisation.vat_id = address, vat_id
     organisation.website, organisation.description = website, description

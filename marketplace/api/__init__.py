@@ -90,6 +90,7 @@ def init_api(app: Flask) -> None:
     from marketplace.accounts.api import blp as accounts_blp
     from marketplace.audit.api import blp as audit_blp
     from marketplace.catalogue.api import blp as catalogue_blp
+    from marketplace.dashboards.api import blp as organisations_blp
     from marketplace.disputes.api import blp as disputes_blp
     from marketplace.evaluations.api import blp as evaluations_blp
     from marketplace.funding.api import blp as funding_blp
@@ -105,4 +106,5 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(settlement_blp)
     api.register_blueprint(registry_blp)
     api.register_blueprint(disputes_blp)
+    api.register_blueprint(organisations_blp)
     api.register_blueprint(audit_blp)

@@ -1,19 +1,21 @@
 """An organisation's public page: its profile, its listed projects, and its track record
 (for each settled project, the social value verified against the value targeted, and
-whether it was late)."""
+whether it was late); and its verification by an administrator."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from marketplace.accounts.models import Organisation
-from marketplace.core.errors import NotFound
+from marketplace.accounts.authorisation import require_role
+from marketplace.accounts.models import Organisation, Role, User
+from marketplace.audit import services as audit
+from marketplace.core.errors import Conflict, NotFound
 from marketplace.projects.models import PUBLIC_STATES, Project, ProjectState
 from marketplace.settlement.models import Settlement
 
@@ -86,3 +88,34 @@ def public_profile(session: Session, organisation_id: int) -> PublicProfile:
         for row in rows
     ]
     return PublicProfile(organisation, projects, record)
+
+
+def verify_organisation(
+    session: Session, admin: User, organisation_id: int, *, now: datetime
+) -> Organisation:
+    """An administrator verified the organisation's legal details against its registry
+    entry (a public badge; lifts the limits of product.md). Needs a legal name and a
+    registry id; verifying again changes nothing. Raises Forbidden, NotFound, Conflict."""
+    require_role(admin, Role.ADMIN)
+    organisation = session.get(Organisation, organisation_id)
+    if organisation is None:
+        raise NotFound("No such organisation.")
+    if not organisation.legal_name or not organisation.registry_id:
+        raise Conflict(
+            "%(name)s has no legal name and registry id to verify yet.",
+            code="legal_details_missing",
+            params={"name": organisation.name},
+        )
+    if organisation.verified_at is None:
+        organisation.verified_at = now
+        audit.record(
+            session,
+            "admin",
+            "organisation verified",
+            f"organisation:{organisation.id}",
+            now,
+            legal_name=organisation.legal_name,
+            registry_id=organisation.registry_id,
+        )
+        session.flush()
+    return organisation

@@ -9,6 +9,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
@@ -20,14 +21,15 @@ from flask_login import current_user, login_required
 
 from marketplace.accounts.models import Organisation, Role
 from marketplace.core.clock import now, today
-from marketplace.core.errors import Forbidden, ValidationFailed
+from marketplace.core.errors import Forbidden, MarketplaceError, ValidationFailed
 from marketplace.core.errors import NotFound as NotFoundError
 from marketplace.core.schemas import sane_day
 from marketplace.dashboards import report, services
-from marketplace.dashboards.organisation import public_profile
+from marketplace.dashboards.organisation import public_profile, verify_organisation
 from marketplace.extensions import db
 from marketplace.projects.progress import funding_bar
 from marketplace.web.formatting import PURPOSE_LABELS, day, money, number, purpose_label
+from marketplace.web.messages import translated
 
 bp = Blueprint("dashboards", __name__)
 CHART_WIDTH = 340
@@ -144,4 +146,26 @@ def organisation(organisation_id: int):
         found = public_profile(db.session, organisation_id)
     except NotFoundError:
         abort(404)
-    return render_template("dashboards/organisation.html", profile=found)
+    return render_template(
+        "dashboards/organisation.html",
+        profile=found,
+        unverified_limit=current_app.extensions["settings"].unverified_pledge_limit_cents,
+    )
+
+
+@bp.post("/organisations/<int:organisation_id>/verify")
+@login_required
+def verify(organisation_id: int):
+    """An administrator verifies the organisation (from its public page)."""
+    if current_user.role is not Role.ADMIN:
+        abort(403)
+    try:
+        verify_organisation(db.session, current_user, organisation_id, now=now())
+    except NotFoundError:
+        abort(404)
+    except MarketplaceError as exc:
+        db.session.rollback()
+        flash(translated(exc.message), "error")
+        return redirect(url_for("dashboards.organisation", organisation_id=organisation_id))
+    flash(_("The organisation is verified."), "success")
+    return redirect(url_for("dashboards.organisation", organisation_id=organisation_id))

@@ -109,6 +109,7 @@ class Pledges(MethodView):
             idempotency=key,
             respond=stored_body,
             hand_over=db.for_process,
+            limit_cents=current_app.extensions["settings"].unverified_pledge_limit_cents,
         )
         return pledge_body(pledge)
 

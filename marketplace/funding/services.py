@@ -28,6 +28,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.accounts.authorisation import (
+    OrganisationUnverified,
     require_acting_for,
     require_member_or_admin,
     require_role,
@@ -129,8 +130,12 @@ def create_pledge(
     hand_over: Callable[[], sessionmaker[Session]],
     idempotency: Idempotency | None = None,
     respond: Callable[[NewPledge], dict[str, Any]] | None = None,
+    limit_cents: int | None = None,
 ) -> NewPledge:
     """Pledge ``tokens`` of a project with a saved card (flushes; the edge commits).
+
+    ``limit_cents`` is what an organisation not yet verified may pledge in total
+    (UNVERIFIED_PLEDGE_LIMIT_CENTS); a verified one has none.
 
     A returning buyer's saved card needs no call to Stripe: the pledge is then
     one transaction of the request, as few round trips as it allows. A new card
@@ -158,6 +163,9 @@ def create_pledge(
     if project is None:
         raise NotFound("No such project.")
     _check_can_pledge(project, tokens, today)
+    unverified = limit_cents is not None and not _within_unverified_limit(
+        session, user, tokens * project.token_price_cents, limit_cents or 0
+    )  # checked before Stripe: a refused pledge leaves nothing there
     card = payments.saved_method(session, user.organisation_id, payment_method)
     if card is None and payments.saved_by_another(session, user.organisation_id, payment_method):
         # Another organisation's card: refused before Stripe is called, and said as for
@@ -177,6 +185,10 @@ def create_pledge(
             user_id=user.id,
             payment_method=payment_method,
             now=now,
+        )
+    if unverified:  # again, under the organisation's lock: twins add up
+        _within_unverified_limit(
+            session, user, tokens * project.token_price_cents, limit_cents or 0, lock=True
         )
     made = _reserve(
         session,
@@ -198,6 +210,33 @@ def create_pledge(
         )
         raise InsufficientTokens("The tokens were taken by another buyer.")
     return made
+
+
+def _within_unverified_limit(
+    session: Session, user: User, amount_cents: int, limit_cents: int, *, lock: bool = False
+) -> bool:
+    """True for a verified organisation; for another, raises OrganisationUnverified when
+    its live pledges and this one would pass the limit (False when they do not)."""
+    query = select(Organisation.verified_at).where(Organisation.id == user.organisation_id)
+    verified = session.execute(query.with_for_update() if lock else query).scalar_one()
+    if verified is not None:
+        return True
+    pledged = session.scalar(
+        select(func.coalesce(func.sum(Pledge.amount_cents), 0)).where(
+            Pledge.organisation_id == user.organisation_id, Pledge.state.in_(LIVE_STATES)
+        )
+    )
+    if int(pledged) + amount_cents > limit_cents:
+        raise OrganisationUnverified(
+            "Until your organisation is verified it may pledge %(limit_cents)s in all; "
+            "it has pledged %(pledged_cents)s and this pledge is %(amount_cents)s.",
+            params={
+                "limit_cents": limit_cents,
+                "pledged_cents": int(pledged),
+                "amount_cents": amount_cents,
+            },
+        )
+    return False
 
 
 def _reserve(

@@ -125,6 +125,7 @@ def pledge(project_id: int):
             today=today(),
             idempotency=key,
             hand_over=db.for_process,
+            limit_cents=current_app.extensions["settings"].unverified_pledge_limit_cents,
         )
     except Replayed as replayed:
         # The same form again (a double click): show the pledge the first one made.

@@ -31,6 +31,7 @@ from marketplace.accounts.authorisation import (
     require_acting_for,
     require_role,
     require_verified_email,
+    require_verified_organisation,
 )
 from marketplace.accounts.models import Role, User
 from marketplace.notifications import notices
@@ -305,10 +306,11 @@ def update_draft(
 def submit(
     session: Session, user: User, project: Project, *, now: datetime, today: date
 ) -> Project:
-    """Send a draft to the expert panel. Raises Forbidden (also EmailUnverified),
-    ValidationFailed, InvalidTransition."""
+    """Send a draft to the expert panel. Raises Forbidden (also EmailUnverified and
+    OrganisationUnverified), ValidationFailed, InvalidTransition."""
     _require_owner(user, project)
     require_verified_email(user)
+    require_verified_organisation(user.organisation)
     if project.state is ProjectState.DRAFT:
         errors = _check_dates(_as_input(project), today)
         if errors:

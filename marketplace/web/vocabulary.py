@@ -329,4 +329,16 @@ TEMPLATES = (
     N_("Change at least one adjustment or the evidence grade."),
     N_("Choose an evaluator."),
     N_("A %(state)s concern takes no more files."),
+    # organisation verification
+    N_("Your organisation is not verified yet"),
+    N_(
+        "An administrator verifies %(name)s against its registry entry first; complete its "
+        "legal details on the organisation page."
+    ),
+    N_(
+        "Until your organisation is verified it may pledge %(limit_cents)s in all; it has "
+        "pledged %(pledged_cents)s and this pledge is %(amount_cents)s."
+    ),
+    N_("%(name)s has no legal name and registry id to verify yet."),
+    N_("No such organisation."),
 )

@@ -82,6 +82,7 @@ def _ok(response, *codes: int):
 def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> World:
     project, admin, bank = settled.project, settled.admin, settled.bank
     owner = project.created_by
+    owner.is_owner = True  # keeps the organisation's legal details
     organisation = project.organisation
     evaluator = session.get(User, settled.evaluator.id)
     second_evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
@@ -386,6 +387,18 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
             prepare=open_the_dispute,
         ),
         ("GET", "/api/v1/registry/buffer"): Rightful("anonymous"),
+        ("PUT", "/api/v1/organisations/{organisation_id}"): Rightful(
+            "owner",
+            {"organisation_id": organisation.id},
+            {
+                "legal_name": "Werkplaats Delfshaven B.V.",
+                "registry_id": "12345678",
+                "address": "Schiedamseweg 1, 3026 AA Rotterdam",
+            },
+        ),
+        ("POST", "/api/v1/organisations/{organisation_id}/verify"): Rightful(
+            "admin", {"organisation_id": organisation.id}
+        ),
         ("POST", "/api/v1/concerns/{concern_id}/files"): Rightful(
             "bank", {"concern_id": filed.id}, {"file": PDF}, multipart
         ),
@@ -397,6 +410,7 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         "evaluator_id": [evaluator.id, second_evaluator.id],
         "accreditation_id": [accreditation.id],
         "concern_id": [filed.id, disputed.id],
+        "organisation_id": [organisation.id, other_buyer.organisation_id],
         "pledge_id": [bank_pledge, open_pledge["id"], failed["id"]],
         "evaluation_id": [settled.evaluation_id, in_progress_id, *submitted_ids],
         "file_id": [evidence["id"]],

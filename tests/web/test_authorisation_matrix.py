@@ -232,6 +232,10 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("disputes_api.DismissConcern", "POST"): ADMIN,
     ("disputes_api.Uphold", "POST"): ADMIN,
     ("disputes.buffer", "GET"): EVERYONE,
+    # organisations: the owner keeps its legal details; admins verify
+    ("organisations_api.OneOrganisation", "PUT"): frozenset({"owner"}),
+    ("organisations_api.VerifyOrganisation", "POST"): ADMIN,
+    ("dashboards.verify", "POST"): ADMIN,
     ("disputes_api.Buffer", "GET"): EVERYONE,
     ("disputes_api.ProjectDisputes", "GET"): EVERYONE,
 }
