@@ -101,7 +101,12 @@ def seed(engine, n: int, rng: random.Random) -> None:
     with engine.begin() as conn:
         type_ids = list(conn.scalars(select(OutcomeType.id)))
         orgs = [
-            {"name": f"Organisation {i}", "name_key": f"organisation {i}", "created_at": now}
+            {
+                "name": f"Organisation {i}",
+                "name_key": f"organisation {i}",
+                "created_at": now,
+                "verified_at": now,
+            }
             for i in range(500)
         ]
         conn.execute(insert(Organisation), orgs)

@@ -80,7 +80,7 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
     with engine.begin() as conn:
         owner = conn.execute(
             insert(Organisation)
-            .values(name="Werkplaats", name_key="werkplaats", created_at=now)
+            .values(name="Werkplaats", name_key="werkplaats", created_at=now, verified_at=now)
             .returning(Organisation.id)
         ).scalar_one()
         creator = conn.execute(
@@ -126,7 +126,7 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
         for n in range(BUYERS):
             org = conn.execute(
                 insert(Organisation)
-                .values(name=f"Buyer {n}", name_key=f"buyer {n}", created_at=now)
+                .values(name=f"Buyer {n}", name_key=f"buyer {n}", created_at=now, verified_at=now)
                 .returning(Organisation.id)
             ).scalar_one()
             user = conn.execute(

@@ -111,8 +111,6 @@ class OrganisationFactory(BaseFactory):
     name = factory.Sequence(lambda n: f"Organisation {n}")
     name_key = factory.LazyAttribute(lambda o: organisation_key(o.name))
     created_at = factory.LazyFunction(_now)
-    legal_name = factory.LazyAttribute(lambda o: f"{o.name} B.V.")
-    registry_id = factory.Sequence(lambda n: f"{70000000 + n}")
     # verified unless a test says otherwise (registration makes unverified ones)
     verified_at = factory.LazyFunction(_now)
 

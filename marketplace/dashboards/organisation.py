@@ -100,22 +100,23 @@ def verify_organisation(
     organisation = session.get(Organisation, organisation_id)
     if organisation is None:
         raise NotFound("No such organisation.")
+    if organisation.verified_at is not None:
+        return organisation
     if not organisation.legal_name or not organisation.registry_id:
         raise Conflict(
             "%(name)s has no legal name and registry id to verify yet.",
             code="legal_details_missing",
             params={"name": organisation.name},
         )
-    if organisation.verified_at is None:
-        organisation.verified_at = now
-        audit.record(
-            session,
-            "admin",
-            "organisation verified",
-            f"organisation:{organisation.id}",
-            now,
-            legal_name=organisation.legal_name,
-            registry_id=organisation.registry_id,
-        )
-        session.flush()
+    organisation.verified_at = now
+    audit.record(
+        session,
+        "admin",
+        "organisation verified",
+        f"organisation:{organisation.id}",
+        now,
+        legal_name=organisation.legal_name,
+        registry_id=organisation.registry_id,
+    )
+    session.flush()
     return organisation

@@ -213,6 +213,16 @@ def journey(base: str, admin_password: str, inbox) -> None:
     )
     assert status == 201, token
     tokens["admin"] = token["token"]
+    # The owners enter their legal details; the panel verifies both organisations.
+    for role, registry_id in (("entrepreneur", "41234567"), ("buyer", "24412345")):
+        status, me, _h = call(base, "GET", "/api/v1/me", None, tokens[role])
+        assert status == 200, me
+        path = f"/api/v1/organisations/{me['organisation_id']}"
+        legal = {"legal_name": f"{role} B.V.", "registry_id": registry_id, "address": "Rotterdam"}
+        status, body, _h = call(base, "PUT", path, legal, tokens[role])
+        assert status == 200, body
+        status, body, _h = call(base, "POST", f"{path}/verify", None, tokens["admin"])
+        assert (status, body["verified"]) == (200, True), body
 
     soon = date.today() + timedelta(days=40)
     status, project, _h = call(

@@ -130,6 +130,27 @@ class Journey:
         expect(page.locator(".unverified")).to_have_count(0)
         self.shot(page, f"address-confirmed-{role}")
 
+    def verify(self, panel: Page, organisation_id: int) -> None:
+        """The panel checks the organisation's legal details and verifies it."""
+        panel.goto(f"/organisations/{organisation_id}")
+        panel.get_by_role("button", name=re.compile("^Verify")).click()
+        expect(panel.get_by_text("The organisation is verified.")).to_be_visible()
+
+
+def organisation_of(session, email: str) -> int:
+    session.rollback()
+    found = session.scalars(select(User).where(User.email == email)).one().organisation_id
+    session.rollback()
+    return found
+
+
+def verify_by_hand(session, email: str, legal_name: str, registry_id: str) -> None:
+    """A buyer's legal details as its owner would enter them (the page is shown above)."""
+    session.rollback()
+    organisation = session.scalars(select(User).where(User.email == email)).one().organisation
+    organisation.legal_name, organisation.registry_id = legal_name, registry_id
+    session.commit()
+
 
 @pytest.mark.parametrize("screen", list(WIDTHS))
 def test_the_whole_journey_in_a_browser(
@@ -157,6 +178,22 @@ def test_the_whole_journey_in_a_browser(
         email="samira@buurtwerk.example",
         role="entrepreneur",
     )
+    # Its legal details, which the panel checks against the registry before it submits.
+    owner.goto("/organisation")
+    owner.fill("#legal_name", "Stichting Buurtwerk Delfshaven")
+    owner.fill("#registry_id", "41234567")
+    owner.fill("#address", "Schiedamseweg 1, 3026 AA Rotterdam")
+    owner.get_by_role("button", name="Save profile").click()
+    expect(owner.locator(".flash-success")).to_be_visible()
+    panel = journey.person()
+    journey.log_in(panel, admin.email)
+    session.rollback()
+    journey.verify(
+        panel,
+        session.scalars(select(User).where(User.email == "samira@buurtwerk.example"))
+        .one()
+        .organisation_id,
+    )
     owner.goto("/projects/new")
     owner.fill("#title", "Werkplaats Delfshaven")
     owner.fill("#summary", "A repair workshop where people on social assistance learn a trade.")
@@ -177,8 +214,6 @@ def test_the_whole_journey_in_a_browser(
     project_id = int(re.search(r"/projects/(\d+)", project_url).group(1))
 
     # The panel values and lists it.
-    panel = journey.person()
-    journey.log_in(panel, admin.email)
     panel.goto("/review")
     journey.shot(panel, "review-queue")
     panel.get_by_role("link", name="Werkplaats Delfshaven").first.click()
@@ -197,6 +232,8 @@ def test_the_whole_journey_in_a_browser(
         email="lotte@havenstad.example",
         role="buyer",
     )
+    verify_by_hand(session, "lotte@havenstad.example", "Havenstad Bank N.V.", "24412345")
+    journey.verify(panel, organisation_of(session, "lotte@havenstad.example"))
     bank.goto("/projects")
     journey.shot(bank, "marketplace")
     bank.get_by_role("link", name="Werkplaats Delfshaven").first.click()
@@ -226,6 +263,8 @@ def test_the_whole_journey_in_a_browser(
         email="daan@rotterdam.example",
         role="buyer",
     )
+    verify_by_hand(session, "daan@rotterdam.example", "Gemeente Rotterdam", "27372145")
+    journey.verify(panel, organisation_of(session, "daan@rotterdam.example"))
     city.goto(project_url)
     city.fill("#tokens", str(total * 40 // 100))
     city.check("input[name=payment_method][value=pm_card_chargeCustomerFail]")

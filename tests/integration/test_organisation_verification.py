@@ -43,7 +43,7 @@ def test_an_unverified_organisation_submits_once_an_admin_verified_its_legal_det
 
     refused = client.post(f"/api/v1/projects/{draft.id}/submit", headers=mine)
     assert refused.status_code == 403 and refused.json["code"] == "organisation_unverified"
-    bare = OrganisationFactory(verified_at=None, legal_name="", registry_id="")
+    bare = OrganisationFactory(verified_at=None)
     missing = client.post(f"/api/v1/organisations/{bare.id}/verify", headers=panel)
     assert missing.status_code == 409 and missing.json["code"] == "legal_details_missing"
 
@@ -127,7 +127,9 @@ def test_two_pledges_at_once_never_pass_the_limit_together(app, client, session,
 
 
 def test_the_public_page_shows_the_badge_and_an_admin_verifies_from_it(web, session):
-    organisation = OrganisationFactory(verified_at=None)
+    organisation = OrganisationFactory(
+        verified_at=None, legal_name="Havenstad Bank N.V.", registry_id="24412345"
+    )
     admin = UserFactory(role=Role.ADMIN)
     session.commit()
     public = web.get(f"/organisations/{organisation.id}").get_data(as_text=True)
