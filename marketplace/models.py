@@ -24,7 +24,7 @@ from marketplace.projects.models import (
     ProjectStateChange,
     ValuationSnapshot,
 )
-from marketplace.registry.models import Retirement, TokenBlock
+from marketplace.registry.models import Retirement, TokenBlock, TokenTransfer, TransferRange
 from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
@@ -70,7 +70,9 @@ __all__ = [
     "StripeCustomer",
     "StripeEvent",
     "TokenBlock",
+    "TokenTransfer",
     "Transfer",
+    "TransferRange",
     "User",
     "ValuationSnapshot",
 ]

@@ -33,7 +33,7 @@ from marketplace.disputes.services import public_disputes
 from marketplace.evaluations.services import accreditation_for
 from marketplace.projects.models import Project, ValuationSnapshot
 from marketplace.registry.models import SERIAL_PREFIX, BlockStatus, Retirement, TokenBlock
-from marketplace.registry.services import find_serial
+from marketplace.registry.services import find_serial, transfers_of_serial
 from marketplace.settlement.models import Settlement
 from outcomes.errors import Message
 from outcomes.evaluation import Evaluation, EvaluationResult
@@ -94,6 +94,14 @@ def claim_trail(session: Session, serial: str) -> dict[str, Any]:
             "status": block.status.value,
             "frozen": block.status is BlockStatus.ISSUED and project.disputed,
             "holder": _holder(holder),
+            "transfers": [
+                {
+                    "from": _holder(session.get(Organisation, t.from_organisation_id)),
+                    "to": _holder(session.get(Organisation, t.to_organisation_id)),
+                    "transferred_at": _at(t.transferred_at),
+                }
+                for t in transfers_of_serial(session, project_id, number)
+            ],
             "issued_at": _at(block.issued_at),
         },
         "retirement": _retirement(session, block.retirement_id),

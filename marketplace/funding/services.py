@@ -221,18 +221,21 @@ def _within_unverified_limit(
     verified = session.execute(query.with_for_update() if lock else query).scalar_one()
     if verified is not None:
         return True
-    pledged = session.scalar(
-        select(func.coalesce(func.sum(Pledge.amount_cents), 0)).where(
-            Pledge.organisation_id == user.organisation_id, Pledge.state.in_(LIVE_STATES)
+    pledged = int(
+        session.scalar(
+            select(func.coalesce(func.sum(Pledge.amount_cents), 0)).where(
+                Pledge.organisation_id == user.organisation_id, Pledge.state.in_(LIVE_STATES)
+            )
         )
+        or 0
     )
-    if int(pledged) + amount_cents > limit_cents:
+    if pledged + amount_cents > limit_cents:
         raise OrganisationUnverified(
             "Until your organisation is verified it may pledge %(limit_cents)s in all; "
             "it has pledged %(pledged_cents)s and this pledge is %(amount_cents)s.",
             params={
                 "limit_cents": limit_cents,
-                "pledged_cents": int(pledged),
+                "pledged_cents": pledged,
                 "amount_cents": amount_cents,
             },
         )

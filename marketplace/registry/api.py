@@ -170,6 +170,62 @@ class Retirements(MethodView):
         return created_body(retirement)
 
 
+class TransferInSchema(ma.Schema):
+    project_id = row_id(required=True)
+    quantity = WholeNumber(required=True, validate=validate.Range(min=1, max=10**9))
+    to_organisation_id = row_id(required=True)
+    note = Text(load_default="", validate=validate.Length(max=2000))
+
+
+class TransferCreatedSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    serial_blocks = ma.fields.List(ma.fields.String(), required=True)
+    quantity = ma.fields.Integer(required=True)
+
+
+def transfer_body(made) -> dict[str, Any]:
+    return {
+        "id": made.id,
+        "serial_blocks": [r.serial for r in made.ranges],
+        "quantity": made.quantity,
+    }
+
+
+@blp.route("/transfers")
+class Transfers(MethodView):
+    @authenticated(blp, Role.BUYER, scope=Scope.MONEY)
+    @blp.arguments(TransferInSchema)
+    @blp.response(201, TransferCreatedSchema)
+    @blp.alt_response(
+        409,
+        response="CONFLICT",
+        description="insufficient_tokens, frozen, transferred_concurrently, idempotency_conflict",
+    )
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": IDEMPOTENCY_HEADER,
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        ]
+    )
+    def post(self, data):
+        """Transfer unretired tokens of a project to another verified organisation: final,
+        and public in the serials' history."""
+        user = current_api_user()
+        made = services.transfer(
+            db.session,
+            user,
+            services.TransferInput(**data),
+            now=now(),
+            idempotency=idempotent.from_request(user.id),
+            respond=transfer_body,
+        )
+        return transfer_body(made)
+
+
 @blp.route("/registry/blocks")
 class RegistryBlocks(MethodView):
     @blp.arguments(BlockQuerySchema, location="query")

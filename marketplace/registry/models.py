@@ -113,3 +113,50 @@ class Retirement(Base):
     blocks: Mapped[list[TokenBlock]] = relationship(
         order_by="TokenBlock.first_serial", lazy="selectin"
     )
+
+
+class TokenTransfer(Base):
+    """Unretired, unfrozen tokens of a project moved from one organisation to another
+    (product.md "Token transfers"): final, and public in the serials' history."""
+
+    __tablename__ = "token_transfers"
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("from_organisation_id <> to_organisation_id", name="to_another"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    from_organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    to_organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    quantity: Mapped[int]
+    note: Mapped[str] = mapped_column(Text, default="")
+    transferred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    ranges: Mapped[list[TransferRange]] = relationship(
+        order_by="TransferRange.first_serial", lazy="selectin"
+    )
+
+
+class TransferRange(Base):
+    """The serials one transfer moved (a block's history outlives its splits)."""
+
+    __tablename__ = "token_transfer_ranges"
+    __table_args__ = (
+        CheckConstraint(
+            "first_serial >= 1 AND first_serial <= last_serial", name="serials_ordered"
+        ),
+        Index(None, "project_id", "first_serial", "last_serial"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("token_transfers.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    vintage: Mapped[int]
+    first_serial: Mapped[int]
+    last_serial: Mapped[int]
+
+    @property
+    def serial(self) -> str:
+        return serial_block(self.project_id, self.vintage, self.first_serial, self.last_serial)

@@ -32,6 +32,8 @@ from marketplace.registry.models import (
     Purpose,
     Retirement,
     TokenBlock,
+    TokenTransfer,
+    TransferRange,
 )
 from outcomes.db import affected
 from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
@@ -138,14 +140,15 @@ def _move_serials(
     to: BlockStatus,
     link: dict[str, int],
     refusal: Conflict,
-) -> int:
+) -> list[tuple[int, int, int]]:
     """Move up to ``quantity`` serials of ``blocks`` (in the order given) to status ``to``
     with ``link`` (the retirement or the concern), splitting the block where the quantity
     ends: the block keeps the serials moved, a new block of its old status the rest.
     Each block moves by a conditional update on the status and last serial seen; if
     another transaction moved it first, raise ``refusal`` (the caller's transaction is
-    rolled back). Returns how many serials moved; expires the session's objects."""
-    need = quantity
+    rolled back). Returns the (vintage, first, last) serials moved; expires the session's
+    objects."""
+    need, moved_ranges = quantity, []
     for block in blocks:
         if need == 0:
             break
@@ -177,9 +180,30 @@ def _move_serials(
                     issued_at=block.issued_at,
                 )
             )
+        moved_ranges.append((block.vintage, block.first_serial, block.first_serial + take - 1))
         need -= take
     session.expire_all()
-    return quantity - need
+    return moved_ranges
+
+
+def _held_blocks(
+    session: Session, organisation_id: int, project_id: int, asked: int, refusal: str
+) -> Sequence[TokenBlock]:
+    """The organisation's unretired blocks of the project in serial order; raises
+    InsufficientTokens when they hold fewer than ``asked``."""
+    blocks = session.scalars(
+        select(TokenBlock)
+        .where(
+            TokenBlock.holder_id == organisation_id,
+            TokenBlock.project_id == project_id,
+            TokenBlock.status == BlockStatus.ISSUED,
+        )
+        .order_by(TokenBlock.first_serial)
+    ).all()
+    held = sum(b.quantity for b in blocks)
+    if asked > held:
+        raise InsufficientTokens(refusal, params={"held": held, "asked": asked})
+    return blocks
 
 
 class RetiredConcurrently(Conflict):
@@ -206,21 +230,13 @@ def retire(
     idempotent.check(session, idempotency)
     _check(data)
     refuse_if_frozen(session, data.project_id)
-    blocks = session.scalars(
-        select(TokenBlock)
-        .where(
-            TokenBlock.holder_id == user.organisation_id,
-            TokenBlock.project_id == data.project_id,
-            TokenBlock.status == BlockStatus.ISSUED,
-        )
-        .order_by(TokenBlock.first_serial)
-    ).all()
-    held = sum(b.quantity for b in blocks)
-    if data.quantity > held:
-        raise InsufficientTokens(
-            "You hold %(held)s tokens of this project; you asked to retire %(asked)s.",
-            params={"held": held, "asked": data.quantity},
-        )
+    blocks = _held_blocks(
+        session,
+        user.organisation_id,
+        data.project_id,
+        data.quantity,
+        "You hold %(held)s tokens of this project; you asked to retire %(asked)s.",
+    )
     retirement = Retirement(
         project_id=data.project_id,
         organisation_id=user.organisation_id,
@@ -440,7 +456,7 @@ def cancel_buffer(session: Session, project_id: int, quantity: int, *, concern_i
         .order_by(own_first, TokenBlock.project_id, TokenBlock.first_serial)
         .with_for_update()
     ).all()
-    return _move_serials(
+    moved = _move_serials(
         session,
         blocks,
         quantity,
@@ -448,6 +464,7 @@ def cancel_buffer(session: Session, project_id: int, quantity: int, *, concern_i
         link={"concern_id": concern_id},
         refusal=CancelledConcurrently("Another reversal took these buffer serials."),
     )
+    return sum(last - first + 1 for _vintage, first, last in moved)
 
 
 @dataclass(frozen=True)
@@ -482,5 +499,105 @@ def cancelled_blocks(session: Session) -> list[TokenBlock]:
             select(TokenBlock)
             .where(TokenBlock.status == BlockStatus.CANCELLED)
             .order_by(TokenBlock.concern_id, TokenBlock.project_id, TokenBlock.first_serial)
+        )
+    )
+
+
+class MovedConcurrently(Conflict):
+    code = "transferred_concurrently"
+    title = "These tokens were moved by another request a moment ago; try again"
+
+
+@dataclass(frozen=True)
+class TransferInput:
+    project_id: int
+    quantity: int
+    to_organisation_id: int
+    note: str = ""
+
+
+def transfer(
+    session: Session,
+    user: User,
+    data: TransferInput,
+    *,
+    now: datetime,
+    idempotency: Idempotency | None = None,
+    respond: Callable[[TokenTransfer], dict[str, Any]] | None = None,
+) -> TokenTransfer:
+    """Move ``quantity`` of the organisation's unretired tokens of a project to another,
+    verified organisation: final, split like a retirement, public in the serials'
+    history (flushes). Raises ValidationFailed, Frozen (409), InsufficientTokens (409),
+    MovedConcurrently (409), IdempotencyConflict (409) and Replayed."""
+    require_role(user, Role.BUYER)
+    idempotent.check(session, idempotency)
+    errors: dict[str, list[str]] = {}
+    if data.quantity < 1:
+        errors["quantity"] = ["At least one token."]
+    receiver = session.get(Organisation, data.to_organisation_id)
+    if receiver is None or receiver.verified_at is None:
+        errors["to_organisation_id"] = ["Not a verified organisation of the marketplace."]
+    elif receiver.id == user.organisation_id:
+        errors["to_organisation_id"] = ["Transfer to another organisation."]
+    if errors:
+        raise ValidationFailed(errors=errors)
+    refuse_if_frozen(session, data.project_id)
+    blocks = _held_blocks(session, user.organisation_id, data.project_id, data.quantity, "transfer")
+    made = TokenTransfer(
+        project_id=data.project_id,
+        from_organisation_id=user.organisation_id,
+        to_organisation_id=data.to_organisation_id,
+        user_id=user.id,
+        quantity=data.quantity,
+        note=data.note.strip(),
+        transferred_at=now,
+    )
+    session.add(made)
+    session.flush()
+    moved = _move_serials(
+        session,
+        blocks,
+        data.quantity,
+        to=BlockStatus.ISSUED,
+        link={"holder_id": data.to_organisation_id},
+        refusal=MovedConcurrently("Some of these serials were moved a moment ago."),
+    )
+    session.execute(
+        insert(TransferRange),
+        [
+            {
+                "transfer_id": made.id,
+                "project_id": data.project_id,
+                "vintage": vintage,
+                "first_serial": first,
+                "last_serial": last,
+            }
+            for vintage, first, last in moved
+        ],
+    )
+    session.refresh(made)  # with the ranges just written
+    idempotent.remember(
+        session,
+        idempotency,
+        status_code=201,
+        response=respond(made) if respond else {"id": made.id},
+        now=now,
+    )
+    session.flush()
+    return made
+
+
+def transfers_of_serial(session: Session, project_id: int, number: int) -> list[TokenTransfer]:
+    """The transfers that moved one serial, oldest first: its holders over time."""
+    return list(
+        session.scalars(
+            select(TokenTransfer)
+            .join(TransferRange, TransferRange.transfer_id == TokenTransfer.id)
+            .where(
+                TransferRange.project_id == project_id,
+                TransferRange.first_serial <= number,
+                TransferRange.last_serial >= number,
+            )
+            .order_by(TokenTransfer.id)
         )
     )

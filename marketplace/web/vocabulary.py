@@ -341,4 +341,10 @@ TEMPLATES = (
     ),
     N_("%(name)s has no legal name and registry id to verify yet."),
     N_("No such organisation."),
+    # token transfers
+    N_("You hold %(held)s tokens of this project; you asked to transfer %(asked)s."),
+    N_("These tokens were moved by another request a moment ago; try again"),
+    N_("Some of these serials were moved a moment ago."),
+    N_("Not a verified organisation of the marketplace."),
+    N_("Transfer to another organisation."),
 )

@@ -352,6 +352,15 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
             },
         ),
         ("POST", "/api/v1/valuations/preview"): Rightful("bank", {}, WORKED),
+        ("POST", "/api/v1/transfers"): Rightful(
+            "bank",
+            {},
+            {
+                "project_id": project.id,
+                "quantity": 2,
+                "to_organisation_id": other_buyer.organisation_id,
+            },
+        ),
         ("PUT", f"{e}/results"): Rightful("evaluator", {"evaluation_id": in_progress_id}, results),
         ("POST", f"{e}/declaration"): Rightful(
             "evaluator", {"evaluation_id": undeclared_id}, DECLARATION

@@ -186,6 +186,7 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("funding.pay", "POST"): frozenset({"buyer"}),
     ("registry_api.Holdings", "GET"): BUYERS,
     ("registry_api.Retirements", "POST"): BUYERS,
+    ("registry_api.Transfers", "POST"): BUYERS,
     ("funding_api.Pledges", "POST"): BUYERS,
     ("funding_api.OwnPledges", "GET"): BUYERS | ADMIN,
     ("funding_api.OnePledge", "GET"): frozenset({"buyer", "admin"}),
