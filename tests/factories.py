@@ -719,3 +719,10 @@ class ConcernStateChangeFactory(BaseFactory):
     from_state = None
     to_state = ConcernState.FILED
     reason = "filed"
+
+
+WITHOUT_FACTORY["TokenTransfer"] = (
+    "a transfer moves serial blocks: only registry.services.transfer makes one, as the "
+    "tests do (tests/integration/test_token_transfers.py)"
+)
+WITHOUT_FACTORY["TransferRange"] = "ranges exist only inside a transfer"
