@@ -33,20 +33,16 @@ from marketplace.disputes.services import public_disputes
 from marketplace.evaluations.services import accreditation_for
 from marketplace.projects.models import Project, ValuationSnapshot
 from marketplace.registry.models import SERIAL_PREFIX, BlockStatus, Retirement, TokenBlock
-from marketplace.registry.services import find_serial, transfers_of_serial
+from marketplace.registry.services import find_serial, holder_name, transfers_of_serial
 from marketplace.settlement.models import Settlement
 from outcomes.errors import Message
 from outcomes.evaluation import Evaluation, EvaluationResult
 from outcomes.evidence import EvidenceFile
 
-PRIVATE = "private holder"
-BUFFER = "buffer pool"
-
 
 def _holder(organisation: Organisation | None) -> str:
-    if organisation is None:
-        return BUFFER
-    return organisation.name if organisation.registry_public else PRIVATE
+    """As the public registry names a holder, in plain English (the trail is data)."""
+    return str(holder_name(organisation))
 
 
 def fingerprint(document: dict[str, Any]) -> str:

@@ -28,6 +28,14 @@ from outcomes.db import Base, UTCDateTime
 from outcomes.errors import Conflict, ValidationFailed
 
 HEADER = "Idempotency-Key"
+# The header as the OpenAPI document describes it, for every route that takes it.
+OPENAPI_PARAMETER = {
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "Repeat a request safely: the same key and body return the first response.",
+}
 MAX_KEY = 255
 
 

@@ -32,8 +32,6 @@ from marketplace.web.redirects import same_origin
 
 blp = Blueprint("funding_api", __name__, url_prefix="/api/v1", description="Funding")
 
-IDEMPOTENCY_HEADER = idempotent.HEADER
-
 
 def gateway():
     return current_app.extensions["stripe"]
@@ -81,18 +79,7 @@ class Pledges(MethodView):
         response="SERVICE_UNAVAILABLE",
         description="payment_provider_unavailable: nothing was pledged; retry",
     )
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": IDEMPOTENCY_HEADER,
-                "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-                "description": "Repeat a request safely: the same key and body "
-                "return the first response.",
-            }
-        ]
-    )
+    @blp.doc(parameters=[idempotent.OPENAPI_PARAMETER])
     def post(self, data, project_id):
         """Pledge tokens: the card is saved now and charged when funding closes."""
         user = current_api_user()

@@ -15,7 +15,6 @@ from marketplace.claims.trail import claim_trail
 from marketplace.core import idempotency as idempotent
 from marketplace.core import validate
 from marketplace.core.clock import now
-from marketplace.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from marketplace.core.schemas import (
     PageArgsSchema,
     SingleLine,
@@ -146,16 +145,7 @@ class Retirements(MethodView):
         response="CONFLICT",
         description="insufficient_tokens, retired_concurrently, idempotency_conflict",
     )
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": IDEMPOTENCY_HEADER,
-                "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-            }
-        ]
-    )
+    @blp.doc(parameters=[idempotent.OPENAPI_PARAMETER])
     def post(self, data):
         """Retire tokens against a claim: final, with a public page and a certificate."""
         user = current_api_user()
@@ -201,16 +191,7 @@ class Transfers(MethodView):
         response="CONFLICT",
         description="insufficient_tokens, frozen, transferred_concurrently, idempotency_conflict",
     )
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": IDEMPOTENCY_HEADER,
-                "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-            }
-        ]
-    )
+    @blp.doc(parameters=[idempotent.OPENAPI_PARAMETER])
     def post(self, data):
         """Transfer unretired tokens of a project to another verified organisation: final,
         and public in the serials' history."""
