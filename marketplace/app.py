@@ -248,6 +248,7 @@ def _register_web(app: Flask) -> None:
     from marketplace.funding.views import bp as funding_bp
     from marketplace.notifications.views import bp as notifications_bp
     from marketplace.notifications.views import notice_text, unread_count
+    from marketplace.obligations.views import bp as obligations_bp
     from marketplace.projects.views import bp as projects_bp
     from marketplace.reconciliation.views import bp as reconciliation_bp
     from marketplace.registry.views import bp as registry_bp
@@ -269,6 +270,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(disputes_bp)
+    app.register_blueprint(obligations_bp)
     init_audit(app)
     app.jinja_env.globals["unread_notices"] = unread_count
     app.jinja_env.globals["notice_text"] = notice_text

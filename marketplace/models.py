@@ -8,6 +8,12 @@ from marketplace.evaluations.models import Accreditation
 from marketplace.funding.models import Pledge, PledgeStateChange
 from marketplace.ledger.models import JournalEntry, JournalLeg, LedgerAccount
 from marketplace.notifications.models import Notification
+from marketplace.obligations.models import (
+    Credit,
+    CreditStateChange,
+    Obligation,
+    ObligationStateChange,
+)
 from marketplace.payments.models import (
     ConnectedAccount,
     Payment,
@@ -41,6 +47,8 @@ __all__ = [
     "Concern",
     "ConcernStateChange",
     "ConnectedAccount",
+    "Credit",
+    "CreditStateChange",
     "Evaluation",
     "EvaluationResult",
     "EvaluationStateChange",
@@ -52,6 +60,8 @@ __all__ = [
     "ListingVersion",
     "LoginAttempt",
     "Notification",
+    "Obligation",
+    "ObligationStateChange",
     "Organisation",
     "OutcomeCommitment",
     "OutcomeType",

@@ -39,9 +39,26 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _pragma(connection, statement: str) -> list:
+    """A PRAGMA on the driver's connection, outside any transaction (SQLite ignores a
+    foreign_keys PRAGMA inside one, and the engine begins one for each statement)."""
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        return cursor.execute(f"PRAGMA {statement}").fetchall()
+    finally:
+        cursor.close()
+
+
 def run_migrations_online() -> None:
     engine = current_app.extensions["db"].engine
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite changes a table by building a new one and dropping the old; with
+            # foreign keys on, dropping a table others refer to fails. As SQLite's own
+            # procedure for schema changes says: keys off (before any transaction),
+            # change, check every key, keys on.
+            _pragma(connection, "foreign_keys = OFF")
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
@@ -51,6 +68,11 @@ def run_migrations_online() -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            broken = _pragma(connection, "foreign_key_check")
+            _pragma(connection, "foreign_keys = ON")
+            if broken:
+                raise RuntimeError(f"the migration left rows without their parent: {broken[:5]}")
 
 
 if context.is_offline_mode():

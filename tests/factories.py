@@ -726,3 +726,12 @@ WITHOUT_FACTORY["TokenTransfer"] = (
     "tests do (tests/integration/test_token_transfers.py)"
 )
 WITHOUT_FACTORY["TransferRange"] = "ranges exist only inside a transfer"
+WITHOUT_FACTORY["Obligation"] = (
+    "registered through obligations.services.register, which fixes the amount due by the "
+    "rule, as the tests do (tests/integration/test_obligations.py)"
+)
+WITHOUT_FACTORY["ObligationStateChange"] = "history rows exist only beside their obligation"
+WITHOUT_FACTORY["Credit"] = (
+    "a credit exists only with the retirement that earns it (obligations.services.retire)"
+)
+WITHOUT_FACTORY["CreditStateChange"] = "history rows exist only beside their credit"

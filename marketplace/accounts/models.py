@@ -15,11 +15,12 @@ from __future__ import annotations
 import enum
 import secrets
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from outcomes.db import Base, UTCDateTime
+from outcomes.db import Base, ExactDecimal, UTCDateTime
 
 
 class Role(enum.StrEnum):
@@ -27,6 +28,9 @@ class Role(enum.StrEnum):
     BUYER = "buyer"
     EVALUATOR = "evaluator"
     ADMIN = "admin"
+    # A contracting authority: accepts suppliers' social-return obligations, signs off
+    # the credits retirements earn toward them.
+    AUTHORITY = "authority"
 
 
 SELF_REGISTRATION_ROLES = (Role.ENTREPRENEUR, Role.BUYER)
@@ -58,6 +62,9 @@ class Organisation(Base):
     # until then it submits no project and pledges at most UNVERIFIED_PLEDGE_LIMIT_CENTS.
     # Who verified it is in the audit log ("organisation verified").
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A contracting authority's published conversion factor for social-return credits
+    # (product.md "Social-return obligations"); None: not an authority.
+    sroi_factor: Mapped[Decimal | None] = mapped_column(ExactDecimal(6, 4))
 
     users: Mapped[list[User]] = relationship(back_populates="organisation")
 

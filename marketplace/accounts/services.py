@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -222,6 +223,10 @@ def create_user(session: Session, rules: AccountRules, new: NewUser, *, now: dat
             created_at=now,
         )
         session.add(organisation)
+    if new.role is Role.AUTHORITY and organisation.sroi_factor is None:
+        # A contracting authority credits social return at face value until it
+        # publishes another factor.
+        organisation.sroi_factor = Decimal(1)
     # An operator vouches for the address of an account they make.
     user = _insert_user(session, rules, new, organisation, now, owner=first, verified=True)
     session.flush()

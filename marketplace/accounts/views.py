@@ -124,6 +124,8 @@ def landing(user: User) -> str:
     dashboard; an evaluator's queue of evaluations)."""
     if user.role is Role.EVALUATOR:
         return url_for("evaluations.queue")
+    if user.role is Role.AUTHORITY:
+        return url_for("obligations.listing")
     return url_for("dashboards.dashboard")
 
 

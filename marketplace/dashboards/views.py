@@ -59,6 +59,8 @@ def dashboard():
         )
     if role is Role.ADMIN:
         return render_template("dashboards/admin.html", f=services.admin_figures(db.session, now()))
+    if role is Role.AUTHORITY:
+        return redirect(url_for("obligations.listing"))
     return redirect(url_for("evaluations.queue"))
 
 

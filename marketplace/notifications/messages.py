@@ -193,6 +193,49 @@ SURPLUS_REFUNDED = (
         "is refunded to the card it came from."
     ),
 )
+OBLIGATION_REGISTERED = (
+    N_("%(supplier)s registered a social-return obligation"),
+    N_(
+        "%(supplier)s registered its social-return obligation of %(obligation_cents)s under "
+        "the contract %(contract)s. Accept or reject it."
+    ),
+)
+OBLIGATION_ACCEPTED = (
+    N_("%(authority)s accepted your obligation"),
+    N_(
+        "%(authority)s accepted your social-return obligation under the contract "
+        "%(contract)s. Retirements for it now count toward it."
+    ),
+)
+OBLIGATION_REJECTED = (
+    N_("%(authority)s rejected your obligation"),
+    N_(
+        "%(authority)s rejected your social-return obligation under the contract "
+        "%(contract)s: %(reason)s"
+    ),
+)
+CREDIT_MADE = (
+    N_("%(supplier)s retired tokens for its obligation"),
+    N_(
+        "%(supplier)s retired tokens for its social-return obligation under the contract "
+        "%(contract)s, credited %(credit_cents)s. Sign the credit off or reject it."
+    ),
+)
+CREDIT_SIGNED_OFF = (
+    N_("%(authority)s signed off your credit"),
+    N_(
+        "%(authority)s signed off the credit of %(credit_cents)s toward your social-return "
+        "obligation under the contract %(contract)s."
+    ),
+)
+CREDIT_REJECTED = (
+    N_("%(authority)s rejected your credit"),
+    N_(
+        "%(authority)s rejected the credit of %(credit_cents)s toward your social-return "
+        "obligation under the contract %(contract)s: %(reason)s. It no longer counts; the "
+        "retirement stays final."
+    ),
+)
 FAILED_LOGINS = (
     N_("Failed attempts to log in to your account"),
     N_(

@@ -642,3 +642,125 @@ def dispute_event(
             now,
         ),
     )
+
+
+# --- social-return obligations -------------------------------------------------------------
+
+
+def obligation_link(obligation_id: int) -> str:
+    return f"/obligations/{obligation_id}"
+
+
+def obligation_registered(
+    session: Session,
+    *,
+    obligation_id: int,
+    authority_id: int,
+    supplier: str,
+    contract: str,
+    obligation_cents: int,
+    now: datetime,
+) -> int:
+    """To the authority, which accepts or rejects it."""
+    return _send(
+        session,
+        _to_each(
+            [authority_id],
+            f"obligation_registered:obligation:{obligation_id}",
+            "obligation",
+            messages.OBLIGATION_REGISTERED,
+            {"supplier": supplier, "contract": contract, "obligation_cents": obligation_cents},
+            obligation_link(obligation_id),
+            now,
+        ),
+    )
+
+
+def obligation_decided(
+    session: Session,
+    *,
+    obligation_id: int,
+    buyer_id: int,
+    authority: str,
+    contract: str,
+    accepted: bool,
+    reason: str,
+    now: datetime,
+) -> int:
+    """To the supplier: its obligation accepted or rejected."""
+    params = {"authority": authority, "contract": contract}
+    if not accepted:
+        params["reason"] = reason
+    return _send(
+        session,
+        _to_each(
+            [buyer_id],
+            f"obligation_decided:obligation:{obligation_id}",
+            "obligation",
+            messages.OBLIGATION_ACCEPTED if accepted else messages.OBLIGATION_REJECTED,
+            params,
+            obligation_link(obligation_id),
+            now,
+        ),
+    )
+
+
+def credit_made(
+    session: Session,
+    *,
+    credit_id: int,
+    obligation_id: int,
+    authority_id: int,
+    supplier: str,
+    contract: str,
+    credit_cents: int,
+    now: datetime,
+) -> int:
+    """To the authority, which signs the credit off or rejects it."""
+    return _send(
+        session,
+        _to_each(
+            [authority_id],
+            f"credit_made:credit:{credit_id}",
+            "obligation_credit",
+            messages.CREDIT_MADE,
+            {"supplier": supplier, "contract": contract, "credit_cents": credit_cents},
+            obligation_link(obligation_id),
+            now,
+        ),
+    )
+
+
+def credit_decided(
+    session: Session,
+    *,
+    credit_id: int,
+    obligation_id: int,
+    buyer_id: int,
+    authority: str,
+    contract: str,
+    credit_cents: int,
+    signed_off: bool,
+    reason: str,
+    now: datetime,
+) -> int:
+    """To the supplier: a credit signed off or rejected."""
+    params: dict[str, Any] = {
+        "authority": authority,
+        "contract": contract,
+        "credit_cents": credit_cents,
+    }
+    if not signed_off:
+        params["reason"] = reason
+    return _send(
+        session,
+        _to_each(
+            [buyer_id],
+            f"credit_decided:credit:{credit_id}",
+            "obligation_credit",
+            messages.CREDIT_SIGNED_OFF if signed_off else messages.CREDIT_REJECTED,
+            params,
+            obligation_link(obligation_id),
+            now,
+        ),
+    )

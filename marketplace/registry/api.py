@@ -24,6 +24,7 @@ from marketplace.core.schemas import (
     row_id,
 )
 from marketplace.extensions import db
+from marketplace.obligations import services as obligations
 from marketplace.projects.models import Project
 from marketplace.registry import services
 from marketplace.registry.models import BlockStatus, Claim, Purpose, Retirement
@@ -44,7 +45,15 @@ class RetirementInSchema(ma.Schema):
     beneficiary = SingleLine(required=True, validate=validate.Length(min=1, max=200))
     purpose = ma.fields.Enum(Purpose, by_value=True, required=True)
     claim = ma.fields.Enum(Claim, by_value=True, required=True)
-    contract_reference = SingleLine(load_default="", validate=validate.Length(max=200))
+    contract_reference = SingleLine(
+        load_default="",
+        validate=validate.Length(max=200),
+        metadata={"description": "for sroi_obligation, the obligation's contract is used"},
+    )
+    obligation_id = row_id(
+        load_default=None,
+        metadata={"description": "with purpose sroi_obligation: an accepted obligation of yours"},
+    )
     note = Text(load_default="", validate=validate.Length(max=2000))
 
 
@@ -52,6 +61,11 @@ class RetirementCreatedSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     serial_blocks = ma.fields.List(ma.fields.String(), required=True)
     quantity = ma.fields.Integer(required=True)
+    credit_cents = ma.fields.Integer(
+        allow_none=True,
+        required=True,
+        metadata={"description": "what a social-return retirement is credited (else null)"},
+    )
     certificate_url = ma.fields.String(required=True)
     public_url = ma.fields.String(required=True)
 
@@ -115,10 +129,12 @@ def public_block_body(block, holder) -> dict[str, Any]:
 
 
 def created_body(retirement: Retirement) -> dict[str, Any]:
+    credit = obligations.credit_of(db.session, retirement.id)
     return {
         "id": retirement.id,
         "serial_blocks": [b.serial for b in retirement.blocks],
         "quantity": retirement.quantity,
+        "credit_cents": credit.credit_cents if credit else None,
         "certificate_url": url_for(
             "registry.certificate", retirement_id=retirement.id, _external=True
         ),
@@ -143,16 +159,20 @@ class Retirements(MethodView):
     @blp.alt_response(
         409,
         response="CONFLICT",
-        description="insufficient_tokens, retired_concurrently, idempotency_conflict",
+        description="insufficient_tokens, frozen, retired_concurrently, idempotency_conflict",
     )
     @blp.doc(parameters=[idempotent.OPENAPI_PARAMETER])
     def post(self, data):
-        """Retire tokens against a claim: final, with a public page and a certificate."""
+        """Retire tokens against a claim: final, with a public page and a certificate. For
+        a social-return obligation, name it (``obligation_id``): the retirement is credited
+        ``tokens * token price * the authority's factor`` toward it."""
         user = current_api_user()
-        retirement = services.retire(
+        obligation_id = data.pop("obligation_id")
+        retirement = obligations.retire(
             db.session,
             user,
             services.RetirementInput(**data),
+            obligation_id=obligation_id,
             now=now(),
             idempotency=idempotent.from_request(user.id),
             respond=created_body,

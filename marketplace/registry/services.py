@@ -219,8 +219,11 @@ def retire(
     now: datetime,
     idempotency: Idempotency | None = None,
     respond: Callable[[Retirement], dict[str, Any]] | None = None,
+    then: Callable[[Retirement], None] | None = None,
 ) -> Retirement:
     """Retire ``quantity`` of the organisation's tokens of a project, finally (flushes).
+    ``then`` runs in the same transaction once the serials are retired, before the
+    response is remembered (a social-return retirement's credit).
 
     Raises ValidationFailed, Frozen (409), InsufficientTokens (409), RetiredConcurrently
     (409), IdempotencyConflict (409) and Replayed (the key was used before with this
@@ -261,6 +264,8 @@ def retire(
     )
     session.expire_all()
     retirement = session.get_one(Retirement, retirement.id)
+    if then is not None:
+        then(retirement)
     notices.certificate_ready(
         session,
         retirement_id=retirement.id,

@@ -32,6 +32,8 @@ from marketplace.core.exports import csv_text
 from marketplace.core.idempotency import Replayed
 from marketplace.core.schemas import page_number
 from marketplace.extensions import db
+from marketplace.obligations import services as obligations
+from marketplace.obligations.models import ObligationState
 from marketplace.projects.models import Project
 from marketplace.registry import certificate, services
 from marketplace.registry.api import RetirementInSchema
@@ -271,6 +273,9 @@ def _holdings_page(status: int = 200, errors=None, form=None):
         titles=titles,
         purposes=list(Purpose),
         claims=list(Claim),
+        obligations=obligations.listing(
+            db.session, current_user, state=ObligationState.ACCEPTED, per_page=100
+        )[0],
         errors=errors or {},
         form=form or {},
         form_key=secrets.token_urlsafe(24),
@@ -289,15 +294,22 @@ def holdings():
 def retire():
     form = request.form.to_dict()
     try:
-        fields = {k: v for k, v in form.items() if k not in ("csrf_token", "confirmed", "form_key")}
+        fields = {
+            k: v
+            for k, v in form.items()
+            if k not in ("csrf_token", "confirmed", "form_key")
+            and not (k == "obligation_id" and not v)
+        }
         data = RetirementInSchema().load(fields)
+        obligation_id = data.pop("obligation_id")
         if not confirmed():
-            return _review_retirement(services.RetirementInput(**data))
+            return _review_retirement(services.RetirementInput(**data), obligation_id)
         key = form.get("form_key") or None
-        found = services.retire(
+        found = obligations.retire(
             db.session,
             current_user,
             services.RetirementInput(**data),
+            obligation_id=obligation_id,
             now=now(),
             idempotency=idempotent.parse(
                 current_user.id, f"form-{key}" if key else None, "POST", request.path, fields
@@ -318,13 +330,17 @@ def retire():
     return redirect(url_for("registry.retirement", retirement_id=found.id))
 
 
-def _review_retirement(data: services.RetirementInput):
-    def act() -> tuple[str, list[str]]:
-        found = services.retire(db.session, current_user, data, now=now())
+def _review_retirement(data: services.RetirementInput, obligation_id: int | None):
+    def act() -> tuple[str, list[str], tuple[int, str] | None]:
+        found = obligations.retire(
+            db.session, current_user, data, obligation_id=obligation_id, now=now()
+        )
         blocks = [b.serial for b in found.blocks]
-        return db.session.get_one(Project, data.project_id).title, blocks
+        credit = obligations.credit_of(db.session, found.id)
+        credited = (credit.credit_cents, found.contract_reference) if credit is not None else None
+        return db.session.get_one(Project, data.project_id).title, blocks, credited
 
-    title, blocks = rehearse(act)
+    title, blocks, credited = rehearse(act)
     consequences = [
         _(
             "%(n)s of %(project)s are retired for %(beneficiary)s, for %(purpose)s.",
@@ -336,6 +352,15 @@ def _review_retirement(data: services.RetirementInput):
     ]
     if blocks:
         consequences.append(_("Serials: %(serials)s.", serials=", ".join(blocks)))
+    if credited is not None:
+        consequences.append(
+            _(
+                "They are credited %(amount)s toward your social-return obligation under "
+                "contract %(reference)s, for its authority to sign off.",
+                amount=money(credited[0]),
+                reference=credited[1],
+            )
+        )
     consequences.append(
         _(
             "Retired tokens can never be used, retired again or transferred; the retirement "

@@ -223,6 +223,8 @@ NOTICE_KINDS = {
     "failed_logins": N_("Failed sign-ins"),
     "funding_closed": N_("Funding closed"),
     "grace_ending": N_("Grace period ending"),
+    "obligation": N_("Social-return obligation"),
+    "obligation_credit": N_("Social-return credit"),
     "payment_failed": N_("Payment failed"),
     "project_listed": N_("Project listed"),
     "project_settled": N_("Project settled"),
@@ -253,6 +255,7 @@ ROLE_LABELS = {
     "buyer": N_("Buyer of outcomes"),
     "evaluator": N_("Evaluator"),
     "admin": N_("Platform team"),
+    "authority": N_("Contracting authority"),
 }
 
 

@@ -38,6 +38,9 @@ VOCABULARY = (
     N_("released"),
     N_("payment failed"),
     N_("paid"),
+    # obligation and credit states (shown with spaces)
+    N_("accepted"),
+    N_("signed off"),
     N_("refunded"),
     # evaluation states
     N_("assigned"),
@@ -347,4 +350,17 @@ TEMPLATES = (
     N_("Some of these serials were moved a moment ago."),
     N_("Not a verified organisation of the marketplace."),
     N_("Transfer to another organisation."),
+    # social-return obligations
+    N_("The obligation cannot make this change in its current state"),
+    N_("The credit cannot make this change in its current state"),
+    N_("Your organisation has registered contract %(reference)s with this authority already."),
+    N_("No such obligation."),
+    N_("No such credit."),
+    N_("No such authority."),
+    N_("Social-return obligations are kept by buyers and authorities."),
+    N_("Buyers register their obligations."),
+    N_("Authorities publish their factor."),
+    N_("Authorities export their obligations."),
+    N_("Choose an obligation of your organisation its authority accepted."),
+    N_("Only a retirement for a social-return obligation names one."),
 )

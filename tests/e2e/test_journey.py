@@ -350,7 +350,7 @@ def test_the_whole_journey_in_a_browser(
     journey.shot(bank, "holdings")
     bank.fill("#quantity", "100")
     bank.fill("#beneficiary", "Gemeente Rotterdam")
-    bank.select_option("#purpose", "sroi_obligation")
+    bank.select_option("#purpose", "csrd_report")
     bank.fill("#contract_reference", "ROT-2027-0042")
     bank.get_by_role("button", name="Retire").click()
     expect(bank.get_by_text(re.compile("can never be used, retired again"))).to_be_visible()

@@ -61,7 +61,7 @@ def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
         project.id,
         100,
         "report-1",
-        purpose="sroi_obligation",
+        purpose="csrd_report",
         contract_reference="ROT-2027-0042",
     )
     assert retired.status_code == 201, retired.json
@@ -101,7 +101,7 @@ def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
     assert (point["metric"], point["quantity"]) == ("People into paid work", "5.54")
     [retirement] = report["retirements"]
     assert (retirement["purpose"], retirement["contract reference"]) == (
-        "sroi_obligation",
+        "csrd_report",
         "ROT-2027-0042",
     )
     assert {row["serial block"] for row in report["tokens"]} == {

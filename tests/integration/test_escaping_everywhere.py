@@ -58,7 +58,7 @@ def test_markup_in_every_free_text_field_is_shown_as_text(
         20,
         "escape-1",
         beneficiary=marked("Gemeente"),
-        purpose="sroi_obligation",
+        purpose="csrd_report",
         contract_reference=marked("ROT"),
         note=marked("For the tender"),
     )

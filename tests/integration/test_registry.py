@@ -103,13 +103,9 @@ def test_retiring_more_than_held_is_409_and_changes_nothing(client, session, aut
     }
 
 
-def test_a_social_return_obligation_needs_its_contract(client, auth_headers, settled):
+def test_a_social_return_retirement_names_an_accepted_obligation(client, auth_headers, settled):
     project, (first, _second) = settled
-    response = retire(client, auth_headers(first), project, 5, purpose="sroi_obligation")
-
-    assert response.status_code == 422
-    assert "contract_reference" in response.json["errors"]
-    ok = retire(
+    bare = retire(
         client,
         auth_headers(first),
         project,
@@ -117,7 +113,11 @@ def test_a_social_return_obligation_needs_its_contract(client, auth_headers, set
         purpose="sroi_obligation",
         contract_reference="RTM-2026-0142",
     )
-    assert ok.status_code == 201
+    assert bare.status_code == 422
+    assert list(bare.json["errors"]) == ["obligation_id"]
+    named = retire(client, auth_headers(first), project, 5, purpose="csrd_report", obligation_id=1)
+    assert named.status_code == 422
+    assert list(named.json["errors"]) == ["obligation_id"]
 
 
 def test_one_key_retires_once(client, session, auth_headers, settled):
@@ -194,7 +194,7 @@ def test_the_certificate_renders_and_its_qr_code_opens_the_public_page(
         auth_headers(first),
         project,
         25,
-        purpose="sroi_obligation",
+        purpose="csrd_report",
         contract_reference="RTM-2026-0142",
     ).json
 
@@ -237,7 +237,7 @@ def test_the_certificate_speaks_the_readers_language_and_stays_inside_its_margin
         project,
         25,
         beneficiary="Gemeente Rotterdam, afdeling Werk en Inkomen — inkoopprogramma Social Return",
-        purpose="sroi_obligation",
+        purpose="csrd_report",
         contract_reference="RTM-2026-0142",
     ).json
     client.set_cookie("som_lang", language)

@@ -104,7 +104,7 @@ def test_no_cell_of_the_impact_report_or_the_registry_starts_a_formula(
         "csv-1",
         # (control characters are refused in a single-line field: finding 10)
         beneficiary=formula if formula.isprintable() else "Gemeente Rotterdam",
-        purpose="sroi_obligation",
+        purpose="csrd_report",
         contract_reference=formula if formula.isprintable() else "ROT-1",
     )
     assert made.status_code == 201, made.json

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from flask import Flask
@@ -22,6 +23,7 @@ from marketplace.accounts import profile
 from marketplace.accounts.models import LinkPurpose, Role, User
 from marketplace.disputes import services as disputes
 from marketplace.funding.models import Pledge
+from marketplace.obligations import services as obligations
 from marketplace.projects.models import Project, ProjectState
 from tests.factories import (
     DEFAULT_PASSWORD,
@@ -88,6 +90,8 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
     second_evaluator = UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory())
     other_buyer = UserFactory(role=Role.BUYER, organisation=OrganisationFactory())
     stranger = UserFactory(role=Role.ENTREPRENEUR, organisation=OrganisationFactory())
+    contracting = OrganisationFactory(name="Gemeente Schiedam", sroi_factor=Decimal(1))
+    authority = UserFactory(role=Role.AUTHORITY, organisation=contracting)
     session.commit()
     people = {
         "admin": admin,
@@ -97,6 +101,7 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         "evaluator": evaluator,
         "second_evaluator": second_evaluator,
         "stranger": stranger,
+        "authority": authority,
     }
     headers = {"anonymous": {}} | {name: auth_headers(user) for name, user in people.items()}
     newcomer = UserFactory(
@@ -133,6 +138,42 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
     disputed = disputes.file_concern(
         session, other_buyer, project.id, text="Two of the jobs ended at once.", now=settled_at
     )
+
+    # social-return obligations: one pending, one accepted with a credit to decide
+    def obligation(reference: str) -> int:
+        return obligations.register(
+            session,
+            bank,
+            obligations.NewObligation(
+                contracting.id,
+                reference,
+                "Schoonmaak stadhuis",
+                120_000_000,
+                Decimal("0.05"),
+                date(2030, 6, 30),
+            ),
+            now=settled_at,
+        ).id
+
+    pending_obligation, accepted_obligation = obligation("SCH-1"), obligation("SCH-2")
+    obligations.accept(session, authority, accepted_obligation, now=settled_at)
+    session.commit()
+    credited = _ok(
+        client.post(
+            "/api/v1/retirements",
+            headers={**h["bank"], "Idempotency-Key": "world-sroi"},
+            json={
+                "project_id": project.id,
+                "quantity": 2,
+                "beneficiary": "Gemeente Schiedam",
+                "purpose": "sroi_obligation",
+                "claim": "contribution",
+                "obligation_id": accepted_obligation,
+            },
+        )
+    )
+    credit = obligations.credit_of(session, credited["id"])
+    assert credit is not None
 
     def open_the_dispute() -> None:
         disputes.open_dispute(
@@ -411,6 +452,45 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         ("POST", "/api/v1/concerns/{concern_id}/files"): Rightful(
             "bank", {"concern_id": filed.id}, {"file": PDF}, multipart
         ),
+        ("POST", "/api/v1/obligations"): Rightful(
+            "bank",
+            {},
+            {
+                "authority_organisation_id": contracting.id,
+                "contract_reference": "SCH-3",
+                "contract_title": "Groenonderhoud",
+                "contract_value_cents": 50_000_000,
+                "percentage": "0.05",
+                "due_date": "2029-06-30",
+            },
+        ),
+        ("GET", "/api/v1/obligations"): Rightful("bank"),
+        ("GET", "/api/v1/obligations/{obligation_id}"): Rightful(
+            "bank", {"obligation_id": accepted_obligation}
+        ),
+        ("GET", "/api/v1/obligations/{obligation_id}/credits"): Rightful(
+            "authority", {"obligation_id": accepted_obligation}
+        ),
+        ("POST", "/api/v1/obligations/{obligation_id}/accept"): Rightful(
+            "authority", {"obligation_id": pending_obligation}, {}
+        ),
+        ("POST", "/api/v1/obligations/{obligation_id}/reject"): Rightful(
+            "authority",
+            {"obligation_id": pending_obligation},
+            {"reason": "The contract has no social-return clause."},
+        ),
+        ("POST", "/api/v1/credits/{credit_id}/sign-off"): Rightful(
+            "authority", {"credit_id": credit.id}, {}
+        ),
+        ("POST", "/api/v1/credits/{credit_id}/reject"): Rightful(
+            "authority",
+            {"credit_id": credit.id},
+            {"reason": "These serials were claimed for another tender."},
+        ),
+        ("GET", "/api/v1/authorities"): Rightful("anonymous"),
+        ("PUT", "/api/v1/authorities/{organisation_id}/factor"): Rightful(
+            "authority", {"organisation_id": contracting.id}, {"factor": "1.1"}
+        ),
     }
     all_projects = session.scalars(select(Project.id)).all()
     session.rollback()
@@ -419,7 +499,9 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         "evaluator_id": [evaluator.id, second_evaluator.id],
         "accreditation_id": [accreditation.id],
         "concern_id": [filed.id, disputed.id],
-        "organisation_id": [organisation.id, other_buyer.organisation_id],
+        "organisation_id": [organisation.id, other_buyer.organisation_id, contracting.id],
+        "obligation_id": [pending_obligation, accepted_obligation],
+        "credit_id": [credit.id],
         "pledge_id": [bank_pledge, open_pledge["id"], failed["id"]],
         "evaluation_id": [settled.evaluation_id, in_progress_id, *submitted_ids],
         "file_id": [evidence["id"]],

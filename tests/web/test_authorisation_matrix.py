@@ -15,12 +15,15 @@ meant to write (when a token was last used, login attempts, the audit log).
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 from flask import url_for
 from sqlalchemy import select
 
 from marketplace.accounts.models import ApiToken, LinkPurpose, Role
+from marketplace.obligations import services as obligations
 from outcomes.catalogue import OutcomeType
 from outcomes.db import Base
 from outcomes.evaluation import Evaluation
@@ -45,6 +48,8 @@ PEOPLE = (
     "other_buyer",
     "evaluator",
     "other_evaluator",
+    "authority",
+    "other_authority",
 )
 EVERYONE = frozenset(PEOPLE)
 SIGNED_IN = EVERYONE - {"anonymous"}
@@ -52,6 +57,7 @@ ADMIN = frozenset({"admin"})
 BUYERS = frozenset({"buyer", "other_buyer"})
 ENTREPRENEURS = frozenset({"owner", "other_entrepreneur"})
 EVALUATORS = frozenset({"evaluator", "other_evaluator"})
+AUTHORITIES = frozenset({"authority", "other_authority"})
 
 # (endpoint, method) -> who may succeed. Object rules (whose project, pledge,
 # evaluation) are part of the audience: "owner" owns both projects, "buyer"
@@ -239,6 +245,27 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("dashboards.verify", "POST"): ADMIN,
     ("disputes_api.Buffer", "GET"): EVERYONE,
     ("disputes_api.ProjectDisputes", "GET"): EVERYONE,
+    # social-return obligations: the buyer's and its authority's, private to both
+    ("obligations.listing", "GET"): BUYERS | AUTHORITIES,
+    ("obligations.new", "GET"): BUYERS,
+    ("obligations.register", "POST"): BUYERS,
+    ("obligations.detail", "GET"): frozenset({"buyer", "authority"}),
+    ("obligations.accept", "POST"): frozenset({"authority"}),
+    ("obligations.reject", "POST"): frozenset({"authority"}),
+    ("obligations.sign_off", "POST"): frozenset({"authority"}),
+    ("obligations.reject_credit", "POST"): frozenset({"authority"}),
+    ("obligations.factor", "POST"): AUTHORITIES,
+    ("obligations.export", "GET"): AUTHORITIES,
+    ("obligations_api.Obligations", "GET"): BUYERS | AUTHORITIES,
+    ("obligations_api.Obligations", "POST"): BUYERS,
+    ("obligations_api.OneObligation", "GET"): frozenset({"buyer", "authority"}),
+    ("obligations_api.ObligationCredits", "GET"): frozenset({"buyer", "authority"}),
+    ("obligations_api.AcceptObligation", "POST"): frozenset({"authority"}),
+    ("obligations_api.RejectObligation", "POST"): frozenset({"authority"}),
+    ("obligations_api.SignOffCredit", "POST"): frozenset({"authority"}),
+    ("obligations_api.RejectCredit", "POST"): frozenset({"authority"}),
+    ("obligations_api.Authorities", "GET"): EVERYONE,
+    ("obligations_api.AuthorityFactor", "PUT"): frozenset({"authority"}),
 }
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -303,6 +330,29 @@ def world(app, client, session, auth_headers, settled_example):
     links = open_links(session, owner, "matrix.example")
     concern = factories.ConcernFactory(project_id=settled.id, user_id=buyer.id)
     accreditation = factories.AccreditationFactory(user_id=settled_example.evaluator.id)
+    contracting = OrganisationFactory(sroi_factor=Decimal(1))
+    authority = UserFactory(role=Role.AUTHORITY, organisation=contracting)
+    session.commit()
+    owed = obligations.register(
+        session,
+        buyer,
+        obligations.NewObligation(
+            contracting.id, "MATRIX-1", "Schoonmaak", 10_000_000, Decimal("0.05"), date(2030, 1, 1)
+        ),
+        now=datetime.now(UTC),
+    )
+    obligations.accept(session, authority, owed.id, now=datetime.now(UTC))
+    session.commit()
+    credited = retire(
+        client,
+        auth_headers(buyer),
+        settled.id,
+        2,
+        "matrix-sroi",
+        purpose="sroi_obligation",
+        obligation_id=owed.id,
+    ).json
+    credit = obligations.credit_of(session, credited["id"])
     people = {
         "admin": admin,
         "owner": owner,
@@ -313,6 +363,10 @@ def world(app, client, session, auth_headers, settled_example):
         "other_buyer": UserFactory(role=Role.BUYER, organisation=OrganisationFactory()),
         "evaluator": settled_example.evaluator,
         "other_evaluator": UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory()),
+        "authority": authority,
+        "other_authority": UserFactory(
+            role=Role.AUTHORITY, organisation=OrganisationFactory(sroi_factor=Decimal(1))
+        ),
     }
     session.commit()
     return {
@@ -332,6 +386,9 @@ def world(app, client, session, auth_headers, settled_example):
             "concern_id": concern.id,
             "accreditation_id": accreditation.id,
             "evaluator_id": settled_example.evaluator.id,
+            "obligation_id": owed.id,
+            "credit_id": credit.id,
+            ("obligations_api.AuthorityFactor", "organisation_id"): contracting.id,
             **secret_ids(links),
             "code": session.scalars(select(OutcomeType.code)).first(),
             "filename": "favicon.svg",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -55,6 +56,12 @@ class Journey:
             "other_buyer": UserFactory(role=Role.BUYER, organisation=OrganisationFactory()),
             "evaluator": UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory()),
             "other_evaluator": UserFactory(role=Role.EVALUATOR, organisation=OrganisationFactory()),
+            "authority": UserFactory(
+                role=Role.AUTHORITY, organisation=OrganisationFactory(sroi_factor=Decimal(1))
+            ),
+            "other_authority": UserFactory(
+                role=Role.AUTHORITY, organisation=OrganisationFactory(sroi_factor=Decimal(1))
+            ),
         }
         self.headers = {"anonymous": {}} | {
             person: auth_headers(user) for person, user in self.users.items()
@@ -285,3 +292,52 @@ def test_the_side_roads_refuse_everyone_else_with_a_body_that_would_succeed(
     assert session.scalars(select(Pledge.state).where(Pledge.id == first["id"])).one().value == (
         "cancelled"
     )
+
+
+def test_the_obligation_road_refuses_everyone_else_with_a_body_that_would_succeed(
+    client, session, journey
+):
+    authority = journey.users["authority"]
+    contract = {
+        "authority_organisation_id": authority.organisation_id,
+        "contract_reference": "RTM-2027-0142",
+        "contract_title": "Schoonmaak stadskantoren",
+        "contract_value_cents": 120_000_000,
+        "percentage": "0.05",
+        "due_date": "2029-12-31",
+    }
+    made = journey.step(
+        Step("obligations_api.Obligations", "POST", "/api/v1/obligations", contract, "buyer")
+    )
+    assert made["obligation_cents"] == 6_000_000
+    o = f"/api/v1/obligations/{made['id']}"
+    accepted = journey.step(
+        Step("obligations_api.AcceptObligation", "POST", f"{o}/accept", {}, "authority")
+    )
+    assert accepted["state"] == "accepted"
+    second = client.post(
+        "/api/v1/obligations",
+        headers=journey.headers["buyer"],
+        json={**contract, "contract_reference": "RTM-2027-0143"},
+    ).json
+    rejected = journey.step(
+        Step(
+            "obligations_api.RejectObligation",
+            "POST",
+            f"/api/v1/obligations/{second['id']}/reject",
+            {"reason": "The contract has no social-return clause."},
+            "authority",
+        )
+    )
+    assert rejected["state"] == "rejected"
+    factor = journey.step(
+        Step(
+            "obligations_api.AuthorityFactor",
+            "PUT",
+            f"/api/v1/authorities/{authority.organisation_id}/factor",
+            {"factor": "1.1"},
+            "authority",
+        )
+    )
+    assert factor["factor"] == "1.1"
+    assert len(journey.steps) == 4

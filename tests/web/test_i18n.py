@@ -9,7 +9,8 @@ must not show any English sentence of the catalogue whose Dutch differs.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from html import unescape
 from pathlib import Path
 
@@ -21,8 +22,15 @@ from sqlalchemy import select
 from marketplace.accounts.models import Role
 from marketplace.disputes import services as disputes
 from marketplace.funding.models import Pledge
+from marketplace.obligations import services as obligations
 from marketplace.projects.models import Project
-from tests.factories import EvaluationFactory, ProgressReportFactory, ProjectFactory, UserFactory
+from tests.factories import (
+    EvaluationFactory,
+    OrganisationFactory,
+    ProgressReportFactory,
+    ProjectFactory,
+    UserFactory,
+)
 from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     ENDED,
     retire,
@@ -34,6 +42,7 @@ from tests.support.links import open_links, secret_ids
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "marketplace" / "translations"
 NOT_PAGES = {"evaluations.download", "dashboards.impact_csv", "dashboards.impact_pdf"}
 NOT_PAGES |= {"registry.registry_csv", "registry.certificate", "web.health"}
+NOT_PAGES |= {"obligations.export"}
 
 
 def catalogue() -> dict[str, str]:
@@ -136,6 +145,40 @@ def everything(client, session, auth_headers, settled_example):
         text="A second look at the evidence of the jobs, please.",
         now=LATER,
     )
+    # A social-return obligation accepted by its authority, one retirement credited to it,
+    # and one still pending for the authority to decide.
+    contracting = OrganisationFactory(name="Gemeente Schiedam", sroi_factor=Decimal(1))
+    authority = UserFactory(role=Role.AUTHORITY, organisation=contracting)
+    session.commit()
+
+    def owed(reference: str) -> int:
+        return obligations.register(
+            session,
+            bank,
+            obligations.NewObligation(
+                contracting.id,
+                reference,
+                "Schoonmaak stadhuis",
+                120_000_000,
+                Decimal("0.05"),
+                date(2030, 6, 30),
+            ),
+            now=LATER,
+        ).id
+
+    accepted, _pending = owed("SCH-2026-1"), owed("SCH-2026-2")
+    obligations.accept(session, authority, accepted, now=LATER)
+    session.commit()
+    credited = retire(
+        client,
+        auth_headers(bank),
+        project.id,
+        5,
+        "i18n-sroi",
+        purpose="sroi_obligation",
+        obligation_id=accepted,
+    )
+    assert credited.status_code == 201, credited.json
     session.commit()
     evaluator = session.get(UserFactory._meta.model, open_evaluation.evaluator_id)
     draft = ProjectFactory(organisation=owner.organisation, created_by=owner)
@@ -150,6 +193,7 @@ def everything(client, session, auth_headers, settled_example):
             "buyer": bank.email,
             "entrepreneur": owner.email,
             "evaluator": evaluator.email,
+            "authority": authority.email,
         },
         "ids": {
             "project_id": project.id,
@@ -158,6 +202,7 @@ def everything(client, session, auth_headers, settled_example):
             "organisation_id": owner.organisation_id,
             "serial": f"SOM-P{project.id:06d}-2027-0000001",
             "concern_id": to_triage.id,
+            "obligation_id": accepted,
             **secret_ids(links),
         },
         "draft": draft.id,
@@ -198,7 +243,11 @@ PAGES_BY_PERSON = {
         "settlement.settlement_page",
         "projects.detail",
         "disputes.new_concern",
+        "obligations.listing",
+        "obligations.new",
+        "obligations.detail",
     ],
+    "authority": ["obligations.listing", "obligations.detail", "notifications.notices"],
     "entrepreneur": [
         "dashboards.dashboard",
         "projects.mine",
