@@ -136,6 +136,10 @@ def create_app(config: Settings | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
     login_manager.session_protection = "strong"
+    # Its notice on the login page, in the reader's language.
+    login_manager.login_message = LOGIN_FIRST
+    login_manager.login_message_category = "info"
+    login_manager.localize_callback = gettext
     csrf.init_app(app)
     babel.init_app(app, locale_selector=_select_locale)
 
@@ -228,6 +232,9 @@ def _translate_messages(sender, template, context, **extra) -> None:
         }
     if isinstance(context.get("message"), str):
         context["message"] = _translated(context["message"])
+
+
+LOGIN_FIRST = "Log in to see this page."
 
 
 def _select_locale() -> str | None:

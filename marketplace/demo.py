@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import AccountRules, NewUser, create_user
 from marketplace.evaluations import services as evaluations
+from marketplace.obligations import services as obligations
 from marketplace.projects import services as projects
 from marketplace.projects.models import Project, Theme
 from valuation import EvidenceGrade
@@ -46,6 +48,8 @@ DEMO_USERS = (
     DemoUser("herstel@som.example", "Ruben Mulder", Role.ENTREPRENEUR, "Herstel & Co Dordrecht"),
     DemoUser("buyer@som.example", "Lotte Jansen", Role.BUYER, "Havenstad Bank"),
     DemoUser("municipality@som.example", "Daan Smit", Role.BUYER, "Gemeente Rotterdam (demo)"),
+    # The municipality's procurement office: accepts suppliers' social-return obligations.
+    DemoUser("inkoop@som.example", "Fatima Bouzid", Role.AUTHORITY, "Gemeente Rotterdam (demo)"),
 )
 
 
@@ -303,4 +307,26 @@ def load_demo(session: Session, rules: AccountRules, *, now: datetime) -> list[s
             ),
             now=now,
         )
+    if "inkoop@som.example" in created:
+        _demo_obligation(session, now)
     return created
+
+
+def _demo_obligation(session: Session, now: datetime) -> None:
+    """Havenstad Bank's cleaning contract with the municipality: 5% of EUR 1,200,000.00
+    in social return, accepted by the municipality's procurement office."""
+    authority = _user(session, "inkoop@som.example")
+    owed = obligations.register(
+        session,
+        _user(session, "buyer@som.example"),
+        obligations.NewObligation(
+            authority_organisation_id=authority.organisation_id,
+            contract_reference="RTM-2026-0142",
+            contract_title="Schoonmaak stadskantoren 2026-2028",
+            contract_value_cents=120_000_000,
+            percentage=Decimal("0.05"),
+            due_date=date(now.year + 2, 12, 31),
+        ),
+        now=now,
+    )
+    obligations.accept(session, authority, owed.id, now=now)

@@ -4,10 +4,12 @@ the authority's decisions and its CSV export."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import marshmallow as ma
+from babel.numbers import NumberFormatError, parse_decimal
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -33,7 +35,7 @@ class ObligationBar:
 
     signed_off: int
     credited: int
-    percent: int  # credited, of the due, at most 100
+    share: Decimal  # credited, of the due, at most 1
 
     @classmethod
     def of(cls, figures: services.Figures) -> ObligationBar:
@@ -45,7 +47,7 @@ class ObligationBar:
         return cls(
             width(figures.signed_off_cents),
             width(figures.credited_cents),
-            min(figures.credited_cents, due) * 100 // due,
+            Decimal(min(figures.credited_cents, due) * 1000 // due) / 1000,
         )
 
 
@@ -76,30 +78,31 @@ def listing():
     return _listing_page()
 
 
-def percent_fraction(text: str) -> Decimal:
-    """ "5%", "5", "5,5 %" or "12.25" as a fraction (0.05); ValidationFailed otherwise."""
-    clean = text.strip().rstrip("%").strip().replace(",", ".")
+def _number(text: str) -> Decimal | None:
+    """A number as the reader writes it in their language ("1.200.000,00" in Dutch,
+    "1,200,000.00" in English); None when it is not one."""
+    clean = text.strip()
+    if not clean or len(clean) > 24:
+        return None
     try:
-        value = Decimal(clean)
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite() or len(clean) > 12:
+        value = parse_decimal(clean, locale=get_locale(), strict=True)
+    except NumberFormatError:
+        return None
+    return value if value.is_finite() else None
+
+
+def percent_fraction(text: str) -> Decimal:
+    """ "5%", "5" or "2,5 %" as a fraction (0.05 or 0.025); ValidationFailed otherwise."""
+    value = _number(text.strip().removesuffix("%"))
+    if value is None:
         raise ValidationFailed(errors={"percentage": [_("A percentage such as 5%.")]})
     return value / 100
 
 
 def euros_to_cents(text: str, field: str) -> int:
-    """ "1.200.000,00", "1,200,000.00" or "1200000" as cents; ValidationFailed otherwise."""
-    clean = text.strip().replace("€", "").replace("EUR", "").replace(" ", "")
-    if "," in clean and (clean.rfind(",") > clean.rfind(".")):
-        clean = clean.replace(".", "").replace(",", ".")
-    else:
-        clean = clean.replace(",", "")
-    try:
-        value = Decimal(clean)
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite() or len(clean) > 20 or value != value.quantize(Decimal("0.01")):
+    """An amount in euros as the reader writes it, as cents; ValidationFailed otherwise."""
+    value = _number(text.replace("€", "").replace("EUR", ""))
+    if value is None or value != value.quantize(Decimal("0.01")):
         raise ValidationFailed(errors={field: [_("An amount in euros such as 1,200,000.00.")]})
     return int(value * 100)
 

@@ -236,6 +236,20 @@ NOTICE_KINDS = {
 }
 
 
+OBLIGATION_STATE_LABELS = {
+    "pending": N_("awaiting decision"),
+    "accepted": N_("accepted"),
+    "rejected": N_("rejected"),
+    "signed_off": N_("signed off"),
+}
+
+
+def obligation_state(value: Any) -> str:
+    """An obligation's or a credit's state in words (never its code)."""
+    key = getattr(value, "value", value)
+    return gettext(OBLIGATION_STATE_LABELS[key]) if key in OBLIGATION_STATE_LABELS else str(key)
+
+
 def notice_kind(kind: str) -> str:
     return gettext(NOTICE_KINDS[kind]) if kind in NOTICE_KINDS else kind
 
@@ -299,6 +313,7 @@ def register_filters(app: Flask) -> None:
         field_label=field_label,
         purpose_label=purpose_label,
         notice_kind=notice_kind,
+        obligation_state=obligation_state,
         claim_label=claim_label,
         role_label=role_label,
         day=day,

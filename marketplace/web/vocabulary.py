@@ -350,6 +350,7 @@ TEMPLATES = (
     N_("Some of these serials were moved a moment ago."),
     N_("Not a verified organisation of the marketplace."),
     N_("Transfer to another organisation."),
+    N_("Log in to see this page."),
     # social-return obligations
     N_("The obligation cannot make this change in its current state"),
     N_("The credit cannot make this change in its current state"),

@@ -57,6 +57,7 @@ def parties(session, auth_headers, settled_example, clock):
         "authority": auth_headers(authority),
         "other_authority": auth_headers(other_authority),
         "other_buyer": auth_headers(other_buyer),
+        "other_buyer_org": other_buyer.organisation_id,
         "bank_org": settled_example.bank.organisation_id,
         "project": settled_example.project.id,
         "price": settled_example.project.token_price_cents,
@@ -390,3 +391,58 @@ def test_twenty_requests_for_the_same_serials_credit_one_obligation_once(
         for o in (first, second)
     )
     assert together == 665 * parties["price"]
+
+
+def _email(session, organisation_id: int, role: Role) -> str:
+    session.rollback()
+    model = UserFactory._meta.model
+    found = session.scalars(
+        select(model.email).where(model.role == role, model.organisation_id == organisation_id)
+    ).first()
+    session.rollback()
+    return found
+
+
+def test_the_pages_take_amounts_as_the_reader_writes_them_and_the_authority_decides(
+    client, session, parties, web
+):
+    supplier = web.as_user(_email(session, parties["bank_org"], Role.BUYER))
+    supplier.client.set_cookie("som_lang", "nl")
+    form = {
+        "authority_organisation_id": str(parties["city"]),
+        "contract_reference": "RTM-2027-0150",
+        "contract_title": "Groenonderhoud Zuid",
+        "contract_value": "1.200.000,00",
+        "percentage": "2,5%",
+        "due_date": "2029-06-30",
+    }
+    for field, odd in (("contract_value", "1.200.000,005"), ("percentage", "vijf")):
+        refused = supplier.submit("/obligations/new", {**form, field: odd})
+        assert refused.status_code == 422
+        assert f'id="{field}-error"' in refused.get_data(as_text=True)
+    assert count(session, Obligation) == 0
+
+    made = supplier.submit("/obligations/new", form)
+    assert made.status_code == 302
+    page = supplier.get(made.headers["Location"]).get_data(as_text=True)
+    assert "30.000,00" in page and "wacht op besluit" in page, page  # 2.5% of 1,200,000.00
+    twice = supplier.submit("/obligations/new", form)  # a second click
+    assert twice.status_code == 409 and count(session, Obligation) == 1
+
+    authority = web.as_user(_email(session, parties["city"], Role.AUTHORITY))
+    listing = authority.get("/obligations").get_data(as_text=True)
+    assert "Groenonderhoud Zuid" in listing
+    session.rollback()
+    obligation_id = session.scalar(select(Obligation.id))
+    session.rollback()
+    path = f"/obligations/{obligation_id}"
+    short = authority.submit(path, {"reason": "No."}, action=f"{path}/reject")
+    assert short.status_code == 422 and 'id="reason-error"' in short.get_data(as_text=True)
+    accepted = authority.submit(path, {}, action=f"{path}/accept")
+    assert accepted.status_code == 302
+    again = authority.submit(path, {}, action=f"{path}/accept")  # a double click
+    assert again.status_code == 409
+    # the supplier's colleague at another company sees nothing of it
+    assert supplier.get(path).status_code == 200
+    stranger = web.as_user(_email(session, parties["other_buyer_org"], Role.BUYER))
+    assert stranger.get(path).status_code == 404

@@ -470,3 +470,17 @@ def test_history_reasons_read_in_the_readers_language_with_money_formatted(
     stated = next(h for h in api if h["to_state"] == "valued")["reason"]
     assert stated.startswith("valued at ") and "%(" not in stated
     assert f"EUR {euros}.{cents:02d}" in stated
+
+
+@pytest.mark.parametrize(
+    ("language", "notice"),
+    [("nl", "Log in om deze pagina te zien."), ("en", "Log in to see this page.")],
+)
+def test_the_sign_in_notice_speaks_the_readers_language(client, language, notice):
+    """Flask-Login's own notice was English on a Dutch login page."""
+    client.set_cookie("som_lang", language)
+
+    page = client.get("/holdings", follow_redirects=True)
+
+    assert page.request.path == "/login"
+    assert notice in page.get_data(as_text=True)
