@@ -57,6 +57,11 @@ class Settings:
     reconcile_every_minutes: int = 60
     currency: str = "EUR"
     timezone: str = "Europe/Amsterdam"
+    # The platform as a party to its receipts and credit notes (product.md).
+    platform_legal_name: str = "Social Outcomes Marketplace B.V."
+    platform_address: str = "Wilhelminakade 1, 3072 AP Rotterdam, Nederland"
+    platform_registry_id: str = "KvK 00000000 (set PLATFORM_REGISTRY_ID)"
+    platform_vat_id: str = ""
     session_cookie_secure: bool = False
     # Failed logins allowed per account (and, ten times as many, per address) in the window.
     login_max_failures: int = 10
@@ -222,6 +227,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         payment_grace_hours=_int(env, "PAYMENT_GRACE_HOURS", 72),
         reconcile_every_minutes=_int(env, "RECONCILE_EVERY_MINUTES", 60),
         currency=(env.get("CURRENCY") or "EUR").upper(),
+        platform_legal_name=env.get("PLATFORM_LEGAL_NAME") or Settings.platform_legal_name,
+        platform_address=env.get("PLATFORM_ADDRESS") or Settings.platform_address,
+        platform_registry_id=env.get("PLATFORM_REGISTRY_ID") or Settings.platform_registry_id,
+        platform_vat_id=env.get("PLATFORM_VAT_ID", ""),
         timezone=_timezone(env, "TIMEZONE", "Europe/Amsterdam"),
         session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", production),
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 10),

@@ -257,6 +257,7 @@ def _register_web(app: Flask) -> None:
     from marketplace.notifications.views import notice_text, unread_count
     from marketplace.obligations.views import bp as obligations_bp
     from marketplace.projects.views import bp as projects_bp
+    from marketplace.receipts.views import bp as receipts_bp
     from marketplace.reconciliation.views import bp as reconciliation_bp
     from marketplace.registry.views import bp as registry_bp
     from marketplace.settlement.views import bp as settlement_bp
@@ -278,6 +279,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(disputes_bp)
     app.register_blueprint(obligations_bp)
+    app.register_blueprint(receipts_bp)
     init_audit(app)
     app.jinja_env.globals["unread_notices"] = unread_count
     app.jinja_env.globals["notice_text"] = notice_text

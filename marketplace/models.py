@@ -30,6 +30,7 @@ from marketplace.projects.models import (
     ProjectStateChange,
     ValuationSnapshot,
 )
+from marketplace.receipts.models import Receipt, ReceiptCounter
 from marketplace.registry.models import Retirement, TokenBlock, TokenTransfer, TransferRange
 from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.catalogue import OutcomeType
@@ -72,6 +73,8 @@ __all__ = [
     "ProgressReport",
     "Project",
     "ProjectStateChange",
+    "Receipt",
+    "ReceiptCounter",
     "ReconciliationRun",
     "Refund",
     "Retirement",

@@ -735,3 +735,8 @@ WITHOUT_FACTORY["Credit"] = (
     "a credit exists only with the retirement that earns it (obligations.services.retire)"
 )
 WITHOUT_FACTORY["CreditStateChange"] = "history rows exist only beside their credit"
+WITHOUT_FACTORY["Receipt"] = (
+    "numbered documents exist only as receipts.services.issue writes them, number and PDF "
+    "together (tests/integration/test_receipts.py)"
+)
+WITHOUT_FACTORY["ReceiptCounter"] = "a year's counter row is made by the first issue of the year"

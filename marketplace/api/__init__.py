@@ -96,6 +96,7 @@ def init_api(app: Flask) -> None:
     from marketplace.funding.api import blp as funding_blp
     from marketplace.obligations.api import blp as obligations_blp
     from marketplace.projects.api import blp as projects_blp
+    from marketplace.receipts.api import blp as receipts_blp
     from marketplace.registry.api import blp as registry_blp
     from marketplace.settlement.api import blp as settlement_blp
 
@@ -108,5 +109,6 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(registry_blp)
     api.register_blueprint(disputes_blp)
     api.register_blueprint(obligations_blp)
+    api.register_blueprint(receipts_blp)
     api.register_blueprint(organisations_blp)
     api.register_blueprint(audit_blp)

@@ -32,6 +32,7 @@ from marketplace.payments import services as payments
 from marketplace.payments.models import PaymentSetup, PaymentState, SetupState, Transfer
 from marketplace.projects import services as projects
 from marketplace.projects.views import detail as project_page
+from marketplace.receipts import services as receipts
 from marketplace.web.formatting import money, number
 from marketplace.web.formatting import tokens as token_count
 from marketplace.web.messages import translated
@@ -223,6 +224,7 @@ def _pledges_page(status: int = 200, errors=None, form=None, focus: int | None =
     settings = current_app.extensions["settings"]
     return render_template(
         "funding/pledges.html",
+        receipts=receipts.of_organisation(db.session, current_user),
         pledges=items,
         total=total,
         page=page,

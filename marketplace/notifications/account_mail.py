@@ -14,7 +14,7 @@ from config.settings import Settings
 from marketplace.accounts.models import LinkPurpose
 from marketplace.core.exports import header_text
 from marketplace.notifications.messages import N_, render
-from marketplace.notifications.services import EMAIL_LANGUAGES, Mailer, _translate
+from marketplace.notifications.services import EMAIL_LANGUAGES, Mailer, translator
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def letter(
         render(
             template,
             params,
-            translate=_translate(chosen),
+            translate=translator(chosen),
             locale=EMAIL_LANGUAGES[chosen],
             currency=settings.currency,
             zone=settings.timezone,

@@ -172,7 +172,7 @@ EMAIL_LANGUAGES = {"en": "en_GB", "nl": "nl_NL"}
 
 
 @functools.cache
-def _translate(language: str) -> Callable[[str], str]:
+def translator(language: str) -> Callable[[str], str]:
     return Translations.load(str(TRANSLATIONS), [language]).gettext
 
 
@@ -182,7 +182,7 @@ def _written(notice: Notification, language: str, settings: Settings) -> tuple[s
         render(
             template,
             notice.params,
-            translate=_translate(language),
+            translate=translator(language),
             locale=EMAIL_LANGUAGES[language],
             currency=settings.currency,
             zone=settings.timezone,

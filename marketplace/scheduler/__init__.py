@@ -28,6 +28,7 @@ from marketplace.audit import services as audit
 from marketplace.core.sweeps import SweepContext
 from marketplace.funding import sweeps as funding
 from marketplace.notifications.sweeps import deliver_notifications
+from marketplace.receipts.sweeps import issue_receipts
 from marketplace.reconciliation.checks import reconcile_sweep
 from marketplace.settlement import sweeps as settlement
 
@@ -84,6 +85,8 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("open_evaluations", settlement.open_evaluations),
     Sweep("settle_projects", settlement.settle_projects),
     Sweep("execute_refunds", funding.execute_refunds),
+    # A receipt for each charge and a credit note for each refund made so far.
+    Sweep("issue_receipts", issue_receipts),
     Sweep("execute_transfers", funding.execute_transfers),
     Sweep("finish_settlements", settlement.finish_settlements),
     Sweep("flag_late", settlement.flag_late),

@@ -364,4 +364,6 @@ TEMPLATES = (
     N_("Authorities export their obligations."),
     N_("Choose an obligation of your organisation its authority accepted."),
     N_("Only a retirement for a social-return obligation names one."),
+    # receipts
+    N_("No such receipt."),
 )

@@ -25,6 +25,7 @@ from marketplace.disputes import services as disputes
 from marketplace.funding.models import Pledge
 from marketplace.obligations import services as obligations
 from marketplace.projects.models import Project, ProjectState
+from marketplace.receipts.models import Receipt
 from tests.factories import (
     DEFAULT_PASSWORD,
     AccreditationFactory,
@@ -174,6 +175,10 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
     )
     credit = obligations.credit_of(session, credited["id"])
     assert credit is not None
+    receipt_id = session.scalar(
+        select(Receipt.id).where(Receipt.organisation_id == bank.organisation_id)
+    )
+    assert receipt_id is not None
 
     def open_the_dispute() -> None:
         disputes.open_dispute(
@@ -488,6 +493,8 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
             {"reason": "These serials were claimed for another tender."},
         ),
         ("GET", "/api/v1/authorities"): Rightful("anonymous"),
+        ("GET", "/api/v1/receipts"): Rightful("bank"),
+        ("GET", "/api/v1/receipts/{receipt_id}"): Rightful("bank", {"receipt_id": receipt_id}),
         ("PUT", "/api/v1/authorities/{organisation_id}/factor"): Rightful(
             "authority", {"organisation_id": contracting.id}, {"factor": "1.1"}
         ),
@@ -502,6 +509,7 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         "organisation_id": [organisation.id, other_buyer.organisation_id, contracting.id],
         "obligation_id": [pending_obligation, accepted_obligation],
         "credit_id": [credit.id],
+        "receipt_id": [receipt_id],
         "pledge_id": [bank_pledge, open_pledge["id"], failed["id"]],
         "evaluation_id": [settled.evaluation_id, in_progress_id, *submitted_ids],
         "file_id": [evidence["id"]],

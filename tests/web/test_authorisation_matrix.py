@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from marketplace.accounts.models import ApiToken, LinkPurpose, Role
 from marketplace.obligations import services as obligations
+from marketplace.receipts.models import Receipt
 from outcomes.catalogue import OutcomeType
 from outcomes.db import Base
 from outcomes.evaluation import Evaluation
@@ -266,6 +267,10 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("obligations_api.RejectCredit", "POST"): frozenset({"authority"}),
     ("obligations_api.Authorities", "GET"): EVERYONE,
     ("obligations_api.AuthorityFactor", "PUT"): frozenset({"authority"}),
+    # receipts and credit notes: the buyer's organisation's, and admins
+    ("receipts.pdf", "GET"): frozenset({"buyer", "admin"}),
+    ("receipts_api.Receipts", "GET"): BUYERS | ADMIN,
+    ("receipts_api.OneReceipt", "GET"): frozenset({"buyer", "admin"}),
 }
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -388,6 +393,9 @@ def world(app, client, session, auth_headers, settled_example):
             "evaluator_id": settled_example.evaluator.id,
             "obligation_id": owed.id,
             "credit_id": credit.id,
+            "receipt_id": session.scalar(
+                select(Receipt.id).where(Receipt.organisation_id == buyer.organisation_id)
+            ),
             ("obligations_api.AuthorityFactor", "organisation_id"): contracting.id,
             **secret_ids(links),
             "code": session.scalars(select(OutcomeType.code)).first(),

@@ -1,0 +1,202 @@
+"""A receipt or credit note as one A4 PDF page, in the buyer's language.
+
+``words`` turns a document's stored facts into its text (translated with the
+application's catalogue, amounts and dates for the reader's locale; no Flask needed,
+so the scheduler writes them); ``render`` lays the text out. Every value goes through
+``pdf_text`` into a Paragraph: shown as written, never read as markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from io import BytesIO
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from marketplace.core.exports import pdf_text
+from marketplace.notifications.services import EMAIL_LANGUAGES, translator
+
+MARGIN = 20 * mm
+
+
+def N_(text: str) -> str:
+    return text
+
+
+REFUND_REASONS = {
+    "unfunded": N_("the project did not reach its threshold"),
+    "settlement": N_("outcomes not verified at settlement"),
+    "surplus": N_("a second payment of the same pledge"),
+}
+
+
+@dataclass(frozen=True)
+class DocumentText:
+    title: str
+    number_line: str
+    parties: list[tuple[str, list[str]]]  # (heading, lines)
+    lines_heading: list[str]  # the table's column headings
+    lines: list[list[str]]
+    total: tuple[str, str]
+    notes: list[str]
+
+
+def _party(details: dict[str, Any], gettext) -> list[str]:
+    lines = [details.get("legal_name") or details.get("name") or ""]
+    if details.get("address"):
+        lines.append(details["address"])
+    if details.get("registry_id"):
+        lines.append(gettext("Registry id: %(id)s") % {"id": details["registry_id"]})
+    if details.get("vat_id"):
+        lines.append(gettext("VAT id: %(id)s") % {"id": details["vat_id"]})
+    return lines
+
+
+def words(
+    *,
+    kind: str,
+    number: str,
+    issued_at: datetime,
+    details: dict[str, Any],
+    language: str,
+    currency: str,
+    zone: str,
+) -> DocumentText:
+    """What the document says, in ``language``."""
+    gettext = translator(language if language in EMAIL_LANGUAGES else "en")
+    locale = EMAIL_LANGUAGES.get(language, "en_GB")
+
+    def money(cents: int) -> str:
+        return format_currency(Decimal(cents) / 100, currency, locale=locale)
+
+    def day(value: str | datetime) -> str:
+        instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return format_date(instant.astimezone(ZoneInfo(zone)).date(), "long", locale=locale)
+
+    project = details["project"]
+    what = gettext("%(tokens)s impact tokens of %(reference)s %(title)s") % {
+        "tokens": format_decimal(details["tokens"], locale=locale),
+        "reference": project["reference"],
+        "title": project["title"],
+    }
+    receipt = kind == "receipt"
+    notes = [
+        gettext("Pledge no. %(pledge)s, paid on %(day)s (%(method)s).")
+        % {
+            "pledge": details["pledge_id"],
+            "day": day(details["paid_at"]),
+            "method": details["method"],
+        }
+    ]
+    if receipt:
+        notes.append(
+            gettext(
+                "The money is held in escrow until the project is settled; what is not "
+                "verified then is refunded with a credit note."
+            )
+        )
+    else:
+        notes.insert(
+            0,
+            gettext("Refers to receipt %(number)s. Reason: %(reason)s.")
+            % {
+                "number": details["refers_to"],
+                "reason": gettext(REFUND_REASONS.get(details["reason"], details["reason"])),
+            },
+        )
+    return DocumentText(
+        title=gettext("Receipt") if receipt else gettext("Credit note"),
+        number_line=gettext("No. %(number)s, %(day)s") % {"number": number, "day": day(issued_at)},
+        parties=[
+            (gettext("From"), _party(details["seller"], gettext)),
+            (gettext("To"), _party(details["buyer"], gettext)),
+        ],
+        lines_heading=[gettext("Description"), gettext("Price a token"), gettext("Amount")],
+        lines=[
+            [
+                what if receipt else gettext("Refund for %(what)s") % {"what": what},
+                money(details["price_cents"]),
+                money(details["amount_cents"] if receipt else -details["amount_cents"]),
+            ]
+        ],
+        total=(
+            gettext("Paid") if receipt else gettext("Refunded"),
+            money(details["amount_cents"]),
+        ),
+        notes=notes,
+    )
+
+
+def render(text: DocumentText, *, author: str) -> bytes:
+    """The document as PDF bytes."""
+    buffer = BytesIO()
+    styles = getSampleStyleSheet()
+    body = styles["BodyText"].clone("body", fontSize=10, leading=13)
+    small = styles["BodyText"].clone("small", fontSize=8.5, leading=11)
+    bold = body.clone("bold", fontName="Helvetica-Bold")
+    title = styles["Title"].clone("receipt-title", alignment=0, fontSize=18, leading=22)
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
+        title=f"{text.title} {text.number_line}",
+        author=author,
+    )
+    width = A4[0] - 2 * MARGIN
+
+    def p(value: str, style=body) -> Paragraph:
+        return Paragraph(pdf_text(value), style)
+
+    parties = Table(
+        [[[p(heading, bold), *[p(line) for line in lines]] for heading, lines in text.parties]],
+        colWidths=[width / 2, width / 2],
+    )
+    parties.hAlign = "LEFT"
+    parties.setStyle(
+        TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (0, -1), 0)])
+    )
+    figures = Table(
+        [
+            [p(h, bold) for h in text.lines_heading],
+            *[[p(cell) for cell in row] for row in text.lines],
+            ["", p(text.total[0], bold), p(text.total[1], bold)],
+        ],
+        colWidths=[width - 70 * mm, 35 * mm, 35 * mm],
+    )
+    figures.hAlign = "LEFT"
+    figures.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEBELOW", (0, 0), (-1, -2), 0.25, colors.HexColor("#d3dbd8")),
+                ("LEFTPADDING", (0, 0), (0, -1), 0),
+            ]
+        )
+    )
+    story = [
+        p(author, bold),
+        Spacer(1, 3 * mm),
+        p(text.title, title),
+        p(text.number_line),
+        Spacer(1, 6 * mm),
+        parties,
+        Spacer(1, 8 * mm),
+        figures,
+        Spacer(1, 6 * mm),
+        *[p(note, small) for note in text.notes],
+    ]
+    document.build(story)
+    return buffer.getvalue()
