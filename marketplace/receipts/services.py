@@ -204,7 +204,7 @@ def issue(
     )
     if payment_ids is not None:
         refunds = refunds.where(Payment.id.in_(payment_ids))
-    notes = [tuple(row) for row in session.execute(refunds.order_by(Refund.id).limit(limit))]
+    notes = session.execute(refunds.order_by(Refund.id).limit(limit)).all()
     for refund, payment, receipt in notes:
         last += 1
         details = {

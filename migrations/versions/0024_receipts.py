@@ -9,8 +9,7 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
-import outcomes.db  # noqa: F401 - custom column types
-
+import outcomes.db
 
 revision = "0024_receipts"
 down_revision = "0023_obligations"
@@ -58,7 +57,8 @@ def upgrade() -> None:
         sa.Column("pdf", sa.LargeBinary(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.CheckConstraint(
-            "(kind = 'receipt' AND refund_id IS NULL AND refers_to_id IS NULL) OR (kind = 'credit_note' AND refund_id IS NOT NULL AND refers_to_id IS NOT NULL)",
+            "(kind = 'receipt' AND refund_id IS NULL AND refers_to_id IS NULL) OR "
+            "(kind = 'credit_note' AND refund_id IS NOT NULL AND refers_to_id IS NOT NULL)",
             name=op.f("ck_receipts_kind_links"),
         ),
         sa.CheckConstraint("amount_cents > 0", name=op.f("ck_receipts_amount_positive")),
