@@ -108,6 +108,13 @@ LABELS = (
     N_("data points"),
     N_("tokens"),
     N_("retirements"),
+    N_("receipts"),
+    N_("number"),
+    N_("document"),
+    N_("pledge"),
+    N_("refers to"),
+    N_("receipt"),
+    N_("credit_note"),
     N_("all time"),
     N_("None in this period."),
     N_("Impact report of %(organisation)s"),
@@ -238,6 +245,20 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
         ]
         for r in figures.retirements
     ]
+    receipts = [
+        ["number", "document", "date", "pledge", "project", f"amount ({currency})", "refers to"]
+    ] + [
+        [
+            r.number,
+            r.kind.value,
+            Day.of(r.issued_at.date()),
+            r.pledge_id,
+            f"P{r.details['project']['id']:06d}",
+            Cents(r.amount_cents),
+            r.details.get("refers_to", ""),
+        ]
+        for r in figures.receipts
+    ]
     return [
         ("summary", summary),
         ("projects funded", funded),
@@ -245,6 +266,7 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
         ("data points", data_points),
         ("tokens", tokens),
         ("retirements", retirements),
+        ("receipts", receipts),
     ]
 
 
@@ -285,6 +307,8 @@ CODES = frozenset(
         "all time",
         "issued",
         "retired",
+        "receipt",
+        "credit_note",
         "sroi_obligation",
         "csr_voluntary",
         "csrd_report",

@@ -33,6 +33,7 @@ from marketplace.payments.models import (
     Transfer,
 )
 from marketplace.projects.models import Project, ProjectState
+from marketplace.receipts.models import Receipt
 from marketplace.registry.models import BlockStatus, Retirement, TokenBlock
 from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.commitments import OutcomeCommitment
@@ -101,6 +102,7 @@ class BuyerFigures:
     projects: list[FundedProject] = field(default_factory=list)
     holdings: list[TokenBlock] = field(default_factory=list)
     retirements: list[Retirement] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
 
     @property
     def value_cents(self) -> int:
@@ -223,6 +225,16 @@ def buyer_figures(
                 *_in_period(Retirement.retired_at, start, end, zone),
             )
             .order_by(Retirement.id)
+        )
+    )
+    figures.receipts = list(
+        session.scalars(
+            select(Receipt)
+            .where(
+                Receipt.organisation_id == organisation_id,
+                *_in_period(Receipt.issued_at, start, end, zone),
+            )
+            .order_by(Receipt.year, Receipt.sequence)
         )
     )
     return figures

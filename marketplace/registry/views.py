@@ -36,7 +36,7 @@ from marketplace.obligations import services as obligations
 from marketplace.obligations.models import ObligationState
 from marketplace.projects.models import Project
 from marketplace.registry import certificate, services
-from marketplace.registry.api import RetirementInSchema
+from marketplace.registry.api import RetirementInSchema, TransferInSchema
 from marketplace.registry.models import Claim, Purpose
 from marketplace.settlement.models import Settlement
 from marketplace.web.formatting import (
@@ -273,6 +273,15 @@ def _holdings_page(status: int = 200, errors=None, form=None):
         titles=titles,
         purposes=list(Purpose),
         claims=list(Claim),
+        receivers=db.session.scalars(
+            select(Organisation)
+            .where(
+                Organisation.verified_at.is_not(None),
+                Organisation.id != current_user.organisation_id,
+            )
+            .order_by(Organisation.name)
+            .limit(1000)
+        ).all(),
         obligations=obligations.listing(
             db.session, current_user, state=ObligationState.ACCEPTED, per_page=100
         )[0],
@@ -371,6 +380,86 @@ def _review_retirement(data: services.RetirementInput, obligation_id: int | None
         title=_("Retire %(n)s", n=tokens(data.quantity)),
         consequences=consequences,
         confirm=_("Retire the tokens"),
+        back=url_for("registry.holdings"),
+        danger=True,
+    )
+
+
+@bp.post("/holdings/transfer")
+@login_required
+def transfer():
+    form = request.form.to_dict()
+    try:
+        fields = {k: v for k, v in form.items() if k not in ("csrf_token", "confirmed", "form_key")}
+        data = services.TransferInput(**TransferInSchema().load(fields))
+        if not confirmed():
+            return _review_transfer(data)
+        key = form.get("form_key") or None
+        made = services.transfer(
+            db.session,
+            current_user,
+            data,
+            now=now(),
+            idempotency=idempotent.parse(
+                current_user.id, f"form-{key}" if key else None, "POST", request.path, fields
+            ),
+        )
+    except ma.ValidationError as exc:
+        return _holdings_page(422, _transfer_errors(flatten_errors(exc.messages)), form)
+    except Replayed:
+        # The confirmation sent again (a double click): the transfer was made once.
+        db.session.rollback()
+        flash(_("The transfer was made."), "success")
+        return redirect(url_for("registry.holdings"))
+    except MarketplaceError as exc:
+        db.session.rollback()
+        errors = exc.errors or {"_action": [exc.message]}
+        return _holdings_page(status_of(exc), _transfer_errors(errors), form)
+    flash(
+        _(
+            "Transferred %(n)s to %(organisation)s.",
+            n=tokens(made.quantity),
+            organisation=db.session.get_one(Organisation, made.to_organisation_id).name,
+        ),
+        "success",
+    )
+    return redirect(url_for("registry.holdings"))
+
+
+def _transfer_errors(errors: dict) -> dict:
+    """The transfer form's fields carry a prefix (the retirement form has a quantity too)."""
+    return {(k if k.startswith("_") else f"transfer_{k}"): v for k, v in errors.items()}
+
+
+def _review_transfer(data: services.TransferInput):
+    def act() -> tuple[str, str, list[str]]:
+        made = services.transfer(db.session, current_user, data, now=now())
+        return (
+            db.session.get_one(Project, data.project_id).title,
+            db.session.get_one(Organisation, data.to_organisation_id).name,
+            [r.serial for r in made.ranges],
+        )
+
+    title, receiver, serials = rehearse(act)
+    return review_page(
+        title=_(
+            "Transfer %(n)s to %(organisation)s", n=tokens(data.quantity), organisation=receiver
+        ),
+        consequences=[
+            _(
+                "%(n)s of %(project)s go to %(organisation)s: serials %(serials)s.",
+                n=tokens(data.quantity),
+                project=title,
+                organisation=receiver,
+                serials=", ".join(serials),
+            ),
+            _(
+                "A transfer is final and public in the registry: the serials' history shows "
+                "they went from your organisation to %(organisation)s.",
+                organisation=receiver,
+            ),
+        ],
+        confirm=_("Transfer the tokens"),
         back=url_for("registry.holdings"),
         danger=True,
     )

@@ -108,6 +108,11 @@ def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
         f"SOM-P{project.id:06d}-2027-0000001-0000100",
         f"SOM-P{project.id:06d}-2027-0000101-0000665",
     }
+    # the charge's receipt and the refund's credit note referring to it
+    receipt, note = report["receipts"]
+    assert (receipt["document"], receipt["amount (EUR)"]) == ("receipt", "29530.00")
+    assert (note["document"], note["amount (EUR)"]) == ("credit_note", "1358.38")
+    assert note["refers to"] == receipt["number"] and receipt["number"].startswith("SOM-20")
 
     pdf = web.get("/impact-report.pdf")
     assert pdf.headers["Content-Type"] == "application/pdf"

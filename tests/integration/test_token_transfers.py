@@ -152,3 +152,35 @@ def test_twenty_transfers_and_retirements_at_once_never_spend_more_than_held(
     total = session.scalar(select(func.sum(size)).where(TokenBlock.project_id == project_id))
     assert total == 1680  # every serial still exactly once
     session.rollback()
+
+
+def test_the_holdings_page_transfers_once_after_a_review(
+    app, client, session, auth_headers, settled_example, clock, web
+):
+    example = settled_example
+    clock.at = LATER
+    receiver = OrganisationFactory(name="Stichting Ontvanger")
+    stranger = OrganisationFactory(name="Niet Geverifieerd", verified_at=None)
+    session.commit()
+    receiver_id, stranger_id = receiver.id, stranger.id
+    project_id, bank_org = example.project.id, example.bank.organisation_id
+    session.rollback()
+    bank = web.as_user(example.bank.email)
+    page = bank.get("/holdings").get_data(as_text=True)
+    assert "Stichting Ontvanger" in page and "Niet Geverifieerd" not in page
+    form = {"project_id": str(project_id), "quantity": "15", "to_organisation_id": str(receiver_id)}
+
+    odd = bank.submit(
+        "/holdings", {**form, "to_organisation_id": str(stranger_id)}, action="/holdings/transfer"
+    )
+    assert odd.status_code == 422 and "transfer_to-error" in odd.get_data(as_text=True)
+    review = bank.submit("/holdings", form, action="/holdings/transfer")
+    assert review.status_code == 200 and "Stichting Ontvanger" in review.get_data(as_text=True)
+    assert held(session, receiver_id, project_id) == 0  # the review moved nothing
+
+    key = {"form_key": "transfer-once", "confirmed": "yes"}
+    first = bank.submit("/holdings", {**form, **key}, action="/holdings/transfer")
+    again = bank.submit("/holdings", {**form, **key}, action="/holdings/transfer")  # double click
+    assert first.status_code == 302 and again.status_code == 302
+    assert held(session, receiver_id, project_id) == 15
+    assert held(session, bank_org, project_id) == 665 - 15
