@@ -38,7 +38,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     settled_example,
     worked_example,
 )
-from tests.support.races import statements
+from tests.support.races import at_once, statements
 from valuation import EvidenceGrade
 
 SETTLED_AT = ENDED + timedelta(days=1)
@@ -458,27 +458,13 @@ def test_twenty_concurrent_retirements_of_frozen_serials_are_all_409(
     headers = auth_headers(example.bank)
     project_id = example.project.id
     session.rollback()
-    barrier = threading.Barrier(20, timeout=60)
-    answers: list[tuple[int, str]] = []
 
-    failures: list[BaseException] = []
+    def attempt(n: int) -> tuple[int, str]:
+        answer = retire(app.test_client(), headers, project_id, 3, f"frozen-{n}")
+        return answer.status_code, answer.json.get("code", "")
 
-    def attempt(n: int) -> None:
-        try:
-            mine = app.test_client()
-            barrier.wait()
-            answer = retire(mine, headers, project_id, 3, f"frozen-{n}")
-            answers.append((answer.status_code, answer.json.get("code", "")))
-        except BaseException as exc:  # a thread's failure is the test's
-            failures.append(exc)
+    answers = at_once(20, attempt)
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert not failures, failures
     assert answers == [(409, "frozen")] * 20
     session.rollback()
     assert session.scalar(select(func.count()).select_from(Retirement)) == 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from decimal import Decimal
 
 import pytest
@@ -29,6 +28,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     settled_example,
     worked_example,
 )
+from tests.support.races import at_once
 
 CONTRACT = {
     "contract_reference": "RTM-2027-0142",
@@ -356,34 +356,20 @@ def test_twenty_requests_for_the_same_serials_credit_one_obligation_once(
     first = accepted(client, parties)
     second = accepted(client, parties, contract_reference="RTM-2027-0143")
     headers, project_id = parties["bank"], parties["project"]
-    barrier = threading.Barrier(20, timeout=60)
-    answers: list[int] = []
-    failures: list[BaseException] = []
 
-    def attempt(n: int) -> None:
-        try:
-            mine = app.test_client()
-            barrier.wait()
-            answer = retire(
-                mine,
-                headers,
-                project_id,
-                665,
-                f"race-{n}",
-                purpose="sroi_obligation",
-                obligation_id=(first, second)[n % 2],
-            )
-            answers.append(answer.status_code)
-        except BaseException as exc:
-            failures.append(exc)
+    def attempt(n: int) -> int:
+        return retire(
+            app.test_client(),
+            headers,
+            project_id,
+            665,
+            f"race-{n}",
+            purpose="sroi_obligation",
+            obligation_id=(first, second)[n % 2],
+        ).status_code
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = at_once(20, attempt)
 
-    assert not failures, failures
     assert answers.count(201) == 1 and set(answers) <= {201, 409}, answers
     assert count(session, Credit) == 1
     together = sum(

@@ -4,8 +4,6 @@ concurrent transfers and retirements never spend more than is held."""
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
@@ -18,6 +16,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     settled_example,
     worked_example,
 )
+from tests.support.races import at_once
 
 
 def transfer(client, headers, project_id, quantity, to, key, **extra):
@@ -121,29 +120,15 @@ def test_twenty_transfers_and_retirements_at_once_never_spend_more_than_held(
     )
     headers = auth_headers(example.bank)
     session.rollback()
-    barrier = threading.Barrier(20, timeout=60)
-    answers: list[int] = []
-    failures: list[BaseException] = []
 
-    def attempt(n: int) -> None:
-        try:
-            mine = app.test_client()
-            barrier.wait()
-            if n % 2:
-                answer = transfer(mine, headers, project_id, 50, receiver_id, f"t-{n}")
-            else:
-                answer = retire(mine, headers, project_id, 50, f"r-{n}")
-            answers.append(answer.status_code)
-        except BaseException as exc:
-            failures.append(exc)
+    def attempt(n: int) -> int:
+        mine = app.test_client()
+        if n % 2:
+            return transfer(mine, headers, project_id, 50, receiver_id, f"t-{n}").status_code
+        return retire(mine, headers, project_id, 50, f"r-{n}").status_code
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = at_once(20, attempt)
 
-    assert not failures, failures
     succeeded = answers.count(201)
     assert set(answers) <= {201, 409} and 1 <= succeeded <= 13, answers
     left = held(session, bank_org, project_id)

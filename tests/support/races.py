@@ -10,10 +10,14 @@ come between two statements there, so these tests are PostgreSQL's.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import event
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -55,3 +59,28 @@ def statements(app) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def at_once(count: int, attempt: Callable[[int], T]) -> list[T]:
+    """``attempt(n)`` for n in 0..count-1, each in a thread of its own, all released
+    together by a barrier; their answers in the order they came. A thread's exception
+    fails the caller (the first one is raised here)."""
+    barrier = threading.Barrier(count, timeout=60)
+    answers: list[T] = []
+    failures: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait()
+            answers.append(attempt(n))
+        except BaseException as exc:  # a thread's failure is the test's
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return answers

@@ -37,6 +37,8 @@ from tests.factories import (
 from tests.integration.funding_support import listed_project, pledge_via_api, tick
 from tests.integration.test_progress_evidence import PDF, running_project, upload
 from tests.integration.test_settlement import CLOSED, ENDED, Settled
+from tests.support.obligations import accepted_obligation as accepted
+from tests.support.obligations import obligation
 from tests.web.test_api_accounts import registration
 from tests.web.test_api_catalogue import NEW_TYPE, WORKED
 from tests.web.test_api_projects import body as project_body
@@ -141,23 +143,8 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
     )
 
     # social-return obligations: one pending, one accepted with a credit to decide
-    def obligation(reference: str) -> int:
-        return obligations.register(
-            session,
-            bank,
-            obligations.NewObligation(
-                contracting.id,
-                reference,
-                "Schoonmaak stadhuis",
-                120_000_000,
-                Decimal("0.05"),
-                date(2030, 6, 30),
-            ),
-            now=settled_at,
-        ).id
-
-    pending_obligation, accepted_obligation = obligation("SCH-1"), obligation("SCH-2")
-    obligations.accept(session, authority, accepted_obligation, now=settled_at)
+    pending_obligation = obligation(session, bank, contracting.id, "SCH-1", settled_at)
+    accepted_obligation = accepted(session, bank, authority, "SCH-2", settled_at)
     session.commit()
     credited = _ok(
         client.post(

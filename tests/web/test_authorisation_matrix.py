@@ -15,7 +15,7 @@ meant to write (when a token was last used, login attempts, the audit log).
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -39,6 +39,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     worked_example,
 )
 from tests.support.links import open_links, secret_ids
+from tests.support.obligations import accepted_obligation
 
 PEOPLE = (
     "anonymous",
@@ -267,6 +268,7 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("obligations_api.RejectCredit", "POST"): frozenset({"authority"}),
     ("obligations_api.Authorities", "GET"): EVERYONE,
     ("obligations_api.AuthorityFactor", "PUT"): frozenset({"authority"}),
+    ("registry.transfer", "POST"): BUYERS,
     # receipts and credit notes: the buyer's organisation's, and admins
     ("receipts.pdf", "GET"): frozenset({"buyer", "admin"}),
     ("receipts_api.Receipts", "GET"): BUYERS | ADMIN,
@@ -338,15 +340,7 @@ def world(app, client, session, auth_headers, settled_example):
     contracting = OrganisationFactory(sroi_factor=Decimal(1))
     authority = UserFactory(role=Role.AUTHORITY, organisation=contracting)
     session.commit()
-    owed = obligations.register(
-        session,
-        buyer,
-        obligations.NewObligation(
-            contracting.id, "MATRIX-1", "Schoonmaak", 10_000_000, Decimal("0.05"), date(2030, 1, 1)
-        ),
-        now=datetime.now(UTC),
-    )
-    obligations.accept(session, authority, owed.id, now=datetime.now(UTC))
+    owed = accepted_obligation(session, buyer, authority, "MATRIX-1", datetime.now(UTC))
     session.commit()
     credited = retire(
         client,
@@ -355,7 +349,7 @@ def world(app, client, session, auth_headers, settled_example):
         2,
         "matrix-sroi",
         purpose="sroi_obligation",
-        obligation_id=owed.id,
+        obligation_id=owed,
     ).json
     credit = obligations.credit_of(session, credited["id"])
     people = {
@@ -391,7 +385,7 @@ def world(app, client, session, auth_headers, settled_example):
             "concern_id": concern.id,
             "accreditation_id": accreditation.id,
             "evaluator_id": settled_example.evaluator.id,
-            "obligation_id": owed.id,
+            "obligation_id": owed,
             "credit_id": credit.id,
             "receipt_id": session.scalar(
                 select(Receipt.id).where(Receipt.organisation_id == buyer.organisation_id)

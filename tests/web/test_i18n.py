@@ -9,7 +9,7 @@ must not show any English sentence of the catalogue whose Dutch differs.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from html import unescape
 from pathlib import Path
@@ -22,7 +22,6 @@ from sqlalchemy import select
 from marketplace.accounts.models import Role
 from marketplace.disputes import services as disputes
 from marketplace.funding.models import Pledge
-from marketplace.obligations import services as obligations
 from marketplace.projects.models import Project
 from tests.factories import (
     EvaluationFactory,
@@ -38,6 +37,7 @@ from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     worked_example,
 )
 from tests.support.links import open_links, secret_ids
+from tests.support.obligations import accepted_obligation, obligation
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "marketplace" / "translations"
 NOT_PAGES = {"evaluations.download", "dashboards.impact_csv", "dashboards.impact_pdf"}
@@ -151,23 +151,8 @@ def everything(client, session, auth_headers, settled_example):
     authority = UserFactory(role=Role.AUTHORITY, organisation=contracting)
     session.commit()
 
-    def owed(reference: str) -> int:
-        return obligations.register(
-            session,
-            bank,
-            obligations.NewObligation(
-                contracting.id,
-                reference,
-                "Schoonmaak stadhuis",
-                120_000_000,
-                Decimal("0.05"),
-                date(2030, 6, 30),
-            ),
-            now=LATER,
-        ).id
-
-    accepted, _pending = owed("SCH-2026-1"), owed("SCH-2026-2")
-    obligations.accept(session, authority, accepted, now=LATER)
+    accepted = accepted_obligation(session, bank, authority, "SCH-2026-1", LATER)
+    obligation(session, bank, contracting.id, "SCH-2026-2", LATER)  # still to decide
     session.commit()
     credited = retire(
         client,
