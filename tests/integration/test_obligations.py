@@ -14,13 +14,20 @@ from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
 from marketplace.notifications.models import Notification
+from marketplace.obligations import services as obligation_services
 from marketplace.obligations.models import (
     Credit,
     CreditStateChange,
     Obligation,
     ObligationStateChange,
 )
-from marketplace.obligations.services import credit_cents, obligation_cents
+from marketplace.obligations.services import (
+    MAX_CONTRACT_VALUE_CENTS,
+    NewObligation,
+    credit_cents,
+    obligation_cents,
+)
+from outcomes.errors import ValidationFailed
 from tests.factories import OrganisationFactory, UserFactory
 from tests.integration.test_claim_integrity import LATER
 from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
@@ -105,11 +112,12 @@ def test_a_supplier_registers_and_the_authority_accepts(client, session, parties
     body = made.json
     assert body["state"] == "pending"
     assert body["obligation_cents"] == 6_000_000
-    assert (body["credited_cents"], body["signed_off_cents"], body["remaining_cents"]) == (
-        0,
-        0,
-        6_000_000,
-    )
+    assert (
+        body["credited_cents"],
+        body["signed_off_cents"],
+        body["remaining_cents"],
+        body["pending_credits"],
+    ) == (0, 0, 6_000_000, 0)
     assert body["authority"] == "Gemeente Rotterdam" and body["percentage"] == "0.05"
     session.rollback()
     told = session.scalars(
@@ -209,7 +217,9 @@ def test_retirements_are_credited_at_tokens_times_price_times_the_factor(client,
         purpose="sroi_obligation",
         obligation_id=pending.json["id"],
     )
-    assert not_yet.status_code == 422 and list(not_yet.json["errors"]) == ["obligation_id"]
+    assert not_yet.status_code == 422 and not_yet.json["errors"] == {
+        "obligation_id": ["Choose an obligation of your organisation its authority accepted."]
+    }
 
     first = retire(
         client,
@@ -272,11 +282,15 @@ def test_retirements_are_credited_at_tokens_times_price_times_the_factor(client,
     credits = client.get(
         f"/api/v1/obligations/{obligation_id}/credits", headers=parties["authority"]
     ).json
-    assert [(c["tokens"], c["factor"], c["state"]) for c in credits] == [
-        (100, "1", "pending"),
-        (7, "1.25", "pending"),
+    assert [
+        (c["tokens"], c["price_cents"], c["factor"], c["credit_cents"], c["state"]) for c in credits
+    ] == [
+        (100, price, "1", 100 * price, "pending"),
+        (7, price, "1.25", credit_cents(7, price, Decimal("1.25")), "pending"),
     ]
     first_credit, second_credit = credits
+    waiting = client.get(f"/api/v1/obligations/{obligation_id}", headers=parties["authority"])
+    assert waiting.json["pending_credits"] == 2
     signed = client.post(
         f"/api/v1/credits/{first_credit['id']}/sign-off", headers=parties["authority"], json={}
     )
@@ -294,7 +308,7 @@ def test_retirements_are_credited_at_tokens_times_price_times_the_factor(client,
         headers=parties["other_authority"],
         json={},
     )
-    assert by_other.status_code == 404
+    assert by_other.status_code == 404 and by_other.json["detail"] == "No such credit."
     rejected = client.post(
         f"/api/v1/credits/{second_credit['id']}/reject",
         headers=parties["authority"],
@@ -308,7 +322,15 @@ def test_retirements_are_credited_at_tokens_times_price_times_the_factor(client,
     assert figures["remaining_cents"] == 6_000_000 - 100 * price
     assert figures["pending_credits"] == 0
     session.rollback()
-    assert session.scalar(select(func.count()).select_from(CreditStateChange)) == 4
+    moves = session.execute(
+        select(CreditStateChange.to_state, CreditStateChange.reason).order_by(CreditStateChange.id)
+    ).all()
+    assert [(m.to_state.value, m.reason) for m in moves] == [
+        ("pending", "credited"),
+        ("pending", "credited"),
+        ("signed_off", "signed off"),
+        ("rejected", "These jobs were claimed under another tender."),
+    ]
     kinds = session.scalars(
         select(Notification.kind).where(Notification.organisation_id == parties["bank_org"])
     ).all()
@@ -432,3 +454,23 @@ def test_the_pages_take_amounts_as_the_reader_writes_them_and_the_authority_deci
     assert supplier.get(path).status_code == 200
     stranger = web.as_user(_email(session, parties["other_buyer_org"], Role.BUYER))
     assert stranger.get(path).status_code == 404
+
+
+def test_the_service_itself_refuses_contract_values_outside_its_range(session, parties):
+    """The API's schema stops these first; the service holds the rule for every caller."""
+    session.rollback()
+    bank = session.get(UserFactory._meta.model, parties["example"].bank.id)
+    due = LATER.date().replace(year=LATER.year + 1)
+
+    def new(value: int) -> NewObligation:
+        return NewObligation(parties["city"], f"V-{value}", "Schoonmaak", value, Decimal("1"), due)
+
+    for value in (0, MAX_CONTRACT_VALUE_CENTS + 1):
+        with pytest.raises(ValidationFailed) as refused:
+            obligation_services.register(session, bank, new(value), now=LATER)
+        [message] = refused.value.errors["contract_value_cents"]
+        assert str(message) == "Between 1 cent and EUR 100,000,000,000.00."
+    for value in (1, MAX_CONTRACT_VALUE_CENTS):  # the bounds themselves are taken
+        made = obligation_services.register(session, bank, new(value), now=LATER)
+        assert made.obligation_cents == value
+    session.rollback()

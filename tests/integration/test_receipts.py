@@ -72,7 +72,11 @@ def test_every_charge_has_a_receipt_and_every_refund_a_credit_note(
 
     bank = settled_example.bank
     mine = client.get("/api/v1/receipts", headers=auth_headers(bank)).json
-    assert sorted(r["kind"] for r in mine) == ["credit_note", "receipt"]
+    # newest first: the credit note of the settlement's year, then the receipt before it
+    assert [(r["kind"], r["number"]) for r in mine] == [
+        ("credit_note", notes[0].number),
+        ("receipt", receipts[0].number),
+    ]
     first = receipts[0]
     words = pdf_words(web.as_user(bank.email).get(f"/receipts/{first.id}.pdf").data)
     assert first.number in words
@@ -112,6 +116,7 @@ def test_a_dutch_buyer_gets_a_dutch_receipt_kept_as_issued(app, client, session,
     # another buyer, even with its id, sees nothing; an admin sees it
     stranger = web.as_user(UserFactory().email)
     assert stranger.get(f"/receipts/{receipt_id}.pdf").status_code == 404
+    assert "No such receipt." in stranger.get(f"/receipts/{receipt_id}.pdf").get_data(as_text=True)
     assert (
         client.get(
             f"/api/v1/receipts/{receipt_id}", headers=auth_headers(UserFactory())
