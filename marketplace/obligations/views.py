@@ -27,6 +27,8 @@ from outcomes.errors import ValidationFailed
 bp = Blueprint("obligations", __name__)
 
 BAR_WIDTH = 300
+CENT = Decimal("0.01")
+LARGEST_EUROS = Decimal(10) ** 12  # above any contract the API takes
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def percent_fraction(text: str) -> Decimal:
 def euros_to_cents(text: str, field: str) -> int:
     """An amount in euros as the reader writes it, as cents; ValidationFailed otherwise."""
     value = _number(text.replace("€", "").replace("EUR", ""))
-    if value is None or value != value.quantize(Decimal("0.01")):
+    # bounded before it is rounded: "1E+9999" is a number no quantize can hold
+    if value is None or not 0 <= value < LARGEST_EUROS or value != value.quantize(CENT):
         raise ValidationFailed(errors={field: [_("An amount in euros such as 1,200,000.00.")]})
     return int(value * 100)
 

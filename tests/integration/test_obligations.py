@@ -424,7 +424,13 @@ def test_the_pages_take_amounts_as_the_reader_writes_them_and_the_authority_deci
         "percentage": "2,5%",
         "due_date": "2029-06-30",
     }
-    for field, odd in (("contract_value", "1.200.000,005"), ("percentage", "vijf")):
+    for field, odd in (
+        ("contract_value", "1.200.000,005"),
+        ("contract_value", "1E+9999"),
+        ("contract_value", "-5"),
+        ("percentage", "vijf"),
+        ("percentage", "1E+9999"),
+    ):
         refused = supplier.submit("/obligations/new", {**form, field: odd})
         assert refused.status_code == 422
         assert f'id="{field}-error"' in refused.get_data(as_text=True)
