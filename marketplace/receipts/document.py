@@ -118,14 +118,15 @@ def words(
         title=gettext("Receipt") if receipt else gettext("Credit note"),
         number_line=gettext("No. %(number)s, %(day)s") % {"number": number, "day": day(issued_at)},
         parties=[
-            (gettext("From"), _party(details["seller"], gettext)),
-            (gettext("To"), _party(details["buyer"], gettext)),
+            (gettext("Issued by"), _party(details["seller"], gettext)),
+            (gettext("Issued to"), _party(details["buyer"], gettext)),
         ],
         lines_heading=[gettext("Description"), gettext("Price a token"), gettext("Amount")],
         lines=[
             [
-                what if receipt else gettext("Refund for %(what)s") % {"what": what},
-                money(details["price_cents"]),
+                what if receipt else gettext("Refund on the payment for %(what)s") % {"what": what},
+                # a refund returns part of a payment: no price of a token applies to it
+                money(details["price_cents"]) if receipt else "",
                 money(details["amount_cents"] if receipt else -details["amount_cents"]),
             ]
         ],
