@@ -18,6 +18,7 @@ from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core.clock import now
 from marketplace.core.errors import Forbidden, MarketplaceError
 from marketplace.core.exports import csv_text
+from marketplace.core.schemas import page_number
 from marketplace.extensions import db
 from marketplace.obligations import services
 from marketplace.obligations.api import DecisionInSchema, FactorInSchema, ObligationInSchema
@@ -27,6 +28,7 @@ from outcomes.errors import ValidationFailed
 bp = Blueprint("obligations", __name__)
 
 BAR_WIDTH = 300
+PER_PAGE = 50
 CENT = Decimal("0.01")
 LARGEST_EUROS = Decimal(10) ** 12  # above any contract the API takes
 
@@ -60,12 +62,15 @@ def _party() -> None:
 
 def _listing_page(status: int = 200, errors=None, form=None):
     _party()
-    items, total = services.listing(db.session, current_user, per_page=200)
+    page = page_number(request.args.get("page"))
+    items, total = services.listing(db.session, current_user, page=page, per_page=PER_PAGE)
     authority = current_user.organisation if current_user.role is Role.AUTHORITY else None
     return render_template(
         "obligations/list.html",
         items=items,
         total=total,
+        page=page,
+        pages=max(1, -(-total // PER_PAGE)),
         bars={f.obligation.id: ObligationBar.of(f) for f in items},
         authority=authority,
         width=BAR_WIDTH,

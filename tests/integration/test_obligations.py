@@ -480,3 +480,20 @@ def test_the_service_itself_refuses_contract_values_outside_its_range(session, p
         made = obligation_services.register(session, bank, new(value), now=LATER)
         assert made.obligation_cents == value
     session.rollback()
+
+
+def test_the_obligations_page_pages_fifty_at_a_time(client, session, parties, web):
+    for n in range(51):
+        made = register(
+            client, parties["bank"], parties["city"], contract_reference=f"RTM-P-{n:03d}"
+        )
+        assert made.status_code == 201
+    supplier = web.as_user(_email(session, parties["bank_org"], Role.BUYER))
+
+    first = supplier.get("/obligations").get_data(as_text=True)
+    second = supplier.get("/obligations?page=2").get_data(as_text=True)
+
+    assert first.count('class="card"') - second.count('class="card"') == 49
+    assert "Page 1 of 2" in first and 'rel="next"' in first
+    assert "Page 2 of 2" in second and 'rel="prev"' in second
+    assert supplier.get("/obligations?page=x").status_code == 422
