@@ -115,6 +115,14 @@ def _authority(session: Session, organisation_id: int) -> Organisation | None:
     return found if found is not None and found.sroi_factor is not None else None
 
 
+def _years_after(day: date, years: int) -> date:
+    """The same day ``years`` later; 28 February for a 29 February that year lacks."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
 def _check(data: NewObligation, today: date) -> dict[str, list[Any]]:
     errors: dict[str, list[Any]] = {}
     if not 1 <= data.contract_value_cents <= MAX_CONTRACT_VALUE_CENTS:
@@ -127,7 +135,7 @@ def _check(data: NewObligation, today: date) -> dict[str, list[Any]]:
         errors["percentage"] = [Message("At most four decimals of a per cent.")]
     elif obligation_cents(data.contract_value_cents, data.percentage) < 1 and not errors:
         errors["percentage"] = [Message("This share of the contract is less than a cent.")]
-    latest = today.replace(year=today.year + LONGEST_CONTRACT_YEARS)
+    latest = _years_after(today, LONGEST_CONTRACT_YEARS)
     if not today <= data.due_date <= latest:
         errors["due_date"] = [
             Message("A date from today to %(years)s years ahead.", years=LONGEST_CONTRACT_YEARS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -497,3 +498,23 @@ def test_the_obligations_page_pages_fifty_at_a_time(client, session, parties, we
     assert "Page 1 of 2" in first and 'rel="next"' in first
     assert "Page 2 of 2" in second and 'rel="prev"' in second
     assert supplier.get("/obligations?page=x").status_code == 422
+
+
+def test_a_leap_day_registration_reaches_thirty_years_ahead(session, parties):
+    """On 29 February the latest due date is 28 February thirty years on (that year has no
+    29th); asking for 2058 on a leap day was a server error."""
+    session.rollback()
+    bank = session.get(UserFactory._meta.model, parties["example"].bank.id)
+    leap_day = datetime(2028, 2, 29, 12, tzinfo=UTC)
+
+    def new(due: date, reference: str) -> NewObligation:
+        return NewObligation(parties["city"], reference, "Schoonmaak", 10_000, Decimal("0.05"), due)
+
+    made = obligation_services.register(
+        session, bank, new(date(2058, 2, 28), "LEAP-1"), now=leap_day
+    )
+    assert made.due_date == date(2058, 2, 28)
+    with pytest.raises(ValidationFailed) as refused:
+        obligation_services.register(session, bank, new(date(2058, 3, 1), "LEAP-2"), now=leap_day)
+    assert list(refused.value.errors) == ["due_date"]
+    session.rollback()
