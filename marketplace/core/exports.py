@@ -18,9 +18,12 @@ import csv
 import io
 import unicodedata
 from collections.abc import Iterable
+from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
 
 from reportlab import rl_config
+from reportlab.lib.pagesizes import A4
+from reportlab.platypus import SimpleDocTemplate
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -32,6 +35,25 @@ def no_fetching() -> None:
 
 
 no_fetching()
+
+
+def a4_document(
+    out: BinaryIO, *, margin: float, title: str, author: str | None = None
+) -> SimpleDocTemplate:
+    """An A4 page with the same margin on every side, for the platform's PDFs (what lies
+    between the margins is ``document.width``)."""
+    named: dict[str, Any] = {"title": title}
+    if author is not None:
+        named["author"] = author
+    return SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        leftMargin=margin,
+        rightMargin=margin,
+        topMargin=margin,
+        bottomMargin=margin,
+        **named,
+    )
 
 
 def pdf_text(value: object) -> str:

@@ -14,13 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from marketplace.core.exports import csv_text, pdf_text
+from marketplace.core.exports import a4_document, csv_text, pdf_text
 from marketplace.dashboards.services import BuyerFigures
 
 
@@ -348,16 +347,8 @@ def as_pdf(
     out = io.BytesIO()
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=7, leading=8.5)
-    document = SimpleDocTemplate(
-        out,
-        pagesize=A4,
-        leftMargin=14 * mm,
-        rightMargin=14 * mm,
-        topMargin=14 * mm,
-        bottomMargin=14 * mm,
-        title=words.label("Impact report of %(organisation)s") % {"organisation": organisation},
-    )
     heading = words.label("Impact report of %(organisation)s") % {"organisation": organisation}
+    document = a4_document(out, margin=14 * mm, title=heading)
     period = words.label(period_label(figures))
     story = [
         Paragraph(pdf_text(words.label("Social Outcomes Marketplace")), styles["Normal"]),
@@ -367,7 +358,7 @@ def as_pdf(
         ),
         Spacer(1, 4 * mm),
     ]
-    usable = A4[0] - 28 * mm
+    usable = document.width
     for title, rows in sections(figures, organisation, currency):
         story.append(Paragraph(pdf_text(words.label(title).capitalize()), styles["Heading2"]))
         if len(rows) == 1:

@@ -18,12 +18,11 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from marketplace.core.exports import pdf_text
+from marketplace.core.exports import a4_document, pdf_text
 from marketplace.notifications.services import EMAIL_LANGUAGES, translator
 
 MARGIN = 20 * mm
@@ -146,17 +145,10 @@ def render(text: DocumentText, *, author: str) -> bytes:
     small = styles["BodyText"].clone("small", fontSize=8.5, leading=11)
     bold = body.clone("bold", fontName="Helvetica-Bold")
     title = styles["Title"].clone("receipt-title", alignment=0, fontSize=18, leading=22)
-    document = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=MARGIN,
-        rightMargin=MARGIN,
-        topMargin=MARGIN,
-        bottomMargin=MARGIN,
-        title=f"{text.title} {text.number_line}",
-        author=author,
+    document = a4_document(
+        buffer, margin=MARGIN, title=f"{text.title} {text.number_line}", author=author
     )
-    width = A4[0] - 2 * MARGIN
+    width = document.width
 
     def p(value: str, style=body) -> Paragraph:
         return Paragraph(pdf_text(value), style)

@@ -13,12 +13,11 @@ from io import BytesIO
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from marketplace.core.exports import pdf_text
+from marketplace.core.exports import a4_document, pdf_text
 
 MARGIN = 20 * mm
 QR_SIDE = 38 * mm
@@ -67,17 +66,8 @@ def render(text: CertificateText) -> bytes:
     )
     title = styles["Title"].clone("certificate-title", alignment=0, fontSize=18, leading=22)
     heading = styles["Heading3"].clone("heading", spaceBefore=6, spaceAfter=3)
-    document = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=MARGIN,
-        rightMargin=MARGIN,
-        topMargin=MARGIN,
-        bottomMargin=MARGIN,
-        title=text.document_title,
-        author=text.platform,
-    )
-    width = A4[0] - 2 * MARGIN
+    document = a4_document(buffer, margin=MARGIN, title=text.document_title, author=text.platform)
+    width = document.width
 
     def p(value: str, style=body) -> Paragraph:
         return Paragraph(pdf_text(value), style)
