@@ -88,8 +88,9 @@ def _buyer(organisation: Organisation) -> dict[str, str]:
     }
 
 
-def _facts(session: Session, payment: Payment, issuer: Issuer) -> tuple[dict[str, Any], str]:
-    """What a receipt for ``payment`` says, and the language of its buyer."""
+def _facts(session: Session, payment: Payment, issuer: Issuer) -> tuple[dict[str, Any], str, int]:
+    """What a receipt for ``payment`` says, the language of its buyer, and the buyer
+    organisation."""
     pledge = session.get_one(Pledge, payment.pledge_id)
     project = session.get_one(Project, pledge.project_id)
     organisation = session.get_one(Organisation, pledge.organisation_id)
@@ -106,7 +107,7 @@ def _facts(session: Session, payment: Payment, issuer: Issuer) -> tuple[dict[str
         "paid_at": payment.updated_at.isoformat(),
         "method": payment.card if payment.card_last4 else payment.payment_method_id[:24],
     }
-    return details, language
+    return details, language, pledge.organisation_id
 
 
 def _write(
@@ -115,7 +116,7 @@ def _write(
     kind: DocumentKind,
     year: int,
     sequence: int,
-    payment: Payment,
+    paid: tuple[int, int, int],  # the payment, its pledge and the buyer organisation
     details: dict[str, Any],
     language: str,
     issuer: Issuer,
@@ -142,11 +143,11 @@ def _write(
             year=year,
             sequence=sequence,
             kind=kind,
-            payment_id=payment.id,
+            payment_id=paid[0],
             refund_id=refund.id if refund else None,
             refers_to_id=refers_to.id if refers_to else None,
-            pledge_id=payment.pledge_id,
-            organisation_id=session.get_one(Pledge, payment.pledge_id).organisation_id,
+            pledge_id=paid[1],
+            organisation_id=paid[2],
             amount_cents=details["amount_cents"],
             currency=issuer.currency,
             language=language,
@@ -179,13 +180,13 @@ def issue(
     due = session.scalars(charges.order_by(Payment.id).limit(limit)).all()
     for payment in due:
         last += 1
-        details, language = _facts(session, payment, issuer)
+        details, language, organisation_id = _facts(session, payment, issuer)
         _write(
             session,
             kind=DocumentKind.RECEIPT,
             year=year,
             sequence=last,
-            payment=payment,
+            paid=(payment.id, payment.pledge_id, organisation_id),
             details=details,
             language=language,
             issuer=issuer,
@@ -194,18 +195,17 @@ def issue(
     note = aliased(Receipt)
     has_note = select(note.id).where(note.refund_id == Refund.id)
     refunds = (
-        select(Refund, Payment, Receipt)
-        .join(Payment, Payment.id == Refund.payment_id)
+        select(Refund, Receipt)
         .join(
             Receipt,
-            and_(Receipt.payment_id == Payment.id, Receipt.kind == DocumentKind.RECEIPT),
+            and_(Receipt.payment_id == Refund.payment_id, Receipt.kind == DocumentKind.RECEIPT),
         )
         .where(Refund.state == MoneyState.SUCCEEDED, ~has_note.exists())
     )
     if payment_ids is not None:
-        refunds = refunds.where(Payment.id.in_(payment_ids))
+        refunds = refunds.where(Refund.payment_id.in_(payment_ids))
     notes = session.execute(refunds.order_by(Refund.id).limit(limit)).all()
-    for refund, payment, receipt in notes:
+    for refund, receipt in notes:
         last += 1
         details = {
             **receipt.details,
@@ -218,7 +218,7 @@ def issue(
             kind=DocumentKind.CREDIT_NOTE,
             year=year,
             sequence=last,
-            payment=payment,
+            paid=(receipt.payment_id, receipt.pledge_id, receipt.organisation_id),
             details=details,
             language=receipt.language,
             issuer=issuer,
