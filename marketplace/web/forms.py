@@ -16,7 +16,9 @@ MAX_ROWS = 50
 # 45.000,50, 60 000, with or without the euro sign (a group separator before each three
 # digits; the decimal separator, if any, is the other one).
 PLAIN_AMOUNT = re.compile(r"(\d{1,10})(?:[.,](\d{1,2}))?")
-GROUPED_AMOUNT = re.compile(r"(\d{1,3}(?:([.,])\d{3}){1,3})(?:([.,])(\d{1,2}))?")
+# Thousands grouped with one separator throughout ("1.200.000", never "1.200,000"), then
+# the decimals after the other one.
+GROUPED_AMOUNT = re.compile(r"(\d{1,3}([.,])\d{3}(?:\2\d{3}){0,2})(?:([.,])(\d{1,2}))?")
 FRACTIONS = ("deadweight", "displacement", "attribution", "drop_off", "haircut")
 
 

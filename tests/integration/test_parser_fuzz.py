@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -125,6 +126,23 @@ def test_any_text_is_an_amount_in_cents_or_none(text):
     assert cents is None or (isinstance(cents, int) and cents >= 0)
     rate = percent_to_rate(text)
     assert rate is None or (isinstance(rate, Decimal) and 0 <= rate <= Decimal("9.99"))
+
+
+@pytest.mark.parametrize(
+    ("text", "cents"),
+    [
+        ("1.200.000,00", 120_000_000),
+        ("1,200,000.00", 120_000_000),
+        ("€ 45.000,5", 4_500_050),
+        ("1.200.000", 120_000_000),
+        # thousands with two separators, or three decimals: not an amount (was a 500)
+        ("1.200.000,005", None),
+        ("1.200,000", None),
+        ("1,200.000.00", None),
+    ],
+)
+def test_thousands_keep_one_separator(text, cents):
+    assert euros_to_cents(text) == cents
 
 
 @FUZZ
