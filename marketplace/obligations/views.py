@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import marshmallow as ma
-from babel.numbers import NumberFormatError, parse_decimal
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -23,14 +21,13 @@ from marketplace.extensions import db
 from marketplace.obligations import services
 from marketplace.obligations.api import DecisionInSchema, FactorInSchema, ObligationInSchema
 from marketplace.web.formatting import money
+from marketplace.web.forms import as_fraction, euros_to_cents
 from outcomes.errors import ValidationFailed
 
 bp = Blueprint("obligations", __name__)
 
 BAR_WIDTH = 300
 PER_PAGE = 50
-CENT = Decimal("0.01")
-LARGEST_EUROS = Decimal(10) ** 12  # above any contract the API takes
 
 
 @dataclass(frozen=True)
@@ -85,36 +82,6 @@ def listing():
     return _listing_page()
 
 
-def _number(text: str) -> Decimal | None:
-    """A number as the reader writes it in their language ("1.200.000,00" in Dutch,
-    "1,200,000.00" in English); None when it is not one."""
-    clean = text.strip()
-    if not clean or len(clean) > 24:
-        return None
-    try:
-        value = parse_decimal(clean, locale=get_locale(), strict=True)
-    except NumberFormatError:
-        return None
-    return value if value.is_finite() else None
-
-
-def percent_fraction(text: str) -> Decimal:
-    """ "5%", "5" or "2,5 %" as a fraction (0.05 or 0.025); ValidationFailed otherwise."""
-    value = _number(text.strip().removesuffix("%"))
-    if value is None:
-        raise ValidationFailed(errors={"percentage": [_("A percentage such as 5%.")]})
-    return value / 100
-
-
-def euros_to_cents(text: str, field: str) -> int:
-    """An amount in euros as the reader writes it, as cents; ValidationFailed otherwise."""
-    value = _number(text.replace("€", "").replace("EUR", ""))
-    # bounded before it is rounded: "1E+9999" is a number no quantize can hold
-    if value is None or not 0 <= value < LARGEST_EUROS or value != value.quantize(CENT):
-        raise ValidationFailed(errors={field: [_("An amount in euros such as 1,200,000.00.")]})
-    return int(value * 100)
-
-
 def _new_page(status: int = 200, errors=None, form=None):
     if current_user.role is not Role.BUYER:
         raise Forbidden("Buyers register their obligations.")
@@ -141,14 +108,18 @@ def register():
     try:
         if current_user.role is not Role.BUYER:
             raise Forbidden("Buyers register their obligations.")
+        # amounts and percentages as the site's other forms read them, in either language
+        cents = euros_to_cents(form.get("contract_value", ""))
+        if cents is None:
+            raise ValidationFailed(
+                errors={"contract_value_cents": [_("An amount in euros such as 1,200,000.00.")]}
+            )
         fields = {
             "authority_organisation_id": form.get("authority_organisation_id", ""),
             "contract_reference": form.get("contract_reference", ""),
             "contract_title": form.get("contract_title", ""),
-            "contract_value_cents": euros_to_cents(
-                form.get("contract_value", ""), "contract_value_cents"
-            ),
-            "percentage": str(percent_fraction(form.get("percentage", ""))),
+            "contract_value_cents": cents,
+            "percentage": as_fraction(form.get("percentage", "")),
             "due_date": form.get("due_date", ""),
         }
         data = ObligationInSchema().load(fields)
