@@ -51,6 +51,8 @@ class Settings:
     buffer_rate: Decimal = Decimal("0.05")
     # What an organisation not yet verified may pledge in total (product.md).
     unverified_pledge_limit_cents: int = 1_000_000
+    # Stripe's limit on one SEPA Direct Debit (10,000 EUR); larger pledges pay by transfer.
+    sepa_limit_cents: int = 1_000_000
     # How long a buyer whose off-session charge failed may pay on-session.
     payment_grace_hours: int = 72
     # How often the reconciliation sweep compares the books with Stripe.
@@ -124,6 +126,8 @@ class Settings:
             raise ConfigError("BUFFER_RATE must be at least 0 and below 1")
         if self.unverified_pledge_limit_cents < 0:
             raise ConfigError("UNVERIFIED_PLEDGE_LIMIT_CENTS must be 0 or more")
+        if self.sepa_limit_cents < 50:
+            raise ConfigError("SEPA_LIMIT_CENTS must be at least 50")
         if len(self.currency) != 3 or not self.currency.isalpha():
             raise ConfigError("CURRENCY must be a three-letter ISO 4217 code")
         if self.log_format not in ("json", "text"):
@@ -224,6 +228,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         platform_fee_rate=_decimal(env, "PLATFORM_FEE_RATE", Decimal("0.05")),
         buffer_rate=_decimal(env, "BUFFER_RATE", Decimal("0.05")),
         unverified_pledge_limit_cents=_int(env, "UNVERIFIED_PLEDGE_LIMIT_CENTS", 1_000_000),
+        sepa_limit_cents=_int(env, "SEPA_LIMIT_CENTS", 1_000_000),
         payment_grace_hours=_int(env, "PAYMENT_GRACE_HOURS", 72),
         reconcile_every_minutes=_int(env, "RECONCILE_EVERY_MINUTES", 60),
         currency=(env.get("CURRENCY") or "EUR").upper(),

@@ -27,6 +27,8 @@ from marketplace.funding.schemas import (
 )
 from marketplace.funding.services import NewPledge
 from marketplace.payments import services as payments
+from marketplace.payments.gateway import MandateAcceptance
+from marketplace.payments.services import SepaAccount
 from marketplace.projects.schemas import ProjectOutSchema
 from marketplace.web.redirects import same_origin
 
@@ -54,6 +56,34 @@ def pledge_body(pledge: Pledge | NewPledge, next_action: dict | None = None) -> 
         "grace_until": pledge.grace_until,
         "created_at": pledge.created_at,
         "next_action": next_action,
+        "payment_type": pledge.payment_type,
+        "bank_transfer": transfer_body(pledge) if isinstance(pledge, Pledge) else None,
+    }
+
+
+def transfer_body(pledge: Pledge) -> dict[str, Any] | None:
+    """Where and how much to transfer, while a bank transfer is awaited."""
+    shown = services.transfer_details(pledge)
+    if shown is None:
+        return None
+    return {**shown, "invoice_url": url_for("funding.invoice", pledge_id=pledge.id)}
+
+
+def debit_terms(data: dict[str, Any], user: Any) -> dict[str, Any]:
+    """The SEPA details of a pledge request: the account typed (``sepa_debit``) and the
+    buyer's acceptance of the mandate, recorded with the request's address and browser,
+    and Stripe's limit per debit."""
+    acceptance = MandateAcceptance(
+        ip_address=request.remote_addr or "0.0.0.0",  # noqa: S104 - an address, not a bind
+        user_agent=(request.user_agent.string or "unknown")[:500],
+    )
+    sepa = None
+    if data["payment_method"] == "sepa_debit":
+        sepa = SepaAccount(data["iban"], data["account_holder"], user.email, acceptance)
+    return {
+        "sepa": sepa,
+        "mandate": acceptance if data.get("mandate_accepted") else None,
+        "sepa_limit_cents": current_app.extensions["settings"].sepa_limit_cents,
     }
 
 
@@ -97,6 +127,7 @@ class Pledges(MethodView):
             respond=stored_body,
             hand_over=db.for_process,
             limit_cents=current_app.extensions["settings"].unverified_pledge_limit_cents,
+            **debit_terms(data, user),
         )
         return pledge_body(pledge)
 

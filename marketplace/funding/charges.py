@@ -49,20 +49,29 @@ from marketplace.payments.gateway import (
 )
 from marketplace.payments.models import (
     LIVE_PAYMENT_STATES,
+    MethodType,
     MoneyState,
     Payment,
     PaymentKind,
+    PaymentSetup,
     PaymentState,
     Refund,
 )
 from marketplace.projects.models import Project
-from outcomes.errors import Conflict, Message, NotFound, PaymentRequired, Unavailable
+from outcomes.errors import (
+    Conflict,
+    Message,
+    NotFound,
+    PaymentRequired,
+    Unavailable,
+    ValidationFailed,
+)
 from outcomes.lifecycle import InvalidTransition
 
 log = logging.getLogger(__name__)
 
 SURPLUS = postings.SURPLUS
-PAYABLE = (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED)
+PAYABLE = (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED, PledgeState.PROCESSING)
 
 
 class PaymentInProgress(Conflict):
@@ -107,7 +116,12 @@ def _live_attempt(session: Session, pledge_id: int) -> Payment | None:
 
 
 def _insert_attempt(
-    session: Session, pledge: Pledge, kind: PaymentKind, payment_method_id: str, now: datetime
+    session: Session,
+    pledge: Pledge,
+    kind: PaymentKind,
+    payment_method_id: str,
+    now: datetime,
+    method_type: MethodType = MethodType.CARD,
 ) -> Payment | None:
     """A new ``created`` attempt, or None when the database refuses a second live one."""
     attempt = (
@@ -121,6 +135,7 @@ def _insert_attempt(
         payment_method_id=payment_method_id,
         now=now,
     )
+    payment.method_type = method_type
     try:
         with session.begin_nested():
             session.add(payment)
@@ -141,7 +156,14 @@ def claim_off_session(session: Session, pledge_id: int, now: datetime) -> Paymen
         return None
     if session.scalar(select(func.count()).where(Payment.pledge_id == pledge.id)):
         return None
-    return _insert_attempt(session, pledge, PaymentKind.OFF_SESSION, pledge.payment_method, now)
+    return _insert_attempt(
+        session,
+        pledge,
+        PaymentKind.OFF_SESSION,
+        pledge.payment_method,
+        now,
+        pledge.payment_setup.method_type,
+    )
 
 
 @dataclass(frozen=True)
@@ -166,6 +188,12 @@ def _claim_on_session(
         )
     if pledge.grace_until is None or now >= pledge.grace_until:
         raise GraceOver("The grace period to pay this pledge has ended.")
+    if not method.startswith("pm_") or _is_saved_debit(session, pledge.organisation_id, method):
+        # Paid at once, by the buyer at the page: a debit or a transfer would answer days
+        # after the grace period has ended.
+        raise ValidationFailed(
+            errors={"payment_method": ["Within the grace period a pledge is paid by card."]}
+        )
     live = _live_attempt(session, pledge.id)
     if live is not None:
         if live.state is PaymentState.REQUIRES_ACTION and live.payment_intent_id:
@@ -175,6 +203,19 @@ def _claim_on_session(
     if payment is None:
         raise PaymentInProgress("Another payment of this pledge is being made.")
     return Claim(payment_id=payment.id)
+
+
+def _is_saved_debit(session: Session, organisation_id: int, method: str) -> bool:
+    return (
+        session.scalar(
+            select(PaymentSetup.id).where(
+                PaymentSetup.organisation_id == organisation_id,
+                PaymentSetup.payment_method_id == method,
+                PaymentSetup.method_type != MethodType.CARD,
+            )
+        )
+        is not None
+    )
 
 
 # --- recording Stripe's answers ------------------------------------------------------------------
@@ -290,7 +331,7 @@ def record_failure(
     if payment.state not in LIVE_PAYMENT_STATES:
         return
     payment.state, payment.failure_code, payment.updated_at = PaymentState.FAILED, code[:60], now
-    if pledge.state is PledgeState.COMMITTED:
+    if pledge.state in (PledgeState.COMMITTED, PledgeState.PROCESSING):
         pledge.grace_until = now + timedelta(hours=grace_hours)
         pledge_states.change(
             session,
@@ -300,7 +341,12 @@ def record_failure(
             now=now,
             reason=Message("charge failed: %(code)s", code=code),
         )
-        notices.payment_failed(
+        tell = (
+            notices.debit_failed
+            if payment.method_type is MethodType.SEPA_DEBIT
+            else notices.payment_failed
+        )
+        tell(
             session,
             pledge_id=pledge.id,
             organisation_id=pledge.organisation_id,
@@ -313,6 +359,136 @@ def record_failure(
     session.flush()
 
 
+def record_processing(
+    session: Session, payment: Payment, now: datetime, payment_intent_id: str | None = None
+) -> str:
+    """Stripe took a SEPA debit: the bank answers within days, by webhook (flushes). The
+    pledge is ``processing`` meanwhile; its project waits for the answer."""
+    pledge = _locked_pledge(session, payment.pledge_id)
+    session.refresh(payment)
+    if payment_intent_id and payment.payment_intent_id is None:
+        payment.payment_intent_id = payment_intent_id
+    if payment.state is PaymentState.CREATED:
+        payment.state, payment.updated_at = PaymentState.PROCESSING, now
+        if pledge.state is PledgeState.COMMITTED:
+            pledge_states.change(
+                session,
+                pledge,
+                PledgeState.PROCESSING,
+                actor=None,
+                now=now,
+                reason=Message(
+                    "direct debit %(payment)s sent to the bank", payment=str(payment.id)
+                ),
+            )
+    session.flush()
+    return payment.state.value
+
+
+def record_transfer_awaited(
+    session: Session,
+    payment: Payment,
+    now: datetime,
+    grace_hours: int,
+    instructions: dict[str, str] | None,
+    remaining_cents: int | None,
+    payment_intent_id: str | None = None,
+) -> str:
+    """Stripe gave a bank transfer's IBAN and reference (flushes). The first time, the
+    pledge waits for the money until its deadline (the grace period) and the buyer is
+    told what to transfer; later, what has arrived grows (never shrinks)."""
+    pledge = _locked_pledge(session, payment.pledge_id)
+    session.refresh(payment)
+    if payment_intent_id and payment.payment_intent_id is None:
+        payment.payment_intent_id = payment_intent_id
+    if payment.state not in LIVE_PAYMENT_STATES:
+        return payment.state.value
+    if instructions and not payment.instructions:
+        payment.instructions = instructions
+    if remaining_cents is not None and 0 <= remaining_cents <= payment.amount_cents:
+        received = payment.amount_cents - remaining_cents
+        if received > payment.received_cents:
+            payment.received_cents = received
+            if pledge.state is PledgeState.PROCESSING and pledge.grace_until is not None:
+                notices.transfer_partly_received(
+                    session,
+                    pledge_id=pledge.id,
+                    organisation_id=pledge.organisation_id,
+                    project_title=pledge.project.title,
+                    amount_cents=payment.amount_cents,
+                    received_cents=received,
+                    reference=(payment.instructions or {}).get("reference", ""),
+                    until=pledge.grace_until,
+                    now=now,
+                )
+    if payment.state is PaymentState.CREATED:
+        payment.state = PaymentState.PROCESSING
+    payment.updated_at = now
+    if pledge.state is PledgeState.COMMITTED:
+        pledge.grace_until = now + timedelta(hours=grace_hours)
+        pledge_states.change(
+            session,
+            pledge,
+            PledgeState.PROCESSING,
+            actor=None,
+            now=now,
+            reason=Message("bank transfer %(payment)s awaited", payment=str(payment.id)),
+        )
+        notices.transfer_due(
+            session,
+            pledge_id=pledge.id,
+            organisation_id=pledge.organisation_id,
+            project_title=pledge.project.title,
+            amount_cents=payment.amount_cents,
+            instructions=payment.instructions or {},
+            until=pledge.grace_until,
+            now=now,
+        )
+    session.flush()
+    return payment.state.value
+
+
+def record_transfer_lapsed(session: Session, payment: Payment, now: datetime) -> bool:
+    """A bank transfer not paid in full by its deadline, its intent cancelled at Stripe:
+    the pledge is cancelled as a failed charge is after its grace period (flushes).
+    False when it was settled otherwise meanwhile."""
+    pledge = _locked_pledge(session, payment.pledge_id)
+    session.refresh(payment)
+    if payment.state not in LIVE_PAYMENT_STATES or pledge.state is not PledgeState.PROCESSING:
+        return False
+    payment.state, payment.failure_code, payment.updated_at = (
+        PaymentState.FAILED,
+        "not_paid_in_time",
+        now,
+    )
+    pledge_states.change(
+        session,
+        pledge,
+        PledgeState.CANCELLED,
+        actor=None,
+        now=now,
+        reason=Message("the bank transfer did not arrive in full by its deadline"),
+    )
+    session.execute(
+        update(Project)
+        .where(Project.id == pledge.project_id)
+        .values(tokens_pledged=Project.tokens_pledged - pledge.tokens)
+        .execution_options(synchronize_session=False)
+    )
+    notices.transfer_unpaid(
+        session,
+        pledge_id=pledge.id,
+        organisation_id=pledge.organisation_id,
+        project_title=pledge.project.title,
+        tokens=pledge.tokens,
+        amount_cents=pledge.amount_cents,
+        until=pledge.grace_until or now,
+        now=now,
+    )
+    session.flush()
+    return True
+
+
 def record_waiting(
     session: Session, payment: Payment, status: str, now: datetime, payment_intent_id: str | None
 ) -> str:
@@ -323,6 +499,9 @@ def record_waiting(
     session.refresh(payment)
     if payment_intent_id and payment.payment_intent_id is None:
         payment.payment_intent_id = payment_intent_id
+    if payment.method_type is not MethodType.CARD:  # their own recorders, called by Stripe
+        session.flush()
+        return payment.state.value
     if status == "requires_action" and payment.state is PaymentState.CREATED:
         payment.state, payment.updated_at = PaymentState.REQUIRES_ACTION, now
     session.flush()
@@ -342,6 +521,12 @@ def record_result(
         payment.payment_intent_id = result.payment_intent_id
     if result.status == "succeeded":
         record_success(session, payment, now, card=card)
+    elif result.status == "requires_action" and payment.method_type is MethodType.BANK_TRANSFER:
+        record_transfer_awaited(
+            session, payment, now, grace_hours, result.instructions, result.amount_remaining
+        )
+    elif result.status == "processing" and payment.method_type is MethodType.SEPA_DEBIT:
+        record_processing(session, payment, now)
     elif result.status == "requires_action" and payment.kind is PaymentKind.OFF_SESSION:
         # Nobody is there to authenticate: as Stripe's authentication_required, the
         # pledge's grace period opens and the buyer pays on-session.
@@ -474,7 +659,9 @@ def charge_off_session(
         project_id = _project_of(session, payment)
         pledge = session.get_one(Pledge, payment.pledge_id)
         customer = payments.customer_id_of(session, pledge.organisation_id)
-        order = payments.ChargeOrder.of(payment, project_id, customer)
+        order = payments.ChargeOrder.of(
+            payment, project_id, customer, pledge.payment_setup.mandate_id
+        )
     try:
         result = payments.send_charge(gateway, order)
     except (Declined, AuthenticationRequired) as error:

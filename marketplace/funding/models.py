@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.accounts.models import Organisation, User
-from marketplace.payments.models import Payment, PaymentSetup, PaymentState
+from marketplace.payments.models import MethodType, Payment, PaymentSetup, PaymentState
 from marketplace.projects.models import Project
 from outcomes.db import Base, UTCDateTime, str_enum
 from outcomes.lifecycle import StateHistory
@@ -38,11 +38,19 @@ class PledgeState(enum.StrEnum):
     CANCELLED = "cancelled"  # by the buyer while funding, or unpaid after the grace period
     RELEASED = "released"  # funding closed below the threshold: nothing charged
     PAYMENT_FAILED = "payment_failed"  # the off-session charge failed; pay within the grace
+    # charged, the answer still to come: a SEPA debit at the bank, or a bank transfer the
+    # buyer makes before ``grace_until``
+    PROCESSING = "processing"
     PAID = "paid"
     REFUNDED = "refunded"  # the project ended up unfunded: every cent returned
 
 
-LIVE_STATES = (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED, PledgeState.PAID)
+LIVE_STATES = (
+    PledgeState.COMMITTED,
+    PledgeState.PAYMENT_FAILED,
+    PledgeState.PROCESSING,
+    PledgeState.PAID,
+)
 
 
 class Pledge(Base):
@@ -84,15 +92,37 @@ class Pledge(Base):
     @property
     def payment_method(self) -> str:
         """The payment method charged (once paid), else the saved one to be charged."""
-        if self.paid_with is not None:
+        if (
+            self.paid_with is not None
+            and self.paid_with.method_type is not MethodType.BANK_TRANSFER
+        ):
             return self.paid_with.payment_method_id
-        return self.payment_setup.payment_method_id or ""
+        return self.payment_setup.method
+
+    # The bank transfer awaited (its instructions and what has arrived), if one is.
+    awaited_transfer: Mapped[Payment | None] = relationship(
+        primaryjoin=lambda: and_(
+            Payment.pledge_id == Pledge.id,
+            Payment.method_type == MethodType.BANK_TRANSFER,
+            Payment.state == PaymentState.PROCESSING,
+        ),
+        viewonly=True,
+        uselist=False,
+    )
+
+    @property
+    def payment_type(self) -> str:
+        return self.payment_setup.method_type.value
 
     @property
     def card(self) -> str:
         """The card charged (once paid), else the saved card to be charged."""
         paid = self.paid_with
-        if paid is not None and paid.payment_method_id != self.payment_setup.payment_method_id:
+        if (
+            paid is not None
+            and paid.method_type is MethodType.CARD
+            and paid.payment_method_id != self.payment_setup.payment_method_id
+        ):
             return paid.card
         return self.payment_setup.label
 

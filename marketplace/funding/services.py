@@ -43,7 +43,8 @@ from marketplace.funding import states as pledge_states
 from marketplace.funding.models import LIVE_STATES, Pledge, PledgeState, PledgeStateChange
 from marketplace.notifications import notices
 from marketplace.payments import services as payments
-from marketplace.payments.gateway import StripeGateway
+from marketplace.payments.gateway import MandateAcceptance, StripeGateway
+from marketplace.payments.models import BANK_TRANSFER, MethodType
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
@@ -58,6 +59,10 @@ Figures = Any
 class InsufficientTokens(Conflict):
     code = "insufficient_tokens"
     title = "Not enough tokens remain"
+
+
+# What a pledge names to pay by a SEPA debit from an IBAN typed on the form.
+SEPA_DEBIT = MethodType.SEPA_DEBIT.value
 
 
 class FundingClosed(Conflict):
@@ -78,6 +83,8 @@ class NewPledge:
     card: str
     grace_until: datetime | None
     created_at: datetime
+    payment_type: str = "card"
+    bank_transfer: None = None  # the instructions come at close
 
 
 def buyers_of(session: Session, project_id: int) -> list[int]:
@@ -131,8 +138,17 @@ def create_pledge(
     idempotency: Idempotency | None = None,
     respond: Callable[[NewPledge], dict[str, Any]] | None = None,
     limit_cents: int | None = None,
+    sepa: payments.SepaAccount | None = None,
+    mandate: MandateAcceptance | None = None,
+    sepa_limit_cents: int | None = None,
 ) -> NewPledge:
     """Pledge ``tokens`` of a project with a saved card (flushes; the edge commits).
+
+    ``payment_method`` is a Stripe PaymentMethod id (a card, or a SEPA account with
+    ``mandate``: the buyer's acceptance), ``sepa_debit`` with ``sepa`` (an IBAN typed
+    on the form, made a PaymentMethod and saved with its mandate), or ``bank_transfer``
+    (the buyer transfers when funding closes; nothing is saved at Stripe). A SEPA debit
+    above ``sepa_limit_cents`` (Stripe's limit per debit) is refused before Stripe.
 
     ``limit_cents`` is what an organisation not yet verified may pledge in total
     (UNVERIFIED_PLEDGE_LIMIT_CENTS); a verified one has none.
@@ -166,7 +182,18 @@ def create_pledge(
     unverified = limit_cents is not None and not _within_unverified_limit(
         session, user, tokens * project.token_price_cents, limit_cents or 0
     )  # checked before Stripe: a refused pledge leaves nothing there
-    card = payments.saved_method(session, user.organisation_id, payment_method)
+    amount_cents = tokens * project.token_price_cents
+    if payment_method == BANK_TRANSFER:
+        card = _bank_transfer(session, gateway, user, now, hand_over)
+    elif payment_method == SEPA_DEBIT:
+        if sepa is None:
+            raise ValidationFailed(errors={"iban": ["Give the IBAN of the account to debit."]})
+        _check_debit_limit(amount_cents, sepa_limit_cents)
+        card = None
+    else:
+        card = payments.saved_method(session, user.organisation_id, payment_method)
+    if card is not None and card.method_type is MethodType.SEPA_DEBIT:
+        _check_debit_limit(amount_cents, sepa_limit_cents)
     if card is None and payments.saved_by_another(session, user.organisation_id, payment_method):
         # Another organisation's card: refused before Stripe is called, and said as for
         # an unknown one (its existence is not ours to learn).
@@ -185,7 +212,11 @@ def create_pledge(
             user_id=user.id,
             payment_method=payment_method,
             now=now,
+            sepa=sepa if payment_method == SEPA_DEBIT else None,
+            mandate=mandate,
         )
+        if card.method_type is MethodType.SEPA_DEBIT:  # a debit is checked once known
+            _check_debit_limit(amount_cents, sepa_limit_cents)
     if unverified:  # again, under the organisation's lock: twins add up
         _within_unverified_limit(
             session, user, tokens * project.token_price_cents, limit_cents or 0, lock=True
@@ -210,6 +241,42 @@ def create_pledge(
         )
         raise InsufficientTokens("The tokens were taken by another buyer.")
     return made
+
+
+def _check_debit_limit(amount_cents: int, limit_cents: int | None) -> None:
+    if limit_cents is not None and amount_cents > limit_cents:
+        raise ValidationFailed(
+            errors={
+                "payment_method": [
+                    Message(
+                        "A direct debit takes at most %(limit_cents)s; pay this pledge by bank "
+                        "transfer or card.",
+                        limit_cents=limit_cents,
+                    )
+                ]
+            }
+        )
+
+
+def _bank_transfer(
+    session: Session,
+    gateway: StripeGateway,
+    user: User,
+    now: datetime,
+    hand_over: Callable[[], sessionmaker[Session]],
+) -> payments.SavedCard:
+    """The organisation's bank-transfer method; its Stripe customer is made first (the
+    virtual IBAN at close belongs to it)."""
+    if payments.customer_id_of(session, user.organisation_id) is None:
+        name = session.scalar(
+            select(Organisation.name).where(Organisation.id == user.organisation_id)
+        )
+        payments.customer_for(
+            hand_over(), gateway, organisation_id=user.organisation_id, name=name or "", now=now
+        )
+    return payments.bank_transfer_method(
+        session, organisation_id=user.organisation_id, user_id=user.id, now=now
+    )
 
 
 def _within_unverified_limit(
@@ -269,6 +336,7 @@ def _reserve(
         card=card.label,
         grace_until=None,
         created_at=now,
+        payment_type=card.method_type.value,
     )
     pledge_id = session.execute(
         insert(Pledge)
@@ -323,6 +391,24 @@ def get_pledge(session: Session, user: User, pledge_id: int) -> Pledge:
     ):
         raise NotFound("No such pledge.")
     return pledge
+
+
+def transfer_details(pledge: Pledge) -> dict[str, Any] | None:
+    """Where and how much to transfer, while a bank transfer is awaited (None otherwise)."""
+    payment = pledge.awaited_transfer
+    if payment is None or not payment.instructions:
+        return None
+    shown = payment.instructions
+    return {
+        "iban": shown.get("iban", ""),
+        "bic": shown.get("bic", ""),
+        "account_holder_name": shown.get("account_holder_name", ""),
+        "reference": shown.get("reference", ""),
+        "amount_cents": payment.amount_cents,
+        "received_cents": payment.received_cents,
+        "remaining_cents": payment.amount_cents - payment.received_cents,
+        "pay_before": pledge.grace_until,
+    }
 
 
 def cancel_pledge(

@@ -34,6 +34,7 @@ from marketplace.payments import services as payments
 from marketplace.payments.gateway import GatewayError
 from marketplace.payments.models import (
     ConnectedAccount,
+    MethodType,
     MoneyState,
     Payment,
     PaymentKind,
@@ -54,7 +55,8 @@ BATCH = 200
 REFUND_BATCH = 100
 
 
-UNSETTLED = (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED)
+# Pledges whose money is not yet known: a project neither starts nor fails while it has any.
+UNSETTLED = (PledgeState.COMMITTED, PledgeState.PAYMENT_FAILED, PledgeState.PROCESSING)
 
 
 def _has_pledges_in(states: tuple[PledgeState, ...]) -> Exists:
@@ -251,6 +253,68 @@ def remind_grace_ending(ctx: SweepContext, now: datetime) -> str:
                 now=now,
             )
     return f"reminded {reminded} buyers"
+
+
+def end_bank_transfers(ctx: SweepContext, now: datetime) -> str:
+    """A bank transfer not paid in full by its deadline is treated as a failed charge whose
+    grace period has ended: its intent is cancelled at Stripe (what arrived goes back to
+    the buyer's cash balance, and from there back to the buyer) and the pledge cancelled.
+    An intent Stripe says was paid meanwhile is recorded as paid instead."""
+    sessions = ctx.db.session_factory
+    grace = ctx.settings.payment_grace_hours
+    with sessions() as session:
+        overdue = session.execute(
+            select(Payment.id, Payment.payment_intent_id, Pledge.organisation_id)
+            .join(Pledge, Pledge.id == Payment.pledge_id)
+            .where(
+                Payment.method_type == MethodType.BANK_TRANSFER,
+                Payment.state == PaymentState.PROCESSING,
+                Payment.payment_intent_id.is_not(None),
+                Pledge.state == PledgeState.PROCESSING,
+                Pledge.grace_until <= now,
+            )
+            .order_by(Payment.id)
+            .limit(BATCH)
+        ).all()
+    lapsed = paid = waiting = 0
+    for payment_id, intent_id, organisation_id in overdue:
+        try:
+            result = ctx.gateway.cancel_payment(str(intent_id), key=f"payment-{payment_id}-cancel")
+        except GatewayError as error:
+            log.warning("bank transfer %s not cancelled yet: %s", payment_id, error)
+            waiting += 1
+            continue
+        with sessions.begin() as session:
+            payment = session.get_one(Payment, payment_id)
+            if result.status == "canceled":
+                lapsed += charges.record_transfer_lapsed(session, payment, now)
+            else:
+                paid += charges.record_result(session, payment, result, now, grace) == "succeeded"
+        if result.status == "canceled":
+            _note_returned_balance(ctx, organisation_id, now)
+    return f"{lapsed} bank transfers lapsed, {paid} paid at the deadline, {waiting} waiting"
+
+
+def _note_returned_balance(ctx: SweepContext, organisation_id: int, now: datetime) -> None:
+    """What a cancelled transfer had received is back in the buyer's cash balance: open its
+    return now rather than wait for Stripe's event."""
+    with ctx.db.session_factory() as session:
+        customer = payments.customer_id_of(session, organisation_id)
+    if customer is None:
+        return
+    try:
+        available = ctx.gateway.cash_balance(customer)
+    except GatewayError as error:
+        log.warning("cash balance of %s unknown for now: %s", customer, error)
+        return
+    with ctx.db.transaction() as session:
+        payments.note_cash_balance(session, customer_id=customer, amount_cents=available, now=now)
+
+
+def return_balances(ctx: SweepContext, now: datetime) -> str:
+    """Return to buyers the money of theirs that no payment needs (bank transfers)."""
+    done = payments.send_balance_returns(ctx.db.session_factory, ctx.gateway, now)
+    return f"returned {done} balances"
 
 
 def end_grace_periods(ctx: SweepContext, now: datetime) -> str:

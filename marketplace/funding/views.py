@@ -11,7 +11,7 @@ import secrets
 
 import marshmallow as ma
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -20,18 +20,28 @@ from marketplace.accounts.models import Role
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
-from marketplace.core.errors import Forbidden, MarketplaceError, Unavailable
+from marketplace.core.errors import Forbidden, MarketplaceError, NotFound, Unavailable
 from marketplace.core.idempotency import Replayed
 from marketplace.core.schemas import page_number
 from marketplace.extensions import db
 from marketplace.funding import services
+from marketplace.funding.api import debit_terms
 from marketplace.funding.models import PledgeState
 from marketplace.funding.schemas import PayInSchema, PledgeInSchema
+from marketplace.funding.services import SEPA_DEBIT
 from marketplace.notifications.models import Notification
 from marketplace.payments import services as payments
-from marketplace.payments.models import PaymentSetup, PaymentState, SetupState, Transfer
+from marketplace.payments.models import (
+    BANK_TRANSFER,
+    MethodType,
+    PaymentSetup,
+    PaymentState,
+    SetupState,
+    Transfer,
+)
 from marketplace.projects import services as projects
 from marketplace.projects.views import detail as project_page
+from marketplace.receipts import document
 from marketplace.receipts import services as receipts
 from marketplace.web.formatting import money, number
 from marketplace.web.formatting import tokens as token_count
@@ -51,13 +61,14 @@ TEST_CARDS = (
 
 
 def saved_cards(organisation_id: int, most: int = 5) -> list[PaymentSetup]:
-    """The organisation's saved cards, newest first, to offer again."""
+    """The organisation's saved cards and SEPA accounts, newest first, to offer again."""
     return list(
         db.session.scalars(
             select(PaymentSetup)
             .where(
                 PaymentSetup.organisation_id == organisation_id,
                 PaymentSetup.state == SetupState.SUCCEEDED,
+                PaymentSetup.method_type != MethodType.BANK_TRANSFER,
             )
             .order_by(PaymentSetup.id.desc())
             .limit(most)
@@ -83,14 +94,25 @@ def pledge_form_context(project, _viewer=None, _is_owner: bool = False) -> dict:
             "test_cards": TEST_CARDS if not settings.stripe_publishable_key else (),
             "publishable_key": settings.stripe_publishable_key,
             "form_key": secrets.token_urlsafe(24),
+            "sepa_limit_cents": settings.sepa_limit_cents,
+            "platform_name": settings.platform_legal_name,
         }
     }
+
+
+# The pledge form's fields, as the API's schema reads them.
+PLEDGE_FIELDS = ("tokens", "payment_method", "iban", "account_holder", "mandate_accepted")
+
+
+def _pledge_input(form: dict) -> dict:
+    given = {name: form[name] for name in PLEDGE_FIELDS if form.get(name)}
+    return {"tokens": "", "payment_method": "", **given}
 
 
 def _form_idempotency(form: dict, project_id: int) -> idempotent.Idempotency | None:
     """The pledge form's key with the fingerprint of what it asks (the same form sent
     twice is one pledge; the key with other figures is refused)."""
-    body = {"tokens": form.get("tokens", ""), "payment_method": form.get("payment_method", "")}
+    body = _pledge_input(form)
     key = form.get("form_key") or None
     return idempotent.parse(
         current_user.id, f"form-{key}" if key else None, "POST", request.path, body
@@ -106,13 +128,11 @@ def _form_errors(exc: MarketplaceError) -> dict[str, list[str]]:
 def pledge(project_id: int):
     form = request.form.to_dict()
     try:
-        data = PledgeInSchema().load(
-            {"tokens": form.get("tokens", ""), "payment_method": form.get("payment_method", "")}
-        )
+        data = PledgeInSchema().load(_pledge_input(form))
     except ma.ValidationError as exc:
         return project_page(project_id, status=422, errors=flatten_errors(exc.messages), form=form)
     if not confirmed():
-        return _review_pledge(project_id, data["tokens"], data["payment_method"], form)
+        return _review_pledge(project_id, data, form)
     try:
         key = _form_idempotency(form, project_id)
         created = services.create_pledge(
@@ -127,6 +147,7 @@ def pledge(project_id: int):
             idempotency=key,
             hand_over=db.for_process,
             limit_cents=current_app.extensions["settings"].unverified_pledge_limit_cents,
+            **debit_terms(data, current_user),
         )
     except Replayed as replayed:
         # The same form again (a double click): show the pledge the first one made.
@@ -147,19 +168,33 @@ def pledge(project_id: int):
             )
             return page, status, {"Retry-After": str(exc.retry_after)}
         return project_page(project_id, status=status_of(exc), errors=_form_errors(exc), form=form)
-    flash(
-        _(
+    if created.payment_type == BANK_TRANSFER:
+        done = _(
+            "Pledged %(n)d tokens. If funding reaches its threshold you get an invoice with "
+            "an IBAN and a reference to transfer the amount to.",
+            n=created.tokens,
+        )
+    elif created.payment_type == SEPA_DEBIT:
+        done = _(
+            "Pledged %(n)d tokens. Your account and mandate are saved; it is debited only if "
+            "funding reaches its threshold.",
+            n=created.tokens,
+        )
+    else:
+        done = _(
             "Pledged %(n)d tokens. Your card is saved and is charged only if funding reaches "
             "its threshold.",
             n=created.tokens,
-        ),
-        "success",
-    )
+        )
+    flash(done, "success")
     return redirect(url_for("funding.pledges", _anchor=f"pledge-{created.id}"))
 
 
-def _card_name(payment_method: str) -> str:
-    """The card as the buyer chose it on the form."""
+def _card_name(data: dict) -> str:
+    """The payment method as the buyer chose it on the form."""
+    payment_method = data["payment_method"]
+    if payment_method == SEPA_DEBIT:
+        return _("The account %(iban)s", iban=f"{data['iban'][:4]} •••• {data['iban'][-4:]}")
     for value, label in TEST_CARDS:
         if value == payment_method:
             return label.split(" — ")[0]
@@ -169,8 +204,9 @@ def _card_name(payment_method: str) -> str:
     return _("the new card")
 
 
-def _review_pledge(project_id: int, tokens: int, payment_method: str, form: dict):
+def _review_pledge(project_id: int, data: dict, form: dict):
     """What the pledge commits the buyer to, before anything is saved."""
+    tokens = data["tokens"]
     project = projects.get_project(db.session, current_user, project_id)
     left = services.remaining_tokens(project)
     if project.token_price_cents is None or tokens > left:
@@ -190,13 +226,7 @@ def _review_pledge(project_id: int, tokens: int, payment_method: str, form: dict
                 price=money(project.token_price_cents),
                 total=money(total),
             ),
-            _(
-                "%(card)s is saved now and charged %(total)s only if funding reaches its "
-                "threshold by %(deadline)s; otherwise nothing is charged.",
-                card=_card_name(payment_method),
-                total=money(total),
-                deadline=format_date(project.funding_deadline, "long"),
-            ),
+            _how_paid(data, total, project.funding_deadline),
             _(
                 "You may cancel the pledge until funding closes. After the evaluation you "
                 "pay only for verified outcomes; the rest is refunded."
@@ -204,6 +234,26 @@ def _review_pledge(project_id: int, tokens: int, payment_method: str, form: dict
         ],
         confirm=_("Pledge %(total)s", total=money(total)),
         back=url_for("projects.detail", project_id=project_id),
+    )
+
+
+def _how_paid(data: dict, total: int, deadline) -> str:
+    grace = current_app.extensions["settings"].payment_grace_hours
+    if data["payment_method"] == BANK_TRANSFER:
+        return _(
+            "If funding reaches its threshold by %(deadline)s, you get an invoice with an "
+            "IBAN and a reference: transfer %(total)s within %(hours)s hours, or the pledge is "
+            "cancelled. Otherwise nothing is asked.",
+            deadline=format_date(deadline, "long"),
+            total=money(total),
+            hours=number(grace),
+        )
+    return _(
+        "%(card)s is saved now and charged %(total)s only if funding reaches its "
+        "threshold by %(deadline)s; otherwise nothing is charged.",
+        card=_card_name(data),
+        total=money(total),
+        deadline=format_date(deadline, "long"),
     )
 
 
@@ -239,6 +289,7 @@ def _pledges_page(status: int = 200, errors=None, form=None, focus: int | None =
         test_cards=TEST_CARDS if not settings.stripe_publishable_key else (),
         publishable_key=settings.stripe_publishable_key,
         funding_open=services.funding_open,
+        transfer_details=services.transfer_details,
     ), status
 
 
@@ -311,6 +362,35 @@ def pay(pledge_id: int):
     else:
         flash(_("Your bank asks you to confirm the payment; follow its instructions."), "info")
     return redirect(url_for("funding.pledges", _anchor=f"pledge-{pledge_id}"))
+
+
+@bp.get("/pledges/<int:pledge_id>/invoice.pdf")
+@login_required
+def invoice(pledge_id: int):
+    """The invoice of a bank transfer awaited: rendered now, in the reader's language, with
+    what has arrived so far. Only the buyer's organisation and admins see it (others 404)."""
+    pledge = services.get_pledge(db.session, current_user, pledge_id)
+    shown = services.transfer_details(pledge)
+    if shown is None:
+        raise NotFound("This pledge has no bank transfer awaited.")
+    settings = current_app.extensions["settings"]
+    issuer = receipts.Issuer.of(settings)
+    text = document.invoice_words(
+        issued_at=now(),
+        details=receipts.invoice_facts(db.session, pledge, issuer),
+        transfer=shown,
+        language=str(get_locale() or "en"),
+        currency=settings.currency,
+        zone=settings.timezone,
+    )
+    return current_app.response_class(
+        document.render(text, author=issuer.legal_name),
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": f"inline; filename=invoice-{shown['reference']}.pdf",
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @bp.get("/projects/<int:project_id>/funding")

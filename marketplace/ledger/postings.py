@@ -82,6 +82,23 @@ def surplus_charge(
     )
 
 
+def balance_returned(
+    session: Session, *, return_id: int, organisation_id: int, amount_cents: int
+) -> Posting:
+    """Money a buyer transferred that no payment took, received and returned to it from its
+    Stripe cash balance: in and out of the buyer's account, never in escrow."""
+    buyer, clearing = _buyer(session, organisation_id), _clearing(session)
+    return Posting(
+        reference=f"balance-return:{return_id}",
+        kind="balance_returned",
+        memo=f"transfer not needed by any payment: returned ({return_id})",
+        legs=[
+            Leg(debit=clearing, credit=buyer, amount_cents=amount_cents),
+            Leg(debit=buyer, credit=clearing, amount_cents=amount_cents),
+        ],
+    )
+
+
 def refund(
     session: Session,
     *,

@@ -28,6 +28,37 @@ PAYMENT_FAILED = (
         "Please pay before %(until_at)s, or the pledge is cancelled."
     ),
 )
+DEBIT_FAILED = (
+    N_("Direct debit failed for %(project)s"),
+    N_(
+        "Your bank did not pay the direct debit for %(tokens)s tokens of %(project)s "
+        "(%(code)s). Please pay by card before %(until_at)s, or the pledge is cancelled."
+    ),
+)
+TRANSFER_DUE = (
+    N_("Please transfer %(amount_cents)s for %(project)s"),
+    N_(
+        "Funding for %(project)s has closed. Please transfer %(amount_cents)s to IBAN "
+        "%(iban)s (BIC %(bic)s) with the reference %(reference)s before %(until_at)s. The "
+        "invoice is on your pledges page."
+    ),
+)
+TRANSFER_PARTLY_RECEIVED = (
+    N_("Part of your transfer for %(project)s has arrived"),
+    N_(
+        "We have received %(received_cents)s of %(amount_cents)s for %(project)s. Please "
+        "transfer the remaining %(remaining_cents)s with the reference %(reference)s before "
+        "%(until_at)s."
+    ),
+)
+TRANSFER_UNPAID = (
+    N_("Pledge for %(project)s cancelled: the transfer did not arrive"),
+    N_(
+        "The %(amount_cents)s for %(tokens)s tokens of %(project)s did not arrive in full by "
+        "%(until_at)s, so the pledge is cancelled. Whatever part you transferred is returned "
+        "to your account."
+    ),
+)
 GRACE_ENDING = (
     N_("Last day to pay for %(project)s"),
     N_(

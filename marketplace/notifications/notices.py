@@ -295,6 +295,138 @@ def payment_failed(
     )
 
 
+def debit_failed(
+    session: Session,
+    *,
+    pledge_id: int,
+    organisation_id: int,
+    project_title: str,
+    tokens: int,
+    code: str,
+    until: datetime,
+    now: datetime,
+) -> int:
+    params = {"project": project_title, "tokens": tokens, "code": code, "until_at": until}
+    return _send(
+        session,
+        [
+            _one(
+                f"payment_failed:pledge:{pledge_id}",
+                organisation_id,
+                "payment_failed",
+                messages.DEBIT_FAILED,
+                {**params, "until_at": until.isoformat()},
+                pledge_link(pledge_id),
+                now,
+            )
+        ],
+    )
+
+
+def transfer_due(
+    session: Session,
+    *,
+    pledge_id: int,
+    organisation_id: int,
+    project_title: str,
+    amount_cents: int,
+    instructions: dict[str, str],
+    until: datetime,
+    now: datetime,
+) -> int:
+    params = {
+        "project": project_title,
+        "amount_cents": amount_cents,
+        "iban": instructions.get("iban", ""),
+        "bic": instructions.get("bic", ""),
+        "reference": instructions.get("reference", ""),
+        "until_at": until.isoformat(),
+    }
+    return _send(
+        session,
+        [
+            _one(
+                f"transfer_due:pledge:{pledge_id}",
+                organisation_id,
+                "transfer_due",
+                messages.TRANSFER_DUE,
+                params,
+                pledge_link(pledge_id),
+                now,
+            )
+        ],
+    )
+
+
+def transfer_partly_received(
+    session: Session,
+    *,
+    pledge_id: int,
+    organisation_id: int,
+    project_title: str,
+    amount_cents: int,
+    received_cents: int,
+    reference: str,
+    until: datetime,
+    now: datetime,
+) -> int:
+    params = {
+        "project": project_title,
+        "amount_cents": amount_cents,
+        "received_cents": received_cents,
+        "remaining_cents": amount_cents - received_cents,
+        "reference": reference,
+        "until_at": until.isoformat(),
+    }
+    return _send(
+        session,
+        [
+            _one(
+                f"transfer_partly_received:pledge:{pledge_id}:{received_cents}",
+                organisation_id,
+                "transfer_due",
+                messages.TRANSFER_PARTLY_RECEIVED,
+                params,
+                pledge_link(pledge_id),
+                now,
+            )
+        ],
+    )
+
+
+def transfer_unpaid(
+    session: Session,
+    *,
+    pledge_id: int,
+    organisation_id: int,
+    project_title: str,
+    tokens: int,
+    amount_cents: int,
+    until: datetime,
+    now: datetime,
+) -> int:
+    params = {
+        "project": project_title,
+        "tokens": tokens,
+        "amount_cents": amount_cents,
+        "until_at": until.isoformat(),
+    }
+    return _send(
+        session,
+        [
+            _one(
+                f"transfer_unpaid:pledge:{pledge_id}",
+                organisation_id,
+                "payment_failed",
+                messages.TRANSFER_UNPAID,
+                params,
+                pledge_link(pledge_id),
+                now,
+            )
+        ],
+    )
+
+
 def grace_ending(
     session: Session,
     *,

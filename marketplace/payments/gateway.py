@@ -40,6 +40,7 @@ from stripe.params import (
     PaymentIntentCancelParams,
     PaymentIntentCreateParams,
     PaymentIntentListParams,
+    PaymentMethodCreateParams,
     RefundCreateParams,
     SetupIntentCreateParams,
     TransferCreateParams,
@@ -161,6 +162,20 @@ class SetupResult:
     payment_method_id: str
     brand: str
     last4: str
+    method_type: str = "card"  # card | sepa_debit
+    mandate_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MandateAcceptance:
+    """The buyer's acceptance of a SEPA Direct Debit mandate, as Stripe records it."""
+
+    ip_address: str
+    user_agent: str
+
+
+class MandateMissing(GatewayError):
+    """A SEPA Direct Debit account is saved only with the buyer's acceptance of the mandate."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +184,10 @@ class PaymentResult:
     status: str  # succeeded | requires_action | processing | requires_payment_method | ...
     amount_cents: int
     client_secret: str | None = None
+    # A bank transfer's instructions (iban, bic, account_holder_name, country, reference)
+    # and what of the amount is still to arrive.
+    instructions: dict[str, str] | None = None
+    amount_remaining: int | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +215,9 @@ class MoneyObject:
 # version's name) and either rules redirects out (server-side, nobody to redirect)
 # or gives the return_url (the buyer paying in the browser, for 3-D Secure).
 CARD_ONLY: list[str] = ["card"]
+NO_REDIRECTS: Any = {"enabled": True, "allow_redirects": "never"}
+# Where the virtual IBANs of bank transfers are (Stripe's EU bank transfer countries).
+TRANSFER_COUNTRY = "NL"
 
 
 class StripeGateway:
@@ -279,23 +301,54 @@ class StripeGateway:
         with self._errors():
             return self.client.v1.customers.create(params, {"idempotency_key": key}).id
 
+    def create_sepa_method(self, *, iban: str, holder: str, email: str, key: str) -> str:
+        """A ``sepa_debit`` PaymentMethod for an IBAN the buyer typed (holder's name and
+        e-mail are required by SEPA). Raises Refused for an IBAN Stripe does not accept."""
+        params: PaymentMethodCreateParams = {
+            "type": "sepa_debit",
+            "sepa_debit": {"iban": iban},
+            "billing_details": {"name": holder, "email": email},
+        }
+        with self._errors():
+            return self.client.v1.payment_methods.create(params, {"idempotency_key": key}).id
+
     def save_payment_method(
-        self, *, customer_id: str, payment_method: str, key: str, metadata: dict[str, str]
+        self,
+        *,
+        customer_id: str,
+        payment_method: str,
+        key: str,
+        metadata: dict[str, str],
+        mandate: MandateAcceptance | None = None,
     ) -> SetupResult:
-        """Confirm a card SetupIntent for off-session use; the card is attached to the customer.
+        """Confirm a SetupIntent for off-session use; the method is attached to the customer.
 
         A card that needs authentication before it can be saved is refused with
-        AuthenticationRequired (the pledge page confirms such a card with Stripe.js).
+        AuthenticationRequired (the pledge page confirms such a card with Stripe.js). A
+        SEPA account is saved with the buyer's acceptance of the mandate (MandateMissing
+        without one); Stripe answers with the mandate's id.
         """
+        method_type, brand, last4 = self.describe_method(payment_method)
         params: SetupIntentCreateParams = {
             "customer": customer_id,
             "payment_method": payment_method,
-            "allowed_payment_method_types": CARD_ONLY,
-            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+            "allowed_payment_method_types": [method_type],
+            "automatic_payment_methods": NO_REDIRECTS,
             "confirm": True,
             "usage": "off_session",
             "metadata": metadata,
         }
+        if method_type == "sepa_debit":
+            if mandate is None:
+                raise MandateMissing("The mandate was not accepted.", code="mandate_missing")
+            params["mandate_data"] = {
+                "customer_acceptance": {
+                    "type": "online",
+                    "online": {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent},
+                }
+            }
+        elif method_type != "card":
+            raise Refused(f"A {method_type} payment method is not offered.", code="method_type")
         try:
             with self._errors():
                 intent = self.client.v1.setup_intents.create(params, {"idempotency_key": key})
@@ -307,9 +360,23 @@ class StripeGateway:
             raise AuthenticationRequired(
                 "The card needs authentication before it can be saved.", code=intent.status
             )
-        method_id = _id_of(intent.payment_method)
-        brand, last4 = self.card_of(method_id)
-        return SetupResult(intent.id, method_id, brand, last4)
+        mandate_id = _id_of(intent.mandate) if getattr(intent, "mandate", None) else None
+        return SetupResult(
+            intent.id, _id_of(intent.payment_method), brand, last4, method_type, mandate_id
+        )
+
+    def describe_method(self, payment_method: str) -> tuple[str, str, str]:
+        """(type, brand, last4) of a PaymentMethod: a card's brand, a SEPA account's bank
+        code; UnknownPaymentMethod when Stripe does not know it."""
+        try:
+            with self._errors():
+                method = self.client.v1.payment_methods.retrieve(payment_method)
+        except Refused as error:
+            raise UnknownPaymentMethod(str(error), code="resource_missing") from None
+        if method.type == "sepa_debit" and method.sepa_debit:
+            return "sepa_debit", method.sepa_debit.bank_code or "", method.sepa_debit.last4 or ""
+        card = method.card
+        return method.type, (card.brand or "") if card else "", (card.last4 or "") if card else ""
 
     def charge(
         self,
@@ -321,33 +388,97 @@ class StripeGateway:
         off_session: bool,
         transfer_group: str,
         metadata: dict[str, str],
+        mandate: str | None = None,
     ) -> PaymentResult:
-        """A card PaymentIntent, confirmed at once.
+        """A card or SEPA Direct Debit PaymentIntent, confirmed at once.
 
-        Off-session (funding close): the card saved on the customer, ``off_session``;
-        a card that needs the buyer is refused with ``authentication_required``.
-        On-session (the buyer pays in the grace period): with a ``return_url`` for
-        the bank's authentication page; the intent may answer ``requires_action``.
+        Off-session (funding close): the method saved on the customer, ``off_session``;
+        a card that needs the buyer is refused with ``authentication_required``; a SEPA
+        debit (``mandate`` given) answers ``processing`` and the bank's answer comes by
+        webhook days later. On-session (the buyer pays a card in the grace period): with
+        a ``return_url`` for the bank's authentication page; the intent may answer
+        ``requires_action``.
         """
         params: PaymentIntentCreateParams = {
             "amount": amount_cents,
             "currency": self.currency,
             "payment_method": payment_method,
-            "allowed_payment_method_types": CARD_ONLY,
+            "allowed_payment_method_types": ["sepa_debit"] if mandate else CARD_ONLY,
             "confirm": True,
             "transfer_group": transfer_group,
             "metadata": metadata,
         }
         if customer_id:
             params["customer"] = customer_id
+        if mandate:
+            params["mandate"] = mandate
         if off_session:
             params["off_session"] = True
-            params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
+            params["automatic_payment_methods"] = NO_REDIRECTS
         else:
             params["return_url"] = self.return_url
         with self._errors():
             intent = self.client.v1.payment_intents.create(params, {"idempotency_key": key})
         return _payment(intent)
+
+    def bank_transfer(
+        self,
+        *,
+        customer_id: str,
+        amount_cents: int,
+        key: str,
+        transfer_group: str,
+        metadata: dict[str, str],
+    ) -> PaymentResult:
+        """A PaymentIntent paid by the buyer's EU bank transfer to its virtual IBAN: it
+        answers ``requires_action`` with the IBAN and the reference to quote, and is paid
+        (``payment_intent.succeeded``) when transfers carrying the reference add up."""
+        params: PaymentIntentCreateParams = {
+            "amount": amount_cents,
+            "currency": self.currency,
+            "customer": customer_id,
+            "allowed_payment_method_types": ["customer_balance"],
+            "automatic_payment_methods": NO_REDIRECTS,
+            "payment_method_data": {"type": "customer_balance"},
+            "payment_method_options": {
+                "customer_balance": {
+                    "funding_type": "bank_transfer",
+                    "bank_transfer": {
+                        "type": "eu_bank_transfer",
+                        "eu_bank_transfer": {"country": TRANSFER_COUNTRY},
+                    },
+                }
+            },
+            "confirm": True,
+            "transfer_group": transfer_group,
+            "metadata": metadata,
+        }
+        with self._errors():
+            intent = self.client.v1.payment_intents.create(params, {"idempotency_key": key})
+        return _payment(intent)
+
+    def cash_balance(self, customer_id: str) -> int:
+        """What of the customer's transfers no payment has taken (cents, our currency)."""
+        with self._errors():
+            balance = self.client.v1.customers.cash_balance.retrieve(customer_id)
+        available = balance.available.to_dict() if balance.available else {}
+        return int(available.get(self.currency, 0))
+
+    def return_balance(
+        self, *, customer_id: str, amount_cents: int, key: str, metadata: dict[str, str]
+    ) -> MoneyObject:
+        """Return money from the customer's cash balance to the customer (a refund with
+        ``origin: customer_balance``)."""
+        params: RefundCreateParams = {
+            "customer": customer_id,
+            "origin": "customer_balance",
+            "amount": amount_cents,
+            "currency": self.currency,
+            "metadata": metadata,
+        }
+        with self._errors():
+            refund = self.client.v1.refunds.create(params, {"idempotency_key": key})
+        return MoneyObject(refund.id, refund.amount, refund.status or "pending")
 
     def retrieve_payment(self, payment_intent_id: str) -> PaymentResult:
         with self._errors():
@@ -500,7 +631,37 @@ def _id_of(found: str | Any) -> str:
 
 
 def _payment(intent: stripe.PaymentIntent) -> PaymentResult:
-    return PaymentResult(intent.id, intent.status, intent.amount, intent.client_secret)
+    shown = (
+        getattr(intent.next_action, "display_bank_transfer_instructions", None)
+        if intent.next_action
+        else None
+    )
+    if shown is None:
+        return PaymentResult(intent.id, intent.status, intent.amount, intent.client_secret)
+    return PaymentResult(
+        intent.id,
+        intent.status,
+        intent.amount,
+        intent.client_secret,
+        instructions=transfer_instructions(shown.to_dict()),
+        amount_remaining=shown.amount_remaining,
+    )
+
+
+def transfer_instructions(shown: dict[str, Any]) -> dict[str, str]:
+    """What the buyer needs to make the transfer, from Stripe's
+    ``display_bank_transfer_instructions`` (its first IBAN address)."""
+    for address in shown.get("financial_addresses") or ():
+        iban = address.get("iban") if isinstance(address, dict) else None
+        if isinstance(iban, dict):
+            return {
+                "iban": str(iban.get("iban") or "")[:34],
+                "bic": str(iban.get("bic") or "")[:11],
+                "account_holder_name": str(iban.get("account_holder_name") or "")[:200],
+                "country": str(iban.get("country") or "")[:2],
+                "reference": str(shown.get("reference") or "")[:64],
+            }
+    return {"reference": str(shown.get("reference") or "")[:64]}
 
 
 def _card_failure(error: stripe.CardError) -> GatewayError:

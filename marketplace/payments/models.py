@@ -40,6 +40,27 @@ def card_label(brand: str, last4: str) -> str:
     return f"{brand.title() or 'Card'} •••• {last4}" if last4 else "Card"
 
 
+class MethodType(enum.StrEnum):
+    """How a pledge is paid."""
+
+    CARD = "card"  # charged off-session at close; at once
+    SEPA_DEBIT = "sepa_debit"  # debited off-session under a mandate; the bank answers days later
+    BANK_TRANSFER = "bank_transfer"  # the buyer transfers to a virtual IBAN with a reference
+
+
+# What a pledge names as its payment method when it is paid by bank transfer.
+BANK_TRANSFER = MethodType.BANK_TRANSFER.value
+
+
+def method_label(kind: MethodType, brand: str, last4: str) -> str:
+    """How a saved payment method is shown: "Visa •••• 4242", "SEPA •••• 3000"."""
+    if kind is MethodType.SEPA_DEBIT:
+        return f"SEPA •••• {last4}" if last4 else "SEPA"
+    if kind is MethodType.BANK_TRANSFER:
+        return "Bank transfer"
+    return card_label(brand, last4)
+
+
 class SetupState(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -65,9 +86,12 @@ class PaymentState(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"  # superseded by a newer attempt and cancelled at Stripe
     SURPLUS = "surplus"  # succeeded at Stripe but not needed: refunded at once
+    # Stripe answers later: a SEPA debit waiting for the bank, or a bank transfer waiting
+    # for the buyer's money (partly received, perhaps)
+    PROCESSING = "processing"
 
 
-LIVE_PAYMENT_STATES = (PaymentState.CREATED, PaymentState.REQUIRES_ACTION)
+LIVE_PAYMENT_STATES = (PaymentState.CREATED, PaymentState.REQUIRES_ACTION, PaymentState.PROCESSING)
 
 
 class PaymentKind(enum.StrEnum):
@@ -93,6 +117,16 @@ class PaymentSetup(Base):
     """
 
     __tablename__ = "payment_setups"
+    __table_args__ = (
+        # An organisation has one bank-transfer "method" (nothing is saved at Stripe).
+        Index(
+            "uq_payment_setups_bank_transfer",
+            "organisation_id",
+            unique=True,
+            sqlite_where=text("method_type = 'bank_transfer'"),
+            postgresql_where=text("method_type = 'bank_transfer'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
@@ -101,6 +135,11 @@ class PaymentSetup(Base):
     state: Mapped[SetupState] = mapped_column(str_enum(SetupState, "setup_state"))
     setup_intent_id: Mapped[str | None] = mapped_column(String(64))
     payment_method_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    method_type: Mapped[MethodType] = mapped_column(
+        str_enum(MethodType, "method_type"), default=MethodType.CARD
+    )
+    # The SEPA Direct Debit mandate the buyer accepted (its id at Stripe).
+    mandate_id: Mapped[str | None] = mapped_column(String(64))
     brand: Mapped[str] = mapped_column(String(20), default="")
     last4: Mapped[str] = mapped_column(String(4), default="")
     failure_code: Mapped[str] = mapped_column(String(60), default="")
@@ -112,10 +151,17 @@ class PaymentSetup(Base):
 
     @property
     def label(self) -> str:
-        return card_label(self.brand, self.last4)
+        return method_label(self.method_type, self.brand, self.last4)
+
+    @property
+    def method(self) -> str:
+        """What a pledge names to pay this way again."""
+        if self.method_type is MethodType.BANK_TRANSFER:
+            return BANK_TRANSFER
+        return self.payment_method_id or ""
 
 
-_LIVE = "state IN ('created', 'requires_action')"
+_LIVE = "state IN ('created', 'requires_action', 'processing')"
 _SUCCEEDED = "state = 'succeeded'"
 
 
@@ -160,6 +206,13 @@ class Payment(Base):
     card_brand: Mapped[str] = mapped_column(String(20), default="")
     card_last4: Mapped[str] = mapped_column(String(4), default="")
     failure_code: Mapped[str] = mapped_column(String(60), default="")
+    method_type: Mapped[MethodType] = mapped_column(
+        str_enum(MethodType, "payment_method_type"), default=MethodType.CARD
+    )
+    # A bank transfer's instructions as Stripe gave them (IBAN, BIC, holder, reference)
+    # and what of the amount has arrived so far.
+    instructions: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    received_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -229,6 +282,38 @@ class Refund(Base):
     @property
     def idempotency_key(self) -> str:
         return refund_key(self.id)
+
+
+class BalanceReturn(Base):
+    """Money a buyer transferred that no payment needs (an overpayment, or a bank transfer
+    cancelled unpaid), returned from its Stripe cash balance (a refund ``origin:
+    customer_balance``). One open return per organisation at a time."""
+
+    __tablename__ = "balance_returns"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        Index(
+            "uq_balance_returns_open",
+            "organisation_id",
+            unique=True,
+            sqlite_where=text("state = 'created'"),
+            postgresql_where=text("state = 'created'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[MoneyState] = mapped_column(str_enum(MoneyState, "balance_return_state"))
+    refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    failure_code: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"balance-return-{self.id}"
 
 
 class ConnectedAccount(Base):

@@ -33,13 +33,19 @@ from marketplace.payments.gateway import (
     AuthenticationRequired,
     Declined,
     GatewayError,
+    MandateAcceptance,
+    MandateMissing,
     MoneyObject,
     PaymentResult,
+    Refused,
     StripeGateway,
     UnknownPaymentMethod,
 )
 from marketplace.payments.models import (
+    BANK_TRANSFER,
+    BalanceReturn,
     ConnectedAccount,
+    MethodType,
     MoneyState,
     Payment,
     PaymentKind,
@@ -48,9 +54,10 @@ from marketplace.payments.models import (
     SetupState,
     StripeCustomer,
     Transfer,
-    card_label,
+    method_label,
     refund_key,
 )
+from outcomes.db import affected
 from outcomes.errors import PaymentRequired, Unavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -101,26 +108,88 @@ def customer_for(
 
 @dataclass(frozen=True)
 class SavedCard:
-    """A card saved for off-session charges, as pledging needs it."""
+    """A payment method saved for off-session charges (a card or a SEPA account with its
+    mandate) or an organisation's bank-transfer "method", as pledging needs it."""
 
     id: int
     payment_method_id: str
     label: str
+    method_type: MethodType = MethodType.CARD
 
 
 def saved_method(session: Session, organisation_id: int, payment_method: str) -> SavedCard | None:
+    if payment_method == BANK_TRANSFER:
+        condition = PaymentSetup.method_type == MethodType.BANK_TRANSFER
+    else:
+        condition = PaymentSetup.payment_method_id == payment_method
     found = session.execute(
         select(
-            PaymentSetup.id, PaymentSetup.payment_method_id, PaymentSetup.brand, PaymentSetup.last4
+            PaymentSetup.id,
+            PaymentSetup.payment_method_id,
+            PaymentSetup.method_type,
+            PaymentSetup.brand,
+            PaymentSetup.last4,
         ).where(
             PaymentSetup.organisation_id == organisation_id,
-            PaymentSetup.payment_method_id == payment_method,
+            condition,
             PaymentSetup.state == SetupState.SUCCEEDED,
         )
     ).first()
     if found is None:
         return None
-    return SavedCard(found.id, found.payment_method_id, card_label(found.brand, found.last4))
+    return SavedCard(
+        found.id,
+        found.payment_method_id or BANK_TRANSFER,
+        method_label(found.method_type, found.brand, found.last4),
+        found.method_type,
+    )
+
+
+def bank_transfer_method(
+    session: Session, *, organisation_id: int, user_id: int, now: datetime
+) -> SavedCard:
+    """The organisation's bank-transfer "method", made once (nothing is saved at Stripe:
+    the virtual IBAN comes with the payment at close). Flushes."""
+    found = saved_method(session, organisation_id, BANK_TRANSFER)
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            session.add(
+                PaymentSetup(
+                    organisation_id=organisation_id,
+                    user_id=user_id,
+                    requested_method=BANK_TRANSFER,
+                    state=SetupState.SUCCEEDED,
+                    method_type=MethodType.BANK_TRANSFER,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:  # a concurrent request made it
+        pass
+    made = saved_method(session, organisation_id, BANK_TRANSFER)
+    assert made is not None  # noqa: S101 - made above or by the twin
+    return made
+
+
+@dataclass(frozen=True)
+class SepaAccount:
+    """A bank account typed on the pledge form for SEPA Direct Debit, with the mandate."""
+
+    iban: str
+    holder: str
+    email: str
+    mandate: MandateAcceptance
+
+
+def iban_valid(iban: str) -> bool:
+    """ISO 13616: country letters, check digits, 11-30 letters and digits; mod 97 is 1."""
+    if not (15 <= len(iban) <= 34) or not iban.isascii() or not iban.isalnum():
+        return False
+    if not iban[:2].isalpha() or not iban[2:4].isdigit():
+        return False
+    moved = (iban[4:] + iban[:4]).upper()
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
 
 
 def saved_by_another(session: Session, organisation_id: int, payment_method: str) -> bool:
@@ -147,16 +216,23 @@ def save_payment_method(
     user_id: int,
     payment_method: str,
     now: datetime,
+    sepa: SepaAccount | None = None,
+    mandate: MandateAcceptance | None = None,
 ) -> SavedCard:
-    """A card saved for off-session charges: reused when already saved, else set up (process).
+    """A payment method saved for off-session charges: reused when already saved, else set
+    up (process). ``sepa``: a bank account typed on the form, made a PaymentMethod first
+    (``payment_method`` is then ``sepa_debit``); ``mandate``: the buyer's acceptance of the
+    SEPA mandate for a ``sepa_debit`` PaymentMethod id.
 
-    Raises ValidationFailed (unknown payment method), PaymentRequired (declined,
-    or it needs authentication) and Unavailable (Stripe did not answer).
+    Raises ValidationFailed (unknown payment method, an IBAN Stripe refuses, a SEPA
+    account without the mandate), PaymentRequired (declined, or it needs
+    authentication) and Unavailable (Stripe did not answer).
     """
-    with sessions() as session:
-        existing = saved_method(session, organisation_id, payment_method)
-    if existing is not None:
-        return existing
+    if sepa is None:
+        with sessions() as session:
+            existing = saved_method(session, organisation_id, payment_method)
+        if existing is not None:
+            return existing
     customer_id = customer_for(
         sessions, gateway, organisation_id=organisation_id, name=organisation_name, now=now
     )
@@ -164,7 +240,7 @@ def save_payment_method(
         setup = PaymentSetup(
             organisation_id=organisation_id,
             user_id=user_id,
-            requested_method=payment_method,
+            requested_method=f"sepa_debit {sepa.iban[-4:]}" if sepa else payment_method,
             state=SetupState.PENDING,
             created_at=now,
         )
@@ -172,12 +248,28 @@ def save_payment_method(
         session.flush()
         setup_id, key = setup.id, setup.idempotency_key
     try:
+        if sepa is not None:
+            payment_method = gateway.create_sepa_method(
+                iban=sepa.iban, holder=sepa.holder, email=sepa.email, key=f"{key}-method"
+            )
+            mandate = sepa.mandate
         result = gateway.save_payment_method(
             customer_id=customer_id,
             payment_method=payment_method,
             key=key,
             metadata={"payment_setup_id": str(setup_id), "organisation_id": str(organisation_id)},
+            mandate=mandate,
         )
+    except MandateMissing:
+        _setup_ended(sessions, setup_id, SetupState.INVALID, "mandate_missing")
+        raise ValidationFailed(
+            errors={"mandate_accepted": ["Accept the SEPA Direct Debit mandate to pay by debit."]}
+        ) from None
+    except Refused as error:
+        if sepa is None or error.code != "invalid_bank_account_iban":
+            raise Unavailable(str(error), retry_after=getattr(error, "retry_after", None)) from None
+        _setup_ended(sessions, setup_id, SetupState.INVALID, error.code)
+        raise ValidationFailed(errors={"iban": ["Stripe does not accept this IBAN."]}) from None
     except UnknownPaymentMethod:
         _setup_ended(sessions, setup_id, SetupState.INVALID, "resource_missing")
         raise ValidationFailed(
@@ -195,8 +287,10 @@ def save_payment_method(
         setup.state = SetupState.SUCCEEDED
         setup.setup_intent_id = result.setup_intent_id
         setup.payment_method_id = result.payment_method_id
+        setup.method_type = MethodType(result.method_type)
+        setup.mandate_id = result.mandate_id
         setup.brand, setup.last4 = result.brand[:20], result.last4[:4]
-        return SavedCard(setup.id, result.payment_method_id, setup.label)
+        return SavedCard(setup.id, result.payment_method_id, setup.label, setup.method_type)
 
 
 def _setup_ended(sessions: Sessions, setup_id: int, state: SetupState, code: str) -> None:
@@ -219,9 +313,17 @@ class ChargeOrder:
     payment_method_id: str
     off_session: bool
     customer_id: str | None
+    method_type: MethodType = MethodType.CARD
+    mandate_id: str | None = None
 
     @classmethod
-    def of(cls, payment: Payment, project_id: int, customer_id: str | None) -> ChargeOrder:
+    def of(
+        cls,
+        payment: Payment,
+        project_id: int,
+        customer_id: str | None,
+        mandate_id: str | None = None,
+    ) -> ChargeOrder:
         return cls(
             payment_id=payment.id,
             pledge_id=payment.pledge_id,
@@ -230,15 +332,33 @@ class ChargeOrder:
             payment_method_id=payment.payment_method_id,
             off_session=payment.kind == PaymentKind.OFF_SESSION,
             customer_id=customer_id,
+            method_type=payment.method_type,
+            mandate_id=mandate_id,
         )
 
 
 def send_charge(gateway: StripeGateway, order: ChargeOrder) -> PaymentResult:
     """The one way a payment row becomes a PaymentIntent: the same key, the same parameters.
 
-    Raises Declined and AuthenticationRequired (with the PaymentIntent's id when
-    Stripe made one) and GatewayUnavailable.
+    A card or a SEPA debit is charged; a bank transfer is asked for (its intent waits for
+    the buyer's money). Raises Declined and AuthenticationRequired (with the
+    PaymentIntent's id when Stripe made one) and GatewayUnavailable.
     """
+    metadata = {
+        "payment_id": str(order.payment_id),
+        "pledge_id": str(order.pledge_id),
+        "project_id": str(order.project_id),
+    }
+    if order.method_type is MethodType.BANK_TRANSFER:
+        if order.customer_id is None:
+            raise Refused("A bank transfer needs the buyer's Stripe customer.", code="customer")
+        return gateway.bank_transfer(
+            customer_id=order.customer_id,
+            amount_cents=order.amount_cents,
+            key=f"payment-{order.payment_id}",
+            transfer_group=transfer_group(order.project_id),
+            metadata=metadata,
+        )
     return gateway.charge(
         customer_id=order.customer_id,
         payment_method=order.payment_method_id,
@@ -246,11 +366,8 @@ def send_charge(gateway: StripeGateway, order: ChargeOrder) -> PaymentResult:
         key=f"payment-{order.payment_id}",
         off_session=order.off_session,
         transfer_group=transfer_group(order.project_id),
-        metadata={
-            "payment_id": str(order.payment_id),
-            "pledge_id": str(order.pledge_id),
-            "project_id": str(order.project_id),
-        },
+        metadata=metadata,
+        mandate=order.mandate_id if order.method_type is MethodType.SEPA_DEBIT else None,
     )
 
 
@@ -392,6 +509,96 @@ def refund_failed(session: Session, refund: Refund, code: str, now: datetime) ->
         reverse(session, entry, now=now, reason=f"refund {refund.id} failed at Stripe: {code}")
     session.flush()
     return True
+
+
+# --- money no payment needs (bank transfers) -------------------------------------------------
+
+
+def note_cash_balance(
+    session: Session, *, customer_id: str, amount_cents: int, now: datetime
+) -> BalanceReturn | None:
+    """Stripe says a buyer's cash balance holds money no payment took (more than was due,
+    a transfer without a reference it could match, or a cancelled transfer's part): a
+    return of it is opened, unless one is open already (flushes). None when the customer
+    is not ours or nothing is there."""
+    organisation_id = session.scalar(
+        select(StripeCustomer.organisation_id).where(StripeCustomer.customer_id == customer_id)
+    )
+    if organisation_id is None or amount_cents <= 0:
+        return None
+    made = BalanceReturn(
+        organisation_id=organisation_id,
+        customer_id=customer_id,
+        amount_cents=amount_cents,
+        state=MoneyState.CREATED,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(made)
+            session.flush()
+    except IntegrityError:  # one is open: it is sent first, and the rest is noted again
+        return None
+    return made
+
+
+def send_balance_returns(sessions: Sessions, gateway: StripeGateway, now: datetime) -> int:
+    """Return every open balance to its buyer (process): the amount as noted, keyed by the
+    row, and booked in and out of the buyer's account. An amount Stripe no longer holds
+    (a payment took it meanwhile) ends the row as failed; the next note opens another."""
+    with sessions() as session:
+        due = session.execute(
+            select(
+                BalanceReturn.id,
+                BalanceReturn.organisation_id,
+                BalanceReturn.customer_id,
+                BalanceReturn.amount_cents,
+            )
+            .where(BalanceReturn.state == MoneyState.CREATED)
+            .order_by(BalanceReturn.id)
+            .limit(100)
+        ).all()
+    returned = 0
+    for row in due:
+        try:
+            result = gateway.return_balance(
+                customer_id=row.customer_id,
+                amount_cents=row.amount_cents,
+                key=f"balance-return-{row.id}",
+                metadata={"balance_return_id": str(row.id)},
+            )
+        except Refused as error:
+            with sessions.begin() as session:
+                session.execute(
+                    update(BalanceReturn)
+                    .where(BalanceReturn.id == row.id, BalanceReturn.state == MoneyState.CREATED)
+                    .values(state=MoneyState.FAILED, failure_code=error.code[:60], updated_at=now)
+                )
+            log.warning("balance return %s refused: %s", row.id, error)
+            continue
+        except GatewayError as error:
+            log.warning("balance return %s waits for the next run: %s", row.id, error)
+            continue
+        with sessions.begin() as session:
+            done = session.execute(
+                update(BalanceReturn)
+                .where(BalanceReturn.id == row.id, BalanceReturn.state == MoneyState.CREATED)
+                .values(state=MoneyState.SUCCEEDED, refund_id=result.id, updated_at=now)
+            )
+            if affected(done) == 1:
+                book(
+                    session,
+                    postings.balance_returned(
+                        session,
+                        return_id=row.id,
+                        organisation_id=row.organisation_id,
+                        amount_cents=row.amount_cents,
+                    ),
+                    now=now,
+                )
+                returned += 1
+    return returned
 
 
 # --- payouts (Stripe Connect) ---------------------------------------------------------------

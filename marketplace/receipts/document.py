@@ -39,6 +39,9 @@ REFUND_REASONS = {
 }
 
 
+METHODS = {"bank_transfer": N_("bank transfer"), "sepa_debit": N_("SEPA Direct Debit")}
+
+
 @dataclass(frozen=True)
 class DocumentText:
     title: str
@@ -89,12 +92,13 @@ def words(
         "title": project["title"],
     }
     receipt = kind == "receipt"
+    method = details["method"]
     notes = [
         gettext("Pledge no. %(pledge)s, paid on %(day)s (%(method)s).")
         % {
             "pledge": details["pledge_id"],
             "day": day(details["paid_at"]),
-            "method": details["method"],
+            "method": gettext(METHODS[method]) if method in METHODS else method,
         }
     ]
     if receipt:
@@ -133,6 +137,75 @@ def words(
             gettext("Paid") if receipt else gettext("Refunded"),
             money(details["amount_cents"]),
         ),
+        notes=notes,
+    )
+
+
+def invoice_words(
+    *,
+    issued_at: datetime,
+    details: dict[str, Any],
+    transfer: dict[str, Any],
+    language: str,
+    currency: str,
+    zone: str,
+) -> DocumentText:
+    """The invoice of a pledge paid by bank transfer, in ``language``: what to transfer,
+    where to, with which reference and by when, and what has arrived so far. It is not a
+    receipt: the receipt follows when the money has arrived in full."""
+    gettext = translator(language if language in EMAIL_LANGUAGES else "en")
+    locale = EMAIL_LANGUAGES.get(language, "en_GB")
+
+    def money(cents: int) -> str:
+        return format_currency(Decimal(cents) / 100, currency, locale=locale)
+
+    def day(value: datetime) -> str:
+        return format_date(value.astimezone(ZoneInfo(zone)).date(), "long", locale=locale)
+
+    project = details["project"]
+    what = gettext("%(tokens)s impact tokens of %(reference)s %(title)s") % {
+        "tokens": format_decimal(details["tokens"], locale=locale),
+        "reference": project["reference"],
+        "title": project["title"],
+    }
+    notes = [
+        gettext(
+            "Please transfer %(amount)s to IBAN %(iban)s (BIC %(bic)s, account holder "
+            "%(holder)s) with the reference %(reference)s before %(day)s."
+        )
+        % {
+            "amount": money(transfer["remaining_cents"]),
+            "iban": transfer["iban"],
+            "bic": transfer["bic"],
+            "holder": transfer["account_holder_name"],
+            "reference": transfer["reference"],
+            "day": day(transfer["pay_before"]),
+        },
+        gettext(
+            "Quote the reference exactly: a transfer without it cannot be matched to this "
+            "pledge and is returned. More than the amount is returned too."
+        ),
+        gettext("Pledge no. %(pledge)s. A receipt follows when the amount has arrived in full.")
+        % {"pledge": details["pledge_id"]},
+    ]
+    received = transfer["received_cents"]
+    if received:
+        notes.insert(
+            0,
+            gettext("Received so far: %(received)s of %(amount)s.")
+            % {"received": money(received), "amount": money(transfer["amount_cents"])},
+        )
+    return DocumentText(
+        title=gettext("Invoice"),
+        number_line=gettext("Reference %(reference)s, %(day)s")
+        % {"reference": transfer["reference"], "day": day(issued_at)},
+        parties=[
+            (gettext("Issued by"), _party(details["seller"], gettext)),
+            (gettext("Issued to"), _party(details["buyer"], gettext)),
+        ],
+        lines_heading=[gettext("Description"), gettext("Price a token"), gettext("Amount")],
+        lines=[[what, money(details["price_cents"]), money(transfer["amount_cents"])]],
+        total=(gettext("To pay"), money(transfer["remaining_cents"])),
         notes=notes,
     )
 

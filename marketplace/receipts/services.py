@@ -26,7 +26,7 @@ from config import Settings
 from marketplace.accounts.models import Organisation, Role, User
 from marketplace.funding.models import Pledge
 from marketplace.notifications.services import EMAIL_LANGUAGES
-from marketplace.payments.models import MoneyState, Payment, PaymentState, Refund
+from marketplace.payments.models import MethodType, MoneyState, Payment, PaymentState, Refund
 from marketplace.projects.models import Project
 from marketplace.receipts import document
 from marketplace.receipts.models import DocumentKind, Receipt, ReceiptCounter, document_number
@@ -105,9 +105,32 @@ def _facts(session: Session, payment: Payment, issuer: Issuer) -> tuple[dict[str
         "price_cents": project.token_price_cents or 0,
         "amount_cents": payment.amount_cents,
         "paid_at": payment.updated_at.isoformat(),
-        "method": payment.card if payment.card_last4 else payment.payment_method_id[:24],
+        "method": _method(payment, pledge),
     }
     return details, language, pledge.organisation_id
+
+
+def _method(payment: Payment, pledge: Pledge) -> str:
+    """How it was paid: the card, the SEPA account, or ``bank_transfer`` (translated)."""
+    if payment.method_type is MethodType.BANK_TRANSFER:
+        return MethodType.BANK_TRANSFER.value
+    if payment.method_type is MethodType.SEPA_DEBIT:
+        return pledge.payment_setup.label
+    return payment.card if payment.card_last4 else payment.payment_method_id[:24]
+
+
+def invoice_facts(session: Session, pledge: Pledge, issuer: Issuer) -> dict[str, Any]:
+    """What a bank-transfer pledge's invoice says of its parties and purchase."""
+    project = session.get_one(Project, pledge.project_id)
+    organisation = session.get_one(Organisation, pledge.organisation_id)
+    return {
+        "seller": issuer.party(),
+        "buyer": _buyer(organisation),
+        "project": {"id": project.id, "reference": project.reference, "title": project.title},
+        "pledge_id": pledge.id,
+        "tokens": pledge.tokens,
+        "price_cents": project.token_price_cents or 0,
+    }
 
 
 def _write(

@@ -80,11 +80,13 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("close_funding", funding.close_funding),
     Sweep("charge_pledges", funding.charge_pledges),
     Sweep("remind_grace_ending", funding.remind_grace_ending),
+    Sweep("end_bank_transfers", funding.end_bank_transfers),
     Sweep("end_grace_periods", funding.end_grace_periods),
     Sweep("start_projects", funding.start_projects),
     Sweep("open_evaluations", settlement.open_evaluations),
     Sweep("settle_projects", settlement.settle_projects),
     Sweep("execute_refunds", funding.execute_refunds),
+    Sweep("return_balances", funding.return_balances),
     # A receipt for each charge and a credit note for each refund made so far.
     Sweep("issue_receipts", issue_receipts),
     Sweep("execute_transfers", funding.execute_transfers),

@@ -226,6 +226,7 @@ NOTICE_KINDS = {
     "obligation": N_("Social-return obligation"),
     "obligation_credit": N_("Social-return credit"),
     "payment_failed": N_("Payment failed"),
+    "transfer_due": N_("Bank transfer"),
     "project_listed": N_("Project listed"),
     "project_settled": N_("Project settled"),
     "project_started": N_("Project started"),

@@ -37,6 +37,7 @@ VOCABULARY = (
     N_("cancelled"),
     N_("released"),
     N_("payment failed"),
+    N_("processing"),
     N_("paid"),
     # obligation and credit states (shown with spaces)
     N_("accepted"),

@@ -26,9 +26,11 @@ from sqlalchemy.orm import Session
 
 from marketplace.funding import charges
 from marketplace.payments import services as payments
+from marketplace.payments.gateway import transfer_instructions
 from marketplace.payments.models import (
     LIVE_PAYMENT_STATES,
     ConnectedAccount,
+    MethodType,
     Payment,
     PaymentState,
     Refund,
@@ -95,7 +97,11 @@ def handle_event(
     elif kind == "payment_intent.payment_failed":
         outcome = _payment_failed(session, obj, now, grace_hours)
     elif kind in ("payment_intent.requires_action", "payment_intent.processing"):
-        outcome = _payment_waits(session, obj, now, kind.split(".")[1])
+        outcome = _payment_waits(session, obj, now, kind.split(".")[1], grace_hours)
+    elif kind == "payment_intent.partially_funded":
+        outcome = _payment_waits(session, obj, now, "requires_action", grace_hours)
+    elif kind == "cash_balance.funds_available":
+        outcome = _funds_available(session, obj, now)
     elif kind == "charge.refund.updated":
         outcome = _refund_updated(session, obj, now)
     elif kind == "account.updated":
@@ -154,12 +160,44 @@ def _payment_failed(session: Session, obj: dict[str, Any], now: datetime, grace_
     return f"payment {payment.id} failed"
 
 
-def _payment_waits(session: Session, obj: dict[str, Any], now: datetime, status: str) -> str:
+def _payment_waits(
+    session: Session, obj: dict[str, Any], now: datetime, status: str, grace_hours: int
+) -> str:
     payment = _find_payment(session, obj)
     if payment is None:
         return "unknown payment: ignored"
-    state = charges.record_waiting(session, payment, status, now, _text(obj, "id"))
+    intent_id = _text(obj, "id")
+    shown = _mapping(_mapping(obj, "next_action"), "display_bank_transfer_instructions")
+    if payment.method_type is MethodType.BANK_TRANSFER and status == "requires_action" and shown:
+        remaining = shown.get("amount_remaining")
+        state = charges.record_transfer_awaited(
+            session,
+            payment,
+            now,
+            grace_hours,
+            transfer_instructions(shown),
+            remaining if isinstance(remaining, int) and not isinstance(remaining, bool) else None,
+            intent_id,
+        )
+    elif payment.method_type is MethodType.SEPA_DEBIT and status == "processing":
+        state = charges.record_processing(session, payment, now, intent_id)
+    else:
+        state = charges.record_waiting(session, payment, status, now, intent_id)
     return f"payment {payment.id} {status}: {state}"
+
+
+def _funds_available(session: Session, obj: dict[str, Any], now: datetime) -> str:
+    """A buyer's cash balance holds money no payment took: return it (a sweep sends it)."""
+    customer = _text(obj, "customer")
+    available = _mapping(obj, "available").get("eur")
+    if not customer or not isinstance(available, int) or isinstance(available, bool):
+        return "no customer or amount: ignored"
+    made = payments.note_cash_balance(
+        session, customer_id=customer, amount_cents=available, now=now
+    )
+    if made is None:
+        return "unknown customer, nothing there, or a return already open: ignored"
+    return f"balance return {made.id} of {available} opened"
 
 
 def _refund_updated(session: Session, obj: dict[str, Any], now: datetime) -> str:

@@ -267,6 +267,9 @@ async def flush_everything(request):
     _idempotent.clear()
     _refunds_of_charge.clear()
     _webhooks.clear()
+    _pending_debits.clear()
+    _cash.clear()
+    DEBIT_DELAY[0] = START_DELAY[0]
     _rate.update({"global": 0, "endpoint": 0, "refused": 0})
     _seen.clear()
     return web.Response()
@@ -319,7 +322,26 @@ _refunds_of_charge: dict[str, list] = defaultdict(list)
 _refund_init = Refund.__init__
 
 
-def _refund_init_indexed(self, charge=None, payment_intent=None, amount=None, **kwargs):
+def _refund_init_indexed(
+    self,
+    charge=None,
+    payment_intent=None,
+    amount=None,
+    origin=None,
+    customer=None,
+    currency=None,
+    **kwargs,
+):
+    if origin is not None or customer is not None or currency is not None:
+        if origin != "customer_balance" or charge is not None or payment_intent is not None:
+            raise UserError(
+                400,
+                "A refund names a charge or payment_intent, or has origin customer_balance "
+                "with a customer, amount and currency.",
+                {"param": "origin"},
+            )
+        _refund_from_balance(self, customer, amount, currency, kwargs.get("metadata"))
+        return
     _check_refund_fits(charge, payment_intent, amount)
     _refund_init(self, charge=charge, payment_intent=payment_intent, amount=amount, **kwargs)
     _refunds_of_charge[self.charge].append(self)
@@ -374,14 +396,20 @@ def _pi_init_extended(
     allowed_payment_method_types=None,
     automatic_payment_methods=None,
     return_url=None,
+    mandate=None,
     **kwargs,
 ):
     _check_payment_method_types(allowed_payment_method_types)
+    _check_allowed(allowed_payment_method_types, kwargs.get("payment_method"))
+    mandate = _check_mandate(kwargs.get("payment_method"), mandate, kwargs.get("customer"))
     _pi_init(self, **kwargs)
     self.transfer_group = transfer_group
     self.description = description
     self.return_url = return_url
     self.automatic_payment_methods = automatic_payment_methods
+    self.allowed_payment_method_types = allowed_payment_method_types or ["card"]
+    self.mandate = mandate
+    self._funded = 0
     _made.append(self)
 
 
@@ -391,7 +419,7 @@ def _check_payment_method_types(allowed) -> None:
     if not isinstance(allowed, list) or not allowed:
         raise UserError(400, "Invalid array", {"param": "allowed_payment_method_types"})
     for name in allowed:
-        if name != "card":  # the one type this fake knows
+        if name not in KNOWN_TYPES:  # the types this fake knows
             raise UserError(
                 400,
                 f"The payment method type {name!r} is invalid.",
@@ -471,9 +499,11 @@ def _check_minimum(data: dict) -> None:
         )
 
 
-def _pi_create_extended(cls, confirm=None, off_session=None, **data):
+def _pi_create_extended(cls, confirm=None, off_session=None, payment_method_data=None, **data):
     _refuse_renamed(data)
     _check_minimum(data)
+    if payment_method_data is not None:
+        data["payment_method"] = _balance_method_for(payment_method_data, data, off_session).id
     off = resources.try_convert_to_bool(off_session)
     method = data.get("payment_method")
     _check_redirects("PaymentIntent", data, confirm)
@@ -518,6 +548,7 @@ def _pi_cancel_extended(cls, id, cancellation_reason=None, **kwargs):
         raise UserError(400, "Invalid cancellation_reason", {"param": "cancellation_reason"})
     intent = _pi_cancel(cls, id, **kwargs)
     intent.cancellation_reason = cancellation_reason
+    _cancel_returns_funds(intent)
     return intent
 
 
@@ -536,10 +567,14 @@ def _si_init_extended(
     allowed_payment_method_types=None,
     automatic_payment_methods=None,
     return_url=None,
+    mandate_data=None,
     **kwargs,
 ):
     _check_payment_method_types(allowed_payment_method_types)
+    _check_allowed(allowed_payment_method_types, payment_method)
     _si_init(self, **kwargs)
+    self.mandate = None
+    self._mandate_data = mandate_data
 
 
 SetupIntent.__init__ = _si_init_extended
@@ -549,7 +584,9 @@ def _si_create_extended(cls, payment_method=None, confirm=None, **data):
     _refuse_renamed(data)
     _check_redirects("Setup Intent", data, confirm)
     if payment_method is not None:
-        PaymentMethod._api_retrieve(payment_method)  # 404 before anything is created
+        method = PaymentMethod._api_retrieve(payment_method)  # 404 before anything is created
+        if method.type == "sepa_debit" and resources.try_convert_to_bool(confirm):
+            _check_mandate_data(data.get("mandate_data"))
     intent = cls(**data)
     if payment_method is not None and resources.try_convert_to_bool(confirm):
         method = PaymentMethod._api_retrieve(payment_method)
@@ -560,6 +597,8 @@ def _si_create_extended(cls, payment_method=None, confirm=None, **data):
             intent.status, intent.next_action = "succeeded", None
         if intent.status == "succeeded" and intent.customer:
             method.customer = intent.customer
+        if intent.status == "succeeded" and method.type == "sepa_debit":
+            intent.mandate = _mandate_for(method, intent._mandate_data).id
     elif payment_method is not None:
         intent.payment_method = PaymentMethod._api_retrieve(payment_method).id
     return intent
@@ -588,6 +627,424 @@ def _canonical_extended(cls, id):
 
 
 PaymentMethod._try_get_canonical_test_article = classmethod(_canonical_extended)
+
+
+# --- SEPA Direct Debit and EU bank transfers ---------------------------------------
+# As Stripe's API reference and its SEPA and bank-transfer guides describe them:
+# - a ``sepa_debit`` PaymentMethod needs the holder's name and e-mail (billing_details)
+#   and a valid IBAN; a SetupIntent confirmed for it needs ``mandate_data`` with the
+#   customer's acceptance and makes a Mandate (``setup_intent.mandate``); an off-session
+#   PaymentIntent for it uses that mandate (or names it: ``mandate``);
+# - a SEPA debit is ``processing`` until the bank answers (days at Stripe): here until
+#   ``POST /_config/debits/settle`` (tests) or ``DEBIT_DELAY`` seconds (make run); the test
+#   IBAN DE62370400440532013001 then fails (``insufficient_funds``), others succeed;
+# - a ``customer_balance`` PaymentIntent for an EU bank transfer (payment_method_data
+#   type ``customer_balance``; payment_method_options ``funding_type: bank_transfer``,
+#   ``bank_transfer.type: eu_bank_transfer`` with a country) needs a customer, waits in
+#   ``requires_action`` with ``next_action.display_bank_transfer_instructions`` (a virtual
+#   IBAN of the customer and a reference), and is funded by incoming transfers:
+#   ``POST /v1/test_helpers/customers/{id}/fund_cash_balance`` (amount, currency,
+#   reference) puts money in the customer's cash balance, which is applied to the open
+#   intent whose reference it carries (else to one whose remaining amount it equals).
+#   Part of the amount: ``payment_intent.partially_funded``; all of it: succeeded. What
+#   is left in the balance raises ``cash_balance.funds_available`` and can be returned
+#   with a refund ``origin: customer_balance`` (``customer``, ``amount``, ``currency``;
+#   never more than the balance). Cancelling a partly funded intent returns its funds
+#   to the cash balance.
+
+KNOWN_TYPES = ("card", "sepa_debit", "customer_balance")
+EU_TRANSFER_COUNTRIES = ("BE", "DE", "ES", "FR", "IE", "NL")
+FAILING_IBAN = "DE62370400440532013001"
+# Seconds until a SEPA debit is answered by itself (None: only when settled by a test).
+DEBIT_DELAY: list[float | None] = [None]
+_pending_debits: list = []  # (charge, on_success, on_failure)
+_cash: dict[str, int] = defaultdict(int)  # a customer's cash balance, in cents (EUR)
+
+
+def _iban_valid(iban: str) -> bool:
+    """ISO 13616: two letters, two check digits, up to 30 letters and digits; mod 97 == 1."""
+    if not (15 <= len(iban) <= 34) or not iban[:2].isalpha() or not iban[2:4].isdigit():
+        return False
+    if not iban.isascii() or not iban.isalnum():
+        return False
+    moved = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def _pm_init_extended(self, type=None, billing_details=None, sepa_debit=None, **kwargs):
+    if type == "sepa_debit":
+        details = billing_details if isinstance(billing_details, dict) else {}
+        for field in ("name", "email"):
+            if not details.get(field):
+                raise UserError(
+                    400,
+                    f"Missing required param: billing_details[{field}].",
+                    {"param": f"billing_details[{field}]"},
+                )
+        iban = "".join(str((sepa_debit or {}).get("iban", "")).split()).upper()
+        if not _iban_valid(iban):
+            raise UserError(
+                400,
+                "The IBAN you provided is invalid.",
+                {"code": "invalid_bank_account_iban", "param": "sepa_debit[iban]"},
+            )
+    _pm_init(self, type=type, billing_details=billing_details, sepa_debit=sepa_debit, **kwargs)
+
+
+_pm_init = PaymentMethod.__init__
+PaymentMethod.__init__ = _pm_init_extended
+
+
+def _check_allowed(allowed, method_id) -> None:
+    """A payment method of a type the intent does not allow is refused."""
+    if not method_id or not isinstance(method_id, str):
+        return
+    method = PaymentMethod._api_retrieve(method_id)
+    if method.type not in (allowed or ["card"]):
+        raise UserError(
+            400,
+            f"The PaymentMethod provided ({method.type}) is not allowed for this intent; "
+            "its allowed_payment_method_types are " + ", ".join(allowed or ["card"]) + ".",
+            {"param": "payment_method"},
+        )
+
+
+class Mandate(StripeObject):
+    object = "mandate"
+    _id_prefix = "mandate_"
+
+    def __init__(self, payment_method, customer_acceptance):
+        super().__init__()
+        self.payment_method = payment_method
+        self.customer_acceptance = customer_acceptance
+        self.status = "active"
+        self.type = "multi_use"
+        self.multi_use = {}
+        self.payment_method_details = {"type": "sepa_debit", "sepa_debit": {"reference": self.id}}
+
+    @classmethod
+    def _api_create(cls, **data):
+        raise UserError(405, "Method Not Allowed")
+
+
+def _check_mandate_data(mandate_data) -> dict:
+    """``mandate_data.customer_acceptance``: online (with ip_address and user_agent) or
+    offline, as a SetupIntent for a SEPA debit needs it."""
+    acceptance = (
+        (mandate_data or {}).get("customer_acceptance") if isinstance(mandate_data, dict) else None
+    )
+    if not isinstance(acceptance, dict) or acceptance.get("type") not in ("online", "offline"):
+        raise UserError(
+            400,
+            "A SEPA Direct Debit setup needs mandate_data[customer_acceptance].",
+            {"param": "mandate_data[customer_acceptance]"},
+        )
+    if acceptance["type"] == "online":
+        online = acceptance.get("online") if isinstance(acceptance.get("online"), dict) else {}
+        for field in ("ip_address", "user_agent"):
+            if not online.get(field):
+                raise UserError(
+                    400,
+                    f"Missing required param: mandate_data[customer_acceptance][online][{field}].",
+                    {"param": f"mandate_data[customer_acceptance][online][{field}]"},
+                )
+    return acceptance
+
+
+def _mandate_for(method, mandate_data) -> Mandate:
+    mandate = Mandate(method.id, _check_mandate_data(mandate_data))
+    method._mandate = mandate.id
+    return mandate
+
+
+def _check_mandate(method_id, mandate, customer):
+    """An off-session SEPA debit uses the PaymentMethod's mandate; another is refused."""
+    if not isinstance(method_id, str):
+        return mandate
+    try:
+        method = PaymentMethod._api_retrieve(method_id)
+    except UserError:
+        return mandate
+    if method.type != "sepa_debit":
+        if mandate is not None:
+            raise UserError(400, "A mandate is only for debits.", {"param": "mandate"})
+        return None
+    own = getattr(method, "_mandate", None)
+    if own is None or (mandate is not None and mandate != own):
+        raise UserError(
+            400,
+            "This PaymentMethod has no active mandate: set it up with mandate_data first.",
+            {"param": "mandate"},
+        )
+    return own
+
+
+def _balance_method_for(method_data, data: dict, off_session):
+    """The ``customer_balance`` PaymentMethod of an EU bank transfer (checked as Stripe does)."""
+    if not isinstance(method_data, dict) or method_data.get("type") != "customer_balance":
+        raise UserError(400, "Invalid payment_method_data[type].", {"param": "payment_method_data"})
+    if data.get("payment_method"):
+        raise UserError(
+            400,
+            "You cannot pass both payment_method and payment_method_data.",
+            {"param": "payment_method_data"},
+        )
+    if off_session is not None:
+        raise UserError(
+            400, "customer_balance payments cannot be made off-session.", {"param": "off_session"}
+        )
+    customer = data.get("customer")
+    if not customer:
+        raise UserError(400, "A customer_balance payment needs a customer.", {"param": "customer"})
+    options = (data.get("payment_method_options") or {}).get("customer_balance") or {}
+    transfer = options.get("bank_transfer") if isinstance(options, dict) else None
+    country = ((transfer or {}).get("eu_bank_transfer") or {}).get("country")
+    if (
+        options.get("funding_type") != "bank_transfer"
+        or not isinstance(transfer, dict)
+        or transfer.get("type") != "eu_bank_transfer"
+        or country not in EU_TRANSFER_COUNTRIES
+    ):
+        raise UserError(
+            400,
+            "An EU bank transfer needs payment_method_options[customer_balance] with "
+            "funding_type bank_transfer, bank_transfer[type] eu_bank_transfer and a country.",
+            {"param": "payment_method_options[customer_balance]"},
+        )
+    if str(data.get("currency", "")).lower() != "eur":
+        raise UserError(400, "EU bank transfers are in EUR.", {"param": "currency"})
+    Customer._api_retrieve(customer)
+    method = PaymentMethod.__new__(PaymentMethod)
+    StripeObject.__init__(method)
+    method.type, method.customer_balance, method.billing_details = "customer_balance", {}, {}
+    method.customer, method.metadata = customer, {}
+    method._country = country
+    return method
+
+
+def _virtual_iban(customer: str, country: str) -> str:
+    """The customer's own receiving IBAN (stable per customer, valid check digits)."""
+    digits = str(int(hashlib.sha256(customer.encode()).hexdigest(), 16))[:10]
+    body = "STRP" + digits
+    check = 98 - int("".join(str(int(ch, 36)) for ch in body + country + "00")) % 97
+    return f"{country}{check:02d}{body}"
+
+
+_pi_confirm_inner = PaymentIntent._confirm
+
+
+def _confirm_extended(self, on_failure_now):
+    method = PaymentMethod._api_retrieve(self.payment_method)
+    if method.type != "customer_balance":
+        _pi_confirm_inner(self, on_failure_now)
+        if method.type == "sepa_debit" and self.status == "processing":
+            schedule_webhook(Event("payment_intent.processing", self))
+        return
+    self._reference = resources.random_id(12).upper()
+    self.next_action = {
+        "type": "display_bank_transfer_instructions",
+        "display_bank_transfer_instructions": _instructions(self, method),
+    }
+    schedule_webhook(Event("payment_intent.requires_action", self))
+
+
+def _instructions(intent, method) -> dict:
+    return {
+        "type": "eu_bank_transfer",
+        "amount_remaining": intent.amount - intent._funded,
+        "currency": intent.currency,
+        "reference": intent._reference,
+        "hosted_instructions_url": f"{PUBLIC_BASE}/_config/instructions/{intent.id}",
+        "financial_addresses": [
+            {
+                "type": "iban",
+                "supported_networks": ["sepa"],
+                "iban": {
+                    "account_holder_name": "Stripe Technology Europe Ltd",
+                    "bic": "STPEIE2D",
+                    "country": method._country,
+                    "iban": _virtual_iban(method.customer, method._country),
+                },
+            }
+        ],
+    }
+
+
+PaymentIntent._confirm = _confirm_extended
+
+
+def _trigger_extended(self, on_success=None):
+    """A SEPA debit waits for the bank: answered by ``_settle_debits`` (or its delay)."""
+    if not self._is_async_payment_method():
+        return _trigger_payment(self, on_success)
+    self.status = "pending"
+    _pending_debits.append((self, on_success))
+    if DEBIT_DELAY[0] is not None:
+        asyncio.get_event_loop().call_later(DEBIT_DELAY[0], _settle_debits)
+    return None
+
+
+_trigger_payment = Charge._trigger_payment
+Charge._trigger_payment = _trigger_extended
+
+
+def _settle_debits() -> int:
+    """Answer every SEPA debit waiting for the bank: fail the failing IBAN, pay the rest."""
+    answered = 0
+    while _pending_debits:
+        charge, on_success = _pending_debits.pop(0)
+        method = PaymentMethod._api_retrieve(charge.payment_method)
+        intent = PaymentIntent._api_retrieve(charge.payment_intent)
+        if getattr(method, "_sepa_debit_iban", "") == FAILING_IBAN:
+            charge.status, charge.failure_code = "failed", "insufficient_funds"
+            charge.failure_message = "The account has insufficient funds."
+            intent._report_async_failure()
+        else:
+            transaction = resources.BalanceTransaction(
+                amount=charge.amount,
+                currency=charge.currency,
+                description=charge.description,
+                exchange_rate=1.0,
+                reporting_category="charge",
+                source=charge.id,
+                type="charge",
+            )
+            charge.balance_transaction, charge.status = transaction.id, "succeeded"
+            if on_success:
+                on_success()
+        answered += 1
+    return answered
+
+
+async def settle_debits(request):
+    given = await request.json() if request.can_read_body else {}
+    if "delay" in given:
+        DEBIT_DELAY[0] = None if given["delay"] is None else float(given["delay"])
+    return server.json_response({"settled": _settle_debits(), "delay": DEBIT_DELAY[0]})
+
+
+class CashBalanceTransaction(StripeObject):
+    object = "customer_cash_balance_transaction"
+    _id_prefix = "ccsbtxn_"
+
+    def __init__(self, customer, kind, amount, currency, reference=None, intent=None):
+        super().__init__()
+        self.customer, self.type, self.currency = customer, kind, currency
+        self.net_amount = amount
+        _cash[customer] += amount
+        self.ending_balance = _cash[customer]
+        if kind == "funded":
+            self.funded = {"bank_transfer": {"type": "eu_bank_transfer", "reference": reference}}
+        elif kind == "applied_to_payment":
+            self.applied_to_payment = {"payment_intent": intent}
+        elif kind == "unapplied_from_payment":
+            self.unapplied_from_payment = {"payment_intent": intent}
+        elif kind == "refunded_from_payment":
+            self.refunded_from_payment = {"refund": reference}
+
+
+class CashBalance(StripeObject):
+    """What ``GET /v1/customers/{id}/cash_balance`` answers (not stored)."""
+
+    object = "cash_balance"
+
+    def __init__(self, customer):  # not in the store: no id
+        self.customer = customer
+        self.available = {"eur": _cash[customer]} if _cash[customer] else {}
+        self.livemode = False
+        self.settings = {"reconciliation_mode": "automatic", "using_merchant_default": True}
+
+
+def _open_transfers(customer: str) -> list:
+    return [
+        intent
+        for intent in PaymentIntent._api_list_all("/v1/payment_intents")._list
+        if intent.customer == customer
+        and intent.status == "requires_action"
+        and getattr(intent, "_reference", None)
+    ]
+
+
+def _reconcile(customer: str, reference: str | None) -> None:
+    """Apply the customer's cash balance to the open intent it is for (automatic mode)."""
+    open_ = _open_transfers(customer)
+    chosen = [i for i in open_ if reference and i._reference == reference.strip().upper()]
+    if not chosen:
+        chosen = [i for i in open_ if i.amount - i._funded == _cash[customer]]
+    if chosen and _cash[customer] > 0:
+        intent = chosen[0]
+        applied = min(_cash[customer], intent.amount - intent._funded)
+        CashBalanceTransaction(customer, "applied_to_payment", -applied, "eur", intent=intent.id)
+        intent._funded += applied
+        if intent._funded < intent.amount:
+            method = PaymentMethod._api_retrieve(intent.payment_method)
+            intent.next_action["display_bank_transfer_instructions"] = _instructions(intent, method)
+            schedule_webhook(Event("payment_intent.partially_funded", intent))
+        else:
+            intent.next_action = None
+            intent._create_charge(on_failure_now=None)
+    if _cash[customer] > 0:
+        schedule_webhook(Event("cash_balance.funds_available", CashBalance(customer)))
+
+
+async def fund_cash_balance(request):
+    """``POST /v1/test_helpers/customers/{customer}/fund_cash_balance``: an incoming transfer."""
+    customer = request.match_info["id"]
+    body = (await request.read()).decode()
+    params = server.unflatten_data(MultiDict(parse_qsl(body, keep_blank_values=True)))
+    unknown = set(params) - {"amount", "currency", "reference", "expand"}
+    if unknown:
+        raise UserError(400, "Unexpected " + ", ".join(sorted(unknown)))
+    amount = resources.try_convert_to_int(params.get("amount"))
+    if not isinstance(amount, int) or amount <= 0:
+        raise UserError(400, "Invalid positive integer", {"param": "amount"})
+    if str(params.get("currency", "")).lower() != "eur":
+        raise UserError(400, "Invalid currency", {"param": "currency"})
+    Customer._api_retrieve(customer)
+    made = CashBalanceTransaction(customer, "funded", amount, "eur", params.get("reference"))
+    _reconcile(customer, params.get("reference"))
+    return server.json_response(made._export())
+
+
+async def cash_balance(request):
+    customer = request.match_info["id"]
+    Customer._api_retrieve(customer)
+    return server.json_response(CashBalance(customer)._export())
+
+
+def _refund_from_balance(self, customer, amount, currency, metadata) -> None:
+    """A refund ``origin: customer_balance``: money in the cash balance back to the customer."""
+    amount = resources.try_convert_to_int(amount)
+    if not isinstance(customer, str) or not customer.startswith("cus_"):
+        raise UserError(400, "Missing required param: customer.", {"param": "customer"})
+    if not isinstance(amount, int) or amount <= 0:
+        raise UserError(400, "Invalid positive integer", {"param": "amount"})
+    if str(currency or "").lower() != "eur":
+        raise UserError(400, "Missing required param: currency.", {"param": "currency"})
+    Customer._api_retrieve(customer)
+    if amount > _cash[customer]:
+        raise UserError(
+            400,
+            f"The refund amount ({amount}) is greater than the customer's cash balance "
+            f"({_cash[customer]}).",
+            {"code": "balance_insufficient", "param": "amount"},
+        )
+    StripeObject.__init__(self)
+    self.amount, self.currency, self.customer = amount, "eur", customer
+    self.origin, self.charge, self.payment_intent = "customer_balance", None, None
+    self.metadata, self.status, self.date = metadata or {}, "succeeded", self.created
+    CashBalanceTransaction(customer, "refunded_from_payment", -amount, "eur", reference=self.id)
+
+
+def _cancel_returns_funds(intent) -> None:
+    """Cancelling a partly funded bank transfer returns its funds to the cash balance."""
+    funded = getattr(intent, "_funded", 0)
+    if funded and intent.latest_charge is None:
+        intent._funded = 0
+        CashBalanceTransaction(
+            intent.customer, "unapplied_from_payment", funded, "eur", intent=intent.id
+        )
+        schedule_webhook(Event("cash_balance.funds_available", CashBalance(intent.customer)))
 
 
 # --- Connect ---------------------------------------------------------------------
@@ -776,11 +1233,31 @@ def _extend_app(app: web.Application) -> None:
         app.router.add_route("GET", plural + "/{id}", server.api_retrieve(cls, plural))
         app.router.add_route("GET", plural, server.api_list_all(cls, plural))
     app.router.add_get("/_config/onboarding/{id}", complete_onboarding)
+    app.router.add_post("/v1/test_helpers/customers/{id}/fund_cash_balance", fund_cash_balance)
+    app.router.add_get("/v1/customers/{id}/cash_balance", cash_balance)
+    app.router.add_get("/v1/mandates/{id}", server.api_retrieve(Mandate, "/v1/mandates"))
+    app.router.add_post("/_config/debits/settle", settle_debits)
+    app.router.add_get("/_config/instructions/{id}", transfer_instructions)
     app.router.add_delete("/_config/everything", flush_everything)
     app.router.add_post("/_config/bulk_payment_intents", bulk_payment_intents)
 
 
+async def transfer_instructions(request):
+    """The hosted instructions page of a bank transfer, in plain text."""
+    intent = PaymentIntent._api_retrieve(request.match_info["id"])
+    shown = (intent.next_action or {}).get("display_bank_transfer_instructions") or {}
+    address = (shown.get("financial_addresses") or [{}])[0].get("iban", {})
+    lines = [
+        f"Amount remaining: {shown.get('amount_remaining', 0)} cents",
+        f"IBAN: {address.get('iban', '')}",
+        f"BIC: {address.get('bic', '')}",
+        f"Reference: {shown.get('reference', '')}",
+    ]
+    return web.Response(text="\n".join(lines))
+
+
 PUBLIC_BASE = "http://127.0.0.1"
+START_DELAY: list[float | None] = [None]
 _ = (Customer, List)  # the classes the extension builds on, imported for readers
 
 
@@ -788,8 +1265,15 @@ def main() -> None:
     global PUBLIC_BASE
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--debit-delay",
+        type=float,
+        default=None,
+        help="seconds until a SEPA debit is answered by itself (default: when settled)",
+    )
     args = parser.parse_args()
     PUBLIC_BASE = f"http://127.0.0.1:{args.port}"
+    DEBIT_DELAY[0] = START_DELAY[0] = args.debit_delay
     _extend_app(server.app)
     web.run_app(
         server.app, host="127.0.0.1", port=args.port, access_log=None, print=lambda *_: None
