@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -27,6 +28,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
+from werkzeug.serving import make_server
 
 from config import testing_settings
 from marketplace import create_app
@@ -240,6 +242,16 @@ def auth_headers(app: Flask):
         return {"Authorization": f"Bearer {token.secret}"}
 
     return make
+
+
+@pytest.fixture
+def live_app(app: Flask) -> Iterator[str]:
+    """The app served over HTTP on 127.0.0.1, so localstripe can deliver webhooks to it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
 
 
 CSRF_PATTERN = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request, url_for
+from flask import Response, current_app, request, url_for
 from flask.views import MethodView
+from flask_babel import get_locale
 from flask_smorest import Blueprint
 
 from marketplace.accounts.models import Role, Scope
 from marketplace.api.auth import authenticated, current_api_user
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
-from marketplace.core.errors import ValidationFailed
+from marketplace.core.errors import NotFound, ValidationFailed
 from marketplace.extensions import db
 from marketplace.funding import services
 from marketplace.funding.models import Pledge
@@ -30,6 +31,8 @@ from marketplace.payments import services as payments
 from marketplace.payments.gateway import MandateAcceptance
 from marketplace.payments.services import SepaAccount
 from marketplace.projects.schemas import ProjectOutSchema
+from marketplace.receipts import document
+from marketplace.receipts import services as receipts
 from marketplace.web.redirects import same_origin
 
 blp = Blueprint("funding_api", __name__, url_prefix="/api/v1", description="Funding")
@@ -66,7 +69,33 @@ def transfer_body(pledge: Pledge) -> dict[str, Any] | None:
     shown = services.transfer_details(pledge)
     if shown is None:
         return None
-    return {**shown, "invoice_url": url_for("funding.invoice", pledge_id=pledge.id)}
+    return {**shown, "invoice_url": url_for("funding_api.PledgeInvoice", pledge_id=pledge.id)}
+
+
+def invoice_pdf(pledge: Pledge) -> Response:
+    """The invoice of a bank transfer awaited: rendered now, in the reader's language, with
+    what has arrived so far (NotFound when none is awaited)."""
+    shown = services.transfer_details(pledge)
+    if shown is None:
+        raise NotFound("This pledge has no bank transfer awaited.")
+    settings = current_app.extensions["settings"]
+    issuer = receipts.Issuer.of(settings)
+    text = document.invoice_words(
+        issued_at=now(),
+        details=receipts.invoice_facts(db.session, pledge, issuer),
+        transfer=shown,
+        language=str(get_locale() or "en"),
+        currency=settings.currency,
+        zone=settings.timezone,
+    )
+    return current_app.response_class(
+        document.render(text, author=issuer.legal_name),
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": f"inline; filename=invoice-{shown['reference']}.pdf",
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 def debit_terms(data: dict[str, Any], user: Any) -> dict[str, Any]:
@@ -162,6 +191,21 @@ class OnePledge(MethodView):
     def get(self, pledge_id):
         """One of your pledges."""
         return pledge_body(services.get_pledge(db.session, current_api_user(), pledge_id))
+
+
+@blp.route("/pledges/<int:pledge_id>/invoice.pdf")
+class PledgeInvoice(MethodView):
+    @authenticated(blp, Role.BUYER, Role.ADMIN)
+    @blp.doc(
+        responses={
+            "200": {"description": "The invoice", "content": {"application/pdf": {}}},
+            "404": {"description": "No such pledge, or no bank transfer awaited"},
+        }
+    )
+    def get(self, pledge_id):
+        """The invoice of a bank transfer awaited (PDF, in your language)."""
+        pledge = services.get_pledge(db.session, current_api_user(), pledge_id)
+        return invoice_pdf(pledge)
 
 
 @blp.route("/pledges/<int:pledge_id>/cancel")

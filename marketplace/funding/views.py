@@ -11,7 +11,7 @@ import secrets
 
 import marshmallow as ma
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date, get_locale
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -20,12 +20,12 @@ from marketplace.accounts.models import Role
 from marketplace.api.problems import flatten_errors, status_of
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
-from marketplace.core.errors import Forbidden, MarketplaceError, NotFound, Unavailable
+from marketplace.core.errors import Forbidden, MarketplaceError, Unavailable
 from marketplace.core.idempotency import Replayed
 from marketplace.core.schemas import page_number
 from marketplace.extensions import db
 from marketplace.funding import services
-from marketplace.funding.api import debit_terms
+from marketplace.funding.api import debit_terms, invoice_pdf
 from marketplace.funding.models import PledgeState
 from marketplace.funding.schemas import PayInSchema, PledgeInSchema
 from marketplace.funding.services import SEPA_DEBIT
@@ -41,7 +41,6 @@ from marketplace.payments.models import (
 )
 from marketplace.projects import services as projects
 from marketplace.projects.views import detail as project_page
-from marketplace.receipts import document
 from marketplace.receipts import services as receipts
 from marketplace.web.formatting import money, number
 from marketplace.web.formatting import tokens as token_count
@@ -369,28 +368,7 @@ def pay(pledge_id: int):
 def invoice(pledge_id: int):
     """The invoice of a bank transfer awaited: rendered now, in the reader's language, with
     what has arrived so far. Only the buyer's organisation and admins see it (others 404)."""
-    pledge = services.get_pledge(db.session, current_user, pledge_id)
-    shown = services.transfer_details(pledge)
-    if shown is None:
-        raise NotFound("This pledge has no bank transfer awaited.")
-    settings = current_app.extensions["settings"]
-    issuer = receipts.Issuer.of(settings)
-    text = document.invoice_words(
-        issued_at=now(),
-        details=receipts.invoice_facts(db.session, pledge, issuer),
-        transfer=shown,
-        language=str(get_locale() or "en"),
-        currency=settings.currency,
-        zone=settings.timezone,
-    )
-    return current_app.response_class(
-        document.render(text, author=issuer.legal_name),
-        mimetype="application/pdf",
-        headers={
-            "Content-Disposition": f"inline; filename=invoice-{shown['reference']}.pdf",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return invoice_pdf(services.get_pledge(db.session, current_user, pledge_id))
 
 
 @bp.get("/projects/<int:project_id>/funding")

@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 import urllib.request
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from marketplace.funding.models import Pledge
 from marketplace.payments.models import (
@@ -225,16 +223,6 @@ def authenticate(app, intent) -> None:
         headers={"Authorization": "Bearer sk_test_marketplace"},
     )
     urllib.request.urlopen(request, timeout=10).close()
-
-
-@pytest.fixture
-def live_app(app):
-    """The app served over HTTP on 127.0.0.1, so localstripe can deliver webhooks to it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def test_a_real_delivery_from_stripe_finishes_a_3ds_payment(

@@ -654,7 +654,6 @@ PaymentMethod._try_get_canonical_test_article = classmethod(_canonical_extended)
 
 KNOWN_TYPES = ("card", "sepa_debit", "customer_balance")
 EU_TRANSFER_COUNTRIES = ("BE", "DE", "ES", "FR", "IE", "NL")
-FAILING_IBAN = "DE62370400440532013001"
 # Seconds until a SEPA debit is answered by itself (None: only when settled by a test).
 DEBIT_DELAY: list[float | None] = [None]
 _pending_debits: list = []  # (charge, on_success, on_failure)
@@ -873,32 +872,32 @@ def _instructions(intent, method) -> dict:
 PaymentIntent._confirm = _confirm_extended
 
 
-def _trigger_extended(self, on_success=None):
+def _initialize_extended(self, on_success=None, on_failure_now=None, on_failure_later=None):
     """A SEPA debit waits for the bank: answered by ``_settle_debits`` (or its delay)."""
     if not self._is_async_payment_method():
-        return _trigger_payment(self, on_success)
+        return _initialize_charge(self, on_success, on_failure_now, on_failure_later)
     self.status = "pending"
-    _pending_debits.append((self, on_success))
+    _pending_debits.append((self, on_success, on_failure_later))
     if DEBIT_DELAY[0] is not None:
         asyncio.get_event_loop().call_later(DEBIT_DELAY[0], _settle_debits)
     return None
 
 
-_trigger_payment = Charge._trigger_payment
-Charge._trigger_payment = _trigger_extended
+_initialize_charge = Charge._initialize_charge
+Charge._initialize_charge = _initialize_extended
 
 
 def _settle_debits() -> int:
-    """Answer every SEPA debit waiting for the bank: fail the failing IBAN, pay the rest."""
+    """Answer every SEPA debit waiting for the bank: the failing IBAN fails
+    (``insufficient_funds``), the others are paid."""
     answered = 0
     while _pending_debits:
-        charge, on_success = _pending_debits.pop(0)
-        method = PaymentMethod._api_retrieve(charge.payment_method)
-        intent = PaymentIntent._api_retrieve(charge.payment_intent)
-        if getattr(method, "_sepa_debit_iban", "") == FAILING_IBAN:
+        charge, on_success, on_failure = _pending_debits.pop(0)
+        if not charge._authorized:
             charge.status, charge.failure_code = "failed", "insufficient_funds"
             charge.failure_message = "The account has insufficient funds."
-            intent._report_async_failure()
+            if on_failure:
+                on_failure()
         else:
             transaction = resources.BalanceTransaction(
                 amount=charge.amount,
