@@ -19,7 +19,7 @@ if [ -z "${STRIPE_API_KEY:-}" ]; then
   STRIPE_PORT="${STRIPE_PORT:-8420}"
   .venv/bin/python -c "import localstripe" 2>/dev/null ||
     .venv/bin/python -m pip install --quiet "localstripe==1.15.10"
-  .venv/bin/python -m tests.support.stripe_server --port "$STRIPE_PORT" &
+  .venv/bin/python -m tests.support.stripe_server --port "$STRIPE_PORT" --debit-delay 20 &
   children+=($!)
   export STRIPE_API_KEY="sk_test_local" STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT"
   export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_local_development}"

@@ -183,6 +183,10 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         pledge_via_api(client, h["bank"], failing_project.id, 80, DECLINED_LATER, key="w-fail"),
         201,
     )
+    # ... and one paid by bank transfer: its invoice is there once funding has closed
+    by_transfer = _ok(
+        pledge_via_api(client, h["bank"], failing_project.id, 5, "bank_transfer", key="w-bt"), 201
+    )
     tick(app, CLOSED)
 
     # funding still open: a threshold pledge (so funding may close) and one to cancel
@@ -311,6 +315,9 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         ("GET", "/api/v1/payouts/account"): Rightful("owner"),
         ("GET", "/api/v1/pledges"): Rightful("bank"),
         ("GET", "/api/v1/pledges/{pledge_id}"): Rightful("bank", {"pledge_id": bank_pledge}),
+        ("GET", "/api/v1/pledges/{pledge_id}/invoice.pdf"): Rightful(
+            "bank", {"pledge_id": by_transfer["id"]}
+        ),
         ("GET", "/api/v1/projects"): Rightful("anonymous"),
         ("GET", p): Rightful("anonymous", {"project_id": project.id}),
         ("GET", f"{p}/history"): Rightful("anonymous", {"project_id": project.id}),

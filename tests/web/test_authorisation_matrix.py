@@ -198,6 +198,9 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("funding_api.Pledges", "POST"): BUYERS,
     ("funding_api.OwnPledges", "GET"): BUYERS | ADMIN,
     ("funding_api.OnePledge", "GET"): frozenset({"buyer", "admin"}),
+    # (the world's pledge has no bank transfer awaited: 404 for its buyer too)
+    ("funding_api.PledgeInvoice", "GET"): frozenset(),
+    ("funding.invoice", "GET"): frozenset(),
     ("funding_api.CancelPledge", "POST"): frozenset({"buyer"}),
     ("funding_api.PayPledge", "POST"): frozenset({"buyer"}),
     # evaluation: the assigned evaluator and the panel
