@@ -177,7 +177,7 @@ def _close_reason(project: Project, today: date, met: bool) -> Message:
 
 def charge_pledges(ctx: SweepContext, now: datetime) -> str:
     """Charge every committed pledge of a funded project off-session, exactly once."""
-    charged = failed = waiting = 0
+    charged = failed = waiting = later = 0
     grace = ctx.settings.payment_grace_hours
     sessions = ctx.db.session_factory
     while True:
@@ -215,10 +215,14 @@ def charge_pledges(ctx: SweepContext, now: datetime) -> str:
             outcome = charges.charge_off_session(sessions, ctx.gateway, payment_id, now, grace)
             charged += outcome == "succeeded"
             failed += outcome == "failed"
+            later += outcome == "waiting"
             waiting += outcome == "unavailable"
         if waiting or (len(pledges) < BATCH and len(stale) < BATCH):
             break
-    return f"charged {charged} pledges, {failed} failed, {waiting} left for the next run"
+    return (
+        f"charged {charged} pledges, {failed} failed, {later} answered later (a debit or a "
+        f"bank transfer), {waiting} left for the next run"
+    )
 
 
 # --- grace periods and the final verdict ------------------------------------------------------

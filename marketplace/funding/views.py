@@ -247,12 +247,28 @@ def _how_paid(data: dict, total: int, deadline) -> str:
             total=money(total),
             hours=number(grace),
         )
+    if data["payment_method"] == SEPA_DEBIT or _saved_debit(data["payment_method"]):
+        return _(
+            "%(account)s is saved now with your mandate and debited %(total)s only if funding "
+            "reaches its threshold by %(deadline)s; otherwise nothing is debited. Your bank "
+            "confirms a debit within a few days.",
+            account=_card_name(data),
+            total=money(total),
+            deadline=format_date(deadline, "long"),
+        )
     return _(
         "%(card)s is saved now and charged %(total)s only if funding reaches its "
         "threshold by %(deadline)s; otherwise nothing is charged.",
         card=_card_name(data),
         total=money(total),
         deadline=format_date(deadline, "long"),
+    )
+
+
+def _saved_debit(payment_method: str) -> bool:
+    return any(
+        card.payment_method_id == payment_method and card.method_type is MethodType.SEPA_DEBIT
+        for card in saved_cards(current_user.organisation_id)
     )
 
 

@@ -76,8 +76,9 @@ THRESHOLD_REACHED = (
 FUNDED_BUYER = (
     N_("Funding closed: %(project)s is funded"),
     N_(
-        "Funding for %(project)s closed with %(pledged)s tokens pledged. Your pledge is charged "
-        "to the card you saved now."
+        "Funding for %(project)s closed with %(pledged)s tokens pledged. Your pledge is now "
+        "paid as you chose: charged to your card, debited from your account, or, for a bank "
+        "transfer, you receive the IBAN and reference."
     ),
 )
 FUNDED_OWNER = (

@@ -189,12 +189,6 @@ def invoice_words(
         % {"pledge": details["pledge_id"]},
     ]
     received = transfer["received_cents"]
-    if received:
-        notes.insert(
-            0,
-            gettext("Received so far: %(received)s of %(amount)s.")
-            % {"received": money(received), "amount": money(transfer["amount_cents"])},
-        )
     return DocumentText(
         title=gettext("Invoice"),
         number_line=gettext("Reference %(reference)s, %(day)s")
@@ -204,7 +198,10 @@ def invoice_words(
             (gettext("Issued to"), _party(details["buyer"], gettext)),
         ],
         lines_heading=[gettext("Description"), gettext("Price a token"), gettext("Amount")],
-        lines=[[what, money(details["price_cents"]), money(transfer["amount_cents"])]],
+        lines=[
+            [what, money(details["price_cents"]), money(transfer["amount_cents"])],
+            *([[gettext("Received so far"), "", money(-received)]] if received else []),
+        ],
         total=(gettext("To pay"), money(transfer["remaining_cents"])),
         notes=notes,
     )

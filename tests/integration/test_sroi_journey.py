@@ -1,32 +1,76 @@
 """Issue 18's journey for social return, through the CLI, the API and the pages: a
 municipality's procurement office (an authority made on the command line) accepts a
 supplier's obligation of 5% of a EUR 1,200,000.00 contract; the supplier has paid its
-pledge (receipt) and been refunded what was not verified (credit note); it retires its
-tokens against the obligation; the authority signs off; the obligation shows the credit
-exactly as the rule gives it, and the same serials cannot count again."""
+pledge by bank transfer in two parts (receipt) and been refunded what was not verified
+(credit note); it retires its tokens against the obligation; the authority signs off; the
+obligation shows the credit exactly as the rule gives it, and the same serials cannot
+count again."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from marketplace.accounts.models import Role, User
 from marketplace.cli import users_cli
 from marketplace.receipts.models import DocumentKind, Receipt
+from tests.integration.funding_support import buyer, pledge_states, pledge_via_api, tick
 from tests.integration.test_claim_integrity import LATER
-from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
+from tests.integration.test_sepa_and_bank_transfer import _fund, payment_of, quiet, until, webhooks
+from tests.integration.test_settlement import (
+    CLOSED,
+    ENDED,
+    STARTED,
+    Settled,
+    evaluate,
+    listed_worked_example,
+    onboard_owner,
     retire,
-    settled_example,
-    worked_example,
 )
+
+_ = webhooks  # a fixture
+
+
+@pytest.fixture
+def paid_by_transfer(app, client, session, auth_headers, clock, webhooks) -> Settled:
+    """product.md's worked example, the supplier's 1,000 tokens (EUR 29,530.00) paid by
+    bank transfer in two parts after funding closed; evaluated at 70% and settled."""
+    project, admin = listed_worked_example(session)
+    supplier = buyer("Havenstad Bank")
+    mine = auth_headers(supplier)
+    pledged = pledge_via_api(client, mine, project.id, 1000, "bank_transfer")
+    assert pledged.status_code == 201, pledged.json
+    assert pledge_via_api(client, auth_headers(buyer()), project.id, 1400).status_code == 201
+    onboard_owner(client, auth_headers, project)
+    tick(app, CLOSED)
+    transfer = client.get(f"/api/v1/pledges/{pledged.json['id']}", headers=mine).json
+    assert transfer["bank_transfer"]["remaining_cents"] == 2_953_000
+    reference = transfer["bank_transfer"]["reference"]
+
+    _fund(app, session, supplier.organisation_id, 1_000_000, reference)
+    until(lambda: payment_of(session, pledged.json["id"]).received_cents == 1_000_000)
+    tick(app, CLOSED + timedelta(hours=48))  # within the 72 hours to pay: it waits
+    assert pledge_states(session, project.id) == ["processing", "paid"]
+    _fund(app, session, supplier.organisation_id, 1_953_000, reference)
+    until(lambda: pledge_states(session, project.id) == ["paid", "paid"])
+
+    tick(app, STARTED + timedelta(minutes=5))
+    tick(app, ENDED)
+    quiet(session)
+    evaluation_id, evaluator = evaluate(client, auth_headers, project, admin, verified=14)
+    tick(app, ENDED + timedelta(days=1))
+    quiet(session)
+    return Settled(project, admin, supplier, evaluation_id, evaluator)
 
 
 def test_a_municipality_signs_off_a_suppliers_social_return(
-    app, client, session, auth_headers, settled_example, clock, web, monkeypatch
+    app, client, session, auth_headers, paid_by_transfer, clock, web, monkeypatch
 ):
     clock.at = LATER
-    example = settled_example
+    example = paid_by_transfer
     supplier = example.bank
     price = example.project.token_price_cents
 

@@ -469,3 +469,22 @@ def test_the_sign_in_notice_speaks_the_readers_language(client, language, notice
 
     assert page.request.path == "/login"
     assert notice in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "title", "english"),
+    [
+        ("/nowhere", "get", "Niet gevonden", "Not Found"),
+        ("/logout", "get", "Hier niet mogelijk", "Method Not Allowed"),
+    ],
+)
+def test_the_http_error_pages_speak_dutch(client, path, method, title, english):
+    """werkzeug's names of statuses ("Method Not Allowed") were English on Dutch pages."""
+    client.set_cookie("som_lang", "nl")
+
+    page = getattr(client, method)(path)
+    html = page.get_data(as_text=True)
+
+    assert page.status_code in (404, 405)
+    assert f"<h1>{title}</h1>" in html
+    assert english not in html
