@@ -386,3 +386,140 @@ def test_a_paced_stripe_call_inside_a_request_never_waits_on_the_requests_own_lo
         assert {"*", "POST /v1/accounts", "POST /v1/account_links"} <= names
     else:
         assert names == set()
+
+
+# --- SEPA Direct Debit and EU bank transfers -------------------------------------------
+
+ONLINE = {
+    "customer_acceptance": {
+        "type": "online",
+        "online": {"ip_address": "127.0.0.1", "user_agent": "test"},
+    }
+}
+HOLDER = {"name": "Havenstad Bank N.V.", "email": "finance@havenstad.example"}
+
+
+def sepa_method(sdk, iban: str = "DE89370400440532013000", details=HOLDER) -> str:
+    return sdk.v1.payment_methods.create(
+        {"type": "sepa_debit", "sepa_debit": {"iban": iban}, "billing_details": details}
+    ).id
+
+
+def debit_setup(method: str, customer: str, **more) -> dict:
+    return {
+        "customer": customer,
+        "payment_method": method,
+        "allowed_payment_method_types": ["sepa_debit"],
+        "automatic_payment_methods": NO_REDIRECTS,
+        "confirm": True,
+        "usage": "off_session",
+        **more,
+    }
+
+
+@pytest.mark.parametrize(
+    ("iban", "details", "param"),
+    [
+        ("DE89370400440532013001", HOLDER, "sepa_debit[iban]"),  # a wrong check digit
+        ("DE89370400440532013000", {"name": "Havenstad Bank N.V."}, "billing_details[email]"),
+    ],
+)
+def test_a_sepa_account_needs_a_valid_iban_and_the_holders_name_and_email(
+    sdk, iban, details, param
+):
+    assert refused(lambda: sepa_method(sdk, iban, details)).param == param
+    assert sepa_method(sdk).startswith("pm_")
+
+
+def test_a_sepa_setup_needs_the_customers_acceptance_of_the_mandate(sdk):
+    customer = sdk.v1.customers.create({"name": "Havenstad Bank"}).id
+    method = sepa_method(sdk)
+    error = refused(lambda: sdk.v1.setup_intents.create(debit_setup(method, customer)))
+    assert error.param == "mandate_data[customer_acceptance]"
+    made = sdk.v1.setup_intents.create(debit_setup(method, customer, mandate_data=ONLINE))
+    assert made.status == "succeeded" and made.mandate.startswith("mandate_")
+
+
+def test_an_off_session_debit_needs_the_accounts_mandate_and_waits_for_the_bank(sdk):
+    customer = sdk.v1.customers.create({"name": "Havenstad Bank"}).id
+    method = sepa_method(sdk)
+    sdk.v1.payment_methods.attach(method, {"customer": customer})
+    debit = {
+        "amount": 5_000,
+        "currency": "eur",
+        "customer": customer,
+        "payment_method": method,
+        "allowed_payment_method_types": ["sepa_debit"],
+        "automatic_payment_methods": NO_REDIRECTS,
+        "confirm": True,
+        "off_session": True,
+    }
+    assert refused(lambda: sdk.v1.payment_intents.create(debit)).param == "mandate"
+    as_card = {**debit, "allowed_payment_method_types": ["card"]}
+    assert refused(lambda: sdk.v1.payment_intents.create(as_card)).param == "payment_method"
+    sdk.v1.setup_intents.create(debit_setup(method, customer, mandate_data=ONLINE))
+    assert sdk.v1.payment_intents.create(debit).status == "processing"
+
+
+TRANSFER_OPTIONS = {
+    "customer_balance": {
+        "funding_type": "bank_transfer",
+        "bank_transfer": {"type": "eu_bank_transfer", "eu_bank_transfer": {"country": "NL"}},
+    }
+}
+
+
+def bank_transfer(customer: str | None, **more) -> dict:
+    params = {
+        "amount": 10_000,
+        "currency": "eur",
+        "allowed_payment_method_types": ["customer_balance"],
+        "automatic_payment_methods": NO_REDIRECTS,
+        "payment_method_data": {"type": "customer_balance"},
+        "payment_method_options": TRANSFER_OPTIONS,
+        "confirm": True,
+        **more,
+    }
+    if customer:
+        params["customer"] = customer
+    return params
+
+
+def test_a_bank_transfer_needs_a_customer_is_never_off_session_and_names_its_country(sdk):
+    customer = sdk.v1.customers.create({"name": "Havenstad Bank"}).id
+    assert refused(lambda: sdk.v1.payment_intents.create(bank_transfer(None))).param == "customer"
+    off = bank_transfer(customer, off_session=True)
+    assert refused(lambda: sdk.v1.payment_intents.create(off)).param == "off_session"
+    nowhere = bank_transfer(
+        customer,
+        payment_method_options={
+            "customer_balance": {
+                "funding_type": "bank_transfer",
+                "bank_transfer": {"type": "eu_bank_transfer"},
+            }
+        },
+    )
+    error = refused(lambda: sdk.v1.payment_intents.create(nowhere))
+    assert error.param == "payment_method_options[customer_balance]"
+    intent = sdk.v1.payment_intents.create(bank_transfer(customer))
+    shown = intent.next_action.display_bank_transfer_instructions
+    assert intent.status == "requires_action" and shown.amount_remaining == 10_000
+
+
+def test_money_no_payment_took_is_returned_never_more_than_the_balance(sdk):
+    customer = sdk.v1.customers.create({"name": "Havenstad Bank"}).id
+    intent = sdk.v1.payment_intents.create(bank_transfer(customer))
+    reference = intent.next_action.display_bank_transfer_instructions.reference
+    sdk.v1.test_helpers.customers.fund_cash_balance(
+        customer, {"amount": 4_000, "currency": "eur", "reference": reference}
+    )
+    partly = sdk.v1.payment_intents.retrieve(intent.id)
+    assert partly.next_action.display_bank_transfer_instructions.amount_remaining == 6_000
+    sdk.v1.test_helpers.customers.fund_cash_balance(
+        customer, {"amount": 7_000, "currency": "eur", "reference": reference}
+    )
+    assert sdk.v1.payment_intents.retrieve(intent.id).status == "succeeded"
+    back = {"customer": customer, "origin": "customer_balance", "currency": "eur"}
+    assert refused(lambda: sdk.v1.refunds.create({**back, "amount": 1_001})).param == "amount"
+    assert sdk.v1.refunds.create({**back, "amount": 1_000}).amount == 1_000
+    assert sdk.v1.customers.cash_balance.retrieve(customer).available.to_dict() == {}

@@ -31,6 +31,7 @@ from tests.integration.funding_support import (
     project_state,
     tick,
 )
+from tests.integration.test_stripe_requests import check_every_request
 from tests.integration.test_webhooks import SECRET, deliver, event
 
 PAID_IBAN = "DE89 3704 0044 0532 0130 00"
@@ -214,6 +215,7 @@ def test_a_debit_is_processing_until_the_bank_pays_and_the_project_waits_for_it(
     ]
     assert history == [(None, "committed"), ("committed", "processing"), ("processing", "paid")]
     assert_books_agree_with_stripe(app, session, AT_START)
+    assert check_every_request(app) == []
 
 
 def test_a_debit_the_bank_refuses_after_close_starts_the_grace_period(
@@ -306,6 +308,7 @@ def test_a_bank_transfer_paid_in_two_parts_with_too_much_funds_the_project_and_r
     tick(app, AT_START)
     assert project_state(session, project.id).state is ProjectState.RUNNING
     assert_books_agree_with_stripe(app, session, AT_START)
+    assert check_every_request(app) == []
 
 
 def test_a_bank_transfer_short_at_its_deadline_cancels_the_pledge_and_returns_what_came(
@@ -334,3 +337,4 @@ def test_a_bank_transfer_short_at_its_deadline_cancels_the_pledge_and_returns_wh
     assert (returned.amount_cents, returned.state.value) == (20_000, "succeeded")
     assert app.extensions["stripe"].cash_balance(customer) == 0
     assert_books_agree_with_stripe(app, session, AFTER_DEADLINE + GRACE)
+    assert check_every_request(app) == []

@@ -18,6 +18,9 @@ import sys
 import urllib.request
 
 import stripe.params as types
+from stripe.params._customer_cash_balance_retrieve_params import (
+    CustomerCashBalanceRetrieveParams as CashBalanceRetrieveParams,
+)
 
 from tests.integration.test_payment_attempts import (  # noqa: F401 - fixtures
     THREE_D_SECURE,
@@ -39,6 +42,8 @@ CALLS = [
     ("GET", rf"/v1/payment_intents/{ID}", types.PaymentIntentRetrieveParams),
     ("POST", rf"/v1/payment_intents/{ID}/cancel", types.PaymentIntentCancelParams),
     ("GET", rf"/v1/payment_methods/{ID}", types.PaymentMethodRetrieveParams),
+    ("POST", r"/v1/payment_methods", types.PaymentMethodCreateParams),
+    ("GET", rf"/v1/customers/{ID}/cash_balance", CashBalanceRetrieveParams),
     ("POST", r"/v1/refunds", types.RefundCreateParams),
     ("GET", r"/v1/refunds", types.RefundListParams),
     ("GET", rf"/v1/refunds/{ID}", types.RefundRetrieveParams),
@@ -54,7 +59,9 @@ CALLS = [
 # never the SDK's random one.
 ROW_KEY = re.compile(r"[a-z]+(-[a-z]+)*-\d+(-[a-z]+(-\d+)?)?")
 # What the tests themselves do in the browser's place (3-D Secure at the bank).
-NOT_THE_APP = re.compile(rf"/v1/payment_intents/{ID}/_authenticate")
+NOT_THE_APP = re.compile(
+    rf"/v1/payment_intents/{ID}/_authenticate|/v1/test_helpers/customers/{ID}/fund_cash_balance"
+)
 
 
 def recorded(app) -> list[dict]:
