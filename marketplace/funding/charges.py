@@ -448,6 +448,18 @@ def record_transfer_awaited(
     return payment.state.value
 
 
+def cancel_unpaid(session: Session, pledge: Pledge, now: datetime, reason: Message) -> None:
+    """A pledge not paid in time is cancelled and its tokens go back to the project (flushes
+    through the lifecycle; InvalidTransition when it was paid or ended meanwhile)."""
+    pledge_states.change(session, pledge, PledgeState.CANCELLED, actor=None, now=now, reason=reason)
+    session.execute(
+        update(Project)
+        .where(Project.id == pledge.project_id)
+        .values(tokens_pledged=Project.tokens_pledged - pledge.tokens)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def record_transfer_lapsed(session: Session, payment: Payment, now: datetime) -> bool:
     """A bank transfer not paid in full by its deadline, its intent cancelled at Stripe:
     the pledge is cancelled as a failed charge is after its grace period (flushes).
@@ -461,19 +473,8 @@ def record_transfer_lapsed(session: Session, payment: Payment, now: datetime) ->
         "not_paid_in_time",
         now,
     )
-    pledge_states.change(
-        session,
-        pledge,
-        PledgeState.CANCELLED,
-        actor=None,
-        now=now,
-        reason=Message("the bank transfer did not arrive in full by its deadline"),
-    )
-    session.execute(
-        update(Project)
-        .where(Project.id == pledge.project_id)
-        .values(tokens_pledged=Project.tokens_pledged - pledge.tokens)
-        .execution_options(synchronize_session=False)
+    cancel_unpaid(
+        session, pledge, now, Message("the bank transfer did not arrive in full by its deadline")
     )
     notices.transfer_unpaid(
         session,

@@ -18,13 +18,12 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Exists, exists, select, update
+from sqlalchemy import Exists, exists, select
 from sqlalchemy.orm import Session
 
 from marketplace.core.money import fee_on
 from marketplace.core.sweeps import Progress, SweepContext
 from marketplace.funding import charges
-from marketplace.funding import states as pledge_states
 from marketplace.funding.models import Pledge, PledgeState
 from marketplace.funding.services import buyers_of, notify_funding_closed, release_pledges
 from marketplace.ledger import postings
@@ -332,19 +331,8 @@ def end_grace_periods(ctx: SweepContext, now: datetime) -> str:
         ).all()
         for pledge in overdue:
             try:
-                pledge_states.change(
-                    session,
-                    pledge,
-                    PledgeState.CANCELLED,
-                    actor=None,
-                    now=now,
-                    reason=Message("not paid within the grace period"),
-                )
-                session.execute(
-                    update(Project)
-                    .where(Project.id == pledge.project_id)
-                    .values(tokens_pledged=Project.tokens_pledged - pledge.tokens)
-                    .execution_options(synchronize_session=False)
+                charges.cancel_unpaid(
+                    session, pledge, now, Message("not paid within the grace period")
                 )
                 session.commit()
                 cancelled += 1

@@ -8,6 +8,7 @@ so the scheduler writes them); ``render`` lays the text out. Every value goes th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -64,17 +65,11 @@ def _party(details: dict[str, Any], gettext) -> list[str]:
     return lines
 
 
-def words(
-    *,
-    kind: str,
-    number: str,
-    issued_at: datetime,
-    details: dict[str, Any],
-    language: str,
-    currency: str,
-    zone: str,
-) -> DocumentText:
-    """What the document says, in ``language``."""
+def _reader(
+    language: str, currency: str, zone: str, details: dict[str, Any]
+) -> tuple[Callable[[str], str], Callable[[int], str], Callable[[Any], str], str]:
+    """How a document speaks to its reader: the catalogue, money, days (in the platform's
+    zone) and the purchase ("12 impact tokens of P000007 ...")."""
     gettext = translator(language if language in EMAIL_LANGUAGES else "en")
     locale = EMAIL_LANGUAGES.get(language, "en_GB")
 
@@ -91,6 +86,21 @@ def words(
         "reference": project["reference"],
         "title": project["title"],
     }
+    return gettext, money, day, what
+
+
+def words(
+    *,
+    kind: str,
+    number: str,
+    issued_at: datetime,
+    details: dict[str, Any],
+    language: str,
+    currency: str,
+    zone: str,
+) -> DocumentText:
+    """What the document says, in ``language``."""
+    gettext, money, day, what = _reader(language, currency, zone, details)
     receipt = kind == "receipt"
     method = details["method"]
     notes = [
@@ -153,21 +163,7 @@ def invoice_words(
     """The invoice of a pledge paid by bank transfer, in ``language``: what to transfer,
     where to, with which reference and by when, and what has arrived so far. It is not a
     receipt: the receipt follows when the money has arrived in full."""
-    gettext = translator(language if language in EMAIL_LANGUAGES else "en")
-    locale = EMAIL_LANGUAGES.get(language, "en_GB")
-
-    def money(cents: int) -> str:
-        return format_currency(Decimal(cents) / 100, currency, locale=locale)
-
-    def day(value: datetime) -> str:
-        return format_date(value.astimezone(ZoneInfo(zone)).date(), "long", locale=locale)
-
-    project = details["project"]
-    what = gettext("%(tokens)s impact tokens of %(reference)s %(title)s") % {
-        "tokens": format_decimal(details["tokens"], locale=locale),
-        "reference": project["reference"],
-        "title": project["title"],
-    }
+    gettext, money, day, what = _reader(language, currency, zone, details)
     notes = [
         gettext(
             "Please transfer %(amount)s to IBAN %(iban)s (BIC %(bic)s, account holder "

@@ -92,17 +92,10 @@ def _facts(session: Session, payment: Payment, issuer: Issuer) -> tuple[dict[str
     """What a receipt for ``payment`` says, the language of its buyer, and the buyer
     organisation."""
     pledge = session.get_one(Pledge, payment.pledge_id)
-    project = session.get_one(Project, pledge.project_id)
-    organisation = session.get_one(Organisation, pledge.organisation_id)
     person = session.get(User, pledge.user_id)
     language = person.language if person and person.language in EMAIL_LANGUAGES else "en"
     details = {
-        "seller": issuer.party(),
-        "buyer": _buyer(organisation),
-        "project": {"id": project.id, "reference": project.reference, "title": project.title},
-        "pledge_id": pledge.id,
-        "tokens": pledge.tokens,
-        "price_cents": project.token_price_cents or 0,
+        **invoice_facts(session, pledge, issuer),
         "amount_cents": payment.amount_cents,
         "paid_at": payment.updated_at.isoformat(),
         "method": _method(payment, pledge),
