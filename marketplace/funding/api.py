@@ -103,7 +103,7 @@ def debit_terms(data: dict[str, Any], user: Any) -> dict[str, Any]:
     buyer's acceptance of the mandate, recorded with the request's address and browser,
     and Stripe's limit per debit."""
     acceptance = MandateAcceptance(
-        ip_address=request.remote_addr or "0.0.0.0",  # noqa: S104 - an address, not a bind
+        ip_address=request.remote_addr or "",
         user_agent=(request.user_agent.string or "unknown")[:500],
     )
     sepa = None

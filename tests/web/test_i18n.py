@@ -42,7 +42,7 @@ from tests.support.obligations import accepted_obligation, obligation
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "marketplace" / "translations"
 NOT_PAGES = {"evaluations.download", "dashboards.impact_csv", "dashboards.impact_pdf"}
 NOT_PAGES |= {"registry.registry_csv", "registry.certificate", "web.health"}
-NOT_PAGES |= {"obligations.export", "receipts.pdf"}
+NOT_PAGES |= {"obligations.export", "receipts.pdf", "funding.invoice"}
 
 
 def catalogue() -> dict[str, str]:
