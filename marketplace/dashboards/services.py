@@ -87,6 +87,7 @@ class FundedProject:
     refund_cents: int
     value_cents: int  # the buyer's share of the verified social value
     outcomes: list[OutcomeLine]
+    value_per_euro: Decimal | None = None  # the project's, as verified at settlement
 
 
 @dataclass
@@ -285,6 +286,7 @@ def _funded(
         refund_cents=share.refund_cents,
         value_cents=value,
         outcomes=lines,
+        value_per_euro=project.value_per_euro,
     )
 
 

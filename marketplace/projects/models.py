@@ -96,6 +96,7 @@ class Project(Base):
         Index(None, "funding_deadline", "id"),
         Index(None, "title", "id"),
         Index(None, "budget_cents", "id"),
+        Index(None, "value_per_euro_bp", "id"),
         Index(None, "city_key", "listed_at"),
         Index(None, "theme", "listed_at"),
         Index(None, "state", "listed_at"),
@@ -132,6 +133,10 @@ class Project(Base):
     late_to_verify: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # An open dispute: shown publicly, and its unretired serials frozen (disputes/).
     disputed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Social value per euro (valuation.value_for_money) in ten-thousandths, so it sorts as a
+    # number on every database: expected from the valuation, verified once settled. Kept by
+    # ``projects.value_for_money.refresh``, the one writer.
+    value_per_euro_bp: Mapped[int | None] = mapped_column(BigInteger)
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     created_by: Mapped[User] = relationship()
@@ -148,6 +153,18 @@ class Project(Base):
     @property
     def reference(self) -> str:
         return f"P{self.id:06d}"
+
+    @property
+    def value_per_euro(self) -> Decimal | None:
+        """Euros of social value per euro paid (four places)."""
+        if self.value_per_euro_bp is None:
+            return None
+        return Decimal(self.value_per_euro_bp).scaleb(-4)
+
+    @property
+    def value_verified(self) -> bool:
+        """Whether ``value_per_euro`` is what settlement verified (else what is expected)."""
+        return self.state is ProjectState.SETTLED
 
     @property
     def flags(self) -> list[str]:

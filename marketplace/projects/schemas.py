@@ -217,6 +217,27 @@ class ProjectOutSchema(ma.Schema):
         metadata={"description": "late_to_report, late_to_verify (public warnings)"},
     )
     valuation = ma.fields.Nested(ValuationOutSchema, allow_none=True, required=True)
+    value_per_euro = ma.fields.Decimal(
+        as_string=True,
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Euros of social value per euro: expected (V_target / (budget x "
+            "(1 + premium_rate))) until settled, then verified (V_verified / (raised - "
+            "refunds)); four places. Null before a valuation.",
+            "example": "2.4000",
+        },
+    )
+    value_per_euro_basis = ma.fields.Function(
+        lambda p: (
+            None
+            if p.value_per_euro_bp is None
+            else ("verified" if p.value_verified else "expected")
+        ),
+        allow_none=True,
+        required=True,
+        metadata={"description": "expected or verified"},
+    )
     created_at = ma.fields.AwareDateTime(required=True)
     listed_at = ma.fields.AwareDateTime(allow_none=True, required=True)
 

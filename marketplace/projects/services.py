@@ -36,6 +36,7 @@ from marketplace.accounts.authorisation import (
 from marketplace.accounts.models import Role, User
 from marketplace.notifications import notices
 from marketplace.projects import counts as listing_counts
+from marketplace.projects import value_for_money
 from marketplace.projects.models import (
     Project,
     ProjectState,
@@ -111,7 +112,7 @@ class ProjectFilters:
     per_page: int = 20
 
 
-SORTS = ("newest", "deadline", "title", "budget")
+SORTS = ("newest", "deadline", "title", "budget", "value")
 
 
 # ---------------------------------------------------------------- visibility
@@ -458,6 +459,7 @@ def value_project(
     session.add(snapshot)
     session.flush()
     project.valuation = snapshot
+    value_for_money.expected(project, snapshot)
     project.premium_rate = premium
     project.tokens_total = valuation.tokens_total
     project.token_price_cents = snapshot.token_price_cents
@@ -599,6 +601,8 @@ def list_projects(
         "deadline": (Project.funding_deadline.asc(), Project.id.asc()),
         "title": (Project.title.asc(), Project.id.asc()),
         "budget": (Project.budget_cents.desc(), Project.id.desc()),
+        # social value per euro, highest first; projects not valued yet last
+        "value": (Project.value_per_euro_bp.desc().nulls_last(), Project.id.desc()),
     }[filters.sort]
     items = session.scalars(
         select(Project)

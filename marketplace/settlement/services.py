@@ -25,6 +25,7 @@ from marketplace.ledger import postings
 from marketplace.ledger.services import book
 from marketplace.notifications import notices
 from marketplace.payments.models import MoneyState, Payment, PaymentState, Refund, Transfer
+from marketplace.projects import value_for_money
 from marketplace.projects.models import Project, ProjectState, ValuationSnapshot
 from marketplace.projects.states import transition
 from marketplace.registry.services import issue_blocks
@@ -121,6 +122,12 @@ def settle_project(
         v_target_cents=v_target,
         v_verified_cents=v_verified,
         buffer_rate=buffer_rate,
+    )
+    value_for_money.verified(
+        project,
+        v_verified_cents=v_verified,
+        raised_cents=result.raised_cents,
+        refunded_cents=result.refund_total_cents,
     )
     settlement = Settlement(
         project_id=project.id,

@@ -31,6 +31,13 @@ def decimal_money(amount: Decimal | None, currency: str) -> str:
     return format_currency(amount, currency)
 
 
+def per_euro(ratio: Decimal | None) -> str:
+    """Social value per euro as an amount to the cent ("€2.40"): euros per euro."""
+    if ratio is None:
+        return ""
+    return format_currency(ratio, current_app.extensions["settings"].currency)
+
+
 def percent(rate: Decimal | str | None) -> str:
     """A rate as a percentage; snapshots keep rates as strings such as "0.275"."""
     if rate is None or rate == "":
@@ -304,6 +311,7 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.filters.update(
         money=money,
         decimal_money=decimal_money,
+        per_euro=per_euro,
         percent=percent,
         number=number,
         quantity=quantity,

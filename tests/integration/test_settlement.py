@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -198,6 +199,11 @@ def test_the_worked_example_settles_to_the_cent(app, client, session, auth_heade
         (1400, 931, 190_174),
     ]
     assert body["tokens_buffer"] == 84  # product.md: floor(1,680 x 5%) to the buffer pool
+    # social value per euro, verified: V_verified / (raised - refunds) = / 6,761,188
+    shown = client.get(f"/api/v1/projects/{project.id}").json
+    per_euro = Decimal(body["v_verified_cents"]) / Decimal(7_087_200 - 326_012)
+    assert shown["value_per_euro_basis"] == "verified"
+    assert Decimal(shown["value_per_euro"]) == per_euro.quantize(Decimal("0.0001"), ROUND_HALF_EVEN)
 
     # At Stripe: charges == transfers + fees + refunds, to the cent.
     gateway = app.extensions["stripe"].client

@@ -219,6 +219,8 @@ def test_the_worked_example_money_figures_come_from_the_valuation(client, auth_h
         2032,
     )
     assert valued["valuation"]["lines"][0]["source"] == "Test source"
+    # social value per euro, expected: 25,400,000 / (6,000,000 x 1.25) = 3.38666... -> 3.3867
+    assert (valued["value_per_euro"], valued["value_per_euro_basis"]) == ("3.3867", "expected")
 
 
 def submitted_project():
@@ -513,3 +515,18 @@ def test_list_totals_follow_every_listing_change(client, auth_headers):
     client.post(f"/api/v1/projects/{valued.id}/list", headers=admin)
 
     assert client.get("/api/v1/projects").get_json()["total"] == 2
+
+
+def test_the_marketplace_sorts_by_social_value_per_euro_highest_first_unvalued_last(client):
+    ProjectFactory(state=S.FUNDING, title="Twee", value_per_euro_bp=20_000)
+    ProjectFactory(state=S.FUNDING, title="Geen", value_per_euro_bp=None)
+    ProjectFactory(state=S.FUNDING, title="Drie", value_per_euro_bp=31_234)
+    ProjectFactory(state=S.FUNDING, title="Half", value_per_euro_bp=5_000)
+
+    page = client.get("/api/v1/projects?sort=value").get_json()["items"]
+
+    assert [p["title"] for p in page] == ["Drie", "Twee", "Half", "Geen"]
+    assert [p["value_per_euro"] for p in page] == ["3.1234", "2.0000", "0.5000", None]
+    html = client.get("/projects?sort=value").get_data(as_text=True)
+    assert html.index("Drie") < html.index("Twee") < html.index("Half") < html.index("Geen")
+    assert "€3.12 of social value expected per euro" in html
