@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -27,6 +28,13 @@ from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
 from valuation import MethodParameters, OutcomeProxy, Per
 
 CATALOGUE_CSV = Path(__file__).parent / "data" / "outcome-types.csv"
+# The reporting tags of the shipped types, with their sources (this project's own data).
+TAGS_CSV = Path(__file__).parent / "data" / "reporting-tags.csv"
+ESRS_TOPICS = ("S1", "S2", "S3", "S4")
+# An SDG target: a goal 1-17, a dot, then a digit or a letter a-d ("8.5", "16.a").
+SDG_TARGET = re.compile(r"^(?:[1-9]|1[0-7])\.(?:[1-9]|10|[a-d])$")
+# An ESRS disclosure requirement of the topic: "S3-4".
+DISCLOSURE = re.compile(r"^(S[1-4])-([1-9])$")
 BASES = ("fiscal", "economic", "social", "wellbeing")
 ADJUSTMENT_COLUMNS = ("deadweight", "displacement", "attribution", "drop_off")
 
@@ -79,10 +87,21 @@ class OutcomeType(Base):
     licence: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Reporting tags (product.md "Reporting taxonomy"): the ESRS topic and disclosure
+    # requirement a buyer reports the outcome under, the SDG targets it serves (space
+    # separated), and where the mapping comes from. Empty: not tagged (never guessed).
+    esrs_topic: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    esrs_disclosure: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    sdg_targets: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    tags_source: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
     @property
     def is_retired(self) -> bool:
         return self.retired_at is not None
+
+    @property
+    def sdg_target_list(self) -> list[str]:
+        return self.sdg_targets.split()
 
     def proxy(self) -> OutcomeProxy:
         """The values the valuation method reads from this type."""
@@ -123,6 +142,54 @@ class NewOutcomeType:
     source: str
     url: str
     licence: str
+    esrs_topic: str = ""
+    esrs_disclosure: str = ""
+    sdg_targets: str = ""
+    tags_source: str = ""
+
+
+@dataclass(frozen=True)
+class ReportingTags:
+    esrs_topic: str
+    esrs_disclosure: str
+    sdg_targets: str  # space separated
+    tags_source: str
+
+
+def tag_errors(topic: str, disclosure: str, targets: str, source: str) -> dict[str, list[str]]:
+    """What is wrong with a set of reporting tags (empty: nothing). All four are given
+    together or none: a tag without its source cannot be traced."""
+    if not (topic or disclosure or targets or source):
+        return {}
+    errors: dict[str, list[str]] = {}
+    if topic not in ESRS_TOPICS:
+        errors["esrs_topic"] = [Message("Use one of %(choices)s.", choices=", ".join(ESRS_TOPICS))]
+    found = DISCLOSURE.match(disclosure)
+    if found is None or found.group(1) != topic:
+        errors["esrs_disclosure"] = ["A disclosure requirement of the topic, such as S3-4."]
+    listed = targets.split()
+    if not listed or len(listed) > 10 or not all(SDG_TARGET.match(t) for t in listed):
+        errors["sdg_targets"] = ["One to ten SDG targets such as 8.5 or 16.a, space separated."]
+    if not source.strip():
+        errors["tags_source"] = ["Say where the tags come from."]
+    return errors
+
+
+def read_tags_csv(path: Path = TAGS_CSV) -> dict[str, ReportingTags]:
+    """The shipped reporting tags by outcome type code; a bad row names its line."""
+    tags = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, raw in enumerate(csv.DictReader(handle), start=2):
+            row = {k: " ".join((v or "").split()) for k, v in raw.items()}
+            errors = tag_errors(
+                row["esrs_topic"], row["esrs_disclosure"], row["sdg_targets"], row["source"]
+            )
+            if errors:
+                raise ValueError(f"{path.name} line {number}: {sorted(errors)}")
+            tags[row["code"]] = ReportingTags(
+                row["esrs_topic"], row["esrs_disclosure"], row["sdg_targets"], row["source"]
+            )
+    return tags
 
 
 # ---------------------------------------------------------------- the shipped CSV
@@ -165,6 +232,9 @@ def _check_new(data: NewOutcomeType, currencies: frozenset[str]) -> None:
         ]
     if data.per is Per.ONCE and (data.duration_years != 1 or data.drop_off != 0):
         errors["duration_years"] = ["A one-off outcome lasts one year with no drop-off."]
+    errors.update(
+        tag_errors(data.esrs_topic, data.esrs_disclosure, data.sdg_targets, data.tags_source)
+    )
     if errors:
         raise ValidationFailed(errors=errors)
 

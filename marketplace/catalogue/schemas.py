@@ -42,6 +42,16 @@ class OutcomeTypeSchema(ma.Schema):
     url = ma.fields.String(required=True)
     licence = ma.fields.String(required=True)
     retired_at = ma.fields.AwareDateTime(allow_none=True)
+    esrs_topic = ma.fields.String(
+        required=True, metadata={"description": "S1-S4; empty when not tagged", "example": "S3"}
+    )
+    esrs_disclosure = ma.fields.String(required=True, metadata={"example": "S3-4"})
+    sdg_targets = ma.fields.Function(
+        lambda t: t.sdg_target_list,
+        required=True,
+        metadata={"description": "SDG targets", "example": ["8.5", "8.6"]},
+    )
+    tags_source = ma.fields.String(required=True)
 
 
 class OutcomeTypeQuerySchema(ma.Schema):
@@ -79,6 +89,16 @@ class NewOutcomeTypeSchema(ma.Schema):
         required=True, validate=[validate.Length(max=500), validate.URL(schemes={"https", "http"})]
     )
     licence = SingleLine(required=True, validate=validate.Length(min=2, max=200))
+    # Reporting tags: all four, or none (checked with the value bank's rules).
+    esrs_topic = SingleLine(load_default="", validate=validate.Length(max=2))
+    esrs_disclosure = SingleLine(load_default="", validate=validate.Length(max=8))
+    sdg_targets = ma.fields.List(
+        SingleLine(validate=validate.Length(max=5)),
+        load_default=list,
+        validate=validate.Length(max=10),
+        metadata={"example": ["8.5", "8.6"]},
+    )
+    tags_source = SingleLine(load_default="", validate=validate.Length(max=500))
 
     @ma.post_load
     def _normalise(self, data, **kwargs):
@@ -87,6 +107,9 @@ class NewOutcomeTypeSchema(ma.Schema):
             "code": data["code"].upper(),
             "currency": data["currency"].upper(),
             "per": Per(data["per"]),
+            "esrs_topic": data["esrs_topic"].upper(),
+            "esrs_disclosure": data["esrs_disclosure"].upper(),
+            "sdg_targets": " ".join(data["sdg_targets"]),
         }
 
 

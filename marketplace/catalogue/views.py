@@ -98,9 +98,10 @@ def new_outcome_type():
     if request.method == "POST":
         form = request.form.to_dict()
         try:
-            data = NewOutcomeTypeSchema().load(
-                with_fractions(request.form.to_dict()), unknown=ma.EXCLUDE
-            )
+            given: dict[str, object] = {**with_fractions(request.form.to_dict())}
+            # SDG targets as typed: "8.5, 8.6" or "8.5 8.6"
+            given["sdg_targets"] = str(given.get("sdg_targets", "")).replace(",", " ").split()
+            data = NewOutcomeTypeSchema().load(given, unknown=ma.EXCLUDE)
             created = add_outcome_type(db.session, NewOutcomeType(**data), now=now())
         except ma.ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}

@@ -87,8 +87,10 @@ LABELS = (
     N_("verified"),
     N_("your share"),
     N_("valuation source"),
-    N_("standard"),
-    N_("metric"),
+    N_("ESRS topic"),
+    N_("disclosure requirement"),
+    N_("SDG targets"),
+    N_("not tagged"),
     N_("quantity"),
     N_("projects"),
     N_("source"),
@@ -190,11 +192,21 @@ def sections(figures: BuyerFigures, organisation: str, currency: str) -> list[tu
         for line in p.outcomes
     ]
     data_points = [
-        ["standard", "metric", "outcome type", "unit", "quantity", "projects", "source"]
+        [
+            "ESRS topic",
+            "disclosure requirement",
+            "SDG targets",
+            "outcome type",
+            "unit",
+            "quantity",
+            "projects",
+            "source",
+        ]
     ] + [
         [
-            r["standard"],
-            r["metric"],
+            r["esrs_topic"] or "not tagged",
+            r["esrs_disclosure"],
+            r["sdg_targets"].replace(" ", ", "),
             r["outcome_type"],
             r["unit"],
             f"{r['quantity']:.2f}",

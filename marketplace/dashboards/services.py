@@ -42,24 +42,10 @@ from outcomes.progress import is_late, last_report_at, next_due
 
 CENT = Decimal("0.01")
 
-# Outcome types by the social-metric heading a company reports them under
-# (ESRS S1 own workforce / S3 affected communities), by the code's prefix.
-METRIC_OF_PREFIX = {
-    "EMP": ("S3 affected communities", "People into paid work"),
-    "YOUTH": ("S3 affected communities", "Young people into education, work or training"),
-    "ROUGH": ("S3 affected communities", "People housed"),
-    "HOMELESS": ("S3 affected communities", "Homelessness avoided"),
-    "EVICTION": ("S3 affected communities", "Evictions prevented"),
-}
-
 
 def _cents(session: Session, query: Select[Any]) -> int:
     """A sum of cents (0 when there is nothing to add up)."""
     return int(session.scalar(query) or 0)
-
-
-def metric_of(code: str) -> tuple[str, str]:
-    return METRIC_OF_PREFIX.get(code.split("_", 1)[0], ("S3 affected communities", "Other"))
 
 
 @dataclass(frozen=True)
@@ -72,6 +58,10 @@ class OutcomeLine:
     url: str
     verified: int
     share: Decimal  # the buyer's part of ``verified``
+    # the outcome type's reporting tags (empty when it has none: never guessed)
+    esrs_topic: str = ""
+    esrs_disclosure: str = ""
+    sdg_targets: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,16 +110,17 @@ class BuyerFigures:
         return sorted(totals.items(), key=lambda kv: -kv[1])
 
     def data_points(self) -> list[dict]:
-        """Per outcome type: what the buyer's funding achieved, under its metric heading."""
+        """Per outcome type: what the buyer's funding achieved, grouped by the type's ESRS
+        topic and disclosure requirement, with its SDG targets (the value bank's tags)."""
         rows: dict[str, dict] = {}
         for project in self.projects:
             for line in project.outcomes:
-                standard, metric = metric_of(line.code)
                 row = rows.setdefault(
                     line.code,
                     {
-                        "standard": standard,
-                        "metric": metric,
+                        "esrs_topic": line.esrs_topic,
+                        "esrs_disclosure": line.esrs_disclosure,
+                        "sdg_targets": line.sdg_targets,
                         "outcome_type": line.code,
                         "name": line.name,
                         "unit": line.unit,
@@ -140,7 +131,16 @@ class BuyerFigures:
                 )
                 row["quantity"] += line.share
                 row["projects"] += 1
-        return sorted(rows.values(), key=lambda r: (r["standard"], r["metric"], r["outcome_type"]))
+        # tagged first, by topic and requirement; untagged last
+        return sorted(
+            rows.values(),
+            key=lambda r: (
+                not r["esrs_topic"],
+                r["esrs_topic"],
+                r["esrs_disclosure"],
+                r["outcome_type"],
+            ),
+        )
 
 
 def _in_period(column, start: date | None, end: date | None, zone: ZoneInfo):
@@ -267,6 +267,9 @@ def _funded(
                 url=kind.url,
                 verified=verified,
                 share=(verified * fraction).quantize(CENT, rounding=ROUND_DOWN),
+                esrs_topic=kind.esrs_topic,
+                esrs_disclosure=kind.esrs_disclosure,
+                sdg_targets=kind.sdg_targets,
             )
         )
     value = (

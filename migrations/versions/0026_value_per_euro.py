@@ -85,6 +85,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("projects", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_projects_value_per_euro_bp_id"))
-        batch_op.drop_column("value_per_euro_bp")
+    op.drop_index("ix_projects_value_per_euro_bp_id", table_name="projects")
+    # Dropped in place: a batch would rebuild ``projects`` on SQLite and lose the
+    # full-text triggers of migration 0012 (SQLite drops a column itself since 3.35).
+    op.execute("ALTER TABLE projects DROP COLUMN value_per_euro_bp")

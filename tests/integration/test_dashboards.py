@@ -98,7 +98,13 @@ def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
     [outcome] = report["outcomes verified"]
     assert (outcome["verified"], outcome["your share"]) == ("14", "5.54")  # 14 x 665/1,680
     [point] = report["data points"]
-    assert (point["metric"], point["quantity"]) == ("People into paid work", "5.54")
+    # grouped by the value bank's reporting tags, never guessed from the code
+    assert (point["ESRS topic"], point["disclosure requirement"], point["quantity"]) == (
+        "S3",
+        "S3-4",
+        "5.54",
+    )
+    assert point["SDG targets"] == "8.5, 1.2, 10.2"
     [retirement] = report["retirements"]
     assert (retirement["purpose"], retirement["contract reference"]) == (
         "csrd_report",
@@ -120,7 +126,7 @@ def test_the_impact_report_agrees_with_the_ledger_and_the_registry(
     text = " ".join(
         " ".join(document[i].get_textpage().get_text_range().split()) for i in range(len(document))
     )
-    for figure in ("€29,530.00", "€1,358.38", "ROT-2027-0042", "People into paid work", "5.54"):
+    for figure in ("€29,530.00", "€1,358.38", "ROT-2027-0042", "S3-4", "5.54"):
         assert figure in text, (figure, text)
     # words wrap between words, never inside one (a column as wide as its longest word)
     for word in (project.title, "verified", f"P{project.id:06d}", "SOM-P"):

@@ -192,6 +192,12 @@ NEW_TYPE = {
     "url": "https://example.org/werk",
     "licence": "public figure",
 }
+TAGS = {
+    "esrs_topic": "S3",
+    "esrs_disclosure": "S3-4",
+    "sdg_targets": ["8.5", "8.6"],
+    "tags_source": "ESRS S3 DR S3-4; SDG targets 8.5, 8.6 (UN A/RES/71/313)",
+}
 
 
 def test_an_admin_adds_and_retires_an_outcome_type(client, admin):
@@ -209,6 +215,47 @@ def test_an_admin_adds_and_retires_an_outcome_type(client, admin):
     listed = {i["code"] for i in client.get("/api/v1/outcome-types").get_json()}
     assert "EMP_YOUTH_TO_WORK" not in listed
     assert client.get("/api/v1/outcome-types/EMP_YOUTH_TO_WORK").get_json()["retired_at"]
+
+
+def test_the_shipped_value_bank_carries_its_reporting_tags_with_their_source(client):
+    shown = client.get("/api/v1/outcome-types/YOUTH_NEET_TO_EET").get_json()
+
+    assert (shown["esrs_topic"], shown["esrs_disclosure"]) == ("S3", "S3-4")
+    assert shown["sdg_targets"] == ["8.6", "4.4"]
+    assert "2023/2772" in shown["tags_source"] and "A/RES/71/313" in shown["tags_source"]
+    every = client.get("/api/v1/outcome-types").get_json()
+    assert all(t["esrs_topic"] and t["sdg_targets"] and t["tags_source"] for t in every)
+    page = client.get("/outcomes").get_data(as_text=True)
+    assert "S3-4" in page and "8.6" in page
+
+
+def test_an_admin_tags_a_new_outcome_type(client, admin):
+    created = client.post("/api/v1/outcome-types", json={**NEW_TYPE, **TAGS}, headers=admin)
+
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["sdg_targets"] == ["8.5", "8.6"]
+    assert created.get_json()["esrs_disclosure"] == "S3-4"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("esrs_topic", "S9"),
+        ("esrs_disclosure", "S1-4"),  # not a requirement of topic S3
+        ("sdg_targets", ["18.1"]),
+        ("sdg_targets", ["8.5", "8,6"]),
+        ("tags_source", ""),
+    ],
+)
+def test_wrong_or_untraced_tags_are_422_and_add_nothing(client, admin, session, field, value):
+    response = client.post(
+        "/api/v1/outcome-types", json={**NEW_TYPE, **TAGS, field: value}, headers=admin
+    )
+
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+    session.rollback()
+    assert session.scalar(select(OutcomeType).where(OutcomeType.code == NEW_TYPE["code"])) is None
 
 
 @pytest.mark.parametrize(
