@@ -53,6 +53,8 @@ class Settings:
     unverified_pledge_limit_cents: int = 1_000_000
     # Stripe's limit on one SEPA Direct Debit (10,000 EUR); larger pledges pay by transfer.
     sepa_limit_cents: int = 1_000_000
+    # Whether projects may be submitted outside funding rounds (product.md "Funding rounds").
+    rolling_submissions: bool = True
     # How long a buyer whose off-session charge failed may pay on-session.
     payment_grace_hours: int = 72
     # How often the reconciliation sweep compares the books with Stripe.
@@ -229,6 +231,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         buffer_rate=_decimal(env, "BUFFER_RATE", Decimal("0.05")),
         unverified_pledge_limit_cents=_int(env, "UNVERIFIED_PLEDGE_LIMIT_CENTS", 1_000_000),
         sepa_limit_cents=_int(env, "SEPA_LIMIT_CENTS", 1_000_000),
+        rolling_submissions=_bool(env, "ROLLING_SUBMISSIONS", True),
         payment_grace_hours=_int(env, "PAYMENT_GRACE_HOURS", 72),
         reconcile_every_minutes=_int(env, "RECONCILE_EVERY_MINUTES", 60),
         currency=(env.get("CURRENCY") or "EUR").upper(),

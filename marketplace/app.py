@@ -260,6 +260,7 @@ def _register_web(app: Flask) -> None:
     from marketplace.receipts.views import bp as receipts_bp
     from marketplace.reconciliation.views import bp as reconciliation_bp
     from marketplace.registry.views import bp as registry_bp
+    from marketplace.rounds.views import bp as rounds_bp
     from marketplace.settlement.views import bp as settlement_bp
     from marketplace.web.formatting import register_filters
     from marketplace.web.views import bp as web_bp
@@ -279,6 +280,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(disputes_bp)
     app.register_blueprint(obligations_bp)
+    app.register_blueprint(rounds_bp)
     app.register_blueprint(receipts_bp)
     init_audit(app)
     app.jinja_env.globals["unread_notices"] = unread_count

@@ -15,6 +15,7 @@ from marketplace.obligations.models import (
     ObligationStateChange,
 )
 from marketplace.payments.models import (
+    BalanceReturn,
     ConnectedAccount,
     Payment,
     PaymentSetup,
@@ -32,6 +33,7 @@ from marketplace.projects.models import (
 )
 from marketplace.receipts.models import Receipt, ReceiptCounter
 from marketplace.registry.models import Retirement, TokenBlock, TokenTransfer, TransferRange
+from marketplace.rounds.models import Round, RoundStateChange
 from marketplace.settlement.models import Settlement, SettlementShare
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
@@ -44,6 +46,7 @@ __all__ = [
     "Accreditation",
     "ApiToken",
     "AuditEvent",
+    "BalanceReturn",
     "Base",
     "Concern",
     "ConcernStateChange",
@@ -78,6 +81,8 @@ __all__ = [
     "ReconciliationRun",
     "Refund",
     "Retirement",
+    "Round",
+    "RoundStateChange",
     "Settlement",
     "SettlementShare",
     "StripeCustomer",

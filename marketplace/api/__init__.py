@@ -98,11 +98,13 @@ def init_api(app: Flask) -> None:
     from marketplace.projects.api import blp as projects_blp
     from marketplace.receipts.api import blp as receipts_blp
     from marketplace.registry.api import blp as registry_blp
+    from marketplace.rounds.api import blp as rounds_blp
     from marketplace.settlement.api import blp as settlement_blp
 
     api.register_blueprint(accounts_blp)
     api.register_blueprint(catalogue_blp)
     api.register_blueprint(projects_blp)
+    api.register_blueprint(rounds_blp)
     api.register_blueprint(funding_blp)
     api.register_blueprint(evaluations_blp)
     api.register_blueprint(settlement_blp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -56,6 +57,7 @@ def filters_from(args: dict, user) -> ProjectFilters:
         outcome_type=args.get("outcome_type") or None,
         q=args.get("q") or None,
         organisation_id=user.organisation_id if args.get("mine") and user else None,
+        round_id=args.get("round_id"),
         sort=args["sort"],
         page=args["page"],
         per_page=args["per_page"],
@@ -126,7 +128,12 @@ class Submit(MethodView):
         return _action(
             project_id,
             lambda user, project: services.submit(
-                db.session, user, project, now=now(), today=today()
+                db.session,
+                user,
+                project,
+                now=now(),
+                today=today(),
+                rolling=current_app.extensions["settings"].rolling_submissions,
             ),
         )
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.accounts.models import Organisation, User
+from marketplace.rounds.models import Round
 from outcomes.commitments import OutcomeCommitment
 from outcomes.db import Base, ExactDecimal, UTCDateTime, str_enum
 from outcomes.lifecycle import StateHistory
@@ -137,12 +138,15 @@ class Project(Base):
     # number on every database: expected from the valuation, verified once settled. Kept by
     # ``projects.value_for_money.refresh``, the one writer.
     value_per_euro_bp: Mapped[int | None] = mapped_column(BigInteger)
+    # The funding round it was submitted into (product.md "Funding rounds"), if any.
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), index=True)
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     created_by: Mapped[User] = relationship()
     outcomes: Mapped[list[OutcomeCommitment]] = relationship(
         order_by=OutcomeCommitment.position, cascade="all, delete-orphan", lazy="selectin"
     )
+    round: Mapped[Round | None] = relationship()
     valuation: Mapped[ValuationSnapshot | None] = relationship(
         foreign_keys=[valuation_id], post_update=True
     )

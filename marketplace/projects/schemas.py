@@ -15,6 +15,7 @@ from marketplace.core.schemas import (
     Text,
     WholeNumber,
     page_schema,
+    row_id,
 )
 from marketplace.projects.models import ProjectState, Theme
 from marketplace.projects.services import SORTS
@@ -46,7 +47,9 @@ class ProjectInSchema(ma.Schema):
         validate=validate.Range(min=Decimal(0), max=Decimal(1)),
         metadata={"description": "0.25 unless given"},
     )
-    funding_deadline = SaneDate(required=True)
+    funding_deadline = SaneDate(
+        metadata={"description": "Required unless round_id is given (the round's is taken)."}
+    )
     start_date = SaneDate(required=True)
     end_date = SaneDate(required=True)
     outcomes = ma.fields.List(
@@ -54,9 +57,23 @@ class ProjectInSchema(ma.Schema):
         required=True,
         validate=validate.Length(min=1, max=20, error="Commit to between 1 and 20 outcomes."),
     )
+    round_id = row_id(
+        allow_none=True,
+        metadata={
+            "description": "An open funding round to submit into: the project then shares "
+            "its funding deadline (the one given is replaced)."
+        },
+    )
+
+    @ma.validates_schema
+    def _deadline(self, data, partial=None, **kwargs):
+        if not partial and not data.get("funding_deadline") and not data.get("round_id"):
+            raise ma.ValidationError({"funding_deadline": ["Missing data for required field."]})
 
     @ma.post_load
-    def _theme(self, data, **kwargs):
+    def _theme(self, data, partial=None, **kwargs):
+        if not partial and "funding_deadline" not in data:
+            data = {**data, "funding_deadline": None}  # the round's, set by the service
         return {**data, "theme": Theme(data["theme"])} if "theme" in data else data
 
 
@@ -107,6 +124,7 @@ class ProjectQuerySchema(PageArgsSchema):
     outcome_type = SingleLine(validate=validate.Length(max=64))
     q = SingleLine(validate=validate.Length(max=100))
     sort = ma.fields.String(load_default="newest", validate=validate.OneOf(SORTS))
+    round_id = row_id(metadata={"description": "Only the projects of this funding round"})
     mine = ma.fields.Boolean(
         load_default=False, metadata={"description": "Only your organisation's projects"}
     )
@@ -238,6 +256,7 @@ class ProjectOutSchema(ma.Schema):
         required=True,
         metadata={"description": "expected or verified"},
     )
+    round_id = ma.fields.Integer(allow_none=True, required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     listed_at = ma.fields.AwareDateTime(allow_none=True, required=True)
 

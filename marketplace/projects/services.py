@@ -47,6 +47,8 @@ from marketplace.projects.models import (
 )
 from marketplace.projects.pricing import price_tokens
 from marketplace.projects.states import InvalidTransition, record_creation, transition
+from marketplace.rounds.models import Round, RoundState
+from marketplace.rounds.services import submission_refusal
 from outcomes.catalogue import OutcomeType, types_by_code
 from outcomes.commitments import OutcomeCommitment
 from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
@@ -85,6 +87,8 @@ class ProjectInput:
     end_date: date
     outcomes: list[CommitmentInput]
     premium_rate: Decimal = DEFAULT_PREMIUM_RATE
+    # A funding round to submit into: the project then shares the round's deadline.
+    round_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class ProjectFilters:
     outcome_type: str | None = None
     q: str | None = None
     organisation_id: int | None = None
+    round_id: int | None = None
     sort: str = "newest"
     page: int = 1
     per_page: int = 20
@@ -218,6 +223,7 @@ def create_draft(
 ) -> Project:
     """A new draft of the user's organisation. Raises Forbidden, ValidationFailed."""
     require_role(user, Role.ENTREPRENEUR)
+    data = _in_round(session, data)
     errors = _check_dates(data, today)
     resolved = _resolve_commitments(session, data.outcomes, errors)
     if errors:
@@ -235,6 +241,7 @@ def create_draft(
         funding_deadline=data.funding_deadline,
         start_date=data.start_date,
         end_date=data.end_date,
+        round_id=data.round_id,
         state=ProjectState.DRAFT,
         created_at=now,
         updated_at=now,
@@ -246,6 +253,16 @@ def create_draft(
     listing_counts.bump(session)
     session.flush()
     return project
+
+
+def _in_round(session: Session, data: ProjectInput) -> ProjectInput:
+    """A project in a round takes the round's funding deadline; the round must be open."""
+    if data.round_id is None:
+        return data
+    found = session.get(Round, data.round_id)
+    if found is None or found.state is not RoundState.OPEN:
+        raise ValidationFailed(errors={"round_id": ["Choose an open funding round."]})
+    return replace(data, funding_deadline=found.funding_deadline)
 
 
 def _as_input(project: Project) -> ProjectInput:
@@ -263,6 +280,7 @@ def _as_input(project: Project) -> ProjectInput:
             CommitmentInput(c.outcome_type.code, c.target_quantity, c.evidence_grade)
             for c in project.outcomes
         ],
+        round_id=project.round_id,
     )
 
 
@@ -279,7 +297,7 @@ def update_draft(
         raise InvalidTransition(
             "A %(state)s project can no longer be edited.", params={"state": project.state.value}
         )
-    merged = replace(_as_input(project), **changes)
+    merged = _in_round(session, replace(_as_input(project), **changes))
     errors = _check_dates(merged, today)
     resolved = _resolve_commitments(session, merged.outcomes, errors)
     if errors:
@@ -294,6 +312,7 @@ def update_draft(
         "funding_deadline",
         "start_date",
         "end_date",
+        "round_id",
     ):
         setattr(project, name, getattr(merged, name))
     if "outcomes" in changes:
@@ -305,15 +324,29 @@ def update_draft(
 
 
 def submit(
-    session: Session, user: User, project: Project, *, now: datetime, today: date
+    session: Session,
+    user: User,
+    project: Project,
+    *,
+    now: datetime,
+    today: date,
+    rolling: bool = True,
 ) -> Project:
-    """Send a draft to the expert panel. Raises Forbidden (also EmailUnverified and
+    """Send a draft to the expert panel: into its funding round, within the round's
+    window and themes and cities, or outside rounds when submissions are ``rolling``
+    (ROLLING_SUBMISSIONS). Raises Forbidden (also EmailUnverified and
     OrganisationUnverified), ValidationFailed, InvalidTransition."""
     _require_owner(user, project)
     require_verified_email(user)
     require_verified_organisation(user.organisation)
     if project.state is ProjectState.DRAFT:
-        errors = _check_dates(_as_input(project), today)
+        errors: dict[str, list] = dict(_check_dates(_as_input(project), today))
+        found = session.get(Round, project.round_id) if project.round_id else None
+        errors.update(
+            submission_refusal(
+                found, theme=project.theme.value, city=project.city, today=today, rolling=rolling
+            )
+        )
         if errors:
             raise ValidationFailed(errors=errors)
     transition(session, project, ProjectState.SUBMITTED, actor=user, now=now)
@@ -562,6 +595,8 @@ def list_projects(
         conditions.append(Project.theme == filters.theme)
     if filters.organisation_id is not None:
         conditions.append(Project.organisation_id == filters.organisation_id)
+    if filters.round_id is not None:
+        conditions.append(Project.round_id == filters.round_id)
     if filters.outcome_type:
         conditions.append(
             select(OutcomeCommitment.id)
@@ -594,6 +629,7 @@ def list_projects(
             filters.outcome_type and filters.outcome_type.upper(),
             filters.q and filters.q.lower(),
             filters.organisation_id,
+            filters.round_id,
         )
         total = counts.get_or_count(key, count)
     order: tuple[Any, ...] = {

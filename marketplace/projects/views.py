@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 import marshmallow as ma
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -34,6 +34,8 @@ from marketplace.projects.schemas import (
     ValuationInSchema,
 )
 from marketplace.projects.services import Override
+from marketplace.rounds.models import RoundState
+from marketplace.rounds.services import list_rounds
 from marketplace.web.formatting import number
 from marketplace.web.forms import (
     collect_rows,
@@ -105,6 +107,7 @@ def marketplace():
         themes=list(Theme),
         states=PUBLIC_STATES,
         outcome_types=list_outcome_types(db.session),
+        rounds=list_rounds(db.session),
         bars={p.id: funding_bar(p, compact=True) for p in items},
         errors=errors,
     ), (422 if errors else 200)
@@ -153,7 +156,22 @@ def review():
             current_user,
             services.ProjectFilters(state=state, sort="deadline", per_page=200),
         )
-    return render_template("projects/review.html", queues=queues)
+    rounds = {r.id: r for r in list_rounds(db.session)}
+
+    def by_round(projects: list) -> list[tuple]:
+        """The queue in groups: each round's projects together (valued and listed together),
+        rounds by deadline, then the projects outside rounds."""
+        groups: dict = {}
+        for project in projects:
+            groups.setdefault(project.round_id, []).append(project)
+        order = sorted(
+            groups, key=lambda r: (r is None, rounds[r].funding_deadline if r else None, r or 0)
+        )
+        return [(rounds.get(r) if r else None, groups[r]) for r in order]
+
+    return render_template(
+        "projects/review.html", queues={s: by_round(items) for s, items in queues.items()}
+    )
 
 
 # ---------------------------------------------------------------- the entrepreneur's form
@@ -177,6 +195,10 @@ def _form_body(values) -> tuple[dict, list[int], dict[str, list[str]]]:
     body["outcomes"], row_of_line = collect_rows(
         values, "outcomes", OUTCOME_FIELDS, rows, ("evidence_grade",)
     )
+    # A round chosen: its deadline replaces the one typed (so none need be typed).
+    body["round_id"] = values.get("round_id", "").strip() or None
+    if body["round_id"] and not body["funding_deadline"]:
+        body.pop("funding_deadline")
     return body, row_of_line, errors
 
 
@@ -199,6 +221,9 @@ def _render_form(project, values, errors, status):
         themes=list(Theme),
         grades=GRADES,
         outcome_types=list_outcome_types(db.session),
+        rounds=[
+            r for r in list_rounds(db.session, RoundState.OPEN) if r.takes_submissions(today())
+        ],
     ), status
 
 
@@ -215,6 +240,7 @@ def _values_of(project) -> dict[str, str]:
         values[f"outcomes-{i}-target_quantity"] = str(line.target_quantity)
         values[f"outcomes-{i}-evidence_grade"] = line.evidence_grade.value
     values["rows"] = str(max(3, len(project.outcomes)))
+    values["round_id"] = str(project.round_id or "")
     return values
 
 
@@ -306,7 +332,14 @@ def _act(project_id: int, act, done: str):
 def submit(project_id: int):
     return _act(
         project_id,
-        lambda p: services.submit(db.session, current_user, p, now=now(), today=today()),
+        lambda p: services.submit(
+            db.session,
+            current_user,
+            p,
+            now=now(),
+            today=today(),
+            rolling=current_app.extensions["settings"].rolling_submissions,
+        ),
         _("Submitted: the expert panel will value your project."),
     )
 
