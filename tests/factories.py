@@ -63,6 +63,7 @@ from marketplace.projects.models import (
     city_key,
 )
 from marketplace.registry.models import BlockStatus, Claim, Purpose, Retirement, TokenBlock
+from marketplace.rounds.models import Round, RoundState
 from outcomes.catalogue import OutcomeType
 from outcomes.commitments import OutcomeCommitment
 from outcomes.evaluation import (
@@ -744,3 +745,25 @@ WITHOUT_FACTORY["Receipt"] = (
     "together (tests/integration/test_receipts.py)"
 )
 WITHOUT_FACTORY["ReceiptCounter"] = "a year's counter row is made by the first issue of the year"
+
+
+class RoundFactory(BaseFactory):
+    """An open funding round taking submissions now, its projects funded in two months."""
+
+    class Meta:
+        model = Round
+
+    name = factory.Sequence(lambda n: f"Ronde {n}")
+    description = "Work and youth projects in Rotterdam."
+    themes = factory.LazyFunction(list)
+    cities = factory.LazyFunction(list)
+    submissions_open = factory.LazyFunction(lambda: _now().date() - timedelta(days=1))
+    submissions_close = factory.LazyFunction(lambda: _now().date() + timedelta(days=30))
+    funding_deadline = factory.LazyFunction(lambda: _now().date() + timedelta(days=60))
+    state = RoundState.OPEN
+    created_by_id = factory.LazyFunction(lambda: UserFactory(role=Role.ADMIN).id)
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+
+
+WITHOUT_FACTORY["RoundStateChange"] = "history rows exist only beside their round"

@@ -132,6 +132,19 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         )
     )
 
+    # funding rounds: one to edit and one to close
+    def open_round(name: str) -> int:
+        today = date.today()
+        body = {
+            "name": name,
+            "submissions_open": today.isoformat(),
+            "submissions_close": (today + timedelta(days=30)).isoformat(),
+            "funding_deadline": (today + timedelta(days=60)).isoformat(),
+        }
+        return _ok(client.post("/api/v1/rounds", headers=h["admin"], json=body), 201)["id"]
+
+    round_to_edit, round_to_close = open_round("Ronde A"), open_round("Ronde B")
+
     # a concern to triage, and one to dispute (only for the uphold's test: a disputed
     # project's tokens cannot be retired)
     settled_at = ENDED + timedelta(days=30)
@@ -464,6 +477,24 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
             },
         ),
         ("GET", "/api/v1/obligations"): Rightful("bank"),
+        ("GET", "/api/v1/rounds"): Rightful("anonymous"),
+        ("POST", "/api/v1/rounds"): Rightful(
+            "admin",
+            {},
+            {
+                "name": "Ronde C",
+                "submissions_open": date.today().isoformat(),
+                "submissions_close": (date.today() + timedelta(days=10)).isoformat(),
+                "funding_deadline": (date.today() + timedelta(days=40)).isoformat(),
+            },
+        ),
+        ("GET", "/api/v1/rounds/{round_id}"): Rightful("anonymous", {"round_id": round_to_edit}),
+        ("PATCH", "/api/v1/rounds/{round_id}"): Rightful(
+            "admin", {"round_id": round_to_edit}, {"description": "Werk in Zuid."}
+        ),
+        ("POST", "/api/v1/rounds/{round_id}/close"): Rightful(
+            "admin", {"round_id": round_to_close}, {}
+        ),
         ("GET", "/api/v1/obligations/{obligation_id}"): Rightful(
             "bank", {"obligation_id": accepted_obligation}
         ),
@@ -502,6 +533,7 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         "concern_id": [filed.id, disputed.id],
         "organisation_id": [organisation.id, other_buyer.organisation_id, contracting.id],
         "obligation_id": [pending_obligation, accepted_obligation],
+        "round_id": [round_to_edit, round_to_close],
         "credit_id": [credit.id],
         "receipt_id": [receipt_id],
         "pledge_id": [bank_pledge, open_pledge["id"], failed["id"]],

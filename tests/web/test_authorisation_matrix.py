@@ -252,6 +252,19 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("disputes_api.ProjectDisputes", "GET"): EVERYONE,
     # social-return obligations: the buyer's and its authority's, private to both
     ("obligations.listing", "GET"): BUYERS | AUTHORITIES,
+    # funding rounds: public pages; the platform team runs them
+    ("rounds.listing", "GET"): EVERYONE,
+    ("rounds.detail", "GET"): EVERYONE,
+    ("rounds.new", "GET"): ADMIN,
+    ("rounds.new", "POST"): ADMIN,
+    ("rounds.edit", "GET"): ADMIN,
+    ("rounds.edit", "POST"): ADMIN,
+    ("rounds.close", "POST"): ADMIN,
+    ("rounds_api.Rounds", "GET"): EVERYONE,
+    ("rounds_api.Rounds", "POST"): ADMIN,
+    ("rounds_api.OneRound", "GET"): EVERYONE,
+    ("rounds_api.OneRound", "PATCH"): ADMIN,
+    ("rounds_api.CloseRound", "POST"): ADMIN,
     ("obligations.new", "GET"): BUYERS,
     ("obligations.register", "POST"): BUYERS,
     ("obligations.detail", "GET"): frozenset({"buyer", "authority"}),
@@ -340,6 +353,7 @@ def world(app, client, session, auth_headers, settled_example):
     links = open_links(session, owner, "matrix.example")
     concern = factories.ConcernFactory(project_id=settled.id, user_id=buyer.id)
     accreditation = factories.AccreditationFactory(user_id=settled_example.evaluator.id)
+    funding_round = factories.RoundFactory()
     contracting = OrganisationFactory(sroi_factor=Decimal(1))
     authority = UserFactory(role=Role.AUTHORITY, organisation=contracting)
     session.commit()
@@ -389,6 +403,7 @@ def world(app, client, session, auth_headers, settled_example):
             "accreditation_id": accreditation.id,
             "evaluator_id": settled_example.evaluator.id,
             "obligation_id": owed,
+            "round_id": funding_round.id,
             "credit_id": credit.id,
             "receipt_id": session.scalar(
                 select(Receipt.id).where(Receipt.organisation_id == buyer.organisation_id)

@@ -40,6 +40,8 @@ def test_no_page_route_that_accepts_a_post_also_changes_state_on_get(app):
                 "catalogue.new_outcome_type",
                 "projects.new",
                 "projects.edit",
+                "rounds.new",
+                "rounds.edit",
                 "accounts.organisation_profile",
                 # e-mailed links: the GET shows a button (a mail scanner spends nothing)
                 "accounts.verify",
