@@ -169,6 +169,7 @@ MESSAGES = (
     N_("A round with this name exists."),
     N_("Projects of this round are listed already."),
     N_("Only the platform team runs funding rounds."),
+    N_("No such round."),
     N_("%(round)s takes other themes."),
     N_("%(round)s takes projects in other cities."),
     N_("%(round)s takes submissions from %(open_date)s to %(close_date)s while it is open."),

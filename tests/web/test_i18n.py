@@ -28,6 +28,7 @@ from tests.factories import (
     OrganisationFactory,
     ProgressReportFactory,
     ProjectFactory,
+    RoundFactory,
     UserFactory,
 )
 from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
@@ -166,7 +167,14 @@ def everything(client, session, auth_headers, settled_example):
     assert credited.status_code == 201, credited.json
     session.commit()
     evaluator = session.get(UserFactory._meta.model, open_evaluation.evaluator_id)
-    draft = ProjectFactory(organisation=owner.organisation, created_by=owner)
+    # A funding round with the settled project and a draft in it.
+    funding_round = RoundFactory(themes=["work"], cities=["Rotterdam"])
+    session.execute(
+        Project.__table__.update().where(Project.id == project.id).values(round_id=funding_round.id)
+    )
+    draft = ProjectFactory(
+        organisation=owner.organisation, created_by=owner, round_id=funding_round.id
+    )
     owner.is_owner = True
     session.flush()
     links = open_links(session, owner, "i18n.example")
@@ -188,6 +196,7 @@ def everything(client, session, auth_headers, settled_example):
             "serial": f"SOM-P{project.id:06d}-2027-0000001",
             "concern_id": to_triage.id,
             "obligation_id": accepted,
+            "round_id": funding_round.id,
             **secret_ids(links),
         },
         "draft": draft.id,
@@ -216,6 +225,8 @@ PAGES_BY_PERSON = {
         "accounts.confirm_email",
         "accounts.accept_invitation",
         "disputes.buffer",
+        "rounds.listing",
+        "rounds.detail",
     ],
     "buyer": [
         "dashboards.dashboard",
@@ -259,6 +270,8 @@ PAGES_BY_PERSON = {
         "evaluations.evaluators",
         "disputes.concerns",
         "disputes.concern",
+        "rounds.new",
+        "rounds.edit",
     ],
 }
 
