@@ -21,6 +21,8 @@ from marketplace.evaluations import services as evaluations
 from marketplace.obligations import services as obligations
 from marketplace.projects import services as projects
 from marketplace.projects.models import Project, Theme
+from marketplace.rounds import services as rounds
+from marketplace.rounds.models import Round
 from valuation import EvidenceGrade
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - published demo credential, local runs only
@@ -64,6 +66,7 @@ class DemoProject:
     summary: str
     stage: str  # draft, submitted, valued, funding, rejected, withdrawn
     deadline_in_days: int = 45
+    in_round: bool = False  # submitted into the demo round (its deadline replaces this one)
 
 
 DEMO_PROJECTS = (
@@ -90,6 +93,7 @@ DEMO_PROJECTS = (
         "rough, with support that stays as long as it is needed.",
         "funding",
         60,
+        in_round=True,
     ),
     DemoProject(
         "Schuldhulp aan de Maas",
@@ -114,6 +118,7 @@ DEMO_PROJECTS = (
         "back into training, with mentors from the neighbourhood.",
         "funding",
         75,
+        in_round=True,
     ),
     DemoProject(
         "Veilig Thuis Capelle",
@@ -149,6 +154,7 @@ DEMO_PROJECTS = (
         "wellbeing measured with the ONS life-satisfaction question.",
         "funding",
         55,
+        in_round=True,
     ),
     DemoProject(
         "Herstelcoaching Drechtsteden",
@@ -161,6 +167,7 @@ DEMO_PROJECTS = (
         "alongside the GP practices.",
         "valued",
         70,
+        in_round=True,
     ),
     DemoProject(
         "Gezinnen Sterk",
@@ -215,9 +222,36 @@ def _user(session: Session, email: str) -> User:
     return session.scalars(select(User).where(User.email == email)).one()
 
 
+DEMO_ROUND = "Rotterdam en omstreken 2027"
+ROUND_DEADLINE_IN_DAYS = 60
+
+
+def demo_round(session: Session, admin: User, *, now: datetime, today: date) -> int:
+    """The demo's funding round (open, taking submissions for another month), made once."""
+    found = session.scalar(select(Round.id).where(Round.name == DEMO_ROUND))
+    if found is not None:
+        return found
+    made = rounds.open_round(
+        session,
+        admin,
+        rounds.RoundInput(
+            name=DEMO_ROUND,
+            description="Projects in and around Rotterdam, valued and listed together; "
+            "their funding closes on one day.",
+            submissions_open=today - timedelta(days=7),
+            submissions_close=today + timedelta(days=30),
+            funding_deadline=today + timedelta(days=ROUND_DEADLINE_IN_DAYS),
+        ),
+        now=now,
+        today=today,
+    )
+    return made.id
+
+
 def load_demo_projects(session: Session, *, now: datetime, today: date) -> list[str]:
     """Create the demo projects that are missing; return their titles."""
     admin = _user(session, "admin@som.example")
+    round_id = demo_round(session, admin, now=now, today=today)
     created = []
     for demo in DEMO_PROJECTS:
         if session.scalar(select(Project.id).where(Project.title == demo.title)) is not None:
@@ -240,6 +274,7 @@ def load_demo_projects(session: Session, *, now: datetime, today: date) -> list[
                     projects.CommitmentInput(code, quantity, EvidenceGrade(grade))
                     for code, quantity, grade in demo.outcomes
                 ],
+                round_id=round_id if demo.in_round else None,
             ),
             now=now,
             today=today,
