@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -12,7 +13,8 @@ from marketplace.api.auth import authenticated, current_api_user
 from marketplace.core import validate
 from marketplace.core.clock import now
 from marketplace.core.errors import NotFound
-from marketplace.core.schemas import SingleLine, Text
+from marketplace.core.schemas import PageArgsSchema, SingleLine, Text
+from marketplace.dashboards import open_data
 from marketplace.dashboards.organisation import verify_organisation
 from marketplace.extensions import db
 
@@ -69,3 +71,40 @@ class VerifyOrganisation(MethodView):
         """Verify an organisation's legal details against its registry entry: a public
         badge, and the end of the limits of an unverified organisation."""
         return verify_organisation(db.session, current_api_user(), organisation_id, now=now())
+
+
+class OpenDataArgsSchema(PageArgsSchema):
+    """Pages of the export: up to 100 projects each."""
+
+
+class OpenDataSchema(ma.Schema):
+    format = ma.fields.String(required=True, metadata={"example": "som-open-data"})
+    version = ma.fields.Integer(required=True)
+    generated_at = ma.fields.String(required=True)
+    currency = ma.fields.String(required=True)
+    page = ma.fields.Integer(required=True)
+    per_page = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True)
+    projects = ma.fields.List(
+        ma.fields.Dict(),
+        required=True,
+        metadata={
+            "description": "Each listed project with its outcomes, prices, verified results, "
+            "funders and its INDIGO mapping (README, Open data)."
+        },
+    )
+
+
+@blp.route("/open-data/projects")
+class OpenData(MethodView):
+    @blp.arguments(OpenDataArgsSchema, location="query")
+    @blp.response(200, OpenDataSchema)
+    def get(self, args):
+        """Every listed project as open data (public; README "Open data")."""
+        return open_data.export(
+            db.session,
+            currency=current_app.extensions["settings"].currency,
+            now=now(),
+            page=args["page"],
+            per_page=args["per_page"],
+        )

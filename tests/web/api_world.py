@@ -478,6 +478,7 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         ),
         ("GET", "/api/v1/obligations"): Rightful("bank"),
         ("GET", "/api/v1/rounds"): Rightful("anonymous"),
+        ("GET", "/api/v1/open-data/projects"): Rightful("anonymous"),
         ("POST", "/api/v1/rounds"): Rightful(
             "admin",
             {},

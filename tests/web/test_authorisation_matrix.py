@@ -254,6 +254,7 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("obligations.listing", "GET"): BUYERS | AUTHORITIES,
     # funding rounds: public pages; the platform team runs them
     ("rounds.listing", "GET"): EVERYONE,
+    ("organisations_api.OpenData", "GET"): EVERYONE,
     ("rounds.detail", "GET"): EVERYONE,
     ("rounds.new", "GET"): ADMIN,
     ("rounds.new", "POST"): ADMIN,
