@@ -3,8 +3,6 @@ and funders, and its INDIGO mapping; nothing a private funder keeps to itself.""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from marketplace.accounts.models import Organisation
 from marketplace.projects.models import ProjectState
 from tests.factories import ProjectFactory
