@@ -25,6 +25,7 @@ from marketplace.payments.models import (
     StripeEvent,
     Transfer,
 )
+from marketplace.pools.models import Pool, PoolStateChange
 from marketplace.projects.models import (
     ListingVersion,
     Project,
@@ -73,6 +74,8 @@ __all__ = [
     "PaymentSetup",
     "Pledge",
     "PledgeStateChange",
+    "Pool",
+    "PoolStateChange",
     "ProgressReport",
     "Project",
     "ProjectStateChange",

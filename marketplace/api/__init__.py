@@ -95,6 +95,7 @@ def init_api(app: Flask) -> None:
     from marketplace.evaluations.api import blp as evaluations_blp
     from marketplace.funding.api import blp as funding_blp
     from marketplace.obligations.api import blp as obligations_blp
+    from marketplace.pools.api import blp as pools_blp
     from marketplace.projects.api import blp as projects_blp
     from marketplace.receipts.api import blp as receipts_blp
     from marketplace.registry.api import blp as registry_blp
@@ -106,6 +107,7 @@ def init_api(app: Flask) -> None:
     api.register_blueprint(projects_blp)
     api.register_blueprint(rounds_blp)
     api.register_blueprint(funding_blp)
+    api.register_blueprint(pools_blp)
     api.register_blueprint(evaluations_blp)
     api.register_blueprint(settlement_blp)
     api.register_blueprint(registry_blp)

@@ -60,6 +60,7 @@ def pledge_body(pledge: Pledge | NewPledge, next_action: dict | None = None) -> 
         "created_at": pledge.created_at,
         "next_action": next_action,
         "payment_type": pledge.payment_type,
+        "matched": pledge.matched,
         "bank_transfer": transfer_body(pledge) if isinstance(pledge, Pledge) else None,
     }
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
     and_,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship, remote
 
 from marketplace.accounts.models import Organisation, User
 from marketplace.payments.models import MethodType, Payment, PaymentSetup, PaymentState
@@ -61,6 +61,7 @@ class Pledge(Base):
         Index(None, "project_id", "state"),
         Index(None, "organisation_id", "id"),
         Index(None, "state", "grace_until"),
+        Index(None, "pool_id", "project_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,6 +75,9 @@ class Pledge(Base):
     grace_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A pledge a matchfunding pool made to match another (``matched_pledge_id``).
+    pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id"))
+    matched_pledge_id: Mapped[int | None] = mapped_column(ForeignKey("pledges.id"), unique=True)
 
     project: Mapped[Project] = relationship(lazy="joined")
     organisation: Mapped[Organisation] = relationship(lazy="joined")
@@ -109,6 +113,21 @@ class Pledge(Base):
         viewonly=True,
         uselist=False,
     )
+
+    # The pledge a pool made to match this one (live or not).
+    match: Mapped[Pledge | None] = relationship(
+        primaryjoin=lambda: Pledge.id == remote(foreign(Pledge.matched_pledge_id)),
+        viewonly=True,
+        uselist=False,
+    )
+
+    @property
+    def matched(self) -> dict[str, int] | None:
+        """The match as the API shows it: {pool_id, pledge_id, tokens}, while it lives."""
+        match = self.match
+        if match is None or match.state not in LIVE_STATES or match.pool_id is None:
+            return None
+        return {"pool_id": match.pool_id, "pledge_id": match.id, "tokens": match.tokens}
 
     @property
     def payment_type(self) -> str:

@@ -101,6 +101,15 @@ class PledgeOutSchema(ma.Schema):
     payment_type = ma.fields.String(
         required=True, metadata={"description": "card, sepa_debit or bank_transfer"}
     )
+    matched = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        allow_none=True,
+        metadata={
+            "description": "The pledge a matchfunding pool made beside this one: "
+            "{pool_id, pledge_id, tokens}; null when none."
+        },
+    )
     bank_transfer = ma.fields.Nested(
         BankTransferSchema,
         allow_none=True,

@@ -38,7 +38,7 @@ from marketplace.accounts.models import Organisation, Role, User
 from marketplace.audit import services as audit
 from marketplace.core import idempotency as idempotent
 from marketplace.core.idempotency import Idempotency
-from marketplace.funding import charges
+from marketplace.funding import charges, matching
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import LIVE_STATES, Pledge, PledgeState, PledgeStateChange
 from marketplace.notifications import notices
@@ -85,6 +85,8 @@ class NewPledge:
     created_at: datetime
     payment_type: str = "card"
     bank_transfer: None = None  # the instructions come at close
+    # The match a pool made beside this pledge: {pool_id, pledge_id, tokens}.
+    matched: dict[str, int] | None = None
 
 
 def buyers_of(session: Session, project_id: int) -> list[int]:
@@ -174,6 +176,9 @@ def create_pledge(
             Project.tokens_total,
             Project.tokens_pledged,
             Project.token_price_cents,
+            Project.round_id,
+            Project.theme,
+            Project.city,
         ).where(Project.id == project_id, visible_to(user))
     ).first()
     if project is None:
@@ -232,6 +237,15 @@ def create_pledge(
         today=today,
         idempotency=idempotency,
         respond=respond,
+        eligible=matching.Eligible(
+            id=project_id,
+            round_id=project.round_id,
+            theme=project.theme.value,
+            city=project.city,
+            tokens_total=project.tokens_total,
+            tokens_pledged=project.tokens_pledged,
+            token_price_cents=project.token_price_cents,
+        ),
     )
     if made is None:
         # Another buyer took the tokens (or funding closed) since the check; the
@@ -321,6 +335,7 @@ def _reserve(
     today: date,
     idempotency: Idempotency | None,
     respond: Callable[[NewPledge], dict[str, Any]] | None,
+    eligible: matching.Eligible | None = None,
 ) -> NewPledge | None:
     """The hot path (None when the project row refuses the reservation): plain statements,
     no unit of work. Everything that cannot conflict is written first; the project row is
@@ -359,6 +374,48 @@ def _reserve(
     )
     session.execute(insert(PledgeStateChange).values(**first))
     audit.transitions(session, [PledgeStateChange(**first)])
+    match = (
+        matching.find_match(
+            session, eligible, buyer_organisation_id=user.organisation_id, tokens=tokens
+        )
+        if eligible is not None
+        else None
+    )
+
+    def reserve(count: int) -> bool:
+        return (
+            affected(
+                session.execute(
+                    update(Project)
+                    .where(
+                        Project.id == project_id,
+                        Project.state == ProjectState.FUNDING,
+                        Project.funding_deadline >= today,
+                        Project.tokens_pledged + count <= Project.tokens_total,
+                    )
+                    .values(tokens_pledged=Project.tokens_pledged + count)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            == 1
+        )
+
+    if match is not None and not reserve(tokens + match.tokens):
+        match = None  # another buyer took tokens meanwhile: the pledge alone, if it fits
+    if match is None and not reserve(tokens):
+        return None
+    if match is not None:
+        match_id = matching.make_match(
+            session,
+            match,
+            project_id=project_id,
+            price_cents=price_cents,
+            matched_pledge_id=pledge_id,
+            now=now,
+        )
+        made = replace(
+            made, matched={"pool_id": match.pool_id, "pledge_id": match_id, "tokens": match.tokens}
+        )
     idempotent.remember(
         session,
         idempotency,
@@ -366,21 +423,6 @@ def _reserve(
         response=respond(made) if respond else {"id": pledge_id},
         now=now,
     )
-    reserved = affected(
-        session.execute(
-            update(Project)
-            .where(
-                Project.id == project_id,
-                Project.state == ProjectState.FUNDING,
-                Project.funding_deadline >= today,
-                Project.tokens_pledged + tokens <= Project.tokens_total,
-            )
-            .values(tokens_pledged=Project.tokens_pledged + tokens)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    if reserved != 1:
-        return None
     return made
 
 
@@ -431,6 +473,7 @@ def cancel_pledge(
         now=now,
         reason=Message("cancelled by the buyer"),
     )
+    matching.cancel_match(session, pledge, actor_id=user.id, now=now)
     released = affected(
         session.execute(
             update(Project)

@@ -1,0 +1,180 @@
+"""Matchfunding pools (issue 19): a pledge on an eligible project brings the pool's match in
+the same transaction, as far as its budget, its cap on the project and the project's tokens
+allow; cancelling releases it; under concurrency the pool never commits past its budget."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from marketplace.funding.models import LIVE_STATES, Pledge
+from marketplace.pools.services import match_tokens
+from tests.factories import ApiTokenFactory, OrganisationFactory, PaymentSetupFactory, UserFactory
+from tests.integration.funding_support import buyer, listed_project, pledge_via_api, project_state
+from tests.support.races import at_once
+
+PRICE = 1000  # listed_project: 100 tokens at 10.00 EUR
+
+
+def funder(name: str = "Rotterdam Jobs Fund"):
+    organisation = OrganisationFactory(name=name)  # verified, as the factory makes them
+    return UserFactory(role="buyer", organisation=organisation)
+
+
+def open_pool(client, auth_headers, person, **overrides):
+    body = {
+        "name": "Rotterdam Jobs Fund",
+        "budget_cents": 100_000,
+        "match_ratio": "1.0",
+        "cap_per_project_cents": 50_000,
+        "payment_method": "pm_card_visa",
+        **overrides,
+    }
+    return client.post("/api/v1/pools", json=body, headers=auth_headers(person))
+
+
+def live_pool_cents(session, pool_id: int) -> int:
+    session.rollback()
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(Pledge.amount_cents), 0)).where(
+                Pledge.pool_id == pool_id, Pledge.state.in_(LIVE_STATES)
+            )
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("tokens", "ratio", "budget", "cap", "left", "expected"),
+    [
+        (10, "1.0", 100_000, 100_000, 100, 10),  # floor(10 x 1.0)
+        (7, "0.5", 100_000, 100_000, 100, 3),  # floor(3.5)
+        (10, "1.0", 4_500, 100_000, 100, 4),  # what the budget pays: 4 tokens
+        (10, "1.0", 100_000, 2_999, 100, 2),  # the cap on the project
+        (10, "2.0", 100_000, 100_000, 5, 5),  # the project's tokens left
+        (10, "1.0", 999, 100_000, 100, 0),  # not one token's worth left
+    ],
+)
+def test_a_match_is_the_ratio_as_far_as_budget_cap_and_tokens_allow(
+    tokens, ratio, budget, cap, left, expected
+):
+    assert (
+        match_tokens(
+            tokens,
+            Decimal(ratio),
+            price_cents=PRICE,
+            budget_left_cents=budget,
+            cap_left_cents=cap,
+            tokens_left=left,
+        )
+        == expected
+    )
+
+
+def test_a_pledge_brings_the_pools_match_and_cancelling_it_releases_the_match(
+    client, session, auth_headers, clock
+):
+    project = listed_project()
+    fund = funder()
+    pool = open_pool(client, auth_headers, fund)
+    assert pool.status_code == 201, pool.json
+    mine = auth_headers(buyer())
+
+    made = pledge_via_api(client, mine, project.id, 10)
+
+    assert made.status_code == 201, made.json
+    matched = made.json["matched"]
+    assert (matched["pool_id"], matched["tokens"]) == (pool.json["id"], 10)
+    assert project_state(session, project.id).tokens_pledged == 20
+    shown = client.get(f"/api/v1/pools/{pool.json['id']}", headers=auth_headers(fund)).json
+    assert (shown["committed_cents"], shown["left_cents"]) == (10 * PRICE, 90_000)
+    assert shown["projects"][0]["tokens"] == 10
+    match = session.get(Pledge, matched["pledge_id"])
+    assert (match.organisation_id, match.matched_pledge_id) == (
+        fund.organisation_id,
+        made.json["id"],
+    )
+
+    cancelled = client.post(f"/api/v1/pledges/{made.json['id']}/cancel", headers=mine)
+
+    assert cancelled.status_code == 200, cancelled.json
+    assert project_state(session, project.id).tokens_pledged == 0
+    assert live_pool_cents(session, pool.json["id"]) == 0
+    session.rollback()
+    assert session.get(Pledge, matched["pledge_id"]).state.value == "cancelled"
+
+
+def test_a_pool_matches_only_what_it_takes_and_never_its_own_pledges(
+    client, session, auth_headers, clock
+):
+    project = listed_project(theme="housing")
+    fund = funder()
+    assert open_pool(client, auth_headers, fund, themes=["work"]).status_code == 201
+
+    other_theme = pledge_via_api(client, auth_headers(buyer()), project.id, 10)
+    own = pledge_via_api(client, auth_headers(fund), project.id, 10)
+
+    assert other_theme.json["matched"] is None and own.json["matched"] is None
+    assert project_state(session, project.id).tokens_pledged == 20
+
+
+def test_only_a_buyer_of_a_verified_organisation_opens_a_pool(client, session, auth_headers):
+    unverified = UserFactory(role="buyer", organisation=OrganisationFactory(verified_at=None))
+    refused = open_pool(client, auth_headers, unverified)
+    assert (refused.status_code, refused.json["code"]) == (403, "organisation_unverified")
+    assert open_pool(client, auth_headers, UserFactory(role="entrepreneur")).status_code == 403
+    bad = open_pool(client, auth_headers, funder(), match_ratio="0", cap_per_project_cents=5)
+    assert bad.status_code == 422 and {"match_ratio", "cap_per_project_cents"} <= set(
+        bad.json["errors"]
+    )
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Pledge)) == 0
+
+
+def test_32_buyers_on_4_projects_never_take_a_pool_past_its_budget(
+    app, client, session, auth_headers, clock
+):
+    """Each of 32 buyers pledges 5 tokens, 8 on each of 4 projects, all at once, against one
+    pool matching 1:1 with a budget of 16.5 matches (82 tokens): 16 matches of 5 tokens and
+    one of what was left (2), the rest none; no project past its tokens."""
+    projects = [listed_project() for _ in range(4)]
+    fund = funder()
+    pool = open_pool(
+        client, auth_headers, fund, budget_cents=82 * PRICE, cap_per_project_cents=82 * PRICE
+    ).json
+    people = []
+    for _ in range(32):
+        person = buyer()
+        setup = PaymentSetupFactory(organisation_id=person.organisation_id, user_id=person.id)
+        people.append((ApiTokenFactory(user=person).secret, setup.payment_method_id))
+    session.commit()
+
+    def attempt(n: int):
+        token, method = people[n]
+        answer = pledge_via_api(
+            app.test_client(),
+            {"Authorization": f"Bearer {token}"},
+            projects[n % 4].id,
+            5,
+            method,
+            key=f"pool-race-{n}",
+        )
+        return answer.status_code, (answer.json.get("matched") or {}).get("tokens", 0)
+
+    answers = at_once(32, attempt)
+
+    assert {status for status, _ in answers} == {201}, answers
+    matches = Counter(tokens for _, tokens in answers)
+    assert matches == Counter({5: 16, 2: 1, 0: 15}), matches
+    assert live_pool_cents(session, pool["id"]) == 82 * PRICE
+    for project in projects:
+        fresh = project_state(session, project.id)
+        pledged = session.scalar(
+            select(func.sum(Pledge.tokens)).where(
+                Pledge.project_id == project.id, Pledge.state.in_(LIVE_STATES)
+            )
+        )
+        assert fresh.tokens_pledged == pledged <= fresh.tokens_total
