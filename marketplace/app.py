@@ -256,6 +256,7 @@ def _register_web(app: Flask) -> None:
     from marketplace.notifications.views import bp as notifications_bp
     from marketplace.notifications.views import notice_text, unread_count
     from marketplace.obligations.views import bp as obligations_bp
+    from marketplace.pools.views import bp as pools_bp
     from marketplace.projects.views import bp as projects_bp
     from marketplace.receipts.views import bp as receipts_bp
     from marketplace.reconciliation.views import bp as reconciliation_bp
@@ -281,6 +282,7 @@ def _register_web(app: Flask) -> None:
     app.register_blueprint(disputes_bp)
     app.register_blueprint(obligations_bp)
     app.register_blueprint(rounds_bp)
+    app.register_blueprint(pools_bp)
     app.register_blueprint(receipts_bp)
     init_audit(app)
     app.jinja_env.globals["unread_notices"] = unread_count

@@ -54,6 +54,7 @@ from marketplace.payments.models import (
     StripeEvent,
     Transfer,
 )
+from marketplace.pools.models import Pool, PoolState
 from marketplace.projects.models import (
     Project,
     ProjectState,
@@ -767,3 +768,34 @@ class RoundFactory(BaseFactory):
 
 
 WITHOUT_FACTORY["RoundStateChange"] = "history rows exist only beside their round"
+
+
+class PoolFactory(BaseFactory):
+    """An active pool of a buyer organisation matching 1:1, paying with a saved card."""
+
+    class Meta:
+        model = Pool
+
+    organisation_id = factory.LazyFunction(lambda: OrganisationFactory().id)
+    created_by_id = factory.LazyAttribute(
+        lambda o: (
+            UserFactory(
+                role=Role.BUYER, organisation=Session.get(Organisation, o.organisation_id)
+            ).id
+        )
+    )
+    payment_setup_id = factory.LazyAttribute(
+        lambda o: PaymentSetupFactory(organisation_id=o.organisation_id, user_id=o.created_by_id).id
+    )
+    name = "Rotterdam Jobs Fund"
+    budget_cents = 1_000_000
+    match_ratio = Decimal("1")
+    cap_per_project_cents = 500_000
+    themes = factory.LazyFunction(list)
+    cities = factory.LazyFunction(list)
+    state = PoolState.ACTIVE
+    created_at = factory.LazyFunction(_now)
+    updated_at = factory.LazyFunction(_now)
+
+
+WITHOUT_FACTORY["PoolStateChange"] = "history rows exist only beside their pool"

@@ -169,3 +169,46 @@ def cancel_match(session: Session, pledge: Pledge, *, actor_id: int | None, now:
         .execution_options(synchronize_session=False)
     )
     return match.tokens
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A pool that would match a pledge here now, as the pledge form says it."""
+
+    name: str
+    ratio: str  # "1", "0.5"
+    left_cents: int
+
+
+def offer_for(session: Session, project: Project, organisation_id: int | None) -> Offer | None:
+    """The pool a pledge on ``project`` would be matched by now (read only: the pledge
+    itself decides, under the pool's lock)."""
+    if project.token_price_cents is None:
+        return None
+    for pool in session.scalars(
+        select(Pool).where(Pool.state == PoolState.ACTIVE).order_by(Pool.id)
+    ):
+        if pool.organisation_id == organisation_id or not pool.takes(
+            round_id=project.round_id, theme=project.theme.value, city=project.city
+        ):
+            continue
+        left = min(
+            pool.budget_cents - committed_cents(session, pool.id),
+            pool.cap_per_project_cents - committed_cents(session, pool.id, project.id),
+        )
+        if left >= project.token_price_cents:
+            return Offer(pool.name, format(pool.match_ratio.normalize(), "f"), left)
+    return None
+
+
+def matched_by(session: Session, project_id: int) -> list[str]:
+    """The pools whose live pledges fund the project (their names)."""
+    return list(
+        session.scalars(
+            select(Pool.name)
+            .join(Pledge, Pledge.pool_id == Pool.id)
+            .where(Pledge.project_id == project_id, Pledge.state.in_(LIVE_STATES))
+            .distinct()
+            .order_by(Pool.name)
+        )
+    )

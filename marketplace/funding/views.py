@@ -11,7 +11,7 @@ import secrets
 
 import marshmallow as ma
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date
+from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -24,7 +24,7 @@ from marketplace.core.errors import Forbidden, MarketplaceError, Unavailable
 from marketplace.core.idempotency import Replayed
 from marketplace.core.schemas import page_number
 from marketplace.extensions import db
-from marketplace.funding import services
+from marketplace.funding import matching, services
 from marketplace.funding.api import debit_terms, invoice_pdf
 from marketplace.funding.models import PledgeState
 from marketplace.funding.schemas import PayInSchema, PledgeInSchema
@@ -95,6 +95,12 @@ def pledge_form_context(project, _viewer=None, _is_owner: bool = False) -> dict:
             "form_key": secrets.token_urlsafe(24),
             "sepa_limit_cents": settings.sepa_limit_cents,
             "platform_name": settings.platform_legal_name,
+            "offer": matching.offer_for(
+                db.session,
+                project,
+                current_user.organisation_id if current_user.is_authenticated else None,
+            ),
+            "matched_by": matching.matched_by(db.session, project.id),
         }
     }
 
@@ -184,6 +190,17 @@ def pledge(project_id: int):
             "Pledged %(n)d tokens. Your card is saved and is charged only if funding reaches "
             "its threshold.",
             n=created.tokens,
+        )
+    if created.matched:
+        done = " ".join(
+            (
+                done,
+                ngettext(
+                    "A matchfunding pool adds %(num)d token.",
+                    "A matchfunding pool adds %(num)d tokens.",
+                    created.matched["tokens"],
+                ),
+            )
         )
     flash(done, "success")
     return redirect(url_for("funding.pledges", _anchor=f"pledge-{created.id}"))

@@ -144,6 +144,20 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         return _ok(client.post("/api/v1/rounds", headers=h["admin"], json=body), 201)["id"]
 
     round_to_edit, round_to_close = open_round("Ronde A"), open_round("Ronde B")
+    world_pool = _ok(
+        client.post(
+            "/api/v1/pools",
+            headers=h["bank"],
+            json={
+                "budget_cents": 10_000,
+                "match_ratio": "0.5",
+                "cap_per_project_cents": 5_000,
+                "payment_method": "pm_card_visa",
+                "themes": ["education"],
+            },
+        ),
+        201,
+    )["id"]
 
     # a concern to triage, and one to dispute (only for the uphold's test: a disputed
     # project's tokens cannot be retired)
@@ -479,6 +493,17 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         ("GET", "/api/v1/obligations"): Rightful("bank"),
         ("GET", "/api/v1/rounds"): Rightful("anonymous"),
         ("GET", "/api/v1/open-data/projects"): Rightful("anonymous"),
+        ("POST", "/api/v1/pools"): Rightful(
+            "bank",
+            {},
+            {
+                "budget_cents": 100_000,
+                "match_ratio": "1.0",
+                "cap_per_project_cents": 50_000,
+                "payment_method": "pm_card_visa",
+            },
+        ),
+        ("GET", "/api/v1/pools/{pool_id}"): Rightful("bank", {"pool_id": world_pool}),
         ("POST", "/api/v1/rounds"): Rightful(
             "admin",
             {},
@@ -535,6 +560,7 @@ def build_world(app: Flask, client, session, auth_headers, settled: Settled) -> 
         "organisation_id": [organisation.id, other_buyer.organisation_id, contracting.id],
         "obligation_id": [pending_obligation, accepted_obligation],
         "round_id": [round_to_edit, round_to_close],
+        "pool_id": [world_pool],
         "credit_id": [credit.id],
         "receipt_id": [receipt_id],
         "pledge_id": [bank_pledge, open_pledge["id"], failed["id"]],

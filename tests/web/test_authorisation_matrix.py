@@ -255,6 +255,10 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     # funding rounds: public pages; the platform team runs them
     ("rounds.listing", "GET"): EVERYONE,
     ("organisations_api.OpenData", "GET"): EVERYONE,
+    ("pools_api.Pools", "POST"): BUYERS,
+    ("pools.listing", "GET"): BUYERS | ADMIN,
+    ("pools.detail", "GET"): frozenset({"buyer", "admin"}),
+    ("pools_api.OnePool", "GET"): frozenset({"buyer", "admin"}),
     ("rounds.detail", "GET"): EVERYONE,
     ("rounds.new", "GET"): ADMIN,
     ("rounds.new", "POST"): ADMIN,
@@ -355,6 +359,7 @@ def world(app, client, session, auth_headers, settled_example):
     concern = factories.ConcernFactory(project_id=settled.id, user_id=buyer.id)
     accreditation = factories.AccreditationFactory(user_id=settled_example.evaluator.id)
     funding_round = factories.RoundFactory()
+    pool = factories.PoolFactory(organisation_id=buyer.organisation_id, created_by_id=buyer.id)
     contracting = OrganisationFactory(sroi_factor=Decimal(1))
     authority = UserFactory(role=Role.AUTHORITY, organisation=contracting)
     session.commit()
@@ -405,6 +410,7 @@ def world(app, client, session, auth_headers, settled_example):
             "evaluator_id": settled_example.evaluator.id,
             "obligation_id": owed,
             "round_id": funding_round.id,
+            "pool_id": pool.id,
             "credit_id": credit.id,
             "receipt_id": session.scalar(
                 select(Receipt.id).where(Receipt.organisation_id == buyer.organisation_id)

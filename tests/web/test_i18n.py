@@ -26,6 +26,7 @@ from marketplace.projects.models import Project
 from tests.factories import (
     EvaluationFactory,
     OrganisationFactory,
+    PoolFactory,
     ProgressReportFactory,
     ProjectFactory,
     RoundFactory,
@@ -197,6 +198,9 @@ def everything(client, session, auth_headers, settled_example):
             "concern_id": to_triage.id,
             "obligation_id": accepted,
             "round_id": funding_round.id,
+            "pool_id": PoolFactory(
+                organisation_id=bank.organisation_id, created_by_id=bank.id, name="Zuid Fonds"
+            ).id,
             **secret_ids(links),
         },
         "draft": draft.id,
@@ -242,6 +246,8 @@ PAGES_BY_PERSON = {
         "obligations.listing",
         "obligations.new",
         "obligations.detail",
+        "pools.listing",
+        "pools.detail",
     ],
     "authority": ["obligations.listing", "obligations.detail", "notifications.notices"],
     "entrepreneur": [
