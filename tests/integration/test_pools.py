@@ -5,6 +5,7 @@ allow; cancelling releases it; under concurrency the pool never commits past its
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,21 @@ from sqlalchemy import func, select
 from marketplace.funding.models import LIVE_STATES, Pledge
 from marketplace.pools.services import match_tokens
 from tests.factories import ApiTokenFactory, OrganisationFactory, PaymentSetupFactory, UserFactory
-from tests.integration.funding_support import buyer, listed_project, pledge_via_api, project_state
+from tests.integration.funding_support import (
+    buyer,
+    listed_project,
+    pledge_via_api,
+    project_state,
+    tick,
+)
+from tests.integration.test_settlement import (
+    CLOSED,
+    ENDED,
+    STARTED,
+    evaluate,
+    listed_worked_example,
+    onboard_owner,
+)
 from tests.support.races import at_once
 
 PRICE = 1000  # listed_project: 100 tokens at 10.00 EUR
@@ -178,3 +193,50 @@ def test_32_buyers_on_4_projects_never_take_a_pool_past_its_budget(
             )
         )
         assert fresh.tokens_pledged == pledged <= fresh.tokens_total
+
+
+def test_a_pooled_project_settled_at_70_percent_pays_the_pool_like_every_buyer(
+    client, session, auth_headers, clock
+):
+    """product.md's worked example (price 2,953; V_verified 70% of V_target; buffer 5%) with
+    a pool matching 1:1 and money for exactly 1,000 tokens: buyer A pledges 1,000 (the pool
+    adds 1,000), buyer B 400 (nothing left to match). S = 2,400. By hand:
+    tokens to share 1,596 (1,680 minted less 84 to the buffer): 1,596 x n / 2,400 =
+    665, 665, 266 (no remainder). refund_total 326,012: 326,012 x n / 2,400 =
+    135,838.33, 135,838.33, 54,335.33 -> 135,838 + 135,838 + 54,335 = 326,011; the cent
+    left goes to the largest remainder, all equal, so to the earliest pledge: A."""
+    project, admin = listed_worked_example(session)
+    fund = funder()
+    pool = open_pool(
+        client,
+        auth_headers,
+        fund,
+        budget_cents=1000 * 2953,
+        cap_per_project_cents=1000 * 2953,
+    ).json
+    a, b = auth_headers(buyer()), auth_headers(buyer())
+    first = pledge_via_api(client, a, project.id, 1000).json
+    assert first["matched"]["tokens"] == 1000
+    assert pledge_via_api(client, b, project.id, 400).json["matched"] is None
+    onboard_owner(client, auth_headers, project)
+    tick(client.application, CLOSED)
+    tick(client.application, STARTED)
+    tick(client.application, ENDED)
+    evaluate(client, auth_headers, project, admin, verified=14)
+    tick(client.application, ENDED + timedelta(days=1))
+
+    settled = client.get(
+        f"/api/v1/projects/{project.id}/settlement", headers=auth_headers(project.created_by)
+    ).json
+    assert settled["raised_cents"] == 2400 * 2953 and settled["refund_total_cents"] == 326_012
+    assert [
+        (s["tokens_paid"], s["tokens_minted"], s["refund_cents"]) for s in settled["buyers"]
+    ] == [
+        (1000, 665, 135_839),
+        (1000, 665, 135_838),
+        (400, 266, 54_335),
+    ]
+    shown = client.get(f"/api/v1/pools/{pool['id']}", headers=auth_headers(fund)).json
+    assert (shown["charged_cents"], shown["refunded_cents"]) == (2_953_000, 135_838)
+    assert shown["tokens_minted"] == 665
+    assert shown["verified_value_cents"] == settled["v_verified_cents"] * 665 // 1680
