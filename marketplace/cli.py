@@ -30,6 +30,7 @@ from marketplace.demo import (
     DEMO_PASSWORD,
     DEMO_PROJECTS,
     DEMO_USERS,
+    demo_pool,
     load_demo,
     load_demo_projects,
 )
@@ -110,6 +111,8 @@ def demo_load_command() -> None:
         created = load_demo(session, account_rules(), now=now())
         projects = load_demo_projects(session, now=now(), today=today())
     lived = _demo_history()
+    with db.transaction() as session:
+        demo_pool(session, now=now())
     click.echo(
         f"Demo data: {len(created)} users created, "
         f"{len(DEMO_USERS) - len(created)} already present; "
@@ -167,6 +170,8 @@ def demo_reset_command(yes: bool) -> None:
         created = load_demo(session, account_rules(), now=now())
         projects = load_demo_projects(session, now=now(), today=today())
     lived = _demo_history()
+    with db.transaction() as session:
+        demo_pool(session, now=now())
     click.echo(f"The demo is back: {len(created)} users, {len(projects) + int(lived)} projects.")
     _echo_demo_logins()
 

@@ -19,6 +19,9 @@ from marketplace.accounts.models import Role, User
 from marketplace.accounts.services import AccountRules, NewUser, create_user
 from marketplace.evaluations import services as evaluations
 from marketplace.obligations import services as obligations
+from marketplace.payments.models import MethodType, PaymentSetup, SetupState
+from marketplace.pools import services as pools
+from marketplace.pools.models import Pool
 from marketplace.projects import services as projects
 from marketplace.projects.models import Project, Theme
 from marketplace.rounds import services as rounds
@@ -365,3 +368,41 @@ def _demo_obligation(session: Session, now: datetime) -> None:
         now=now,
     )
     obligations.accept(session, authority, owed.id, now=now)
+
+
+DEMO_POOL = "Rotterdam Werkt Fonds (demo)"
+
+
+def demo_pool(session: Session, *, now: datetime) -> bool:
+    """The municipality's matchfunding pool on the demo round (1:1, 50,000 EUR, at most
+    10,000 EUR a project), paying with the card its demo pledges saved. Made once, after
+    the demo's settled history (so it matches none of that history's pledges)."""
+    if session.scalar(select(Pool.id).where(Pool.name == DEMO_POOL)) is not None:
+        return False
+    municipality = _user(session, "municipality@som.example")
+    card = session.scalar(
+        select(PaymentSetup.id)
+        .where(
+            PaymentSetup.organisation_id == municipality.organisation_id,
+            PaymentSetup.state == SetupState.SUCCEEDED,
+            PaymentSetup.method_type == MethodType.CARD,
+        )
+        .order_by(PaymentSetup.id)
+    )
+    round_id = session.scalar(select(Round.id).where(Round.name == DEMO_ROUND))
+    if card is None or round_id is None:
+        return False
+    pools.open_pool(
+        session,
+        municipality,
+        pools.NewPool(
+            name=DEMO_POOL,
+            budget_cents=5_000_000,
+            match_ratio=Decimal("1"),
+            cap_per_project_cents=1_000_000,
+            round_id=round_id,
+        ),
+        payment_setup_id=card,
+        now=now,
+    )
+    return True

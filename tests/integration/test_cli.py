@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from marketplace.accounts.models import LoginAttempt, Organisation, Role, User
 from marketplace.demo import DEMO_PROJECTS, DEMO_USERS
+from marketplace.pools.models import Pool
 from marketplace.projects.models import Project, ProjectStateChange
 from tests.factories import LoginAttemptFactory, UserFactory
 
@@ -308,3 +309,21 @@ def test_the_demo_has_a_settled_project_with_retired_tokens_and_clean_books(app,
     assert "a settled project" not in second.output
     session.rollback()
     assert session.scalar(select(func.count()).select_from(Settlement)) == 1
+
+
+def test_the_demo_has_a_round_with_listed_projects_and_a_pool_matching_them(cli, client):
+    cli("demo", "load")
+    cli("demo", "load")
+
+    [demo_round] = client.get("/api/v1/rounds").json
+    assert demo_round["state"] == "open" and demo_round["figures"]["projects"] == 3
+    listed = client.get(f"/api/v1/projects?round_id={demo_round['id']}").json["items"]
+    assert {p["funding_deadline"] for p in listed} == {demo_round["funding_deadline"]}
+    found = client.application.extensions["db"].session_factory()
+    try:
+        [(name, round_id, ratio)] = found.execute(
+            select(Pool.name, Pool.round_id, Pool.match_ratio)
+        ).all()
+    finally:
+        found.close()
+    assert (name, round_id, ratio) == ("Rotterdam Werkt Fonds (demo)", demo_round["id"], 1)
