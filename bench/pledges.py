@@ -77,29 +77,54 @@ END;
 """
 
 
+def _member(conn, name: str, email: str, role: Role, now: datetime) -> tuple[int, int]:
+    """A verified organisation and its one person: (organisation id, user id)."""
+    org = conn.execute(
+        insert(Organisation)
+        .values(name=name, name_key=name.casefold(), created_at=now, verified_at=now)
+        .returning(Organisation.id)
+    ).scalar_one()
+    user = conn.execute(
+        insert(User)
+        .values(
+            email=email,
+            name=name,
+            role=role,
+            organisation_id=org,
+            password_hash=NO_LOG_IN,
+            created_at=now,
+            email_verified_at=now,
+        )
+        .returning(User.id)
+    ).scalar_one()
+    return org, user
+
+
+def _saved_card(conn, org: int, user: int, method: str, now: datetime) -> int:
+    """A card saved by an earlier pledge (as Stripe confirmed it)."""
+    return conn.execute(
+        insert(PaymentSetup)
+        .values(
+            organisation_id=org,
+            user_id=user,
+            requested_method="pm_card_visa",
+            state=SetupState.SUCCEEDED,
+            setup_intent_id=f"seti_{method}",
+            payment_method_id=method,
+            brand="visa",
+            last4="4242",
+            created_at=now,
+        )
+        .returning(PaymentSetup.id)
+    ).scalar_one()
+
+
 def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
     engine = create_engine(url)
     now = datetime.now(UTC)
     buyers = []
     with engine.begin() as conn:
-        owner = conn.execute(
-            insert(Organisation)
-            .values(name="Werkplaats", name_key="werkplaats", created_at=now, verified_at=now)
-            .returning(Organisation.id)
-        ).scalar_one()
-        creator = conn.execute(
-            insert(User)
-            .values(
-                email="owner@bench.example",
-                name="Owner",
-                role=Role.ENTREPRENEUR,
-                organisation_id=owner,
-                password_hash=NO_LOG_IN,
-                created_at=now,
-                email_verified_at=now,
-            )
-            .returning(User.id)
-        ).scalar_one()
+        owner, creator = _member(conn, "Werkplaats", "owner@bench.example", Role.ENTREPRENEUR, now)
         project_id = conn.execute(
             insert(Project)
             .values(
@@ -128,24 +153,7 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
             .returning(Project.id)
         ).scalar_one()
         for n in range(BUYERS):
-            org = conn.execute(
-                insert(Organisation)
-                .values(name=f"Buyer {n}", name_key=f"buyer {n}", created_at=now, verified_at=now)
-                .returning(Organisation.id)
-            ).scalar_one()
-            user = conn.execute(
-                insert(User)
-                .values(
-                    email=f"buyer{n}@bench.example",
-                    name=f"Buyer {n}",
-                    role=Role.BUYER,
-                    organisation_id=org,
-                    password_hash=NO_LOG_IN,
-                    created_at=now,
-                    email_verified_at=now,
-                )
-                .returning(User.id)
-            ).scalar_one()
+            org, user = _member(conn, f"Buyer {n}", f"buyer{n}@bench.example", Role.BUYER, now)
             secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
             conn.execute(
                 insert(ApiToken).values(
@@ -157,19 +165,7 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
                 )
             )
             method = f"pm_bench_{n}"
-            conn.execute(
-                insert(PaymentSetup).values(
-                    organisation_id=org,
-                    user_id=user,
-                    requested_method="pm_card_visa",
-                    state=SetupState.SUCCEEDED,
-                    setup_intent_id=f"seti_bench_{n}",
-                    payment_method_id=method,
-                    brand="visa",
-                    last4="4242",
-                    created_at=now,
-                )
-            )
+            _saved_card(conn, org, user, method, now)
             buyers.append((secret, method))
         conn.execute(
             text(
@@ -188,39 +184,8 @@ def attach_pool(url: str) -> None:
     engine = create_engine(url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        org = conn.execute(
-            insert(Organisation)
-            .values(name="Jobs Fund", name_key="jobs fund", created_at=now, verified_at=now)
-            .returning(Organisation.id)
-        ).scalar_one()
-        user = conn.execute(
-            insert(User)
-            .values(
-                email="fund@bench.example",
-                name="Fund",
-                role=Role.BUYER,
-                organisation_id=org,
-                password_hash=NO_LOG_IN,
-                created_at=now,
-                email_verified_at=now,
-            )
-            .returning(User.id)
-        ).scalar_one()
-        setup = conn.execute(
-            insert(PaymentSetup)
-            .values(
-                organisation_id=org,
-                user_id=user,
-                requested_method="pm_card_visa",
-                state=SetupState.SUCCEEDED,
-                setup_intent_id="seti_bench_fund",
-                payment_method_id="pm_bench_fund",
-                brand="visa",
-                last4="4242",
-                created_at=now,
-            )
-            .returning(PaymentSetup.id)
-        ).scalar_one()
+        org, user = _member(conn, "Jobs Fund", "fund@bench.example", Role.BUYER, now)
+        setup = _saved_card(conn, org, user, "pm_bench_fund", now)
         conn.execute(
             insert(Pool).values(
                 organisation_id=org,
