@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -176,7 +177,7 @@ class Offer:
     """A pool that would match a pledge here now, as the pledge form says it."""
 
     name: str
-    ratio: str  # "1", "0.5"
+    ratio: Decimal  # tokens added for each token pledged
     left_cents: int
 
 
@@ -197,7 +198,7 @@ def offer_for(session: Session, project: Project, organisation_id: int | None) -
             pool.cap_per_project_cents - committed_cents(session, pool.id, project.id),
         )
         if left >= project.token_price_cents:
-            return Offer(pool.name, format(pool.match_ratio.normalize(), "f"), left)
+            return Offer(pool.name, pool.match_ratio.normalize(), left)
     return None
 
 

@@ -240,3 +240,21 @@ def test_a_pooled_project_settled_at_70_percent_pays_the_pool_like_every_buyer(
     assert (shown["charged_cents"], shown["refunded_cents"]) == (2_953_000, 135_838)
     assert shown["tokens_minted"] == 665
     assert shown["verified_value_cents"] == settled["v_verified_cents"] * 665 // 1680
+
+
+def test_the_project_page_says_what_a_pledge_brings_and_who_matches_it(
+    client, session, auth_headers, web, clock
+):
+    project = listed_project()
+    fund = funder("Zuid Fonds")
+    made = open_pool(client, auth_headers, fund, match_ratio="0.5", name="Zuid Fonds")
+    assert made.status_code == 201
+    person = buyer()
+    page = web.as_user(person.email).get(f"/projects/{project.id}").get_data(as_text=True)
+    assert "Zuid Fonds matches every token you pledge with 0.5 of its own, up to" in page
+    assert "Matched by" not in page
+
+    pledge_via_api(client, auth_headers(person), project.id, 10)
+
+    page = web.as_user(person.email).get(f"/projects/{project.id}").get_data(as_text=True)
+    assert "Matched by Zuid Fonds." in page
