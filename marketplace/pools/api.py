@@ -114,6 +114,36 @@ def pool_body(figures: PoolFigures) -> dict[str, Any]:
     }
 
 
+def fund_with(user: Any, data: dict[str, Any]) -> Any:
+    """Open the pool a form or a request describes: the funder checked, its payment
+    method saved (a process: Stripe outside the request's transaction), then the pool."""
+    data = dict(data)
+    if data.get("round_id") is not None and db.session.get(Round, data["round_id"]) is None:
+        raise ValidationFailed(errors={"round_id": ["No such round."]})
+    method = data.pop("payment_method")
+    services.check_funder(db.session, user)
+    if method == BANK_TRANSFER:
+        saved = payments.bank_transfer_method(
+            db.session, organisation_id=user.organisation_id, user_id=user.id, now=now()
+        )
+    else:
+        name = db.session.scalar(
+            select(Organisation.name).where(Organisation.id == user.organisation_id)
+        )
+        saved = payments.save_payment_method(
+            db.for_process(),
+            current_app.extensions["stripe"],
+            organisation_id=user.organisation_id,
+            organisation_name=name or "",
+            user_id=user.id,
+            payment_method=method,
+            now=now(),
+        )
+    return services.open_pool(
+        db.session, user, services.NewPool(**data), payment_setup_id=saved.id, now=now()
+    )
+
+
 @blp.route("/pools")
 class Pools(MethodView):
     @authenticated(blp, Role.BUYER, scope=Scope.MONEY)
@@ -123,32 +153,7 @@ class Pools(MethodView):
         """Open a matchfunding pool (a verified buyer organisation): each pledge of another
         buyer on an eligible project brings ``floor(n * match_ratio)`` tokens of the pool's,
         as far as its budget, its cap per project and the project's tokens allow."""
-        user = current_api_user()
-        if data.get("round_id") is not None and db.session.get(Round, data["round_id"]) is None:
-            raise ValidationFailed(errors={"round_id": ["No such round."]})
-        method = data.pop("payment_method")
-        services.check_funder(db.session, user)
-        if method == BANK_TRANSFER:
-            saved = payments.bank_transfer_method(
-                db.session, organisation_id=user.organisation_id, user_id=user.id, now=now()
-            )
-        else:
-            name = db.session.scalar(
-                select(Organisation.name).where(Organisation.id == user.organisation_id)
-            )
-            saved = payments.save_payment_method(
-                db.for_process(),
-                current_app.extensions["stripe"],
-                organisation_id=user.organisation_id,
-                organisation_name=name or "",
-                user_id=user.id,
-                payment_method=method,
-                now=now(),
-            )
-        pool = services.open_pool(
-            db.session, user, services.NewPool(**data), payment_setup_id=saved.id, now=now()
-        )
-        return pool_body(pool_figures(db.session, pool))
+        return pool_body(pool_figures(db.session, fund_with(current_api_user(), data)))
 
 
 @blp.route("/pools/<int:pool_id>")

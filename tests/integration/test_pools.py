@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from marketplace.funding.models import LIVE_STATES, Pledge
+from marketplace.pools.models import Pool
 from marketplace.pools.services import match_tokens
 from tests.factories import ApiTokenFactory, OrganisationFactory, PaymentSetupFactory, UserFactory
 from tests.integration.funding_support import (
@@ -258,3 +259,41 @@ def test_the_project_page_says_what_a_pledge_brings_and_who_matches_it(
 
     page = web.as_user(person.email).get(f"/projects/{project.id}").get_data(as_text=True)
     assert "Matched by Zuid Fonds." in page
+
+
+def test_a_funder_opens_a_pool_on_its_page_and_a_bad_amount_is_named(web, session):
+    fund = funder("Zuid Fonds")
+    page = web.as_user(fund.email)
+
+    bad = page.submit(
+        "/pools",
+        {
+            "budget": "lots",
+            "match_ratio": "1",
+            "cap_per_project": "10000",
+            "payment_method": "pm_card_visa",
+        },
+    )
+    assert bad.status_code == 422 and "Give an amount in euros" in bad.get_data(as_text=True)
+    made = page.submit(
+        "/pools",
+        {
+            "name": "Zuid Fonds",
+            "budget": "50,000.00",
+            "match_ratio": "0,5",
+            "cap_per_project": "10000",
+            "themes": "work",
+            "payment_method": "pm_card_visa",
+        },
+    )
+
+    assert made.status_code == 302, made.get_data(as_text=True)[:500]
+    shown = page.get(made.headers["Location"]).get_data(as_text=True)
+    assert "Zuid Fonds" in shown and "€50,000.00" in shown
+    session.rollback()
+    [pool] = session.scalars(select(Pool)).all()
+    assert (pool.budget_cents, pool.match_ratio, pool.themes) == (
+        5_000_000,
+        Decimal("0.5"),
+        ["work"],
+    )

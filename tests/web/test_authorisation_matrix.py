@@ -257,6 +257,7 @@ AUDIENCE: dict[tuple[str, str], frozenset[str]] = {
     ("organisations_api.OpenData", "GET"): EVERYONE,
     ("pools_api.Pools", "POST"): BUYERS,
     ("pools.listing", "GET"): BUYERS | ADMIN,
+    ("pools.open_pool", "POST"): BUYERS,
     ("pools.detail", "GET"): frozenset({"buyer", "admin"}),
     ("pools_api.OnePool", "GET"): frozenset({"buyer", "admin"}),
     ("rounds.detail", "GET"): EVERYONE,
