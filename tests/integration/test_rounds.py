@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from marketplace.projects.models import Project, ProjectState
 from marketplace.rounds.models import RoundStateChange
+from marketplace.web.review import CONFIRMED
 from tests.factories import ProjectFactory, UserFactory
 from tests.integration.test_settlement import (  # noqa: F401 - the fixtures
     settled_example,
@@ -250,3 +251,36 @@ def test_a_round_takes_the_projects_own_themes():
     from marketplace.rounds.models import THEMES
 
     assert set(THEMES) == {t.value for t in Theme}
+
+
+def test_an_admin_opens_and_closes_a_round_on_its_pages(web, session):
+    admin = UserFactory(admin=True)
+    page = web.as_user(admin.email)
+    form = {
+        "name": "Zuid werkt",
+        "description": "Werk op Zuid.",
+        "themes": "work",
+        "cities": "Rotterdam, Schiedam",
+        "submissions_open": (TODAY - timedelta(days=1)).isoformat(),
+        "submissions_close": (TODAY + timedelta(days=20)).isoformat(),
+        "funding_deadline": (TODAY + timedelta(days=10)).isoformat(),  # before the close
+    }
+
+    refused = page.submit("/rounds/new", form)
+    assert refused.status_code == 422
+    assert "Funding ends after submissions close." in refused.get_data(as_text=True)
+
+    made = page.submit(
+        "/rounds/new", {**form, "funding_deadline": (TODAY + timedelta(days=60)).isoformat()}
+    )
+    assert made.status_code == 302
+    shown = page.get(made.headers["Location"]).get_data(as_text=True)
+    assert "Zuid werkt" in shown and "Rotterdam, Schiedam" in shown
+    round_path = made.headers["Location"]
+    review = page.submit(round_path, {}, action=f"{round_path}/close")
+    assert review.status_code == 200 and "Close the round" in review.get_data(as_text=True)
+    closed = page.submit(round_path, {"confirmed": CONFIRMED}, action=f"{round_path}/close")
+    assert closed.status_code == 302
+    session.rollback()
+    states = [c.to_state.value for c in session.scalars(select(RoundStateChange))]
+    assert states == ["open", "closed"]
