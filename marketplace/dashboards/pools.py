@@ -70,8 +70,8 @@ def pool_figures(session: Session, pool: Pool) -> PoolFigures:
         if state in LIVE_STATES:
             row.tokens += int(tokens)
             row.committed_cents += int(cents)
-        if state in (PledgeState.PAID, PledgeState.REFUNDED):
-            row.tokens_paid += int(tokens) if state is PledgeState.PAID else 0
+        if state is PledgeState.PAID:
+            row.tokens_paid += int(tokens)
     for project_id, cents in session.execute(
         select(Pledge.project_id, func.sum(Payment.amount_cents))
         .join(Payment, Payment.pledge_id == Pledge.id)

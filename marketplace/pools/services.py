@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from marketplace.accounts.authorisation import OrganisationUnverified
 from marketplace.accounts.models import Organisation, Role, User
 from marketplace.pools.models import POOL_LIFECYCLE, Pool, PoolState
+from marketplace.rounds.services import distinct_cities
 from outcomes.errors import Forbidden, NotFound, ValidationFailed
 
 
@@ -74,7 +75,7 @@ def open_pool(
         cap_per_project_cents=data.cap_per_project_cents,
         round_id=data.round_id,
         themes=sorted(set(data.themes)),
-        cities=list(dict.fromkeys(c.strip() for c in data.cities if c.strip())),
+        cities=distinct_cities([c for c in data.cities if c.strip()]),
         state=PoolState.ACTIVE,
         created_at=now,
         updated_at=now,

@@ -53,7 +53,7 @@ def _check(data: RoundInput, today: date) -> None:
         raise ValidationFailed(errors=errors)
 
 
-def _cities(cities: list[str]) -> list[str]:
+def distinct_cities(cities: list[str]) -> list[str]:
     """Each city once, as written first (compared case-folded)."""
     seen: dict[str, str] = {}
     for city in cities:
@@ -71,7 +71,7 @@ def open_round(
         name=data.name,
         description=data.description,
         themes=sorted(set(data.themes)),
-        cities=_cities(data.cities),
+        cities=distinct_cities(data.cities),
         submissions_open=data.submissions_open,
         submissions_close=data.submissions_close,
         funding_deadline=data.funding_deadline,
@@ -145,7 +145,7 @@ def edit_round(
         )
     _check(merged, today)
     found.name, found.description = merged.name, merged.description
-    found.themes, found.cities = sorted(set(merged.themes)), _cities(merged.cities)
+    found.themes, found.cities = sorted(set(merged.themes)), distinct_cities(merged.cities)
     found.submissions_open, found.submissions_close = (
         merged.submissions_open,
         merged.submissions_close,
