@@ -84,8 +84,8 @@ class Lifecycle(Generic[S]):
     """One lifecycle: its model, history table, table of moves and refusal.
 
     ``stamp`` names the model's column set to ``now`` on each move (or None);
-    ``after_move`` runs in the same transaction after each move (e.g. to bump a
-    cache version).
+    ``after_move(session, row, from_state, to_state)`` runs in the same transaction
+    after each move (e.g. to bump a cache version, or keep a running total).
     """
 
     name: str
@@ -95,7 +95,7 @@ class Lifecycle(Generic[S]):
     transitions: frozenset[tuple[S, S]]
     refusal: type[Conflict] = InvalidTransition
     stamp: str | None = "updated_at"
-    after_move: Callable[[Session], None] | None = field(default=None)
+    after_move: Callable[[Session, Any, S, S], None] | None = field(default=None)
 
     def allows(self, from_state: S, to_state: S) -> bool:
         return (from_state, to_state) in self.transitions
@@ -141,7 +141,7 @@ class Lifecycle(Generic[S]):
         session.refresh(row, list(values))
         change = self.record(session, row.id, from_state, to_state, actor_id, now, reason)
         if self.after_move is not None:
-            self.after_move(session)
+            self.after_move(session, row, from_state, to_state)
         session.flush()
         return change
 

@@ -167,10 +167,16 @@ def transitions(session: Session, changes: Iterable[object]) -> None:
     The session listener calls it for those flushed through the session; a history
     row written with a Core insert is passed in by whoever wrote it.
     """
+    _write(session.connection(), transition_rows(session, changes))
+
+
+def transition_rows(session: Session, changes: Iterable[object]) -> list[dict]:
+    """The rows ``transitions`` writes, for a statement that writes them with the work."""
     changes = list(changes)
-    if changes:
-        actor = current_actor()
-        _write(session.connection(), [_transition_row(session, c, actor) for c in changes])
+    if not changes:
+        return []
+    actor = current_actor()
+    return [_transition_row(session, c, actor) for c in changes]
 
 
 @event.listens_for(Session, "after_flush")

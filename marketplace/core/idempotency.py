@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, insert, select
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -142,13 +142,37 @@ def remember(
     try:
         session.execute(
             insert(IdempotencyRecord).values(
-                user_id=idempotency.user_id,
-                key=idempotency.key,
-                fingerprint=idempotency.fingerprint,
-                status_code=status_code,
-                response=response,
-                created_at=now,
+                **record_values(idempotency, status_code=status_code, response=response, now=now)
             )
         )
     except IntegrityError:
         raise Replayed(idempotency) from None
+
+
+def record_values(
+    idempotency: Idempotency, *, status_code: int, response: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The columns of the record that stores a response (for a statement that writes it
+    together with the work)."""
+    return {
+        "user_id": idempotency.user_id,
+        "key": idempotency.key,
+        "fingerprint": idempotency.fingerprint,
+        "status_code": status_code,
+        "response": response,
+        "created_at": now,
+    }
+
+
+def amend(session: Session, idempotency: Idempotency | None, response: dict[str, Any]) -> None:
+    """The work ended otherwise than the response stored with it said: store the right
+    one (same transaction, before it commits)."""
+    if idempotency is not None:
+        session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.user_id == idempotency.user_id,
+                IdempotencyRecord.key == idempotency.key,
+            )
+            .values(response=response)
+        )

@@ -9,17 +9,20 @@ conditional update, as for every pledge).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.audit import services as audit
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import LIVE_STATES, Pledge, PledgeState, PledgeStateChange
-from marketplace.pools.models import Pool, PoolState
+from marketplace.pools import totals as pool_totals
+from marketplace.pools.models import Pool, PoolProject, PoolState, takes
 from marketplace.pools.services import match_tokens
 from marketplace.projects.models import Project
 from outcomes.errors import Message
@@ -32,6 +35,7 @@ class Match:
     user_id: int
     payment_setup_id: int
     tokens: int
+    cap_cents: int
 
 
 @dataclass(frozen=True)
@@ -48,85 +52,154 @@ class Eligible:
 
 
 def committed_cents(session: Session, pool_id: int, project_id: int | None = None) -> int:
-    """What the pool's live pledges hold (on one project, when given)."""
-    query = select(func.coalesce(func.sum(Pledge.amount_cents), 0)).where(
-        Pledge.pool_id == pool_id, Pledge.state.in_(LIVE_STATES)
-    )
-    if project_id is not None:
-        query = query.where(Pledge.project_id == project_id)
+    """What the pool's live pledges hold (on one project, when given): its running total."""
+    if project_id is None:
+        query = select(Pool.committed_cents).where(Pool.id == pool_id)
+    else:
+        query = select(PoolProject.committed_cents).where(
+            PoolProject.pool_id == pool_id, PoolProject.project_id == project_id
+        )
     return int(session.scalar(query) or 0)
 
 
-def find_match(
-    session: Session, project: Eligible, *, buyer_organisation_id: int, tokens: int
-) -> Match | None:
-    """The match a pledge of ``tokens`` brings: from the oldest active pool of another
-    organisation that takes the project and has money left for it; its row stays locked
-    until the pledge's transaction ends. None when no pool matches."""
-    candidates = session.scalars(
-        select(Pool)
+@dataclass(frozen=True)
+class Candidate:
+    """An active pool of another organisation as read without a lock, with its totals."""
+
+    id: int
+    organisation_id: int
+    user_id: int
+    payment_setup_id: int
+    ratio: Decimal
+    budget_left_cents: int
+    cap_cents: int
+    cap_left_cents: int
+
+    def match(self, tokens: int, *, price_cents: int, tokens_left: int) -> int:
+        return match_tokens(
+            tokens,
+            self.ratio,
+            price_cents=price_cents,
+            budget_left_cents=self.budget_left_cents,
+            cap_left_cents=self.cap_left_cents,
+            tokens_left=tokens_left,
+        )
+
+    def as_match(self, tokens: int) -> Match:
+        return Match(
+            self.id,
+            self.organisation_id,
+            self.user_id,
+            self.payment_setup_id,
+            tokens,
+            self.cap_cents,
+        )
+
+
+def candidates_query(project: Eligible, buyer_organisation_id: int) -> Select:
+    """The active pools of other organisations, oldest first, with their totals (on the
+    project too) and what decides whether they take it."""
+    query: Select = (
+        select(
+            Pool.id,
+            Pool.organisation_id,
+            Pool.created_by_id,
+            Pool.payment_setup_id,
+            Pool.match_ratio,
+            (Pool.budget_cents - Pool.committed_cents).label("budget_left_cents"),
+            Pool.cap_per_project_cents,
+            (Pool.cap_per_project_cents - func.coalesce(PoolProject.committed_cents, 0)).label(
+                "cap_left_cents"
+            ),
+            Pool.round_id,
+            Pool.themes,
+            Pool.cities,
+        )
+        .outerjoin(
+            PoolProject,
+            and_(PoolProject.pool_id == Pool.id, PoolProject.project_id == project.id),
+        )
         .where(Pool.state == PoolState.ACTIVE, Pool.organisation_id != buyer_organisation_id)
         .order_by(Pool.id)
-    ).all()
+    )
+    return query
+
+
+def eligible_candidates(project: Eligible, rows: Iterable[Any]) -> list[Candidate]:
+    """Of the rows of ``candidates_query`` (its columns, in its order), the pools that take
+    the project."""
+    return [
+        Candidate(*row[:8])
+        for row in rows
+        if takes(
+            row[8],
+            row[9],
+            row[10],
+            round_id=project.round_id,
+            theme=project.theme,
+            city=project.city,
+        )
+    ]
+
+
+def find_match(
+    session: Session,
+    project: Eligible,
+    found: list[Candidate],
+    *,
+    tokens: int,
+) -> Match | None:
+    """The match a pledge of ``tokens`` brings, from the first of the ``found`` pools with
+    money left for it, its figures read again under its row lock (held until the pledge's
+    transaction ends). The caller holds the project's row lock, so ``project``'s figures
+    are exact and the locks are taken in the order every writer takes them. None when no
+    pool matches."""
     left = project.tokens_total - project.tokens_pledged - tokens
-    for candidate in candidates:
+    for candidate in found:
         if left <= 0:
             return None
-        if not candidate.takes(round_id=project.round_id, theme=project.theme, city=project.city):
-            continue
-        pool = session.scalar(
-            select(Pool)
+        row = session.execute(
+            select(Pool.budget_cents - Pool.committed_cents)
             .where(Pool.id == candidate.id, Pool.state == PoolState.ACTIVE)
             .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        if pool is None:
+        ).first()
+        if row is None:
             continue
-        matched = match_tokens(
-            tokens,
-            pool.match_ratio,
-            price_cents=project.token_price_cents,
-            budget_left_cents=pool.budget_cents - committed_cents(session, pool.id),
-            cap_left_cents=pool.cap_per_project_cents
-            - committed_cents(session, pool.id, project.id),
-            tokens_left=left,
+        exact = replace(
+            candidate,
+            budget_left_cents=int(row[0]),
+            cap_left_cents=candidate.cap_cents - committed_cents(session, candidate.id, project.id),
         )
+        matched = exact.match(tokens, price_cents=project.token_price_cents, tokens_left=left)
         if matched > 0:
-            return Match(
-                pool.id, pool.organisation_id, pool.created_by_id, pool.payment_setup_id, matched
-            )
+            return exact.as_match(matched)
     return None
 
 
-def make_match(
-    session: Session,
-    match: Match,
-    *,
-    project_id: int,
-    price_cents: int,
-    matched_pledge_id: int,
-    now: datetime,
-) -> int:
-    """The funder's pledge of the match, with its history and audit rows (the project's
-    tokens are reserved by the caller, with the matched pledge's). Returns its id."""
-    pledge_id = session.execute(
-        insert(Pledge)
-        .values(
-            project_id=project_id,
-            organisation_id=match.organisation_id,
-            user_id=match.user_id,
-            payment_setup_id=match.payment_setup_id,
-            tokens=match.tokens,
-            amount_cents=match.tokens * price_cents,
-            state=PledgeState.COMMITTED,
-            pool_id=match.pool_id,
-            matched_pledge_id=matched_pledge_id,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(Pledge.id)
-    ).scalar_one()
-    first = pledge_states.LIFECYCLE.history_values(
+def pledge_values(
+    match: Match, *, project_id: int, price_cents: int, matched_pledge_id: int, now: datetime
+) -> dict[str, Any]:
+    """The columns of the funder's pledge of the match."""
+    return {
+        "project_id": project_id,
+        "organisation_id": match.organisation_id,
+        "user_id": match.user_id,
+        "payment_setup_id": match.payment_setup_id,
+        "tokens": match.tokens,
+        "amount_cents": match.tokens * price_cents,
+        "state": PledgeState.COMMITTED,
+        "pool_id": match.pool_id,
+        "matched_pledge_id": matched_pledge_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def history_values(
+    match: Match, *, pledge_id: int, matched_pledge_id: int, now: datetime
+) -> dict[str, Any]:
+    """The columns of its first history row (the platform made it: no actor)."""
+    return pledge_states.LIFECYCLE.history_values(
         pledge_id,
         None,
         PledgeState.COMMITTED,
@@ -139,6 +212,37 @@ def make_match(
             pool=str(match.pool_id),
         ),
     )
+
+
+def make_match(
+    session: Session,
+    match: Match,
+    *,
+    project_id: int,
+    price_cents: int,
+    matched_pledge_id: int,
+    now: datetime,
+) -> int:
+    """The funder's pledge of the match, held in the pool's totals, with its history and
+    audit rows (the project's tokens are reserved by the caller, with the matched
+    pledge's; the match was computed under the pool's lock). Returns its id."""
+    if not pool_totals.hold(
+        session,
+        pool_id=match.pool_id,
+        project_id=project_id,
+        cents=match.tokens * price_cents,
+        cap_cents=match.cap_cents,
+    ):
+        raise RuntimeError(f"pool {match.pool_id} refused a match computed under its lock")
+    values = pledge_values(
+        match,
+        project_id=project_id,
+        price_cents=price_cents,
+        matched_pledge_id=matched_pledge_id,
+        now=now,
+    )
+    pledge_id = session.execute(insert(Pledge).values(**values).returning(Pledge.id)).scalar_one()
+    first = history_values(match, pledge_id=pledge_id, matched_pledge_id=matched_pledge_id, now=now)
     session.execute(insert(PledgeStateChange).values(**first))
     audit.transitions(session, [PledgeStateChange(**first)])
     return int(pledge_id)

@@ -38,13 +38,14 @@ from marketplace.accounts.models import Organisation, Role, User
 from marketplace.audit import services as audit
 from marketplace.core import idempotency as idempotent
 from marketplace.core.idempotency import Idempotency
-from marketplace.funding import charges, matching
+from marketplace.funding import charges, matching, one_statement
 from marketplace.funding import states as pledge_states
 from marketplace.funding.models import LIVE_STATES, Pledge, PledgeState, PledgeStateChange
 from marketplace.notifications import notices
 from marketplace.payments import services as payments
 from marketplace.payments.gateway import MandateAcceptance, StripeGateway
 from marketplace.payments.models import BANK_TRANSFER, MethodType
+from marketplace.pools import totals as pool_totals
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
@@ -335,12 +336,13 @@ def _reserve(
     today: date,
     idempotency: Idempotency | None,
     respond: Callable[[NewPledge], dict[str, Any]] | None,
-    eligible: matching.Eligible | None = None,
+    eligible: matching.Eligible,
 ) -> NewPledge | None:
     """The hot path (None when the project row refuses the reservation): plain statements,
-    no unit of work. Everything that cannot conflict is written first; the project row is
-    updated last and the edge commits at once,
-    so its lock is held for two round trips."""
+    no unit of work. On PostgreSQL one statement after one read (``one_statement``);
+    elsewhere, and when a pool's match read without a lock no longer holds, the same
+    rows one by one. Everything that cannot conflict is written first; the project row
+    is updated last (a pool's row after it) and the edge commits at once."""
     made = NewPledge(
         id=0,
         project_id=project_id,
@@ -353,34 +355,174 @@ def _reserve(
         created_at=now,
         payment_type=card.method_type.value,
     )
-    pledge_id = session.execute(
-        insert(Pledge)
-        .values(
-            project_id=project_id,
-            organisation_id=user.organisation_id,
-            user_id=user.id,
-            payment_setup_id=card.id,
-            tokens=tokens,
-            amount_cents=made.amount_cents,
-            state=PledgeState.COMMITTED,
-            created_at=now,
-            updated_at=now,
+    values = {
+        "project_id": project_id,
+        "organisation_id": user.organisation_id,
+        "user_id": user.id,
+        "payment_setup_id": card.id,
+        "tokens": tokens,
+        "amount_cents": made.amount_cents,
+        "state": PledgeState.COMMITTED,
+        "created_at": now,
+        "updated_at": now,
+    }
+    reason = f"pledged {tokens} tokens"
+    if one_statement.used(session):
+        finished, done = _in_one_statement(
+            session, user, made, values, reason, eligible, idempotency, respond, today=today
         )
-        .returning(Pledge.id)
-    ).scalar_one()
+        if finished:
+            return done
+    pledge_id = session.execute(insert(Pledge).values(**values).returning(Pledge.id)).scalar_one()
     made = replace(made, id=pledge_id)
     first = pledge_states.LIFECYCLE.history_values(
-        pledge_id, None, PledgeState.COMMITTED, user.id, now, f"pledged {tokens} tokens"
+        pledge_id, None, PledgeState.COMMITTED, user.id, now, reason
     )
     session.execute(insert(PledgeStateChange).values(**first))
     audit.transitions(session, [PledgeStateChange(**first)])
-    match = (
-        matching.find_match(
-            session, eligible, buyer_organisation_id=user.organisation_id, tokens=tokens
-        )
-        if eligible is not None
-        else None
+    found = matching.eligible_candidates(
+        eligible,
+        session.execute(matching.candidates_query(eligible, user.organisation_id)),
     )
+    done = _match_and_reserve(session, made, eligible, found, today=today)
+    if done is None:
+        return None
+    idempotent.remember(
+        session,
+        idempotency,
+        status_code=201,
+        response=respond(done) if respond else {"id": done.id},
+        now=now,
+    )
+    return done
+
+
+def _in_one_statement(
+    session: Session,
+    user: User,
+    made: NewPledge,
+    values: dict[str, Any],
+    reason: str,
+    eligible: matching.Eligible,
+    idempotency: Idempotency | None,
+    respond: Callable[[NewPledge], dict[str, Any]] | None,
+    *,
+    today: date,
+) -> tuple[bool, NewPledge | None]:
+    """The pledge on PostgreSQL (``one_statement``): (True, the pledge), (True, None) when
+    the project refused it, or (False, None) when nothing was written and the general
+    path is to make it (a match was hoped for and the project's tokens refused it)."""
+    now = made.created_at
+    planned = one_statement.plan(session, eligible, user.organisation_id)
+    made = replace(made, id=planned.pledge_id)
+    tokens_left = eligible.tokens_total - eligible.tokens_pledged - made.tokens
+    match = next(
+        (
+            candidate.as_match(matched)
+            for candidate in planned.found
+            if (
+                matched := candidate.match(
+                    made.tokens, price_cents=eligible.token_price_cents, tokens_left=tokens_left
+                )
+            )
+            > 0
+        ),
+        None,
+    )
+    hoped = made
+    if match is not None:
+        hoped = replace(
+            made,
+            matched={
+                "pool_id": match.pool_id,
+                "pledge_id": planned.match_id,
+                "tokens": match.tokens,
+            },
+        )
+    history = pledge_states.LIFECYCLE.history_values(
+        made.id, None, PledgeState.COMMITTED, user.id, now, reason
+    )
+    changes = [PledgeStateChange(**history)]
+    match_pledge = match_history = None
+    if match is not None:
+        match_pledge = matching.pledge_values(
+            match,
+            project_id=made.project_id,
+            price_cents=eligible.token_price_cents,
+            matched_pledge_id=made.id,
+            now=now,
+        ) | {"id": planned.match_id}
+        match_history = matching.history_values(
+            match, pledge_id=planned.match_id, matched_pledge_id=made.id, now=now
+        )
+        changes.append(PledgeStateChange(**match_history))
+    response = respond(hoped) if respond else {"id": made.id}
+    outcome = one_statement.write(
+        session,
+        project_id=made.project_id,
+        today=today,
+        tokens=made.tokens,
+        price_cents=eligible.token_price_cents,
+        pledge=values | {"id": made.id},
+        history=history,
+        match=match,
+        match_pledge=match_pledge,
+        match_history=match_history,
+        audit_rows=audit.transition_rows(session, changes),
+        idempotency=idempotency,
+        record=idempotent.record_values(idempotency, status_code=201, response=response, now=now)
+        if idempotency is not None
+        else None,
+    )
+    if not outcome.reserved:  # without a match, a refusal; with one, try again without
+        return match is None, None
+    if match is None or outcome.matched:
+        return True, hoped
+    # The pool's budget or cap refused the match read without a lock: give back what the
+    # statement took for it (the project's and the pool's rows are ours until the commit)
+    # and match again under the locks.
+    session.execute(
+        update(Project)
+        .where(Project.id == made.project_id)
+        .values(tokens_pledged=Project.tokens_pledged - match.tokens)
+        .execution_options(synchronize_session=False)
+    )
+    if outcome.budget_held:
+        pool_totals.give_back(
+            session, pool_id=match.pool_id, cents=match.tokens * eligible.token_price_cents
+        )
+    again = _match_and_reserve(session, made, eligible, planned.found, today=today, reserved=True)
+    if respond is not None:
+        idempotent.amend(session, idempotency, respond(again or made))
+    return True, again
+
+
+def _match_and_reserve(
+    session: Session,
+    made: NewPledge,
+    eligible: matching.Eligible,
+    found: list[matching.Candidate],
+    *,
+    today: date,
+    reserved: bool = False,
+) -> NewPledge | None:
+    """Reserve the pledge's tokens with the match a pool makes (its figures read under the
+    project's lock, then the pool's), or alone; ``reserved`` when the pledge's own tokens
+    already are. None when the project refuses even the pledge alone."""
+    match = None
+    if found:
+        figures = session.execute(
+            select(Project.tokens_total, Project.tokens_pledged)
+            .where(Project.id == made.project_id)
+            .with_for_update()
+        ).one()
+        pledged = figures.tokens_pledged - (made.tokens if reserved else 0)
+        match = matching.find_match(
+            session,
+            replace(eligible, tokens_total=figures.tokens_total, tokens_pledged=pledged),
+            found,
+            tokens=made.tokens,
+        )
 
     def reserve(count: int) -> bool:
         return (
@@ -388,7 +530,7 @@ def _reserve(
                 session.execute(
                     update(Project)
                     .where(
-                        Project.id == project_id,
+                        Project.id == made.project_id,
                         Project.state == ProjectState.FUNDING,
                         Project.funding_deadline >= today,
                         Project.tokens_pledged + count <= Project.tokens_total,
@@ -400,30 +542,24 @@ def _reserve(
             == 1
         )
 
-    if match is not None and not reserve(tokens + match.tokens):
-        match = None  # another buyer took tokens meanwhile: the pledge alone, if it fits
-    if match is None and not reserve(tokens):
+    own = 0 if reserved else made.tokens
+    if match is not None and not reserve(own + match.tokens):
+        match = None  # the project left funding meanwhile: the pledge alone, if it can
+    if match is None and own and not reserve(own):
         return None
-    if match is not None:
-        match_id = matching.make_match(
-            session,
-            match,
-            project_id=project_id,
-            price_cents=price_cents,
-            matched_pledge_id=pledge_id,
-            now=now,
-        )
-        made = replace(
-            made, matched={"pool_id": match.pool_id, "pledge_id": match_id, "tokens": match.tokens}
-        )
-    idempotent.remember(
+    if match is None:
+        return made
+    match_id = matching.make_match(
         session,
-        idempotency,
-        status_code=201,
-        response=respond(made) if respond else {"id": pledge_id},
-        now=now,
+        match,
+        project_id=made.project_id,
+        price_cents=eligible.token_price_cents,
+        matched_pledge_id=made.id,
+        now=made.created_at,
     )
-    return made
+    return replace(
+        made, matched={"pool_id": match.pool_id, "pledge_id": match_id, "tokens": match.tokens}
+    )
 
 
 def get_pledge(session: Session, user: User, pledge_id: int) -> Pledge:

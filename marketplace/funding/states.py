@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from marketplace.funding.models import Pledge, PledgeState, PledgeStateChange
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from marketplace.funding.models import LIVE_STATES, Pledge, PledgeState, PledgeStateChange
+from marketplace.pools import totals as pool_totals
 from outcomes.lifecycle import Lifecycle
 
 P = PledgeState
@@ -23,12 +28,24 @@ TRANSITIONS: frozenset[tuple[PledgeState, PledgeState]] = frozenset(
     }
 )
 
+
+def _keep_pool_totals(
+    session: Session, pledge: Any, before: PledgeState, after: PledgeState
+) -> None:
+    """A pool's pledge leaving the live states frees its money in the pool's totals."""
+    if pledge.pool_id is not None and before in LIVE_STATES and after not in LIVE_STATES:
+        pool_totals.release(
+            session, pool_id=pledge.pool_id, project_id=pledge.project_id, cents=pledge.amount_cents
+        )
+
+
 LIFECYCLE: Lifecycle[PledgeState] = Lifecycle(
     name="pledge",
     model=Pledge,
     history=PledgeStateChange,
     subject_column="pledge_id",
     transitions=TRANSITIONS,
+    after_move=_keep_pool_totals,
 )
 
 

@@ -6,7 +6,11 @@ Invariants:
   project and the project's remaining tokens allow), in the pledge's own transaction.
 - What a pool has committed is the sum of its live pledges (committed, processing,
   payment_failed, paid): never more than its budget, and on one project never more than
-  its cap. Both are checked with the pool's row locked, so concurrent pledges queue.
+  its cap. Both sums are kept as running totals (``pools.committed_cents`` and
+  ``pool_projects.committed_cents``) that a match adds to with a conditional update and
+  a pool pledge leaving the live states takes from (the pledge lifecycle's hook), so a
+  pledge reads them in one row each instead of summing a growing table; the database
+  refuses a total above the budget or below zero.
 - A matched pledge is an ordinary pledge of the funder (charged, refunded and minted by
   the same rules); it names the pledge it matches (``pledges.matched_pledge_id``, unique),
   and cancelling that pledge cancels the match.
@@ -37,6 +41,9 @@ class Pool(Base):
         CheckConstraint("budget_cents > 0", name="budget_positive"),
         CheckConstraint("cap_per_project_cents > 0", name="cap_positive"),
         CheckConstraint(
+            "committed_cents >= 0 AND committed_cents <= budget_cents", name="committed_in_budget"
+        ),
+        CheckConstraint(
             "CAST(match_ratio AS NUMERIC) > 0 AND CAST(match_ratio AS NUMERIC) <= 10",
             name="ratio_range",
         ),
@@ -51,6 +58,8 @@ class Pool(Base):
     budget_cents: Mapped[int] = mapped_column(BigInteger)
     match_ratio: Mapped[Decimal] = mapped_column(ExactDecimal(6, 4))
     cap_per_project_cents: Mapped[int] = mapped_column(BigInteger)
+    # What its live pledges hold (see the invariants).
+    committed_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Which projects it matches: of this round (if any), these themes and cities (if any).
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"))
     themes: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -61,11 +70,37 @@ class Pool(Base):
 
     def takes(self, *, round_id: int | None, theme: str, city: str) -> bool:
         """Whether a project of this round, theme and city is eligible."""
-        if self.round_id is not None and self.round_id != round_id:
-            return False
-        if self.themes and theme not in self.themes:
-            return False
-        return not self.cities or city.casefold() in {c.casefold() for c in self.cities}
+        return takes(
+            self.round_id, self.themes, self.cities, round_id=round_id, theme=theme, city=city
+        )
+
+
+def takes(
+    pool_round_id: int | None,
+    themes: list[str],
+    cities: list[str],
+    *,
+    round_id: int | None,
+    theme: str,
+    city: str,
+) -> bool:
+    """Whether a pool of this round (if any), themes and cities takes a project."""
+    if pool_round_id is not None and pool_round_id != round_id:
+        return False
+    if themes and theme not in themes:
+        return False
+    return not cities or city.casefold() in {c.casefold() for c in cities}
+
+
+class PoolProject(Base):
+    """What a pool's live pledges hold on one project (its cap applies to it)."""
+
+    __tablename__ = "pool_projects"
+    __table_args__ = (CheckConstraint("committed_cents >= 0", name="committed_not_negative"),)
+
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    committed_cents: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class PoolStateChange(Base, StateHistory):

@@ -49,7 +49,7 @@ LIFECYCLE: Lifecycle[ProjectState] = Lifecycle(
     history=ProjectStateChange,
     subject_column="project_id",
     transitions=TRANSITIONS,
-    after_move=listing_counts.bump,
+    after_move=lambda session, _project, _before, _after: listing_counts.bump(session),
 )
 
 
