@@ -799,3 +799,4 @@ class PoolFactory(BaseFactory):
 
 
 WITHOUT_FACTORY["PoolStateChange"] = "history rows exist only beside their pool"
+WITHOUT_FACTORY["PoolProject"] = "a running total, written by the matches of a pool's pledges"

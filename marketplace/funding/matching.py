@@ -96,9 +96,10 @@ class Candidate:
         )
 
 
-def candidates_query(project: Eligible, buyer_organisation_id: int) -> Select:
+def candidates_query(project_id: Any, buyer_organisation_id: Any) -> Select:
     """The active pools of other organisations, oldest first, with their totals (on the
-    project too) and what decides whether they take it."""
+    project too) and what decides whether they take it. The ids are values, or bind
+    parameters for a statement built once."""
     query: Select = (
         select(
             Pool.id,
@@ -117,7 +118,7 @@ def candidates_query(project: Eligible, buyer_organisation_id: int) -> Select:
         )
         .outerjoin(
             PoolProject,
-            and_(PoolProject.pool_id == Pool.id, PoolProject.project_id == project.id),
+            and_(PoolProject.pool_id == Pool.id, PoolProject.project_id == project_id),
         )
         .where(Pool.state == PoolState.ACTIVE, Pool.organisation_id != buyer_organisation_id)
         .order_by(Pool.id)

@@ -17,18 +17,20 @@ says so and the caller finishes the pledge on the general path, under the locks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Integer,
     Table,
+    bindparam,
     exists,
     func,
     insert,
-    literal,
     select,
     true,
     union_all,
@@ -52,6 +54,17 @@ def used(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+# Statements are built once, with bind parameters, and executed on the session's
+# connection: building and compiling them anew would cost more than the round trips saved.
+_built: dict[Any, Any] = {}
+
+
+def _once(key: Any, build: Callable[[], Any]) -> Any:
+    if key not in _built:
+        _built[key] = build()  # two threads may both build it: the same statement
+    return _built[key]
+
+
 @dataclass(frozen=True)
 class Plan:
     pledge_id: int
@@ -59,17 +72,28 @@ class Plan:
     found: list[matching.Candidate]
 
 
-def plan(session: Session, project: matching.Eligible, buyer_organisation_id: int) -> Plan:
-    """Two ids from the pledges' sequence (the pledge's, and its match's should a pool
-    make one) and the pools that take the project, read without a lock; one round trip."""
+def _plan_statement() -> Any:
     sequence = func.pg_get_serial_sequence("pledges", "id")
     ids = select(
         func.nextval(sequence).label("pledge_id"), func.nextval(sequence).label("match_id")
     ).subquery("ids")
-    pools = matching.candidates_query(project, buyer_organisation_id).subquery("pools")
-    rows = session.execute(
-        select(ids, pools).select_from(ids).outerjoin(pools, true()).order_by(pools.c.id)
-    ).all()
+    pools = matching.candidates_query(
+        bindparam("project_id"), bindparam("organisation_id")
+    ).subquery("pools")
+    return select(ids, pools).select_from(ids).outerjoin(pools, true()).order_by(pools.c.id)
+
+
+def plan(session: Session, project: matching.Eligible, buyer_organisation_id: int) -> Plan:
+    """Two ids from the pledges' sequence (the pledge's, and its match's should a pool
+    make one) and the pools that take the project, read without a lock; one round trip."""
+    rows = (
+        session.connection()
+        .execute(
+            _once("plan", _plan_statement),
+            {"project_id": project.id, "organisation_id": buyer_organisation_id},
+        )
+        .all()
+    )
     found = matching.eligible_candidates(project, [row[2:] for row in rows if row[2] is not None])
     return Plan(int(rows[0].pledge_id), int(rows[0].match_id), found)
 
@@ -79,6 +103,36 @@ class Outcome:
     reserved: bool  # the project's tokens were reserved and the pledge's rows written
     budget_held: bool  # the pool's budget took the match
     matched: bool  # ... and its cap on the project: the match's rows were written
+
+
+PLEDGE = (
+    "id",
+    "project_id",
+    "organisation_id",
+    "user_id",
+    "payment_setup_id",
+    "tokens",
+    "amount_cents",
+    "state",
+    "pool_id",
+    "matched_pledge_id",
+    "created_at",
+    "updated_at",
+)
+HISTORY = ("pledge_id", "at", "from_state", "to_state", "actor_id", "reason", "reason_params")
+AUDIT = (
+    "at",
+    "kind",
+    "action",
+    "subject",
+    "actor_id",
+    "actor",
+    "via",
+    "remote_addr",
+    "request_id",
+    "detail",
+)
+RECORD = ("user_id", "key", "fingerprint", "status_code", "response", "created_at")
 
 
 def write(
@@ -100,58 +154,35 @@ def write(
     """The statement. ``audit_rows`` are the pledge's, then the match's (if any).
 
     Raises Replayed when a twin stored the idempotency key first."""
-    reserving = tokens + (match.tokens if match else 0)
-    reserved = (
-        update(Project)
-        .where(
-            Project.id == project_id,
-            Project.state == ProjectState.FUNDING,
-            Project.funding_deadline >= today,
-            Project.tokens_pledged + reserving <= Project.tokens_total,
-        )
-        .values(tokens_pledged=Project.tokens_pledged + reserving)
-        .returning(Project.id)
-        .cte("reserved")
-    )
-    if_reserved = exists(select(reserved.c.id))
-    pledges: list[tuple[dict[str, Any], ColumnElement[bool]]] = [(pledge, if_reserved)]
-    histories = [(history, if_reserved)]
-    audits = [(audit_rows[0], if_reserved)]
-    counted = [select(func.count()).select_from(reserved).scalar_subquery()]
+    params: dict[str, Any] = {
+        "project_id": project_id,
+        "today": today,
+        "reserving": tokens + (match.tokens if match else 0),
+        "funding": ProjectState.FUNDING,
+    }
+    rows = [("p", PLEDGE, pledge), ("h", HISTORY, history), ("a", AUDIT, audit_rows[0])]
     if match is not None:
         assert match_pledge and match_history  # noqa: S101 - made with the match
-        cents = match.tokens * price_cents
-        budget = (
-            pool_totals.budget_claim(match.pool_id, cents)
-            .where(if_reserved)
-            .returning(Pool.id)
-            .cte("budget")
-        )
-        cap = (
-            pool_totals.cap_claim(
-                "postgresql",
-                cents,
-                match.cap_cents,
-                source=select(budget.c.id, literal(project_id), literal(cents)),
-            )
-            .returning(PoolProject.pool_id)
-            .cte("cap")
-        )
-        if_matched = exists(select(cap.c.pool_id))
-        pledges.append((match_pledge, if_matched))
-        histories.append((match_history, if_matched))
-        audits.append((audit_rows[1], if_matched))
-        counted.append(select(func.count()).select_from(budget).scalar_subquery())
-        counted.append(select(func.count()).select_from(cap).scalar_subquery())
-    writes = [
-        _rows_if(Pledge, pledges, "pledged"),
-        _rows_if(PledgeStateChange, histories, "histories"),
-        _rows_if(AuditEvent, audits, "audits"),
-    ]
+        params |= {
+            "pool_id": match.pool_id,
+            "cents": match.tokens * price_cents,
+            "cap_cents": match.cap_cents,
+        }
+        rows += [
+            ("mp", PLEDGE, match_pledge),
+            ("mh", HISTORY, match_history),
+            ("ma", AUDIT, audit_rows[1]),
+        ]
     if record is not None:
-        writes.append(_rows_if(IdempotencyRecord, [(record, if_reserved)], "remembered"))
+        rows.append(("r", RECORD, record))
+    for prefix, columns, values in rows:
+        params |= {f"{prefix}_{column}": values.get(column) for column in columns}
+    statement = _once(
+        ("write", match is not None, record is not None),
+        lambda: _write_statement(with_match=match is not None, with_record=record is not None),
+    )
     try:
-        row = session.execute(select(*counted).add_cte(*writes)).one()
+        row = session.connection().execute(statement, params).one()
     except IntegrityError:
         if idempotency is None:
             raise
@@ -160,15 +191,73 @@ def write(
     return Outcome(reserved=row[0] == 1, budget_held=held, matched=held and row[2] == 1)
 
 
+def _write_statement(*, with_match: bool, with_record: bool) -> Any:
+    reserving = bindparam("reserving", type_=Integer)
+    reserved = (
+        update(Project)
+        .where(
+            Project.id == bindparam("project_id"),
+            Project.state == bindparam("funding"),
+            Project.funding_deadline >= bindparam("today"),
+            Project.tokens_pledged + reserving <= Project.tokens_total,
+        )
+        .values(tokens_pledged=Project.tokens_pledged + reserving)
+        .returning(Project.id)
+        .cte("reserved")
+    )
+    if_reserved = exists(select(reserved.c.id))
+    pledges: list[tuple[str, ColumnElement[bool]]] = [("p", if_reserved)]
+    histories: list[tuple[str, ColumnElement[bool]]] = [("h", if_reserved)]
+    audits: list[tuple[str, ColumnElement[bool]]] = [("a", if_reserved)]
+    counted = [select(func.count()).select_from(reserved).scalar_subquery()]
+    if with_match:
+        cents = bindparam("cents", type_=BigInteger)
+        budget = (
+            pool_totals.budget_claim(bindparam("pool_id"), cents)
+            .where(if_reserved)
+            .returning(Pool.id)
+            .cte("budget")
+        )
+        cap = (
+            pool_totals.cap_claim(
+                "postgresql",
+                cents,
+                bindparam("cap_cents"),
+                source=select(budget.c.id, bindparam("project_id"), cents),
+            )
+            .returning(PoolProject.pool_id)
+            .cte("cap")
+        )
+        if_matched = exists(select(cap.c.pool_id))
+        pledges.append(("mp", if_matched))
+        histories.append(("mh", if_matched))
+        audits.append(("ma", if_matched))
+        counted.append(select(func.count()).select_from(budget).scalar_subquery())
+        counted.append(select(func.count()).select_from(cap).scalar_subquery())
+    writes = [
+        _rows_if(Pledge, PLEDGE, pledges, "pledged"),
+        _rows_if(PledgeStateChange, HISTORY, histories, "histories"),
+        _rows_if(AuditEvent, AUDIT, audits, "audits"),
+    ]
+    if with_record:
+        writes.append(_rows_if(IdempotencyRecord, RECORD, [("r", if_reserved)], "remembered"))
+    return select(*counted).add_cte(*writes)
+
+
 def _rows_if(
-    model: type[Base], rows: Sequence[tuple[dict[str, Any], ColumnElement[bool]]], name: str
+    model: type[Base],
+    columns: Sequence[str],
+    rows: Sequence[tuple[str, ColumnElement[bool]]],
+    name: str,
 ) -> Any:
-    """A CTE inserting each row whose condition holds (the values typed as the columns)."""
+    """A CTE inserting each row (its parameters named by a prefix) whose condition holds,
+    the values typed as the columns."""
     table: Table = model.__table__  # type: ignore[assignment]
-    names = sorted({key for values, _ in rows for key in values})
     selects = [
-        select(*[literal(values.get(key), table.c[key].type) for key in names]).where(condition)
-        for values, condition in rows
+        select(
+            *[bindparam(f"{prefix}_{column}", type_=table.c[column].type) for column in columns]
+        ).where(condition)
+        for prefix, condition in rows
     ]
     source = selects[0] if len(selects) == 1 else union_all(*selects)
-    return insert(table).from_select(names, source).returning(table.c[names[0]]).cte(name)
+    return insert(table).from_select(list(columns), source).returning(table.c[columns[0]]).cte(name)

@@ -382,7 +382,7 @@ def _reserve(
     audit.transitions(session, [PledgeStateChange(**first)])
     found = matching.eligible_candidates(
         eligible,
-        session.execute(matching.candidates_query(eligible, user.organisation_id)),
+        session.execute(matching.candidates_query(eligible.id, user.organisation_id)),
     )
     done = _match_and_reserve(session, made, eligible, found, today=today)
     if done is None:
@@ -601,15 +601,8 @@ def cancel_pledge(
         )
     if not funding_open(pledge.project, today):
         raise FundingClosed("Funding has closed; the pledge can no longer be cancelled.")
-    pledge_states.change(
-        session,
-        pledge,
-        PledgeState.CANCELLED,
-        actor=user,
-        now=now,
-        reason=Message("cancelled by the buyer"),
-    )
-    matching.cancel_match(session, pledge, actor_id=user.id, now=now)
+    # The project's row first, then (through a match) the pool's: the order every writer
+    # locks them in.
     released = affected(
         session.execute(
             update(Project)
@@ -620,6 +613,15 @@ def cancel_pledge(
     )
     if released != 1:  # funding closed between the check and now
         raise FundingClosed("Funding has closed; the pledge can no longer be cancelled.")
+    pledge_states.change(
+        session,
+        pledge,
+        PledgeState.CANCELLED,
+        actor=user,
+        now=now,
+        reason=Message("cancelled by the buyer"),
+    )
+    matching.cancel_match(session, pledge, actor_id=user.id, now=now)
     session.flush()
     return pledge
 

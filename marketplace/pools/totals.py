@@ -18,7 +18,7 @@ from marketplace.pools.models import Pool, PoolProject, PoolState
 from outcomes.db import affected
 
 
-def budget_claim(pool_id: int, cents: int) -> Any:
+def budget_claim(pool_id: Any, cents: Any) -> Any:
     """The conditional update that adds ``cents`` to an active pool within its budget."""
     return (
         update(Pool)
@@ -32,7 +32,7 @@ def budget_claim(pool_id: int, cents: int) -> Any:
     )
 
 
-def cap_claim(dialect: str, cents: int, cap_cents: int, *, source: Any) -> Any:
+def cap_claim(dialect: str, cents: Any, cap_cents: Any, *, source: Any) -> Any:
     """The upsert that adds ``cents`` to the pool's total on a project within its cap;
     ``source`` is the SELECT of (pool_id, project_id, cents) to insert."""
     maker = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -53,7 +53,8 @@ def hold(session: Session, *, pool_id: int, project_id: int, cents: int, cap_cen
         return False
     dialect = session.get_bind().dialect.name
     source = select(literal(pool_id), literal(project_id), literal(cents))
-    if affected(session.execute(cap_claim(dialect, cents, cap_cents, source=source))) != 1:
+    claim = cap_claim(dialect, cents, cap_cents, source=source).returning(PoolProject.pool_id)
+    if session.execute(claim).first() is None:  # (an upsert's row count is not portable)
         give_back(session, pool_id=pool_id, cents=cents)  # ours to undo: the row is locked
         return False
     return True

@@ -54,7 +54,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("pools", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_pools_committed_in_budget", type_="check")
+        batch_op.drop_constraint(op.f("ck_pools_committed_in_budget"), type_="check")
     with op.batch_alter_table("pools", schema=None) as batch_op:
         batch_op.drop_column("committed_cents")
     op.drop_table("pool_projects")

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from marketplace.funding.models import LIVE_STATES, Pledge
-from marketplace.pools.models import Pool
+from marketplace.pools.models import Pool, PoolProject
 from marketplace.pools.services import match_tokens
 from tests.factories import ApiTokenFactory, OrganisationFactory, PaymentSetupFactory, UserFactory
 from tests.integration.funding_support import (
@@ -53,14 +53,27 @@ def open_pool(client, auth_headers, person, **overrides):
 
 
 def live_pool_cents(session, pool_id: int) -> int:
+    """What the pool's live pledges hold, summed; its running totals (in all and on each
+    project) must say the same."""
     session.rollback()
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(Pledge.amount_cents), 0)).where(
-                Pledge.pool_id == pool_id, Pledge.state.in_(LIVE_STATES)
-            )
-        )
+    by_project = dict(
+        session.execute(
+            select(Pledge.project_id, func.sum(Pledge.amount_cents))
+            .where(Pledge.pool_id == pool_id, Pledge.state.in_(LIVE_STATES))
+            .group_by(Pledge.project_id)
+        ).all()
     )
+    kept = dict(
+        session.execute(
+            select(PoolProject.project_id, PoolProject.committed_cents).where(
+                PoolProject.pool_id == pool_id, PoolProject.committed_cents != 0
+            )
+        ).all()
+    )
+    assert kept == by_project
+    total = sum(by_project.values())
+    assert session.scalar(select(Pool.committed_cents).where(Pool.id == pool_id)) == total
+    return total
 
 
 @pytest.mark.parametrize(
@@ -121,6 +134,26 @@ def test_a_pledge_brings_the_pools_match_and_cancelling_it_releases_the_match(
     assert live_pool_cents(session, pool.json["id"]) == 0
     session.rollback()
     assert session.get(Pledge, matched["pledge_id"]).state.value == "cancelled"
+
+
+def test_a_withdrawn_project_gives_the_pool_its_money_back(client, session, auth_headers, clock):
+    """Released pledges leave the live states: the pool's running totals (in all and on the
+    project) lose what its match held, and another project can have it."""
+    project = listed_project()
+    fund = funder()
+    pool = open_pool(client, auth_headers, fund).json
+    assert pledge_via_api(client, auth_headers(buyer()), project.id, 10).json["matched"]
+    assert live_pool_cents(session, pool["id"]) == 10 * PRICE
+
+    owner = auth_headers(project.created_by)
+    withdrawn = client.post(
+        f"/api/v1/projects/{project.id}/withdraw", json={"reason": "Stopped"}, headers=owner
+    )
+
+    assert withdrawn.status_code == 200, withdrawn.json
+    assert live_pool_cents(session, pool["id"]) == 0
+    shown = client.get(f"/api/v1/pools/{pool['id']}", headers=auth_headers(fund)).json
+    assert shown["committed_cents"] == 0
 
 
 def test_a_pool_matches_only_what_it_takes_and_never_its_own_pledges(
