@@ -179,8 +179,9 @@ def seed(url: str) -> tuple[int, list[tuple[str, str]]]:
 
 def attach_pool(url: str) -> None:
     """A matchfunding pool that matches every pledge 1:1 (budget and cap far beyond the
-    run), as issue 19's case: each pledge then also locks the pool's row and writes the
-    funder's pledge and its history."""
+    run), as issue 19's case: each pledge then also claims the pool's budget and its cap
+    on the project (two more rows locked) and writes the funder's pledge, its history and
+    audit rows, in the same statement."""
     engine = create_engine(url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -351,6 +352,7 @@ def main() -> None:
             f"{'ceiling tx/s':>13} {'ratio':>6} {'errors':>6} {'GET /me/s':>10}"
         )
         verdicts = []
+        pool_verdicts = []
         rates = []
         for clients in (8, 32):
             load(port, project_id, buyers, clients, 2)  # warm up
@@ -377,7 +379,7 @@ def main() -> None:
             rate, latencies, errors = load(port, project_id, buyers, clients, args.seconds)
             p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
             print(f"{clients:>7} {rate:>15.0f} {p95:>7.1f} {alone:>8.0f} {rate / alone:>6.2f}")
-            verdicts.append(rate >= alone * (1 - AIM_POOL_LOSS) and errors == 0)
+            pool_verdicts.append(rate >= alone * (1 - AIM_POOL_LOSS) and errors == 0)
         engine = create_engine(url)
         with engine.connect() as conn:
             pledged = conn.execute(select(Project.tokens_pledged)).scalar_one()
@@ -392,10 +394,14 @@ def main() -> None:
             f"consistency: tokens_pledged {pledged} == pledges + pgbench's rows {total}: "
             f"{'yes' if pledged == total else 'NO'}"
         )
+        exact = pledged == total
         print(
-            f"aim: >= {AIM_RATIO:.0%} of the ceiling, p95 < {AIM_P95_MS:.0f} ms at 32 "
-            f"clients, a pool within {AIM_POOL_LOSS:.0%} of no pool: "
-            f"{'PASS' if all(verdicts) and pledged == total else 'MISS'}"
+            f"aim (issues 5, 20): >= {AIM_RATIO:.0%} of the ceiling, p95 < {AIM_P95_MS:.0f} ms "
+            f"at 32 clients: {'PASS' if all(verdicts) and exact else 'MISS'}"
+        )
+        print(
+            f"aim (issue 19): a pool within {AIM_POOL_LOSS:.0%} of no pool: "
+            f"{'PASS' if all(pool_verdicts) and exact else 'MISS'}"
         )
     finally:
         if app_process is not None:

@@ -100,7 +100,9 @@ def plan(session: Session, project: matching.Eligible, buyer_organisation_id: in
 
 @dataclass(frozen=True)
 class Outcome:
-    reserved: bool  # the project's tokens were reserved and the pledge's rows written
+    """The pledge's own rows are always written (a refusal rolls the transaction back)."""
+
+    reserved: bool  # the project's tokens were reserved
     budget_held: bool  # the pool's budget took the match
     matched: bool  # ... and its cap on the project: the match's rows were written
 
@@ -187,8 +189,9 @@ def write(
         if idempotency is None:
             raise
         raise Replayed(idempotency) from None
-    held = match is not None and row[1] == 1
-    return Outcome(reserved=row[0] == 1, budget_held=held, matched=held and row[2] == 1)
+    first = 4 if record is not None else 3  # the counts of the pledge's own rows come first
+    held = match is not None and row[first + 1] == 1
+    return Outcome(reserved=row[first] == 1, budget_held=held, matched=held and row[first + 2] == 1)
 
 
 def _write_statement(*, with_match: bool, with_record: bool) -> Any:
@@ -206,58 +209,61 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
         .cte("reserved")
     )
     if_reserved = exists(select(reserved.c.id))
-    pledges: list[tuple[str, ColumnElement[bool]]] = [("p", if_reserved)]
-    histories: list[tuple[str, ColumnElement[bool]]] = [("h", if_reserved)]
-    audits: list[tuple[str, ColumnElement[bool]]] = [("a", if_reserved)]
-    counted = [select(func.count()).select_from(reserved).scalar_subquery()]
-    if with_match:
-        cents = bindparam("cents", type_=BigInteger)
-        budget = (
-            pool_totals.budget_claim(bindparam("pool_id"), cents)
-            .where(if_reserved)
-            .returning(Pool.id)
-            .cte("budget")
-        )
-        cap = (
-            pool_totals.cap_claim(
-                "postgresql",
-                cents,
-                bindparam("cap_cents"),
-                source=select(budget.c.id, bindparam("project_id"), cents),
-            )
-            .returning(PoolProject.pool_id)
-            .cte("cap")
-        )
-        if_matched = exists(select(cap.c.pool_id))
-        pledges.append(("mp", if_matched))
-        histories.append(("mh", if_matched))
-        audits.append(("ma", if_matched))
-        counted.append(select(func.count()).select_from(budget).scalar_subquery())
-        counted.append(select(func.count()).select_from(cap).scalar_subquery())
-    writes = [
-        _rows_if(Pledge, PLEDGE, pledges, "pledged"),
-        _rows_if(PledgeStateChange, HISTORY, histories, "histories"),
-        _rows_if(AuditEvent, AUDIT, audits, "audits"),
+    # The pledge's own rows come first and need no lock (should the reservation be
+    # refused, the request's transaction is rolled back); the main query reads them
+    # before the reservation, so the project's row is locked for as little as it can be.
+    own = [
+        _rows_if(Pledge, PLEDGE, [("p", None)], "pledged"),
+        _rows_if(PledgeStateChange, HISTORY, [("h", None)], "histories"),
+        _rows_if(AuditEvent, AUDIT, [("a", None)], "audits"),
     ]
     if with_record:
-        writes.append(_rows_if(IdempotencyRecord, RECORD, [("r", if_reserved)], "remembered"))
-    return select(*counted).add_cte(*writes)
+        own.append(_rows_if(IdempotencyRecord, RECORD, [("r", None)], "remembered"))
+    counted = [select(func.count()).select_from(cte).scalar_subquery() for cte in own]
+    counted.append(select(func.count()).select_from(reserved).scalar_subquery())
+    if not with_match:
+        return select(*counted)
+    cents = bindparam("cents", type_=BigInteger)
+    budget = (
+        pool_totals.budget_claim(bindparam("pool_id"), cents)
+        .where(if_reserved)
+        .returning(Pool.id)
+        .cte("budget")
+    )
+    cap = (
+        pool_totals.cap_claim(
+            "postgresql",
+            cents,
+            bindparam("cap_cents"),
+            source=select(budget.c.id, bindparam("project_id"), cents),
+        )
+        .returning(PoolProject.pool_id)
+        .cte("cap")
+    )
+    if_matched = exists(select(cap.c.pool_id))
+    counted.append(select(func.count()).select_from(budget).scalar_subquery())
+    counted.append(select(func.count()).select_from(cap).scalar_subquery())
+    return select(*counted).add_cte(
+        _rows_if(Pledge, PLEDGE, [("mp", if_matched)], "match_pledged"),
+        _rows_if(PledgeStateChange, HISTORY, [("mh", if_matched)], "match_histories"),
+        _rows_if(AuditEvent, AUDIT, [("ma", if_matched)], "match_audits"),
+    )
 
 
 def _rows_if(
     model: type[Base],
     columns: Sequence[str],
-    rows: Sequence[tuple[str, ColumnElement[bool]]],
+    rows: Sequence[tuple[str, ColumnElement[bool] | None]],
     name: str,
 ) -> Any:
-    """A CTE inserting each row (its parameters named by a prefix) whose condition holds,
-    the values typed as the columns."""
+    """A CTE inserting each row (its parameters named by a prefix) whose condition holds
+    (or always, without one), the values typed as the columns."""
     table: Table = model.__table__  # type: ignore[assignment]
-    selects = [
-        select(
+    selects = []
+    for prefix, condition in rows:
+        row = select(
             *[bindparam(f"{prefix}_{column}", type_=table.c[column].type) for column in columns]
-        ).where(condition)
-        for prefix, condition in rows
-    ]
+        )
+        selects.append(row if condition is None else row.where(condition))
     source = selects[0] if len(selects) == 1 else union_all(*selects)
     return insert(table).from_select(list(columns), source).returning(table.c[columns[0]]).cte(name)

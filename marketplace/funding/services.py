@@ -368,11 +368,9 @@ def _reserve(
     }
     reason = f"pledged {tokens} tokens"
     if one_statement.used(session):
-        finished, done = _in_one_statement(
+        return _in_one_statement(
             session, user, made, values, reason, eligible, idempotency, respond, today=today
         )
-        if finished:
-            return done
     pledge_id = session.execute(insert(Pledge).values(**values).returning(Pledge.id)).scalar_one()
     made = replace(made, id=pledge_id)
     first = pledge_states.LIFECYCLE.history_values(
@@ -408,10 +406,9 @@ def _in_one_statement(
     respond: Callable[[NewPledge], dict[str, Any]] | None,
     *,
     today: date,
-) -> tuple[bool, NewPledge | None]:
-    """The pledge on PostgreSQL (``one_statement``): (True, the pledge), (True, None) when
-    the project refused it, or (False, None) when nothing was written and the general
-    path is to make it (a match was hoped for and the project's tokens refused it)."""
+) -> NewPledge | None:
+    """The pledge on PostgreSQL (``one_statement``), or None when the project refused it
+    (the edge rolls the pledge's rows back)."""
     now = made.created_at
     planned = one_statement.plan(session, eligible, user.organisation_id)
     made = replace(made, id=planned.pledge_id)
@@ -474,10 +471,15 @@ def _in_one_statement(
         if idempotency is not None
         else None,
     )
-    if not outcome.reserved:  # without a match, a refusal; with one, try again without
-        return match is None, None
-    if match is None or outcome.matched:
-        return True, hoped
+    if match is None:
+        return hoped if outcome.reserved else None
+    if outcome.matched:
+        return hoped
+    if not outcome.reserved:  # not with the match: under the locks, with one or alone
+        again = _match_and_reserve(session, made, eligible, planned.found, today=today)
+        if respond is not None and again is not None:
+            idempotent.amend(session, idempotency, respond(again))
+        return again
     # The pool's budget or cap refused the match read without a lock: give back what the
     # statement took for it (the project's and the pool's rows are ours until the commit)
     # and match again under the locks.
@@ -494,7 +496,7 @@ def _in_one_statement(
     again = _match_and_reserve(session, made, eligible, planned.found, today=today, reserved=True)
     if respond is not None:
         idempotent.amend(session, idempotency, respond(again or made))
-    return True, again
+    return again
 
 
 def _match_and_reserve(
