@@ -34,6 +34,9 @@ class Settings:
     secret_key: str = ""
     # Connections each app process keeps to PostgreSQL (and as many more under load).
     db_pool_size: int = 10
+    # Off behind a pooler in transaction mode (PgBouncer before 1.21): a statement the
+    # driver prepared on one server connection is unknown on the next.
+    db_prepared_statements: bool = True
     # True when SECRET_KEY did not come from the environment (generated or built in).
     secret_key_is_default: bool = True
     stripe_api_key: str = ""
@@ -79,6 +82,11 @@ class Settings:
     # when the app runs on several), and the largest file taken.
     evidence_dir: Path | None = None
     evidence_max_mb: int = 10
+    # Where evidence files and attachments are kept: empty for ``evidence_path``, or
+    # ``file:///folder``, or ``s3://bucket/prefix`` (a bucket several servers share; an
+    # S3-compatible store other than Amazon's at ``storage_endpoint_url``).
+    storage_url: str = ""
+    storage_endpoint_url: str = ""
     # E-mail: without SMTP_HOST, messages are written to the log (and shown in the app).
     smtp_host: str = ""
     smtp_port: int = 587
@@ -221,6 +229,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=normalise_database_url(database_url),
         secret_key=secret,
         db_pool_size=_int(env, "DB_POOL_SIZE", 10),
+        db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
         secret_key_is_default=secret_is_default,
         stripe_api_key=env.get("STRIPE_API_KEY", ""),
         stripe_api_base=env.get("STRIPE_API_BASE") or None,
@@ -248,6 +257,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         argon2_parallelism=_int(env, "ARGON2_PARALLELISM", 4),
         evidence_dir=Path(env["EVIDENCE_DIR"]).resolve() if env.get("EVIDENCE_DIR") else None,
         evidence_max_mb=_int(env, "EVIDENCE_MAX_MB", 10),
+        storage_url=env.get("STORAGE_URL", "").strip(),
+        storage_endpoint_url=env.get("STORAGE_ENDPOINT_URL", "").strip(),
         smtp_host=env.get("SMTP_HOST", ""),
         smtp_port=_int(env, "SMTP_PORT", 587),
         smtp_username=env.get("SMTP_USERNAME", ""),

@@ -41,7 +41,7 @@ from marketplace.core.errors import MarketplaceError, Unavailable
 from marketplace.core.idempotency import Replayed
 from marketplace.core.observability import init_request_ids
 from marketplace.core.schemas import ROW_ID_MAX
-from marketplace.evaluations.files import FileStore
+from marketplace.core.storage import open_storage
 from marketplace.extensions import babel, csrf, db, login_manager, migrate
 from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.pacing import Limits, Pacer
@@ -113,10 +113,21 @@ def create_app(config: Settings | None = None) -> Flask:
         ),
     )
 
-    app.extensions["evidence"] = FileStore(
-        root=settings.evidence_path, max_bytes=settings.evidence_max_mb * 1024 * 1024
+    try:
+        app.extensions["evidence"] = open_storage(
+            settings.storage_url,
+            folder=settings.evidence_path,
+            max_bytes=settings.evidence_max_mb * 1024 * 1024,
+            endpoint_url=settings.storage_endpoint_url,
+        )
+    except ValueError as bad:
+        raise ConfigError(str(bad)) from None
+    db.init_app(
+        app,
+        settings.database_url,
+        settings.db_pool_size,
+        prepared_statements=settings.db_prepared_statements,
     )
-    db.init_app(app, settings.database_url, settings.db_pool_size)
     try:
         limits = Limits.parse(settings.stripe_rate_limit, settings.stripe_api_key)
     except ValueError as bad:

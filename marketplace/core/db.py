@@ -27,13 +27,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def build_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine with the settings this application relies on."""
+def build_engine(url: str, *, prepared_statements: bool = True, **kwargs: Any) -> Engine:
+    """Create an engine with the settings this application relies on. Without
+    ``prepared_statements`` (behind PgBouncer's transaction pooling) psycopg never
+    prepares one: every statement is sent whole, so any server connection can run it."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    connect_args = {} if prepared_statements else {"prepare_threshold": None}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -57,11 +60,11 @@ def _configure_sqlite(engine: Engine) -> None:
 class DatabaseState:
     """One application's engine and session factory (``app.extensions["db"]``)."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, *, prepared_statements: bool = True) -> None:
         pool = (
             {} if url.startswith("sqlite") else {"pool_size": pool_size, "max_overflow": pool_size}
         )
-        self.engine: Engine = build_engine(url, **pool)
+        self.engine: Engine = build_engine(url, prepared_statements=prepared_statements, **pool)
         self.session_factory: sessionmaker[Session] = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
@@ -76,8 +79,12 @@ class DatabaseState:
 class Database:
     """The database extension: each app has its own state; a session per app context."""
 
-    def init_app(self, app: Flask, url: str, pool_size: int = 10) -> None:
-        app.extensions["db"] = DatabaseState(url, pool_size)
+    def init_app(
+        self, app: Flask, url: str, pool_size: int = 10, *, prepared_statements: bool = True
+    ) -> None:
+        app.extensions["db"] = DatabaseState(
+            url, pool_size, prepared_statements=prepared_statements
+        )
         app.after_request(self._finish_request)
         app.teardown_appcontext(self._close)
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.authorisation import require_role
 from marketplace.accounts.models import Organisation, Role, User
+from marketplace.core.storage import Storage
 from marketplace.disputes.models import (
     LIFECYCLE,
     MAX_REASON,
@@ -117,7 +118,7 @@ def file_concern(
 
 def add_file(
     session: Session,
-    store: files.FileStore,
+    store: Storage,
     user: User,
     concern_id: int,
     *,

@@ -29,6 +29,7 @@ from marketplace.core.schemas import (
     page_schema,
     row_id,
 )
+from marketplace.core.storage import Storage
 from marketplace.evaluations import files, services
 from marketplace.extensions import db
 from marketplace.projects.models import Theme
@@ -265,7 +266,7 @@ def _b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
-def file_store() -> files.FileStore:
+def file_store() -> Storage:
     return current_app.extensions["evidence"]
 
 

@@ -1,10 +1,10 @@
 """Evidence files and progress-report attachments: private storage and who may read them.
 
 Invariants:
-- Bytes are written under ``EVIDENCE_DIR`` (outside the web root) with a
-  random name, atomically (temporary file, fsync, rename), readable by the
-  app's user only; the database row with size and SHA-256 is added in the same
-  transaction that follows, so a rolled-back upload leaves at most an
+- Bytes are written to the store ``STORAGE_URL`` names (a folder outside the web
+  root, ``EVIDENCE_DIR`` by default, or a private bucket) under a random key, in
+  full before the key is known; the database row with size and SHA-256 is added in
+  the same transaction that follows, so a rolled-back upload leaves at most an
   unreferenced file and never a row without its bytes.
 - Evaluation evidence is readable by the evaluator of that evaluation, admins
   and members of the project's own organisation. Report attachments are also
@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import secrets
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Role, User
+from marketplace.core.storage import Storage
 from marketplace.funding.models import Pledge
 from marketplace.projects.models import Project, ProjectState
 from outcomes import evaluation as domain
@@ -45,31 +42,6 @@ class EvidenceDamaged(Unavailable):
     title = "A stored evidence file does not match its recorded SHA-256"
 
 
-@dataclass(frozen=True)
-class FileStore:
-    root: Path
-    max_bytes: int
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / key
-
-    def put(self, data: bytes) -> str:
-        key = secrets.token_hex(24)
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = path.with_suffix(".part")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        return key
-
-    def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
-
-
 def _commitment_of(session: Session, project_id: int, outcome_id: int | None) -> int | None:
     if outcome_id is None:
         return None
@@ -85,7 +57,7 @@ def _commitment_of(session: Session, project_id: int, outcome_id: int | None) ->
 
 def _store(
     session: Session,
-    store: FileStore,
+    store: Storage,
     user: User,
     *,
     project_id: int,
@@ -130,7 +102,7 @@ def _store(
 
 def add_evidence(
     session: Session,
-    store: FileStore,
+    store: Storage,
     user: User,
     evaluation_id: int,
     *,
@@ -164,7 +136,7 @@ def add_evidence(
 
 def add_attachment(
     session: Session,
-    store: FileStore,
+    store: Storage,
     user: User,
     report_id: int,
     *,
@@ -197,7 +169,7 @@ def add_attachment(
 
 def add_concern_file(
     session: Session,
-    store: FileStore,
+    store: Storage,
     user: User,
     *,
     project_id: int,
@@ -251,7 +223,7 @@ def readable(session: Session, user: User | None, rows: list[EvidenceFile]) -> l
 
 
 def open_file(
-    session: Session, store: FileStore, user: User | None, file_id: int
+    session: Session, store: Storage, user: User | None, file_id: int
 ) -> tuple[EvidenceFile, bytes]:
     row = session.get(EvidenceFile, file_id)
     if row is None or not may_read(session, user, row):

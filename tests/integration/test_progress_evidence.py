@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
+from marketplace.core.storage import LocalStore
 from marketplace.core.sweeps import sweep_context
-from marketplace.evaluations.files import FileStore
 from marketplace.funding.models import PledgeState
 from marketplace.projects.models import Project, ProjectState
 from marketplace.settlement.sweeps import flag_late
@@ -318,7 +318,7 @@ def test_size_limits_and_missing_parts_are_clear_4xx(app, client, session, auth_
     mine = auth_headers(evaluator)
     path = f"/api/v1/evaluations/{evaluation.id}/evidence"
     store = app.extensions["evidence"]
-    app.extensions["evidence"] = FileStore(root=store.root, max_bytes=1024 * 1024)
+    app.extensions["evidence"] = LocalStore(root=store.root, max_bytes=1024 * 1024)
     try:
         too_big = upload(client, path, mine, "big.txt", b"a" * (1024 * 1024 + 1))
     finally:
