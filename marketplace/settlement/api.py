@@ -29,8 +29,12 @@ class SettlementOutSchema(ma.Schema):
     v_target_cents = ma.fields.Integer(required=True)
     v_verified_cents = ma.fields.Integer(required=True)
     tokens_minted = ma.fields.Integer(required=True)
-    tokens_buffer = ma.fields.Integer(
+    buffer_tokens = ma.fields.Integer(
         required=True, metadata={"description": "of the minted, kept in the buffer pool"}
+    )
+    tokens_buffer = ma.fields.Integer(
+        required=True,
+        metadata={"description": "the same as buffer_tokens (its first name)", "deprecated": True},
     )
     raised_cents = ma.fields.Integer(required=True)
     cost_tranche_cents = ma.fields.Integer(required=True)
@@ -62,6 +66,7 @@ class ProjectSettlement(MethodView):
             "v_target_cents": found.v_target_cents,
             "v_verified_cents": found.v_verified_cents,
             "tokens_minted": found.tokens_minted,
+            "buffer_tokens": found.tokens_buffer,
             "tokens_buffer": found.tokens_buffer,
             "raised_cents": found.raised_cents,
             "cost_tranche_cents": found.cost_tranche_cents,

@@ -198,7 +198,7 @@ def test_the_worked_example_settles_to_the_cent(app, client, session, auth_heade
         (1000, 665, 135_838),
         (1400, 931, 190_174),
     ]
-    assert body["tokens_buffer"] == 84  # product.md: floor(1,680 x 5%) to the buffer pool
+    assert body["buffer_tokens"] == body["tokens_buffer"] == 84  # floor(1,680 x 5%), product.md
     # social value per euro, verified: V_verified / (raised - refunds) = / 6,761,188
     shown = client.get(f"/api/v1/projects/{project.id}").json
     per_euro = Decimal(body["v_verified_cents"]) / Decimal(7_087_200 - 326_012)
