@@ -317,7 +317,7 @@ class Topology:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def stop(self) -> None:
-        for name, process in list(self.processes.items()):
+        for process in list(self.processes.values()):
             if process.poll() is None:
                 try:
                     os.killpg(process.pid, signal.SIGTERM)
