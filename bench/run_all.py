@@ -82,7 +82,16 @@ def listing_rows(out: str) -> list[Row]:
 def pledges_rows(out: str) -> list[Row]:
     rows = []
     pattern = r"^\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s*$"
-    for clients, rate, _p50, p95, ceiling, ratio, errors, _floor in re.findall(pattern, out, re.M):
+    for clients, rate, _p50, p95, ceiling, ratio, errors, floor in re.findall(pattern, out, re.M):
+        rows.append(
+            Row(
+                "20",
+                f"pledges/s at {clients} clients vs GET /api/v1/me/s {floor}",
+                f"{rate}/s = {int(rate) / int(floor):.2f}",
+                ">= 0.60",
+                int(rate) >= 0.6 * int(floor),
+            )
+        )
         rows.append(
             Row(
                 "5",
@@ -102,6 +111,17 @@ def pledges_rows(out: str) -> list[Row]:
                     float(p95) < 100,
                 )
             )
+    pooled = r"^\s+(\d+)\s+(\d+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s*$"
+    for clients, rate, _p95, alone, ratio in re.findall(pooled, out, re.M):
+        rows.append(
+            Row(
+                "19",
+                f"pledges/s with a pool at {clients} clients vs without ({alone}/s)",
+                f"{rate}/s = {ratio}",
+                ">= 0.80",
+                float(ratio) >= 0.80,
+            )
+        )
     consistent = re.search(r"consistency: .*: (yes|NO)", out)
     if consistent:
         rows.append(
@@ -143,11 +163,30 @@ def settlement_rows(out: str) -> list[Row]:
     return rows
 
 
+def topology_rows(out: str) -> list[Row]:
+    ratio = re.search(r"pledges/s ([\d.]+), listing p95 ([\d.]+)", out)
+    rates = dict(re.findall(r"^(nginx, 2 servers|1 server directly)\s+(\d+)", out, re.M))
+    if not ratio or len(rates) != 2:
+        return []
+    return [
+        Row(
+            "20",
+            "pledges/s through nginx to 2 servers / 1 server directly "
+            f"({rates['nginx, 2 servers']} / {rates['1 server directly']})",
+            ratio.group(1),
+            "printed (one machine)",
+            True,
+        ),
+        Row("20", "listing p95, the same ratio", ratio.group(2), "printed (one machine)", True),
+    ]
+
+
 BENCHMARKS = {
     "valuation": valuation_rows,
     "listing": listing_rows,
     "pledges": pledges_rows,
     "settlement": settlement_rows,
+    "topology": topology_rows,
 }
 
 

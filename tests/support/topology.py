@@ -91,6 +91,7 @@ class Topology:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="som-topology-")))
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    durable: bool = False  # PostgreSQL's production durability (benchmarks)
 
     def start(self) -> Topology:
         bindir = find_bindir()
@@ -102,7 +103,7 @@ class Topology:
         self.root.chmod(0o755)
         for name in ("pgbouncer", "http", "https", "app_a", "app_b"):
             self.ports[name] = _free_port()
-        self.postgres = PostgresServer(bindir).start()
+        self.postgres = PostgresServer(bindir, durable=self.durable).start()
         self.password = secrets.token_hex(16)
         database = create_database(self.postgres.url(), "marketplace")
         with psycopg.connect(database.replace("+psycopg", ""), autocommit=True) as conn:
