@@ -117,9 +117,12 @@ def debit_terms(data: dict[str, Any], user: Any) -> dict[str, Any]:
     }
 
 
+_STORED = PledgeOutSchema()
+
+
 def stored_body(pledge: NewPledge) -> dict[str, Any]:
     """The JSON an idempotent replay returns: exactly the first response's."""
-    return PledgeOutSchema().dump(pledge_body(pledge))
+    return _STORED.dump(pledge_body(pledge))
 
 
 @blp.route("/projects/<int:project_id>/pledges")

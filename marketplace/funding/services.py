@@ -385,13 +385,14 @@ def _reserve(
     done = _match_and_reserve(session, made, eligible, found, today=today)
     if done is None:
         return None
-    idempotent.remember(
-        session,
-        idempotency,
-        status_code=201,
-        response=respond(done) if respond else {"id": done.id},
-        now=now,
-    )
+    if idempotency is not None:
+        idempotent.remember(
+            session,
+            idempotency,
+            status_code=201,
+            response=respond(done) if respond else {"id": done.id},
+            now=now,
+        )
     return done
 
 
@@ -453,7 +454,6 @@ def _in_one_statement(
             match, pledge_id=planned.match_id, matched_pledge_id=made.id, now=now
         )
         changes.append(PledgeStateChange(**match_history))
-    response = respond(hoped) if respond else {"id": made.id}
     outcome = one_statement.write(
         session,
         project_id=made.project_id,
@@ -467,7 +467,12 @@ def _in_one_statement(
         match_history=match_history,
         audit_rows=audit.transition_rows(session, changes),
         idempotency=idempotency,
-        record=idempotent.record_values(idempotency, status_code=201, response=response, now=now)
+        record=idempotent.record_values(
+            idempotency,
+            status_code=201,
+            response=respond(hoped) if respond else {"id": made.id},
+            now=now,
+        )
         if idempotency is not None
         else None,
     )
