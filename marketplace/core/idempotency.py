@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, insert, select, update
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -162,17 +162,3 @@ def record_values(
         "response": response,
         "created_at": now,
     }
-
-
-def amend(session: Session, idempotency: Idempotency | None, response: dict[str, Any]) -> None:
-    """The work ended otherwise than the response stored with it said: store the right
-    one (same transaction, before it commits)."""
-    if idempotency is not None:
-        session.execute(
-            update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.user_id == idempotency.user_id,
-                IdempotencyRecord.key == idempotency.key,
-            )
-            .values(response=response)
-        )

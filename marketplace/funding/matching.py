@@ -162,7 +162,7 @@ def find_match(
         row = session.execute(
             select(Pool.budget_cents - Pool.committed_cents)
             .where(Pool.id == candidate.id, Pool.state == PoolState.ACTIVE)
-            .with_for_update()
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: pledges refer to it
         ).first()
         if row is None:
             continue

@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
     Integer,
     Table,
     bindparam,
@@ -100,11 +99,14 @@ def plan(session: Session, project: matching.Eligible, buyer_organisation_id: in
 
 @dataclass(frozen=True)
 class Outcome:
-    """The pledge's own rows are always written (a refusal rolls the transaction back)."""
+    """The rows are always written: a refused reservation rolls the request's transaction
+    back, refused match claims are undone with ``undo_match``."""
 
-    reserved: bool  # the project's tokens were reserved
-    budget_held: bool  # the pool's budget took the match
-    matched: bool  # ... and its cap on the project: the match's rows were written
+    reserved: bool  # the project's tokens were reserved (with the match's, if any)
+    matched: bool  # ... and the pool's budget and cap on the project took the match
+
+
+SAVEPOINT = "pledge_match"
 
 
 PLEDGE = (
@@ -183,15 +185,25 @@ def write(
         ("write", match is not None, record is not None),
         lambda: _write_statement(with_match=match is not None, with_record=record is not None),
     )
+    connection = session.connection()
+    if match is not None:
+        connection.exec_driver_sql(f"SAVEPOINT {SAVEPOINT}")
     try:
-        row = session.connection().execute(statement, params).one()
+        row = connection.execute(statement, params).one()
     except IntegrityError:
         if idempotency is None:
             raise
         raise Replayed(idempotency) from None
-    first = 4 if record is not None else 3  # the counts of the pledge's own rows come first
-    held = match is not None and row[first + 1] == 1
-    return Outcome(reserved=row[first] == 1, budget_held=held, matched=held and row[first + 2] == 1)
+    first = 4 if record is not None else 3  # the counts of the rows written come first
+    reserved = row[first] == 1
+    matched = match is not None and reserved and row[first + 1] == row[first + 2] == 1
+    return Outcome(reserved=reserved, matched=matched)
+
+
+def undo_match(session: Session) -> None:
+    """Everything the statement wrote with a match whose claims were refused, undone (to
+    the savepoint it took): the caller makes the pledge on the general path."""
+    session.connection().exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
 
 
 def _write_statement(*, with_match: bool, with_record: bool) -> Any:
@@ -208,17 +220,18 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
         .returning(Project.id)
         .cte("reserved")
     )
-    if_reserved = exists(select(reserved.c.id))
-    # The pledge's own rows come first and need no lock (should the reservation be
-    # refused, the request's transaction is rolled back); the main query reads them
-    # before the reservation, so the project's row is locked for as little as it can be.
+    # The rows come first and need no lock; the main query reads them before the
+    # reservation, so the project's row (and a pool's) is locked for as little as it can
+    # be. Should the reservation be refused, the request's transaction is rolled back;
+    # should a match's claims be, the caller rolls back to the savepoint taken before.
+    rows = ["p", "mp"] if with_match else ["p"]
     own = [
-        _rows_if(Pledge, PLEDGE, [("p", None)], "pledged"),
-        _rows_if(PledgeStateChange, HISTORY, [("h", None)], "histories"),
-        _rows_if(AuditEvent, AUDIT, [("a", None)], "audits"),
+        _rows(Pledge, PLEDGE, rows, "pledged"),
+        _rows(PledgeStateChange, HISTORY, [f"{r[:-1]}h" for r in rows], "histories"),
+        _rows(AuditEvent, AUDIT, [f"{r[:-1]}a" for r in rows], "audits"),
     ]
     if with_record:
-        own.append(_rows_if(IdempotencyRecord, RECORD, [("r", None)], "remembered"))
+        own.append(_rows(IdempotencyRecord, RECORD, ["r"], "remembered"))
     counted = [select(func.count()).select_from(cte).scalar_subquery() for cte in own]
     counted.append(select(func.count()).select_from(reserved).scalar_subquery())
     if not with_match:
@@ -226,7 +239,7 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
     cents = bindparam("cents", type_=BigInteger)
     budget = (
         pool_totals.budget_claim(bindparam("pool_id"), cents)
-        .where(if_reserved)
+        .where(exists(select(reserved.c.id)))
         .returning(Pool.id)
         .cte("budget")
     )
@@ -240,30 +253,18 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
         .returning(PoolProject.pool_id)
         .cte("cap")
     )
-    if_matched = exists(select(cap.c.pool_id))
     counted.append(select(func.count()).select_from(budget).scalar_subquery())
     counted.append(select(func.count()).select_from(cap).scalar_subquery())
-    return select(*counted).add_cte(
-        _rows_if(Pledge, PLEDGE, [("mp", if_matched)], "match_pledged"),
-        _rows_if(PledgeStateChange, HISTORY, [("mh", if_matched)], "match_histories"),
-        _rows_if(AuditEvent, AUDIT, [("ma", if_matched)], "match_audits"),
-    )
+    return select(*counted)
 
 
-def _rows_if(
-    model: type[Base],
-    columns: Sequence[str],
-    rows: Sequence[tuple[str, ColumnElement[bool] | None]],
-    name: str,
-) -> Any:
-    """A CTE inserting each row (its parameters named by a prefix) whose condition holds
-    (or always, without one), the values typed as the columns."""
+def _rows(model: type[Base], columns: Sequence[str], prefixes: Sequence[str], name: str) -> Any:
+    """A CTE inserting one row for each prefix (its parameters ``{prefix}_{column}``), the
+    values typed as the columns."""
     table: Table = model.__table__  # type: ignore[assignment]
-    selects = []
-    for prefix, condition in rows:
-        row = select(
-            *[bindparam(f"{prefix}_{column}", type_=table.c[column].type) for column in columns]
-        )
-        selects.append(row if condition is None else row.where(condition))
+    selects = [
+        select(*[bindparam(f"{prefix}_{column}", type_=table.c[column].type) for column in columns])
+        for prefix in prefixes
+    ]
     source = selects[0] if len(selects) == 1 else union_all(*selects)
     return insert(table).from_select(list(columns), source).returning(table.c[columns[0]]).cte(name)

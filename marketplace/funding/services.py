@@ -45,7 +45,6 @@ from marketplace.notifications import notices
 from marketplace.payments import services as payments
 from marketplace.payments.gateway import MandateAcceptance, StripeGateway
 from marketplace.payments.models import BANK_TRANSFER, MethodType
-from marketplace.pools import totals as pool_totals
 from marketplace.projects.models import Project, ProjectState
 from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
@@ -368,9 +367,11 @@ def _reserve(
     }
     reason = f"pledged {tokens} tokens"
     if one_statement.used(session):
-        return _in_one_statement(
+        finished, done = _in_one_statement(
             session, user, made, values, reason, eligible, idempotency, respond, today=today
         )
+        if finished:
+            return done
     pledge_id = session.execute(insert(Pledge).values(**values).returning(Pledge.id)).scalar_one()
     made = replace(made, id=pledge_id)
     first = pledge_states.LIFECYCLE.history_values(
@@ -407,9 +408,10 @@ def _in_one_statement(
     respond: Callable[[NewPledge], dict[str, Any]] | None,
     *,
     today: date,
-) -> NewPledge | None:
-    """The pledge on PostgreSQL (``one_statement``), or None when the project refused it
-    (the edge rolls the pledge's rows back)."""
+) -> tuple[bool, NewPledge | None]:
+    """The pledge on PostgreSQL (``one_statement``): (True, the pledge), (True, None) when
+    the project refused it (the edge rolls the pledge's rows back), or (False, None) when
+    a pool's match did not hold and nothing is left of the attempt."""
     now = made.created_at
     planned = one_statement.plan(session, eligible, user.organisation_id)
     made = replace(made, id=planned.pledge_id)
@@ -477,31 +479,14 @@ def _in_one_statement(
         else None,
     )
     if match is None:
-        return hoped if outcome.reserved else None
+        return True, hoped if outcome.reserved else None
     if outcome.matched:
-        return hoped
-    if not outcome.reserved:  # not with the match: under the locks, with one or alone
-        again = _match_and_reserve(session, made, eligible, planned.found, today=today)
-        if respond is not None and again is not None:
-            idempotent.amend(session, idempotency, respond(again))
-        return again
-    # The pool's budget or cap refused the match read without a lock: give back what the
-    # statement took for it (the project's and the pool's rows are ours until the commit)
-    # and match again under the locks.
-    session.execute(
-        update(Project)
-        .where(Project.id == made.project_id)
-        .values(tokens_pledged=Project.tokens_pledged - match.tokens)
-        .execution_options(synchronize_session=False)
-    )
-    if outcome.budget_held:
-        pool_totals.give_back(
-            session, pool_id=match.pool_id, cents=match.tokens * eligible.token_price_cents
-        )
-    again = _match_and_reserve(session, made, eligible, planned.found, today=today, reserved=True)
-    if respond is not None:
-        idempotent.amend(session, idempotency, respond(again or made))
-    return again
+        return True, hoped
+    # The match read without a lock did not hold (the pool's budget or cap, or the
+    # project's tokens, refused it): all the statement wrote is undone, and the general
+    # path makes the pledge under the locks.
+    one_statement.undo_match(session)
+    return False, None
 
 
 def _match_and_reserve(
@@ -511,22 +496,22 @@ def _match_and_reserve(
     found: list[matching.Candidate],
     *,
     today: date,
-    reserved: bool = False,
 ) -> NewPledge | None:
     """Reserve the pledge's tokens with the match a pool makes (its figures read under the
-    project's lock, then the pool's), or alone; ``reserved`` when the pledge's own tokens
-    already are. None when the project refuses even the pledge alone."""
+    project's lock, then the pool's), or alone. None when the project refuses even the
+    pledge alone."""
     match = None
     if found:
         figures = session.execute(
             select(Project.tokens_total, Project.tokens_pledged)
             .where(Project.id == made.project_id)
-            .with_for_update()
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: pledges refer to it
         ).one()
-        pledged = figures.tokens_pledged - (made.tokens if reserved else 0)
         match = matching.find_match(
             session,
-            replace(eligible, tokens_total=figures.tokens_total, tokens_pledged=pledged),
+            replace(
+                eligible, tokens_total=figures.tokens_total, tokens_pledged=figures.tokens_pledged
+            ),
             found,
             tokens=made.tokens,
         )
@@ -549,10 +534,9 @@ def _match_and_reserve(
             == 1
         )
 
-    own = 0 if reserved else made.tokens
-    if match is not None and not reserve(own + match.tokens):
+    if match is not None and not reserve(made.tokens + match.tokens):
         match = None  # the project left funding meanwhile: the pledge alone, if it can
-    if match is None and own and not reserve(own):
+    if match is None and not reserve(made.tokens):
         return None
     if match is None:
         return made
