@@ -50,10 +50,12 @@ def load(connect, path_of, body_of, clients: int, seconds: float, buyers) -> tup
             started = time.perf_counter()
             conn.request("POST" if body else "GET", path_of(n), body, headers)
             response = conn.getresponse()
-            response.read()
+            payload = response.read()
             latencies[n].append(time.perf_counter() - started)
             if response.status not in (200, 201):
                 errors[n] += 1
+                if errors[n] == 1:
+                    print(f"  error: {response.status} {payload[:300]!r}")
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
     began = time.monotonic()
