@@ -3,13 +3,11 @@ localstripe is one: real HTTP, Amazon's API, nothing patched in our process)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.support.postgres import _free_port
+from tests.support.postgres import _free_port, wait_for_port
 
 # What boto3 needs to sign requests to the fake (it checks nothing more).
 CREDENTIALS = {
@@ -35,17 +33,12 @@ class S3Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("moto_server exited")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("moto_server did not start within 30 s")
+        try:
+            wait_for_port(self.port, self.process, "moto_server")
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def client(self):
         import boto3

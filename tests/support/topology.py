@@ -16,18 +16,22 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
 from config import PROJECT_ROOT
-from tests.support.postgres import PostgresServer, _free_port, create_database, find_bindir
+from tests.support.postgres import (
+    PostgresServer,
+    _free_port,
+    create_database,
+    find_bindir,
+    wait_for_port,
+)
 from tests.support.s3 import CREDENTIALS, S3Server
 from tests.support.stripe_process import StripeServer
 
@@ -71,19 +75,6 @@ def unit(text: str, instance: str) -> Unit:
         Path(service["WorkingDirectory"]),
         Path(service["EnvironmentFile"]),
     )
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on {port} within {seconds} s")
 
 
 @dataclass
@@ -181,7 +172,7 @@ class Topology:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _wait_for_port(self.ports["pgbouncer"], process, "PgBouncer")
+        wait_for_port(self.ports["pgbouncer"], process, "PgBouncer")
 
     def _unit(self, name: str, instance: str) -> Unit:
         text = render(DEPLOY / "systemd" / name, self.values)
@@ -227,7 +218,7 @@ class Topology:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its workers die with it (the kill takes the group)
         )
-        _wait_for_port(port, process, f"app server {name}")
+        wait_for_port(port, process, f"app server {name}")
 
     def start_scheduler(self, name: str) -> None:
         scheduler = self._unit("marketplace-scheduler@.service", name)
@@ -303,7 +294,7 @@ class Topology:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        _wait_for_port(self.ports["https"], process, "nginx")
+        wait_for_port(self.ports["https"], process, "nginx")
 
     # --- reaching it -----------------------------------------------------------------
 
