@@ -162,7 +162,6 @@ def write(
         "project_id": project_id,
         "today": today,
         "reserving": tokens + (match.tokens if match else 0),
-        "funding": ProjectState.FUNDING,
     }
     rows = [("p", PLEDGE, pledge), ("h", HISTORY, history), ("a", AUDIT, audit_rows[0])]
     if match is not None:
@@ -206,17 +205,29 @@ def undo_match(session: Session) -> None:
     session.connection().exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
 
 
-def _write_statement(*, with_match: bool, with_record: bool) -> Any:
-    reserving = bindparam("reserving", type_=Integer)
-    reserved = (
+def reservation(project_id: Any, today: Any, count: Any) -> Any:
+    """The one conditional update that reserves ``count`` tokens of a project still in
+    funding (on both paths; values or bind parameters)."""
+    return (
         update(Project)
         .where(
-            Project.id == bindparam("project_id"),
-            Project.state == bindparam("funding"),
-            Project.funding_deadline >= bindparam("today"),
-            Project.tokens_pledged + reserving <= Project.tokens_total,
+            Project.id == project_id,
+            Project.state == ProjectState.FUNDING,
+            Project.funding_deadline >= today,
+            Project.tokens_pledged + count <= Project.tokens_total,
         )
-        .values(tokens_pledged=Project.tokens_pledged + reserving)
+        .values(tokens_pledged=Project.tokens_pledged + count)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _write_statement(*, with_match: bool, with_record: bool) -> Any:
+    reserved = (
+        reservation(
+            bindparam("project_id"),
+            bindparam("today"),
+            bindparam("reserving", type_=Integer),
+        )
         .returning(Project.id)
         .cte("reserved")
     )

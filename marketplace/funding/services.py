@@ -518,20 +518,7 @@ def _match_and_reserve(
 
     def reserve(count: int) -> bool:
         return (
-            affected(
-                session.execute(
-                    update(Project)
-                    .where(
-                        Project.id == made.project_id,
-                        Project.state == ProjectState.FUNDING,
-                        Project.funding_deadline >= today,
-                        Project.tokens_pledged + count <= Project.tokens_total,
-                    )
-                    .values(tokens_pledged=Project.tokens_pledged + count)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            == 1
+            affected(session.execute(one_statement.reservation(made.project_id, today, count))) == 1
         )
 
     if match is not None and not reserve(made.tokens + match.tokens):
