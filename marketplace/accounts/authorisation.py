@@ -8,12 +8,22 @@ reads the request, so the domain and the web and API edges share them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from marketplace.accounts.models import ApiToken, Organisation, Role, Scope, User
+from marketplace.accounts.models import (
+    ApiToken,
+    Organisation,
+    Role,
+    Scope,
+    User,
+    grants,
+    scopes_listed,
+    token_live,
+)
 from marketplace.accounts.services import API_TOKEN_PREFIX, token_digest
 from outcomes.errors import Forbidden
 
@@ -27,7 +37,7 @@ class EmailUnverified(Forbidden):
     title = "Confirm your e-mail address first"
 
 
-def require_verified_email(user: User) -> None:
+def require_verified_email(user: User | Caller) -> None:
     """Raises EmailUnverified for a person who has not opened their verification link
     (they may look around, not submit a project or pledge)."""
     if not user.email_verified:
@@ -42,19 +52,84 @@ class InsufficientScope(Forbidden):
     title = "The API token does not have the scope this needs"
 
 
+def _well_formed(secret: str) -> bool:
+    return secret.startswith(API_TOKEN_PREFIX) and len(secret) <= LONGEST_TOKEN
+
+
+def _stale(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or now - last_used_at > TOKEN_TOUCH_INTERVAL
+
+
 def live_api_token(session: Session, secret: str, *, now: datetime) -> ApiToken | None:
     """The token, when it is live (not revoked, not expired) and its user active; else None."""
-    if not secret.startswith(API_TOKEN_PREFIX) or len(secret) > LONGEST_TOKEN:
+    if not _well_formed(secret):
         return None
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
     if token is None or not token.live_at(now) or not token.user.is_active:
         return None
-    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
+    if _stale(token.last_used_at, now):
         token.last_used_at = now
     return token
 
 
-def require_scope(token: ApiToken, scope: Scope) -> None:
+@dataclass(frozen=True)
+class Caller:
+    """The person behind a live API token, as the columns a hot path authorises with (a
+    pledge's: no ORM object is loaded for it), and the scopes the token grants."""
+
+    id: int
+    email: str
+    role: Role
+    organisation_id: int
+    email_verified_at: datetime | None
+    scopes: str
+
+    def has_role(self, *roles: Role) -> bool:
+        return self.role in roles
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    @property
+    def scope_list(self) -> list[str]:
+        return scopes_listed(self.scopes)
+
+    def allows(self, scope: Scope) -> bool:
+        return grants(self.scopes, scope)
+
+
+_CALLER = (
+    select(
+        User.id,
+        User.email,
+        User.role,
+        User.organisation_id,
+        User.email_verified_at,
+        ApiToken.scopes,
+        ApiToken.id,
+        ApiToken.revoked_at,
+        ApiToken.expires_at,
+        ApiToken.last_used_at,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("digest"), User.is_active.is_(True))
+)
+
+
+def live_caller(session: Session, secret: str, *, now: datetime) -> Caller | None:
+    """``live_api_token`` in one read of plain columns: the caller, or None."""
+    if not _well_formed(secret):
+        return None
+    row = session.connection().execute(_CALLER, {"digest": token_digest(secret)}).first()
+    if row is None or not token_live(row.revoked_at, row.expires_at, now):
+        return None
+    if _stale(row.last_used_at, now):
+        session.execute(update(ApiToken).where(ApiToken.id == row[6]).values(last_used_at=now))
+    return Caller(*row[:6])
+
+
+def require_scope(token: ApiToken | Caller, scope: Scope) -> None:
     """Raises InsufficientScope unless the token was given ``scope``."""
     if not token.allows(scope):
         raise InsufficientScope(
@@ -78,7 +153,7 @@ def require_verified_organisation(organisation: Organisation) -> None:
         )
 
 
-def require_role(user: User, *roles: Role) -> None:
+def require_role(user: User | Caller, *roles: Role) -> None:
     """Raises Forbidden unless the user has one of ``roles``."""
     if not user.has_role(*roles):
         raise Forbidden(

@@ -175,13 +175,27 @@ class ApiToken(Base):
 
     @property
     def scope_list(self) -> list[str]:
-        return [s.value for s in Scope if s.value in self.scopes.split()]
+        return scopes_listed(self.scopes)
 
     def allows(self, scope: Scope) -> bool:
-        return scope.value in self.scopes.split()
+        return grants(self.scopes, scope)
 
     def live_at(self, now: datetime) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+        return token_live(self.revoked_at, self.expires_at, now)
+
+
+def scopes_listed(scopes: str) -> list[str]:
+    """A token's scopes (space-separated) as a list, in Scope's order."""
+    return [s.value for s in Scope if s.value in scopes.split()]
+
+
+def grants(scopes: str, scope: Scope) -> bool:
+    return scope.value in scopes.split()
+
+
+def token_live(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> bool:
+    """Neither revoked nor expired at ``now``."""
+    return revoked_at is None and (expires_at is None or now < expires_at)
 
 
 class LoginAttempt(Base):

@@ -15,7 +15,13 @@ from collections.abc import Callable
 from flask import g, request
 from flask_smorest import Blueprint
 
-from marketplace.accounts.authorisation import live_api_token, require_role, require_scope
+from marketplace.accounts.authorisation import (
+    Caller,
+    live_api_token,
+    live_caller,
+    require_role,
+    require_scope,
+)
 from marketplace.accounts.models import Role, Scope, User
 from marketplace.core.clock import now
 from marketplace.core.errors import Unauthenticated
@@ -31,27 +37,51 @@ def current_api_user() -> User:
     return user
 
 
-def _user_from_header(scope: Scope | None = None) -> User:
+def current_caller() -> Caller:
+    """The caller of a view guarded with ``authenticated(..., caller=True)``."""
+    caller = g.get("api_caller")
+    if caller is None:
+        raise Unauthenticated("Send an API token as 'Authorization: Bearer <token>'.")
+    return caller
+
+
+def _secret() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("Send an API token as 'Authorization: Bearer <token>'.")
-    token = live_api_token(db.session, secret.strip(), now=now())
+    return secret.strip()
+
+
+NOT_LIVE = "The API token is not valid, has expired or has been revoked."
+
+
+def _user_from_header(scope: Scope | None = None) -> User:
+    token = live_api_token(db.session, _secret(), now=now())
     if token is None:
-        raise Unauthenticated("The API token is not valid, has expired or has been revoked.")
+        raise Unauthenticated(NOT_LIVE)
     g.api_user = token.user  # known even when refused: the audit log names who it was
     require_scope(token, scope or _scope_of_method())
     return token.user
+
+
+def _caller_from_header(scope: Scope | None) -> Caller:
+    caller = live_caller(db.session, _secret(), now=now())
+    if caller is None:
+        raise Unauthenticated(NOT_LIVE)
+    g.api_caller = caller  # known even when refused, as above
+    require_scope(caller, scope or _scope_of_method())
+    return caller
 
 
 def _scope_of_method() -> Scope:
     return Scope.READ if request.method in {"GET", "HEAD"} else Scope.WRITE
 
 
-def _admit(roles: tuple[Role, ...], scope: Scope | None) -> User:
+def _admit(roles: tuple[Role, ...], scope: Scope | None, caller: bool = False) -> User | Caller:
     """A request to a guarded view: the caller's token, its scope and role, or a refusal.
     (Called per request; the decorators below only wrap the view and document it.)"""
-    user = _user_from_header(scope)
+    user = _caller_from_header(scope) if caller else _user_from_header(scope)
     if roles:
         require_role(user, *roles)
     return user
@@ -62,8 +92,13 @@ def _admit_anyone() -> None:
     g.api_user = _user_from_header() if "Authorization" in request.headers else None
 
 
-def authenticated(blp: Blueprint, *roles: Role, scope: Scope | None = None) -> Callable:
-    """Require a valid token with the scope of this request, and one of ``roles`` when given."""
+def authenticated(
+    blp: Blueprint, *roles: Role, scope: Scope | None = None, caller: bool = False
+) -> Callable:
+    """Require a valid token with the scope of this request, and one of ``roles`` when given.
+
+    With ``caller`` the view reads who calls with ``current_caller()`` (plain columns read
+    in one round trip, for a hot path) instead of ``current_api_user()``."""
 
     # pragma: no mutate start
     # The wiring runs once, when the API is imported; mutation testing switches mutants
@@ -72,7 +107,7 @@ def authenticated(blp: Blueprint, *roles: Role, scope: Scope | None = None) -> C
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            _admit(roles, scope)
+            _admit(roles, scope, caller)
             return view(*args, **kwargs)
 
         documented = blp.doc(security=BEARER)(guarded)

@@ -41,7 +41,7 @@ def _via() -> str:
 
 def _request_user():
     """The person behind the request: the API token's, else the signed-in page's."""
-    user = g.get("api_user")
+    user = g.get("api_user") or g.get("api_caller")
     if user is None and current_user and current_user.is_authenticated:
         user = current_user
     return user

@@ -123,6 +123,15 @@ def check(session: Session, idempotency: Idempotency | None) -> None:
         raise Replayed(idempotency)
 
 
+def check_stored(idempotency: Idempotency | None, stored: str | None) -> None:
+    """``check`` with the fingerprint stored under the key already read (None: none is)."""
+    if idempotency is None or stored is None:
+        return
+    if stored != idempotency.fingerprint:
+        raise IdempotencyConflict("This Idempotency-Key was first used with another request.")
+    raise Replayed(idempotency)
+
+
 def remember(
     session: Session,
     idempotency: Idempotency | None,

@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from flask_smorest import Blueprint
 
 from marketplace.accounts.models import Role, Scope
-from marketplace.api.auth import authenticated, current_api_user
+from marketplace.api.auth import authenticated, current_api_user, current_caller
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
 from marketplace.core.errors import NotFound, ValidationFailed
@@ -127,7 +127,7 @@ def stored_body(pledge: NewPledge) -> dict[str, Any]:
 
 @blp.route("/projects/<int:project_id>/pledges")
 class Pledges(MethodView):
-    @authenticated(blp, Role.BUYER, scope=Scope.MONEY)
+    @authenticated(blp, Role.BUYER, scope=Scope.MONEY, caller=True)
     @blp.arguments(PledgeInSchema)
     @blp.response(201, PledgeOutSchema)
     @blp.alt_response(402, response="PAYMENT_REQUIRED", description="payment_method_declined")
@@ -145,7 +145,7 @@ class Pledges(MethodView):
     @blp.doc(parameters=[idempotent.OPENAPI_PARAMETER])
     def post(self, data, project_id):
         """Pledge tokens: the card is saved now and charged when funding closes."""
-        user = current_api_user()
+        user = current_caller()
         key = idempotent.from_request(user.id)
         pledge = services.create_pledge(
             db.session,
@@ -162,6 +162,7 @@ class Pledges(MethodView):
             limit_cents=current_app.extensions["settings"].unverified_pledge_limit_cents,
             **debit_terms(data, user),
         )
+        db.commit_now()  # the project's row is let go before the answer is made
         return pledge_body(pledge)
 
 

@@ -9,14 +9,22 @@ update, as on every database). Everything else in it is conditional on that rese
 and the match's rows on the pool's budget and cap claims (which come after it, so the
 locks are taken project first, then pool, as every other writer takes them).
 
+The statement is its own transaction (the request's reads end before it): the project's
+row is locked from its update to the statement's commit, inside the server, and never
+while Python runs or a packet travels; that lock is what every pledge of a popular
+project queues on. So the statement must hold whole or not happen: unless the
+reservation and the match's claims each took their row, ``refuse_unless`` (migration
+0031) fails it, and the caller makes the pledge on the general path, under the locks,
+in the request's transaction. That is also where a match read without a lock that no
+longer holds, and a project that refuses the pledge, are decided and explained.
+
 What the statement does is what the statements of the general path
 (``services._reserve``) do one by one; the tests run both, on PostgreSQL and SQLite.
-When the optimistic match (figures read without a lock) does not hold, the statement
-says so and the caller finishes the pledge on the general path, under the locks.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,22 +34,26 @@ from sqlalchemy import (
     BigInteger,
     Integer,
     Table,
+    and_,
     bindparam,
     exists,
     func,
     insert,
+    or_,
     select,
     true,
     union_all,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from marketplace.accounts.models import Organisation
 from marketplace.audit.models import AuditEvent
 from marketplace.core.idempotency import Idempotency, IdempotencyRecord, Replayed
 from marketplace.funding import matching
 from marketplace.funding.models import Pledge, PledgeStateChange
+from marketplace.payments import services as payments
 from marketplace.pools import totals as pool_totals
 from marketplace.pools.models import Pool, PoolProject
 from marketplace.projects.models import Project, ProjectState
@@ -71,11 +83,15 @@ class Plan:
     found: list[matching.Candidate]
 
 
-def _plan_statement() -> Any:
+def _ids() -> Any:
     sequence = func.pg_get_serial_sequence("pledges", "id")
-    ids = select(
+    return select(
         func.nextval(sequence).label("pledge_id"), func.nextval(sequence).label("match_id")
     ).subquery("ids")
+
+
+def _plan_statement() -> Any:
+    ids = _ids()
     pools = matching.candidates_query(
         bindparam("project_id"), bindparam("organisation_id")
     ).subquery("pools")
@@ -97,16 +113,130 @@ def plan(session: Session, project: matching.Eligible, buyer_organisation_id: in
     return Plan(int(rows[0].pledge_id), int(rows[0].match_id), found)
 
 
+# What a pledge reads of its project, on both paths (by these names).
+PROJECT_FIGURES = (
+    "state",
+    "funding_deadline",
+    "tokens_total",
+    "tokens_pledged",
+    "token_price_cents",
+    "round_id",
+    "theme",
+    "city",
+)
+
+
+def project_figures(project_id: Any, organisation_id: Any) -> Any:
+    """The figures of a project a buyer's organisation may know of (listed, or its own)."""
+    return select(*[Project.__table__.c[name] for name in PROJECT_FIGURES]).where(
+        Project.id == project_id,
+        or_(Project.listed_at.is_not(None), Project.organisation_id == organisation_id),
+    )
+
+
 @dataclass(frozen=True)
-class Outcome:
-    """The rows are always written: a refused reservation rolls the request's transaction
-    back, refused match claims are undone with ``undo_match``."""
+class Ahead:
+    """All a returning buyer's pledge reads before it writes, in one round trip: the
+    fingerprint of a response already stored under its Idempotency-Key, the project's
+    figures, whether the organisation is verified, the saved method, two ids from the
+    pledges' sequence and the pools that could match (none of it locked)."""
 
-    reserved: bool  # the project's tokens were reserved (with the match's, if any)
-    matched: bool  # ... and the pool's budget and cap on the project took the match
+    replayed: str | None
+    project: Any | None  # a row of PROJECT_FIGURES
+    verified: bool
+    card: payments.SavedCard | None
+    pledge_id: int
+    match_id: int
+    pools: list[Any]
+
+    def plan(self, project: matching.Eligible) -> Plan:
+        found = matching.eligible_candidates(project, self.pools)
+        return Plan(self.pledge_id, self.match_id, found)
 
 
-SAVEPOINT = "pledge_match"
+def _ahead_statement() -> Any:
+    organisation: Any = bindparam("organisation_id")
+    project = project_figures(bindparam("project_id"), organisation).subquery("project")
+    card = payments.saved_query(organisation, bindparam("payment_method")).limit(1).subquery("card")
+    verified = (
+        select(Organisation.verified_at.is_not(None))
+        .where(Organisation.id == organisation)
+        .scalar_subquery()
+    )
+    replayed = (
+        select(IdempotencyRecord.fingerprint)
+        .where(IdempotencyRecord.user_id == bindparam("user_id"))
+        .where(IdempotencyRecord.key == bindparam("key"))
+        .scalar_subquery()
+    )
+    ids = _ids()
+    pools = matching.candidates_query(bindparam("project_id"), organisation).subquery("pools")
+    return (
+        select(
+            replayed.label("replayed"),
+            verified.label("verified"),
+            ids.c.pledge_id,
+            ids.c.match_id,
+            *[column.label(f"project_{column.name}") for column in project.c],
+            *[column.label(f"card_{column.name}") for column in card.c],
+            pools,
+        )
+        .select_from(ids)
+        .outerjoin(project, true())
+        .outerjoin(card, true())
+        .outerjoin(pools, true())
+        .order_by(pools.c.id)
+    )
+
+
+def read_ahead(
+    session: Session,
+    *,
+    project_id: int,
+    organisation_id: int,
+    payment_method: str,
+    idempotency: Idempotency | None,
+) -> Ahead:
+    rows = (
+        session.connection()
+        .execute(
+            _once("ahead", _ahead_statement),
+            {
+                "project_id": project_id,
+                "organisation_id": organisation_id,
+                "payment_method": payment_method,
+                "user_id": idempotency.user_id if idempotency else None,
+                "key": idempotency.key if idempotency else None,
+            },
+        )
+        .all()
+    )
+    first = rows[0]
+    figures = len(PROJECT_FIGURES)
+    project = first[4 : 4 + figures]
+    card = first[4 + figures : 9 + figures]
+    pools = 9 + figures
+    return Ahead(
+        replayed=first.replayed,
+        project=_Figures(*project) if project[0] is not None else None,
+        verified=bool(first.verified),
+        card=payments.saved_card(card) if card[0] is not None else None,
+        pledge_id=int(first.pledge_id),
+        match_id=int(first.match_id),
+        pools=[row[pools:] for row in rows if row[pools] is not None],
+    )
+
+
+_Figures = namedtuple("_Figures", PROJECT_FIGURES)  # type: ignore[misc]
+
+
+class Refused(Exception):
+    """The project (its tokens, its state) or a pool's claims refused the statement, which
+    then did nothing at all: the caller makes the pledge on the general path."""
+
+
+# The SQLSTATE of refuse_unless (migration 0031), raised when the statement is refused.
+REFUSED = "MKREF"
 
 
 PLEDGE = (
@@ -154,10 +284,15 @@ def write(
     audit_rows: list[dict[str, Any]],
     idempotency: Idempotency | None,
     record: dict[str, Any] | None,
-) -> Outcome:
-    """The statement. ``audit_rows`` are the pledge's, then the match's (if any).
+) -> None:
+    """The statement, committed on its own: the reads before it end first (they locked
+    nothing and wrote nothing the pledge needs), and the statement runs as its own
+    transaction, so the project's row (and a pool's) is let go the moment the statement
+    ends, never held while Python runs. ``audit_rows`` are the pledge's, then the
+    match's (if any).
 
-    Raises Replayed when a twin stored the idempotency key first."""
+    Raises Refused when the project or a pool refused it (nothing was written), and
+    Replayed when a twin stored the idempotency key first."""
     params: dict[str, Any] = {
         "project_id": project_id,
         "today": today,
@@ -185,24 +320,21 @@ def write(
         lambda: _write_statement(with_match=match is not None, with_record=record is not None),
     )
     connection = session.connection()
-    if match is not None:
-        connection.exec_driver_sql(f"SAVEPOINT {SAVEPOINT}")
+    driver: Any = connection.connection.driver_connection  # psycopg's connection
+    driver.commit()  # the request's reads end here
+    driver.autocommit = True
     try:
-        row = connection.execute(statement, params).one()
+        connection.execute(statement, params)
     except IntegrityError:
         if idempotency is None:
             raise
         raise Replayed(idempotency) from None
-    first = 4 if record is not None else 3  # the counts of the rows written come first
-    reserved = row[first] == 1
-    matched = match is not None and reserved and row[first + 1] == row[first + 2] == 1
-    return Outcome(reserved=reserved, matched=matched)
-
-
-def undo_match(session: Session) -> None:
-    """Everything the statement wrote with a match whose claims were refused, undone (to
-    the savepoint it took): the caller makes the pledge on the general path."""
-    session.connection().exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == REFUSED:
+            raise Refused from None
+        raise
+    finally:
+        driver.autocommit = False
 
 
 def reservation(project_id: Any, today: Any, count: Any) -> Any:
@@ -233,8 +365,8 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
     )
     # The rows come first and need no lock; the main query reads them before the
     # reservation, so the project's row (and a pool's) is locked for as little as it can
-    # be. Should the reservation be refused, the request's transaction is rolled back;
-    # should a match's claims be, the caller rolls back to the savepoint taken before.
+    # be. Should the reservation or a match's claims be refused, refuse_unless fails the
+    # statement, which is its own transaction: nothing of it remains.
     rows = ["p", "mp"] if with_match else ["p"]
     own = [
         _rows(Pledge, PLEDGE, rows, "pledged"),
@@ -244,9 +376,25 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
     if with_record:
         own.append(_rows(IdempotencyRecord, RECORD, ["r"], "remembered"))
     counted = [select(func.count()).select_from(cte).scalar_subquery() for cte in own]
-    counted.append(select(func.count()).select_from(reserved).scalar_subquery())
-    if not with_match:
-        return select(*counted)
+    claims = [reserved]
+    if with_match:
+        claims += _claims(reserved)
+    # The rows' counts first (they take no lock), then the claims'; the statement fails
+    # whole unless each claim took its one row.
+    counts = select(
+        *counted,
+        *[
+            select(func.count()).select_from(claim).scalar_subquery().label(claim.name)
+            for claim in claims
+        ],
+    ).subquery("counts")
+    held = and_(*[counts.c[claim.name] == 1 for claim in claims])
+    return select(func.refuse_unless(held, "refused"), counts)
+
+
+def _claims(reserved: Any) -> list[Any]:
+    """A match's claims on its pool, made once the project's tokens are reserved: the
+    pool's budget, then its cap on the project."""
     cents = bindparam("cents", type_=BigInteger)
     budget = (
         pool_totals.budget_claim(bindparam("pool_id"), cents)
@@ -264,9 +412,7 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
         .returning(PoolProject.pool_id)
         .cte("cap")
     )
-    counted.append(select(func.count()).select_from(budget).scalar_subquery())
-    counted.append(select(func.count()).select_from(cap).scalar_subquery())
-    return select(*counted)
+    return [budget, cap]
 
 
 def _rows(model: type[Base], columns: Sequence[str], prefixes: Sequence[str], name: str) -> Any:

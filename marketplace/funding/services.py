@@ -28,6 +28,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.accounts.authorisation import (
+    Caller,
     OrganisationUnverified,
     require_acting_for,
     require_member_or_admin,
@@ -46,7 +47,7 @@ from marketplace.payments import services as payments
 from marketplace.payments.gateway import MandateAcceptance, StripeGateway
 from marketplace.payments.models import BANK_TRANSFER, MethodType
 from marketplace.projects.models import Project, ProjectState
-from marketplace.projects.services import get_project, visible_to, withdrawn_in_funding
+from marketplace.projects.services import get_project, withdrawn_in_funding
 from marketplace.projects.states import InvalidTransition, transition
 from outcomes.db import affected
 from outcomes.errors import Conflict, Message, NotFound, ValidationFailed
@@ -129,7 +130,7 @@ def _check_can_pledge(project: Figures, tokens: int, today: date) -> None:
 def create_pledge(
     session: Session,
     gateway: StripeGateway,
-    user: User,
+    user: User | Caller,
     project_id: int,
     *,
     tokens: int,
@@ -168,24 +169,32 @@ def create_pledge(
     """
     require_role(user, Role.BUYER)
     require_verified_email(user)
-    idempotent.check(session, idempotency)
-    project = session.execute(
-        select(
-            Project.state,
-            Project.funding_deadline,
-            Project.tokens_total,
-            Project.tokens_pledged,
-            Project.token_price_cents,
-            Project.round_id,
-            Project.theme,
-            Project.city,
-        ).where(Project.id == project_id, visible_to(user))
-    ).first()
+    ahead = None
+    if one_statement.used(session) and payment_method not in (BANK_TRANSFER, SEPA_DEBIT):
+        # A returning buyer's saved method on PostgreSQL: all the reads below in one.
+        ahead = one_statement.read_ahead(
+            session,
+            project_id=project_id,
+            organisation_id=user.organisation_id,
+            payment_method=payment_method,
+            idempotency=idempotency,
+        )
+        idempotent.check_stored(idempotency, ahead.replayed)
+        project = ahead.project
+    else:
+        idempotent.check(session, idempotency)
+        project = session.execute(
+            one_statement.project_figures(project_id, user.organisation_id)
+        ).first()
     if project is None:
         raise NotFound("No such project.")
     _check_can_pledge(project, tokens, today)
-    unverified = limit_cents is not None and not _within_unverified_limit(
-        session, user, tokens * project.token_price_cents, limit_cents or 0
+    unverified = (
+        limit_cents is not None
+        and not (ahead is not None and ahead.verified)
+        and not _within_unverified_limit(
+            session, user, tokens * project.token_price_cents, limit_cents or 0
+        )
     )  # checked before Stripe: a refused pledge leaves nothing there
     amount_cents = tokens * project.token_price_cents
     if payment_method == BANK_TRANSFER:
@@ -195,6 +204,8 @@ def create_pledge(
             raise ValidationFailed(errors={"iban": ["Give the IBAN of the account to debit."]})
         _check_debit_limit(amount_cents, sepa_limit_cents)
         card = None
+    elif ahead is not None:
+        card = ahead.card
     else:
         card = payments.saved_method(session, user.organisation_id, payment_method)
     if card is not None and card.method_type is MethodType.SEPA_DEBIT:
@@ -246,6 +257,9 @@ def create_pledge(
             tokens_pledged=project.tokens_pledged,
             token_price_cents=project.token_price_cents,
         ),
+        ahead=ahead,
+        # The one statement commits itself: not while the organisation's row is locked.
+        alone=one_statement.used(session) and not unverified,
     )
     if made is None:
         # Another buyer took the tokens (or funding closed) since the check; the
@@ -275,7 +289,7 @@ def _check_debit_limit(amount_cents: int, limit_cents: int | None) -> None:
 def _bank_transfer(
     session: Session,
     gateway: StripeGateway,
-    user: User,
+    user: User | Caller,
     now: datetime,
     hand_over: Callable[[], sessionmaker[Session]],
 ) -> payments.SavedCard:
@@ -294,7 +308,12 @@ def _bank_transfer(
 
 
 def _within_unverified_limit(
-    session: Session, user: User, amount_cents: int, limit_cents: int, *, lock: bool = False
+    session: Session,
+    user: User | Caller,
+    amount_cents: int,
+    limit_cents: int,
+    *,
+    lock: bool = False,
 ) -> bool:
     """True for a verified organisation; for another, raises OrganisationUnverified when
     its live pledges and this one would pass the limit (False when they do not)."""
@@ -325,7 +344,7 @@ def _within_unverified_limit(
 
 def _reserve(
     session: Session,
-    user: User,
+    user: User | Caller,
     project_id: int,
     price_cents: int,
     tokens: int,
@@ -336,12 +355,15 @@ def _reserve(
     idempotency: Idempotency | None,
     respond: Callable[[NewPledge], dict[str, Any]] | None,
     eligible: matching.Eligible,
+    ahead: one_statement.Ahead | None,
+    alone: bool,
 ) -> NewPledge | None:
     """The hot path (None when the project row refuses the reservation): plain statements,
-    no unit of work. On PostgreSQL one statement after one read (``one_statement``);
-    elsewhere, and when a pool's match read without a lock no longer holds, the same
-    rows one by one. Everything that cannot conflict is written first; the project row
-    is updated last (a pool's row after it) and the edge commits at once."""
+    no unit of work. With ``alone`` (PostgreSQL) one statement, its own transaction,
+    after one read (``one_statement``); elsewhere, and when that statement is refused,
+    the same rows one by one in the request's transaction. Everything that cannot
+    conflict is written first; the project row is updated last (a pool's row after it)
+    and the edge commits at once."""
     made = NewPledge(
         id=0,
         project_id=project_id,
@@ -366,9 +388,23 @@ def _reserve(
         "updated_at": now,
     }
     reason = f"pledged {tokens} tokens"
-    if one_statement.used(session):
+    if alone:
+        planned = (
+            ahead.plan(eligible)
+            if ahead is not None
+            else one_statement.plan(session, eligible, user.organisation_id)
+        )
         finished, done = _in_one_statement(
-            session, user, made, values, reason, eligible, idempotency, respond, today=today
+            session,
+            user,
+            made,
+            values,
+            reason,
+            eligible,
+            planned,
+            idempotency,
+            respond,
+            today=today,
         )
         if finished:
             return done
@@ -399,21 +435,20 @@ def _reserve(
 
 def _in_one_statement(
     session: Session,
-    user: User,
+    user: User | Caller,
     made: NewPledge,
     values: dict[str, Any],
     reason: str,
     eligible: matching.Eligible,
+    planned: one_statement.Plan,
     idempotency: Idempotency | None,
     respond: Callable[[NewPledge], dict[str, Any]] | None,
     *,
     today: date,
 ) -> tuple[bool, NewPledge | None]:
-    """The pledge on PostgreSQL (``one_statement``): (True, the pledge), (True, None) when
-    the project refused it (the edge rolls the pledge's rows back), or (False, None) when
-    a pool's match did not hold and nothing is left of the attempt."""
+    """The pledge on PostgreSQL (``one_statement``): (True, the pledge, committed), or
+    (False, None) when the project or a pool refused it and nothing is left of it."""
     now = made.created_at
-    planned = one_statement.plan(session, eligible, user.organisation_id)
     made = replace(made, id=planned.pledge_id)
     tokens_left = eligible.tokens_total - eligible.tokens_pledged - made.tokens
     match = next(
@@ -456,37 +491,35 @@ def _in_one_statement(
             match, pledge_id=planned.match_id, matched_pledge_id=made.id, now=now
         )
         changes.append(PledgeStateChange(**match_history))
-    outcome = one_statement.write(
-        session,
-        project_id=made.project_id,
-        today=today,
-        tokens=made.tokens,
-        price_cents=eligible.token_price_cents,
-        pledge=values | {"id": made.id},
-        history=history,
-        match=match,
-        match_pledge=match_pledge,
-        match_history=match_history,
-        audit_rows=audit.transition_rows(session, changes),
-        idempotency=idempotency,
-        record=idempotent.record_values(
-            idempotency,
-            status_code=201,
-            response=respond(hoped) if respond else {"id": made.id},
-            now=now,
+    try:
+        one_statement.write(
+            session,
+            project_id=made.project_id,
+            today=today,
+            tokens=made.tokens,
+            price_cents=eligible.token_price_cents,
+            pledge=values | {"id": made.id},
+            history=history,
+            match=match,
+            match_pledge=match_pledge,
+            match_history=match_history,
+            audit_rows=audit.transition_rows(session, changes),
+            idempotency=idempotency,
+            record=idempotent.record_values(
+                idempotency,
+                status_code=201,
+                response=respond(hoped) if respond else {"id": made.id},
+                now=now,
+            )
+            if idempotency is not None
+            else None,
         )
-        if idempotency is not None
-        else None,
-    )
-    if match is None:
-        return True, hoped if outcome.reserved else None
-    if outcome.matched:
-        return True, hoped
-    # The match read without a lock did not hold (the pool's budget or cap, or the
-    # project's tokens, refused it): all the statement wrote is undone, and the general
-    # path makes the pledge under the locks.
-    one_statement.undo_match(session)
-    return False, None
+    except one_statement.Refused:
+        # The project refused (its tokens were taken, funding closed) or a match read
+        # without a lock no longer held: nothing was written, and the general path makes
+        # the pledge (or says why not) under the locks.
+        return False, None
+    return True, hoped
 
 
 def _match_and_reserve(

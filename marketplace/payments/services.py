@@ -21,8 +21,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,32 +118,41 @@ class SavedCard:
     method_type: MethodType = MethodType.CARD
 
 
-def saved_method(session: Session, organisation_id: int, payment_method: str) -> SavedCard | None:
-    if payment_method == BANK_TRANSFER:
-        condition = PaymentSetup.method_type == MethodType.BANK_TRANSFER
+def saved_query(organisation_id: Any, payment_method: Any) -> Select:
+    """The organisation's method ready to charge: the one saved with this Stripe id, or
+    its bank-transfer method for BANK_TRANSFER (the ids are values, or bind parameters).
+    Its rows make SavedCards with ``saved_card``."""
+    if isinstance(payment_method, str) and payment_method == BANK_TRANSFER:
+        which = PaymentSetup.method_type == MethodType.BANK_TRANSFER
     else:
-        condition = PaymentSetup.payment_method_id == payment_method
-    found = session.execute(
-        select(
-            PaymentSetup.id,
-            PaymentSetup.payment_method_id,
-            PaymentSetup.method_type,
-            PaymentSetup.brand,
-            PaymentSetup.last4,
-        ).where(
-            PaymentSetup.organisation_id == organisation_id,
-            condition,
-            PaymentSetup.state == SetupState.SUCCEEDED,
-        )
-    ).first()
-    if found is None:
-        return None
-    return SavedCard(
-        found.id,
-        found.payment_method_id or BANK_TRANSFER,
-        method_label(found.method_type, found.brand, found.last4),
-        found.method_type,
+        which = PaymentSetup.payment_method_id == payment_method
+    return select(
+        PaymentSetup.id,
+        PaymentSetup.payment_method_id,
+        PaymentSetup.method_type,
+        PaymentSetup.brand,
+        PaymentSetup.last4,
+    ).where(
+        PaymentSetup.organisation_id == organisation_id,
+        which,
+        PaymentSetup.state == SetupState.SUCCEEDED,
     )
+
+
+def saved_card(row: Any) -> SavedCard:
+    """A row of ``saved_query`` (its columns, in its order) as a SavedCard."""
+    setup_id, payment_method_id, method_type, brand, last4 = row
+    return SavedCard(
+        setup_id,
+        payment_method_id or BANK_TRANSFER,
+        method_label(method_type, brand, last4),
+        method_type,
+    )
+
+
+def saved_method(session: Session, organisation_id: int, payment_method: str) -> SavedCard | None:
+    found = session.execute(saved_query(organisation_id, payment_method)).first()
+    return None if found is None else saved_card(found)
 
 
 def bank_transfer_method(
