@@ -363,9 +363,7 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
         .returning(Project.id)
         .cte("reserved")
     )
-    # The rows come first and need no lock; the main query reads them before the
-    # reservation, so the project's row (and a pool's) is locked for as little as it can
-    # be. Should the reservation or a match's claims be refused, refuse_unless fails the
+    # Should the reservation or a match's claims be refused, refuse_unless fails the
     # statement, which is its own transaction: nothing of it remains.
     rows = ["p", "mp"] if with_match else ["p"]
     own = [
@@ -379,14 +377,17 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
     claims = [reserved]
     if with_match:
         claims += _claims(reserved)
-    # The rows' counts first (they take no lock), then the claims'; the statement fails
-    # whole unless each claim took its one row.
+    # The claims first, then the rows (each CTE runs when the main query first reads it):
+    # the rows' foreign keys then find the project's row (and the pool's) locked by this
+    # transaction already, where taken first their key-share locks would meet every
+    # other pledge's update of that row in a multixact. The statement fails whole unless
+    # each claim took its one row.
     counts = select(
-        *counted,
         *[
             select(func.count()).select_from(claim).scalar_subquery().label(claim.name)
             for claim in claims
         ],
+        *counted,
     ).subquery("counts")
     held = and_(*[counts.c[claim.name] == 1 for claim in claims])
     return select(func.refuse_unless(held, "refused"), counts)
