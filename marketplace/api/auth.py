@@ -23,6 +23,7 @@ from marketplace.accounts.authorisation import (
     require_scope,
 )
 from marketplace.accounts.models import Role, Scope, User
+from marketplace.core import autocommit
 from marketplace.core.clock import now
 from marketplace.core.errors import Unauthenticated
 from marketplace.extensions import db
@@ -66,7 +67,9 @@ def _user_from_header(scope: Scope | None = None) -> User:
 
 
 def _caller_from_header(scope: Scope | None) -> Caller:
-    caller = live_caller(db.session, _secret(), now=now())
+    secret = _secret()
+    autocommit.reads_apart(db.session)
+    caller = live_caller(db.session, secret, now=now())
     if caller is None:
         raise Unauthenticated(NOT_LIVE)
     g.api_caller = caller  # known even when refused, as above

@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Organisation
 from marketplace.audit.models import AuditEvent
+from marketplace.core import autocommit
 from marketplace.core.idempotency import Idempotency, IdempotencyRecord, Replayed
 from marketplace.funding import matching
 from marketplace.funding.models import Pledge, PledgeStateChange
@@ -320,9 +321,11 @@ def write(
         lambda: _write_statement(with_match=match is not None, with_record=record is not None),
     )
     connection = session.connection()
-    driver: Any = connection.connection.driver_connection  # psycopg's connection
-    driver.commit()  # the request's reads end here
-    driver.autocommit = True
+    driver = autocommit.driver(session)
+    apart = driver.autocommit  # the reads before ran on their own (``reads_apart``)
+    if not apart:
+        driver.commit()  # the request's reads end here
+        driver.autocommit = True
     try:
         connection.execute(statement, params)
     except IntegrityError:
@@ -334,7 +337,8 @@ def write(
             raise Refused from None
         raise
     finally:
-        driver.autocommit = False
+        if not apart:
+            driver.autocommit = False
 
 
 def reservation(project_id: Any, today: Any, count: Any) -> Any:

@@ -37,6 +37,7 @@ from marketplace.accounts.authorisation import (
 )
 from marketplace.accounts.models import Organisation, Role, User
 from marketplace.audit import services as audit
+from marketplace.core import autocommit
 from marketplace.core import idempotency as idempotent
 from marketplace.core.idempotency import Idempotency
 from marketplace.funding import charges, matching, one_statement
@@ -181,6 +182,8 @@ def create_pledge(
         )
         idempotent.check_stored(idempotency, ahead.replayed)
         project = ahead.project
+        if ahead.card is None or (limit_cents is not None and not ahead.verified):
+            autocommit.together(session)  # a new card, or the organisation's lock
     else:
         idempotent.check(session, idempotency)
         project = session.execute(
@@ -388,6 +391,8 @@ def _reserve(
         "updated_at": now,
     }
     reason = f"pledged {tokens} tokens"
+    if not alone:
+        autocommit.together(session)
     if alone:
         planned = (
             ahead.plan(eligible)
@@ -517,7 +522,8 @@ def _in_one_statement(
     except one_statement.Refused:
         # The project refused (its tokens were taken, funding closed) or a match read
         # without a lock no longer held: nothing was written, and the general path makes
-        # the pledge (or says why not) under the locks.
+        # the pledge (or says why not) under the locks, in a transaction.
+        autocommit.together(session)
         return False, None
     return True, hoped
 

@@ -149,3 +149,27 @@ def test_a_pledge_that_waited_and_still_fits_is_made_once_with_its_key(app, clie
     again = pledge_via_api(client, headers, project.id, 5, method, key="held-1")
     assert again.status_code == 201 and again.json["id"] == answer.json["id"]
     assert counts(session) == after
+
+
+def test_no_connection_goes_back_to_the_pool_outside_transactions(app, client, session):
+    """The pledge's reads run in autocommit (``core.autocommit``): whatever the pledge's
+    outcome, the connection it used must take transactions again afterwards."""
+    project = listed_project(tokens_total=8)
+    headers, method = returning_buyer(session)
+
+    outcomes = [
+        pledge_via_api(client, headers, project.id, 5, method, key="a").status_code,
+        pledge_via_api(client, headers, project.id, 5, method, key="a").status_code,  # replay
+        pledge_via_api(client, headers, project.id, 5, method, key="b").status_code,  # refused
+        pledge_via_api(client, headers, project.id, 2, "pm_unknown").status_code,  # new card
+        pledge_via_api(client, headers, 999_999, 1, method).status_code,  # no such project
+    ]
+
+    assert outcomes[:3] == [201, 201, 409] and outcomes[4] == 404
+    engine = app.extensions["db"].engine
+    held = [engine.raw_connection() for _ in range(engine.pool.size())]
+    try:
+        assert [c.driver_connection.autocommit for c in held] == [False] * len(held)
+    finally:
+        for connection in held:
+            connection.close()
