@@ -17,9 +17,12 @@ the same server in the same run, and the ratio of the two.
 
 For scale it also prints what the same server answers to the lightest
 authenticated request, ``GET /api/v1/me``, at the same concurrency: the most any
-API request can reach on this machine.
+API request can reach on this machine. The three are measured in turns (pledges,
+pgbench, GET /me; three turns at each concurrency) and each figure is the median of
+its turns: this 2-core machine's speed drifts by 15 % and more within a run.
 
-Aim (issue 5): at least 30% of the ceiling; p95 latency under 100 ms at 32 clients.
+Aim (issues 5, 20): at least 30% of the ceiling; p95 latency under 100 ms at 32 clients;
+pledges/s at least 60% of GET /me/s.
 Then (issue 19) a second project alike gets a matchfunding pool matching every pledge
 1:1, and pledges go to each in turns (three turns of ``--seconds`` on each, at 8 and 32
 clients): aim, the median with a pool within 20% of the median without.
@@ -70,8 +73,10 @@ from tests.support.postgres import (
 
 AIM_RATIO = 0.30
 AIM_P95_MS = 100.0
+AIM_OF_ME = 0.60  # issue 20: pledges/s against GET /api/v1/me/s
 AIM_POOL_LOSS = 0.20  # issue 19: a pledge matched by a pool within 20% of one without
 POOL_TURNS = 3
+TURNS = 3  # each figure of the first table: the median of three turns
 BUYERS = 64
 NO_LOG_IN = "!"
 CEILING_SQL = """\\set n random(1, 5)
@@ -383,7 +388,7 @@ def where_the_time_goes(url: str, instance: Path, project_id: int, buyers, count
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
@@ -412,24 +417,34 @@ def main() -> None:
             f"{'ceiling tx/s':>13} {'ratio':>6} {'errors':>6} {'GET /me/s':>10}"
         )
         verdicts = []
+        near_me = []
         pool_verdicts = []
-        rates = []
         for clients in (8, 32):
             load(port, project_id, buyers, clients, 2)  # warm up
-            rate, latencies, errors = load(port, project_id, buyers, clients, args.seconds)
-            top = ceiling(bindir, server, database, project_id, clients, args.seconds)
-            p50 = statistics.median(latencies) * 1000
-            p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
+            # In turns (pledges, pgbench, GET /me), medians: this machine's speed drifts
+            # by 15 % or more over a run, so figures compared are measured side by side.
+            rates, p50s, tails, tops, floors, failed = [], [], [], [], [], 0
+            for _turn in range(TURNS):
+                rate, latencies, errors = load(port, project_id, buyers, clients, args.seconds)
+                rates.append(rate)
+                p50s.append(statistics.median(latencies) * 1000)
+                tails.append(latencies[int(len(latencies) * 0.95) - 1] * 1000)
+                failed += errors
+                tops.append(ceiling(bindir, server, database, project_id, clients, args.seconds))
+                floors.append(
+                    load(port, project_id, buyers, clients, args.seconds, pledge=False)[0]
+                )
+            rate, top, floor = (statistics.median(x) for x in (rates, tops, floors))
+            p50, p95 = statistics.median(p50s), statistics.median(tails)
             ratio = rate / top
-            floor, _latencies, _errors = load(
-                port, project_id, buyers, clients, args.seconds, pledge=False
-            )
             print(
                 f"{clients:>7} {rate:>15.0f} {p50:>7.1f} {p95:>7.1f} {top:>13.0f} "
-                f"{ratio:>6.2f} {errors:>6} {floor:>10.0f}"
+                f"{ratio:>6.2f} {failed:>6} {floor:>10.0f}"
+                f"   (turns: {', '.join(f'{r:.0f}' for r in rates)} pledges/s; "
+                f"p95 {', '.join(f'{t:.0f}' for t in tails)} ms)"
             )
-            rates.append(rate)
-            verdicts.append(ratio >= AIM_RATIO and errors == 0)
+            verdicts.append(ratio >= AIM_RATIO and failed == 0)
+            near_me.append(rate >= AIM_OF_ME * floor)
             if clients == 32:
                 verdicts.append(p95 < AIM_P95_MS)
         # With a pool against without, in turns on two projects alike (the pooled one in
@@ -472,6 +487,10 @@ def main() -> None:
         print(
             f"aim (issues 5, 20): >= {AIM_RATIO:.0%} of the ceiling, p95 < {AIM_P95_MS:.0f} ms "
             f"at 32 clients: {'PASS' if all(verdicts) and exact else 'MISS'}"
+        )
+        print(
+            f"aim (issue 20): pledges/s >= {AIM_OF_ME:.0%} of GET /me/s at 8 and 32 clients: "
+            f"{'PASS' if all(near_me) else 'MISS'}"
         )
         print(
             f"aim (issue 19): a pool within {AIM_POOL_LOSS:.0%} of no pool: "

@@ -81,7 +81,10 @@ def listing_rows(out: str) -> list[Row]:
 
 def pledges_rows(out: str) -> list[Row]:
     rows = []
-    pattern = r"^\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s*$"
+    pattern = (
+        r"^\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s+(\d+)\s+(\d+)"
+        r"(?:\s+\(turns:.*\))?\s*$"
+    )
     for clients, rate, _p50, p95, ceiling, ratio, errors, floor in re.findall(pattern, out, re.M):
         rows.append(
             Row(

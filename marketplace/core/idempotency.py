@@ -94,6 +94,8 @@ def from_request(user_id: int) -> Idempotency | None:
     """The current request's ``Idempotency-Key`` with its fingerprint (the API's edges)."""
     from flask import request
 
+    if HEADER not in request.headers:
+        return None
     try:
         body: Any = request.get_json(silent=True)
     except RecursionError:  # a body no route accepts: its bytes stand for it

@@ -185,6 +185,7 @@ def create_pledge(
         if ahead.card is None or (limit_cents is not None and not ahead.verified):
             autocommit.together(session)  # a new card, or the organisation's lock
     else:
+        autocommit.together(session)
         idempotent.check(session, idempotency)
         project = session.execute(
             one_statement.project_figures(project_id, user.organisation_id)
