@@ -128,7 +128,7 @@ def stored_body(pledge: NewPledge) -> dict[str, Any]:
 @blp.route("/projects/<int:project_id>/pledges")
 class Pledges(MethodView):
     @authenticated(blp, Role.BUYER, scope=Scope.MONEY, caller=True)
-    @blp.arguments(PledgeInSchema)
+    @blp.arguments(PledgeInSchema())  # one instance: none made per request
     @blp.response(201, PledgeOutSchema)
     @blp.alt_response(402, response="PAYMENT_REQUIRED", description="payment_method_declined")
     @blp.alt_response(404, response="NOT_FOUND")

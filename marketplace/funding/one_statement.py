@@ -394,7 +394,7 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
         *counted,
     ).subquery("counts")
     held = and_(*[counts.c[claim.name] == 1 for claim in claims])
-    return select(func.refuse_unless(held, "refused"), counts)
+    return select(func.refuse_unless(held, "refused")).select_from(counts)
 
 
 def _claims(reserved: Any) -> list[Any]:
