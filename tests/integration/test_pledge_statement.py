@@ -84,44 +84,38 @@ def _waiting_on_a_lock(engine) -> bool:
         )
 
 
-def test_tokens_taken_while_the_pledge_waits_leave_nothing_and_are_explained(app, client, session):
+@pytest.mark.parametrize(
+    ("change", "code", "said"),
+    [
+        (
+            "UPDATE projects SET tokens_pledged = 98 WHERE id = :id",
+            "insufficient_tokens",
+            "Only 2 tokens remain",
+        ),
+        (
+            "UPDATE projects SET funding_deadline = DATE '2020-01-01' WHERE id = :id",
+            "funding_closed",
+            "the deadline has passed",
+        ),
+    ],
+    ids=["tokens taken", "funding closed"],
+)
+def test_a_refusal_while_the_pledge_waits_leaves_nothing_and_is_explained(
+    app, client, session, change, code, said
+):
     project = listed_project(tokens_total=100)
     headers, method = returning_buyer(session)
     before = counts(session)
+    pledged_before = project.tokens_pledged
 
-    answer = pledge_while_the_row_is_held(
-        app,
-        client,
-        headers,
-        method,
-        project.id,
-        "UPDATE projects SET tokens_pledged = 98 WHERE id = :id",
-    )
+    answer = pledge_while_the_row_is_held(app, client, headers, method, project.id, change)
 
     assert answer.status_code == 409, answer.json
-    assert answer.json["code"] == "insufficient_tokens"
-    assert "Only 2 tokens remain" in answer.json["detail"]
+    assert answer.json["code"] == code
+    assert said in answer.json["detail"]
     assert counts(session) == before  # no pledge, history, audit or idempotency row
     session.refresh(project)
-    assert project.tokens_pledged == 98
-
-
-def test_funding_closed_while_the_pledge_waits_leaves_nothing(app, client, session):
-    project = listed_project(tokens_total=100)
-    headers, method = returning_buyer(session)
-    before = counts(session)
-
-    answer = pledge_while_the_row_is_held(
-        app,
-        client,
-        headers,
-        method,
-        project.id,
-        "UPDATE projects SET funding_deadline = DATE '2020-01-01' WHERE id = :id",
-    )
-
-    assert answer.status_code == 409 and answer.json["code"] == "funding_closed"
-    assert counts(session) == before
+    assert project.tokens_pledged == (98 if code == "insufficient_tokens" else pledged_before)
 
 
 def test_a_pledge_that_waited_and_still_fits_is_made_once_with_its_key(app, client, session):
