@@ -28,7 +28,7 @@ Then (issue 19) a second project alike gets a matchfunding pool matching every p
 clients): aim, the median with a pool within 20% of the median without.
 
 Last, where a pledge's time goes: 300 pledges one after another in this process under
-cProfile, and the share of each part (authentication, the reads before the write, the
+cProfile, and the share of each part (authentication, the read ahead and checks, the
 write, body parsing, commit and response).
 
     .venv/bin/python -m bench.pledges [--seconds 10] [--workers 3] [--threads 4]
@@ -372,13 +372,13 @@ def where_the_time_goes(url: str, instance: Path, project_id: int, buyers, count
 
     whole = spent("flask/app.py", "wsgi_app")
     parts = {
-        "authentication (API token, user)": spent("marketplace/api/auth.py", "_admit"),
-        "checks and reads before the write": spent("funding/services.py", "create_pledge")
+        "authentication (the caller, plain columns)": spent("marketplace/api/auth.py", "_admit"),
+        "the read ahead and the checks": spent("funding/services.py", "create_pledge")
         - spent("funding/services.py", "_reserve"),
-        "the write (PostgreSQL: one read, one statement)": spent("funding/services.py", "_reserve"),
+        "the write (one statement, its own transaction)": spent("funding/services.py", "_reserve"),
         "body parsing (webargs, marshmallow)": spent("webargs/core.py", "wrapper")
         - spent("funding/api.py", "post"),
-        "commit and response hooks": spent("flask/app.py", "finalize_request"),
+        "response hooks": spent("flask/app.py", "finalize_request"),
     }
     parts["the rest of Flask, smorest and the test client"] = whole - sum(parts.values())
     print(f"where a pledge's time goes (cProfile, {count} pledges one after another):")
