@@ -107,7 +107,7 @@ _CALLER = (
         User.organisation_id,
         User.email_verified_at,
         ApiToken.scopes,
-        ApiToken.id,
+        ApiToken.id.label("token_id"),
         ApiToken.revoked_at,
         ApiToken.expires_at,
         ApiToken.last_used_at,
@@ -125,7 +125,9 @@ def live_caller(session: Session, secret: str, *, now: datetime) -> Caller | Non
     if row is None or not token_live(row.revoked_at, row.expires_at, now):
         return None
     if _stale(row.last_used_at, now):
-        session.execute(update(ApiToken).where(ApiToken.id == row[6]).values(last_used_at=now))
+        session.execute(
+            update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now)
+        )
     return Caller(*row[:6])
 
 

@@ -118,9 +118,7 @@ class Database:
         commits around each call): end the request's transaction, which has only read
         so far, and give the process the session factory. On SQLite this also lets go of
         the write lock the request's transaction began with."""
-        session = g.get("_db_session")
-        if session is not None:
-            session.commit()
+        self.commit_now()
         return self.state.session_factory
 
     def commit_now(self) -> None:

@@ -113,8 +113,8 @@ def replay(session: Session, idempotency: Idempotency | None) -> IdempotencyReco
             IdempotencyRecord.key == idempotency.key,
         )
     )
-    if record is not None and record.fingerprint != idempotency.fingerprint:
-        raise IdempotencyConflict("This Idempotency-Key was first used with another request.")
+    if record is not None:
+        _same_request(idempotency, record.fingerprint)
     return record
 
 
@@ -129,9 +129,14 @@ def check_stored(idempotency: Idempotency | None, stored: str | None) -> None:
     """``check`` with the fingerprint stored under the key already read (None: none is)."""
     if idempotency is None or stored is None:
         return
+    _same_request(idempotency, stored)
+    raise Replayed(idempotency)
+
+
+def _same_request(idempotency: Idempotency, stored: str) -> None:
+    """IdempotencyConflict unless the key was first used with this request."""
     if stored != idempotency.fingerprint:
         raise IdempotencyConflict("This Idempotency-Key was first used with another request.")
-    raise Replayed(idempotency)
 
 
 def remember(

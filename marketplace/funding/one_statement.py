@@ -1,13 +1,14 @@
 """A returning buyer's pledge on PostgreSQL in one statement (its hot path).
 
 Every row a pledge writes is known before the database is asked, once its id is: the
-read before (``plan``) takes the ids from the pledges' sequence along with the pools that
-could match, so the pledge, its history and audit rows, the pool's match with its own,
-the pools' running totals and the idempotency record are written by one statement of
-data-modifying CTEs, whose first part is the reservation (the project row's conditional
-update, as on every database). Everything else in it is conditional on that reservation,
-and the match's rows on the pool's budget and cap claims (which come after it, so the
-locks are taken project first, then pool, as every other writer takes them).
+read before (``read_ahead``) takes the ids from the pledges' sequence along with all
+else the pledge needs (its project's figures, the saved method, the pools that could
+match), so the pledge, its history and audit rows, the pool's match with its own, the
+pools' running totals and the idempotency record are written by one statement of
+data-modifying CTEs. Its claims come first: the reservation (the project row's
+conditional update, as on every database), then a match's budget and cap claims on
+its pool (so the locks are taken project first, then pool, as every other writer
+takes them); the rows after them.
 
 The statement is its own transaction (the request's reads end before it): the project's
 row is locked from its update to the statement's commit, inside the server, and never
@@ -91,29 +92,6 @@ def _ids() -> Any:
     ).subquery("ids")
 
 
-def _plan_statement() -> Any:
-    ids = _ids()
-    pools = matching.candidates_query(
-        bindparam("project_id"), bindparam("organisation_id")
-    ).subquery("pools")
-    return select(ids, pools).select_from(ids).outerjoin(pools, true()).order_by(pools.c.id)
-
-
-def plan(session: Session, project: matching.Eligible, buyer_organisation_id: int) -> Plan:
-    """Two ids from the pledges' sequence (the pledge's, and its match's should a pool
-    make one) and the pools that take the project, read without a lock; one round trip."""
-    rows = (
-        session.connection()
-        .execute(
-            _once("plan", _plan_statement),
-            {"project_id": project.id, "organisation_id": buyer_organisation_id},
-        )
-        .all()
-    )
-    found = matching.eligible_candidates(project, [row[2:] for row in rows if row[2] is not None])
-    return Plan(int(rows[0].pledge_id), int(rows[0].match_id), found)
-
-
 # What a pledge reads of its project, on both paths (by these names).
 PROJECT_FIGURES = (
     "state",
@@ -125,6 +103,7 @@ PROJECT_FIGURES = (
     "theme",
     "city",
 )
+_Figures = namedtuple("_Figures", PROJECT_FIGURES)  # type: ignore[misc]
 
 
 def project_figures(project_id: Any, organisation_id: Any) -> Any:
@@ -226,9 +205,6 @@ def read_ahead(
         match_id=int(first.match_id),
         pools=[row[pools:] for row in rows if row[pools] is not None],
     )
-
-
-_Figures = namedtuple("_Figures", PROJECT_FIGURES)  # type: ignore[misc]
 
 
 class Refused(Exception):

@@ -392,14 +392,16 @@ def _reserve(
         "updated_at": now,
     }
     reason = f"pledged {tokens} tokens"
-    if not alone:
-        autocommit.together(session)
     if alone:
-        planned = (
-            ahead.plan(eligible)
-            if ahead is not None
-            else one_statement.plan(session, eligible, user.organisation_id)
-        )
+        if ahead is None:  # a bank transfer or a SEPA debit: its ids and pools still
+            ahead = one_statement.read_ahead(
+                session,
+                project_id=project_id,
+                organisation_id=user.organisation_id,
+                payment_method=card.payment_method_id,
+                idempotency=None,
+            )
+        planned = ahead.plan(eligible)
         finished, done = _in_one_statement(
             session,
             user,
