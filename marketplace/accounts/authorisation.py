@@ -25,6 +25,7 @@ from marketplace.accounts.models import (
     token_live,
 )
 from marketplace.accounts.services import API_TOKEN_PREFIX, token_digest
+from marketplace.core.hot import Hot
 from outcomes.errors import Forbidden
 
 # A token's last use is written at most this often (not on every request).
@@ -99,21 +100,23 @@ class Caller:
         return grants(self.scopes, scope)
 
 
-_CALLER = (
-    select(
-        User.id,
-        User.email,
-        User.role,
-        User.organisation_id,
-        User.email_verified_at,
-        ApiToken.scopes,
-        ApiToken.id.label("token_id"),
-        ApiToken.revoked_at,
-        ApiToken.expires_at,
-        ApiToken.last_used_at,
+_CALLER = Hot(
+    lambda: (
+        select(
+            User.id,
+            User.email,
+            User.role,
+            User.organisation_id,
+            User.email_verified_at,
+            ApiToken.scopes,
+            ApiToken.id.label("token_id"),
+            ApiToken.revoked_at,
+            ApiToken.expires_at,
+            ApiToken.last_used_at,
+        )
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == bindparam("digest"), User.is_active.is_(True))
     )
-    .join(User, User.id == ApiToken.user_id)
-    .where(ApiToken.token_hash == bindparam("digest"), User.is_active.is_(True))
 )
 
 
@@ -121,7 +124,7 @@ def live_caller(session: Session, secret: str, *, now: datetime) -> Caller | Non
     """``live_api_token`` in one read of plain columns: the caller, or None."""
     if not _well_formed(secret):
         return None
-    row = session.connection().execute(_CALLER, {"digest": token_digest(secret)}).first()
+    row = _CALLER.first(session, {"digest": token_digest(secret)})
     if row is None or not token_live(row.revoked_at, row.expires_at, now):
         return None
     if _stale(row.last_used_at, now):

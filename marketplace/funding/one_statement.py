@@ -26,9 +26,10 @@ What the statement does is what the statements of the general path
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -52,6 +53,7 @@ from sqlalchemy.orm import Session
 from marketplace.accounts.models import Organisation
 from marketplace.audit.models import AuditEvent
 from marketplace.core import autocommit
+from marketplace.core.hot import Hot
 from marketplace.core.idempotency import Idempotency, IdempotencyRecord, Replayed
 from marketplace.funding import matching
 from marketplace.funding.models import Pledge, PledgeStateChange
@@ -65,17 +67,6 @@ from outcomes.db import Base
 def used(session: Session) -> bool:
     """Whether the session's database takes the one statement (PostgreSQL)."""
     return session.get_bind().dialect.name == "postgresql"
-
-
-# Statements are built once, with bind parameters, and executed on the session's
-# connection: building and compiling them anew would cost more than the round trips saved.
-_built: dict[Any, Any] = {}
-
-
-def _once(key: Any, build: Callable[[], Any]) -> Any:
-    if key not in _built:
-        _built[key] = build()  # two threads may both build it: the same statement
-    return _built[key]
 
 
 @dataclass(frozen=True)
@@ -169,6 +160,12 @@ def _ahead_statement() -> Any:
     )
 
 
+# Built once, with bind parameters, and sent by the driver (``core.hot``): building and
+# compiling them anew, or SQLAlchemy's lookup of them each time, would cost more Python
+# than the round trips saved.
+_AHEAD = Hot(_ahead_statement)
+
+
 def read_ahead(
     session: Session,
     *,
@@ -177,19 +174,15 @@ def read_ahead(
     payment_method: str,
     idempotency: Idempotency | None,
 ) -> Ahead:
-    rows = (
-        session.connection()
-        .execute(
-            _once("ahead", _ahead_statement),
-            {
-                "project_id": project_id,
-                "organisation_id": organisation_id,
-                "payment_method": payment_method,
-                "user_id": idempotency.user_id if idempotency else None,
-                "key": idempotency.key if idempotency else None,
-            },
-        )
-        .all()
+    rows = _AHEAD.rows(
+        session,
+        {
+            "project_id": project_id,
+            "organisation_id": organisation_id,
+            "payment_method": payment_method,
+            "user_id": idempotency.user_id if idempotency else None,
+            "key": idempotency.key if idempotency else None,
+        },
     )
     first = rows[0]
     figures = len(PROJECT_FIGURES)
@@ -292,18 +285,14 @@ def write(
         rows.append(("r", RECORD, record))
     for prefix, columns, values in rows:
         params |= {f"{prefix}_{column}": values.get(column) for column in columns}
-    statement = _once(
-        ("write", match is not None, record is not None),
-        lambda: _write_statement(with_match=match is not None, with_record=record is not None),
-    )
-    connection = session.connection()
+    statement = _WRITES[(match is not None, record is not None)]
     driver = autocommit.driver(session)
     apart = driver.autocommit  # the reads before ran on their own (``reads_apart``)
     if not apart:
         driver.commit()  # the request's reads end here
         driver.autocommit = True
     try:
-        connection.execute(statement, params)
+        statement.rows(session, params)
     except IntegrityError:
         if idempotency is None:
             raise
@@ -371,6 +360,15 @@ def _write_statement(*, with_match: bool, with_record: bool) -> Any:
     ).subquery("counts")
     held = and_(*[counts.c[claim.name] == 1 for claim in claims])
     return select(func.refuse_unless(held, "refused")).select_from(counts)
+
+
+_WRITES = {
+    (with_match, with_record): Hot(
+        partial(_write_statement, with_match=with_match, with_record=with_record)
+    )
+    for with_match in (False, True)
+    for with_record in (False, True)
+}
 
 
 def _claims(reserved: Any) -> list[Any]:
