@@ -22,47 +22,53 @@ from tests.factories import PoolFactory, ProjectFactory, UserFactory
 AT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
 _PROJECTS = Hot(
-    lambda: select(
-        Project.id,
-        Project.state,
-        Project.theme,
-        Project.funding_deadline,
-        Project.premium_rate,
-        Project.created_at,
-        Project.round_id,
-        Project.title.label("named"),
+    lambda: (
+        select(
+            Project.id,
+            Project.state,
+            Project.theme,
+            Project.funding_deadline,
+            Project.premium_rate,
+            Project.created_at,
+            Project.round_id,
+            Project.title.label("named"),
+        )
+        .where(Project.state == ProjectState.FUNDING, Project.city == bindparam("city"))
+        .order_by(Project.id)
     )
-    .where(Project.state == ProjectState.FUNDING, Project.city == bindparam("city"))
-    .order_by(Project.id)
 )
 
 _POOLS = Hot(lambda: select(Pool.id, Pool.themes, Pool.cities, Pool.match_ratio).order_by(Pool.id))
 
 _AUDIT = Hot(
-    lambda: insert(AuditEvent)
-    .values(
-        at=bindparam("at"),
-        kind="test",
-        action=bindparam("action"),
-        subject="hot",
-        actor="tests",
-        via="cli",
-        detail=bindparam("detail", type_=AuditEvent.__table__.c.detail.type),
+    lambda: (
+        insert(AuditEvent)
+        .values(
+            at=bindparam("at"),
+            kind="test",
+            action=bindparam("action"),
+            subject="hot",
+            actor="tests",
+            via="cli",
+            detail=bindparam("detail", type_=AuditEvent.__table__.c.detail.type),
+        )
+        .returning(AuditEvent.id, AuditEvent.at, AuditEvent.detail)
     )
-    .returning(AuditEvent.id, AuditEvent.at, AuditEvent.detail)
 )
 
 _RECORD = Hot(
-    lambda: insert(IdempotencyRecord)
-    .values(
-        user_id=bindparam("user_id"),
-        key=bindparam("key"),
-        fingerprint="f" * 64,
-        status_code=201,
-        response={"id": 1},
-        created_at=bindparam("at"),
+    lambda: (
+        insert(IdempotencyRecord)
+        .values(
+            user_id=bindparam("user_id"),
+            key=bindparam("key"),
+            fingerprint="f" * 64,
+            status_code=201,
+            response={"id": 1},
+            created_at=bindparam("at"),
+        )
+        .returning(IdempotencyRecord.id)
     )
-    .returning(IdempotencyRecord.id)
 )
 
 
