@@ -18,20 +18,21 @@ the same server in the same run, and the ratio of the two.
 For scale it also prints what the same server answers to the lightest
 authenticated request, ``GET /api/v1/me``, at the same concurrency: the most any
 API request can reach on this machine. The three are measured in turns (pledges,
-pgbench, GET /me; three turns at each concurrency) and each figure is the median of
-its turns: this 2-core machine's speed drifts by 15 % and more within a run.
+pgbench, GET /me; five short turns at each concurrency) and each figure is the median
+of its turns: this 2-core machine's speed drifts by 15 % and more within a run, over
+tens of seconds, so figures compared are measured close together.
 
 Aim (issues 5, 20): at least 30% of the ceiling; p95 latency under 100 ms at 32 clients;
 pledges/s at least 60% of GET /me/s.
 Then (issue 19) a second project alike gets a matchfunding pool matching every pledge
-1:1, and pledges go to each in turns (three turns of ``--seconds`` on each, at 8 and 32
+1:1, and pledges go to each in turns (five turns of ``--seconds`` on each, at 8 and 32
 clients): aim, the median with a pool within 20% of the median without.
 
 Last, where a pledge's time goes: 300 pledges one after another in this process under
 cProfile, and the share of each part (authentication, the read ahead and checks, the
 write, body parsing, commit and response).
 
-    .venv/bin/python -m bench.pledges [--seconds 10] [--workers 3] [--threads 4]
+    .venv/bin/python -m bench.pledges [--seconds 5] [--workers 3] [--threads 4]
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ AIM_RATIO = 0.30
 AIM_P95_MS = 100.0
 AIM_OF_ME = 0.60  # issue 20: pledges/s against GET /api/v1/me/s
 AIM_POOL_LOSS = 0.20  # issue 19: a pledge matched by a pool within 20% of one without
-POOL_TURNS = 3
-TURNS = 3  # each figure of the first table: the median of three turns
+POOL_TURNS = 5
+TURNS = 5  # each figure of the first table: the median of five turns
 BUYERS = 64
 NO_LOG_IN = "!"
 CEILING_SQL = """\\set n random(1, 5)
@@ -388,7 +389,7 @@ def where_the_time_goes(url: str, instance: Path, project_id: int, buyers, count
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()

@@ -8,22 +8,46 @@ more than the driver's own work. A ``Hot`` statement is compiled once per dialec
 on PostgreSQL, its SQL goes straight to the driver's cursor with the conversions
 SQLAlchemy would apply, taken from the same column types once: each parameter through
 its type's bind processor, each column of the answer through its result processor.
-The driver connection is the session's own, in whatever transaction (or autocommit)
-the session has it, and the driver prepares the statement as it does SQLAlchemy's
-(or not, under PgBouncer). Errors come out as SQLAlchemy's, a lost connection is
+The SQL is sent with PostgreSQL's own numbered placeholders through a raw cursor, so
+the driver does not parse it again (psycopg caches its parse only for statements up to
+4 kB and 50 parameters; a pledge matched by a pool is longer). The driver connection is
+the session's own, in whatever transaction (or autocommit) the session has it, and the
+driver prepares the statement as it does SQLAlchemy's (or not, under PgBouncer). Errors come out as SQLAlchemy's, a lost connection is
 dropped from the pool, so callers and error handlers see what they would see from
 ``Session.execute``. Other databases run the statement through SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from psycopg import RawCursor
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+
+# A parameter as SQLAlchemy writes it for psycopg, or a percent sign it doubled.
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+def _numbered(sql: str) -> tuple[str, list[str]]:
+    """The SQL with PostgreSQL's own placeholders ($1 for the first name, and wherever it
+    comes again), and the names in that order. The driver then sends it as it is: its
+    own parsing of named placeholders is skipped (psycopg parses a statement longer than
+    4 kB or with more than 50 parameters again on every execution)."""
+    order: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        return f"${order.setdefault(name, len(order) + 1)}"
+
+    return _PLACEHOLDER.sub(number, sql), list(order)
 
 
 class _Compiled:
@@ -32,9 +56,11 @@ class _Compiled:
 
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
-        self.sql: str = compiled.string
-        if "POSTCOMPILE" in self.sql:  # expanding parameters are not rendered until run
+        if "POSTCOMPILE" in compiled.string:  # expanding parameters are rendered when run
             raise ValueError("a hot statement takes no expanding parameters")
+        self.sql, self.order = _numbered(compiled.string)
+        if set(self.order) != set(compiled.bind_names.values()):
+            raise ValueError("a hot statement's parameters are named in its SQL as compiled")
         self.fixed: dict[str, Any] = {}
         self.given: list[tuple[str, str, Callable[[Any], Any] | None]] = []
         for bind, name in compiled.bind_names.items():
@@ -51,12 +77,13 @@ class _Compiled:
             "Row", [column.key for column in columns], rename=True
         )
 
-    def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
+    def parameters(self, given: Mapping[str, Any]) -> list[Any]:
+        """The values in the order of the SQL's $1, $2, ..."""
         values = dict(self.fixed)
         for name, key, convert in self.given:
             value = given[key]
             values[name] = value if convert is None else convert(value)
-        return values
+        return [values[name] for name in self.order]
 
     def learn(self, description: Any) -> None:
         """How each column is read, from the driver's type of it (known once it answered;
@@ -109,7 +136,7 @@ class Hot:
         values = compiled.parameters(parameters)
         driver: Any = connection.connection.driver_connection
         try:
-            with driver.cursor() as cursor:
+            with RawCursor(driver) as cursor:
                 cursor.execute(compiled.sql, values)
                 raw = cursor.fetchall()  # every hot statement answers rows
                 if raw and compiled.read is None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import String, bindparam, insert, literal_column, or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from marketplace.audit.models import AuditEvent
@@ -32,8 +32,12 @@ _PROJECTS = Hot(
             Project.created_at,
             Project.round_id,
             Project.title.label("named"),
+            literal_column("'100%'", String).label("share"),  # not a placeholder: kept
         )
-        .where(Project.state == ProjectState.FUNDING, Project.city == bindparam("city"))
+        .where(
+            Project.state == ProjectState.FUNDING,
+            or_(Project.city == bindparam("city"), Project.title == bindparam("city")),
+        )
         .order_by(Project.id)
     )
 )
@@ -84,7 +88,7 @@ def test_rows_are_read_as_sqlalchemy_reads_them(session):
     assert [tuple(row) for row in hot] == [tuple(row) for row in plain]
     (row,) = hot
     assert row.state is ProjectState.FUNDING and row.theme is Theme.WORK
-    assert row.named == "Één ☃" and row.round_id is None
+    assert row.named == "Één ☃" and row.round_id is None and row.share == "100%"
     assert row.created_at.tzinfo is not None and isinstance(row.premium_rate, Decimal)
     assert _PROJECTS.first(session, {"city": "Nowhere"}) is None
 
