@@ -12,9 +12,9 @@ The SQL is sent with PostgreSQL's own numbered placeholders through a raw cursor
 the driver does not parse it again (psycopg caches its parse only for statements up to
 4 kB and 50 parameters; a pledge matched by a pool is longer). The driver connection is
 the session's own, in whatever transaction (or autocommit) the session has it, and the
-driver prepares the statement as it does SQLAlchemy's (or not, under PgBouncer). Errors come out as SQLAlchemy's, a lost connection is
-dropped from the pool, so callers and error handlers see what they would see from
-``Session.execute``. Other databases run the statement through SQLAlchemy.
+driver prepares the statement as it does SQLAlchemy's (or not, under PgBouncer).
+Errors come out as SQLAlchemy's, a lost connection is dropped from the pool, so callers
+and error handlers see what they would see from ``Session.execute``. Other databases run the statement through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from psycopg import RawCursor
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-
 
 # A parameter as SQLAlchemy writes it for psycopg, or a percent sign it doubled.
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
