@@ -14,7 +14,8 @@ the driver does not parse it again (psycopg caches its parse only for statements
 the session's own, in whatever transaction (or autocommit) the session has it, and the
 driver prepares the statement as it does SQLAlchemy's (or not, under PgBouncer).
 Errors come out as SQLAlchemy's, a lost connection is dropped from the pool, so callers
-and error handlers see what they would see from ``Session.execute``. Other databases run the statement through SQLAlchemy.
+and error handlers see what they would see from ``Session.execute``. Other databases
+run the statement through SQLAlchemy.
 """
 
 from __future__ import annotations
