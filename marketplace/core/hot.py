@@ -111,7 +111,9 @@ class _Compiled:
 
 
 class Hot:
-    """A statement built on first use (``build``) and run with ``rows`` or ``run``."""
+    """A statement built on first use (``build``) and run with ``rows`` or ``first``. It is
+    compiled once per dialect name: every engine of the app is made alike
+    (``core.db.build_engine``), so their type processors are the same."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build = build
