@@ -4,7 +4,7 @@ On each execution SQLAlchemy looks the statement's compiled form up by its cache
 (hashing the whole statement's key), builds the parameters and wraps the cursor in a
 result; for the few statements of the busiest request (a returning buyer's pledge:
 its caller, its read ahead, its write) that was a third of the request's Python time,
-more than the driver's own work. A ``Hot`` statement is compiled once per dialect and,
+more than the driver's own work. A ``Hot`` statement is compiled once and,
 on PostgreSQL, its SQL goes straight to the driver's cursor with the conversions
 SQLAlchemy would apply, taken from the same column types once: each parameter through
 its type's bind processor, each column of the answer through its result processor.
@@ -96,9 +96,7 @@ class _Compiled:
         ]
 
     def rows(self, raw: list[Any]) -> list[Any]:
-        read = self.read
-        if read is None:
-            return []  # no row was answered yet, so none is read
+        read = self.read or []
         if not any(read):
             return [self.row._make(row) for row in raw]
         return [
@@ -112,13 +110,13 @@ class _Compiled:
 
 class Hot:
     """A statement built on first use (``build``) and run with ``rows`` or ``first``. It is
-    compiled once per dialect name: every engine of the app is made alike
-    (``core.db.build_engine``), so their type processors are the same."""
+    compiled once, for the first PostgreSQL engine that runs it: every engine of the app
+    is made alike (``core.db.build_engine``), so their type processors are the same."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build = build
         self._statement: Any = None
-        self._compiled: dict[str, _Compiled] = {}
+        self._compiled: _Compiled | None = None  # PostgreSQL's
 
     @property
     def statement(self) -> Any:
@@ -132,16 +130,18 @@ class Hot:
         dialect = connection.dialect
         if dialect.name != "postgresql":
             return list(connection.execute(self.statement, dict(parameters)).all())
-        compiled = self._compiled.get(dialect.name)
+        compiled = self._compiled
         if compiled is None:
-            compiled = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
+            compiled = self._compiled = _Compiled(self.statement, dialect)
         values = compiled.parameters(parameters)
         driver: Any = connection.connection.driver_connection
         try:
             with RawCursor(driver) as cursor:
                 cursor.execute(compiled.sql, values)
                 raw = cursor.fetchall()  # every hot statement answers rows
-                if raw and compiled.read is None:
+                if not raw:
+                    return []
+                if compiled.read is None:
                     compiled.learn(cursor.description)
         except dialect.loaded_dbapi.Error as error:
             lost = bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
