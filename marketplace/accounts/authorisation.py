@@ -8,10 +8,12 @@ reads the request, so the domain and the web and API edges share them.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import (
@@ -100,8 +102,10 @@ class Caller:
         return grants(self.scopes, scope)
 
 
-_CALLER = Hot(
-    lambda: (
+def caller_query(digest: Any) -> Select:
+    """The columns a caller is admitted with, of the active person whose token has this
+    digest (a value, or a bind parameter): the person's, then the token's (CALLER)."""
+    return (
         select(
             User.id,
             User.email,
@@ -115,16 +119,44 @@ _CALLER = Hot(
             ApiToken.last_used_at,
         )
         .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == bindparam("digest"), User.is_active.is_(True))
+        .where(ApiToken.token_hash == digest, User.is_active.is_(True))
     )
+
+
+# The names of caller_query's columns, in its order (a row of them admits a caller).
+CALLER = (
+    "id",
+    "email",
+    "role",
+    "organisation_id",
+    "email_verified_at",
+    "scopes",
+    "token_id",
+    "revoked_at",
+    "expires_at",
+    "last_used_at",
 )
+CallerRow = namedtuple("CallerRow", CALLER)  # type: ignore[misc]
+
+_CALLER = Hot(lambda: caller_query(bindparam("digest")))
+
+
+def digest_of(secret: str) -> str | None:
+    """The digest a token is looked up by; None for a secret no token can have."""
+    return token_digest(secret) if _well_formed(secret) else None
 
 
 def live_caller(session: Session, secret: str, *, now: datetime) -> Caller | None:
     """``live_api_token`` in one read of plain columns: the caller, or None."""
-    if not _well_formed(secret):
+    digest = digest_of(secret)
+    if digest is None:
         return None
-    row = _CALLER.first(session, {"digest": token_digest(secret)})
+    return admitted(session, _CALLER.first(session, {"digest": digest}), now=now)
+
+
+def admitted(session: Session, row: Any | None, *, now: datetime) -> Caller | None:
+    """The caller of a row of ``caller_query`` (read alone or with a view's first read),
+    when its token is live (its last use written at most once a minute); else None."""
     if row is None or not token_live(row.revoked_at, row.expires_at, now):
         return None
     if _stale(row.last_used_at, now):

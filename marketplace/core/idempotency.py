@@ -103,6 +103,14 @@ def from_request(user_id: int) -> Idempotency | None:
     return parse(user_id, request.headers.get(HEADER), request.method, request.path, body)
 
 
+def key_of_request() -> str | None:
+    """The current request's ``Idempotency-Key`` as ``from_request`` reads it, unchecked
+    (to look its record up before the caller is known)."""
+    from flask import request
+
+    return (request.headers.get(HEADER) or "").strip() or None
+
+
 def replay(session: Session, idempotency: Idempotency | None) -> IdempotencyRecord | None:
     """The stored response for this key, or None; IdempotencyConflict for another request."""
     if idempotency is None:

@@ -10,12 +10,12 @@ from flask_babel import get_locale
 from flask_smorest import Blueprint
 
 from marketplace.accounts.models import Role, Scope
-from marketplace.api.auth import authenticated, current_api_user, current_caller
+from marketplace.api.auth import admit_reading, authenticated, current_api_user, current_caller
 from marketplace.core import idempotency as idempotent
 from marketplace.core.clock import now, today
 from marketplace.core.errors import NotFound, ValidationFailed
 from marketplace.extensions import db
-from marketplace.funding import services
+from marketplace.funding import one_statement, services
 from marketplace.funding.models import Pledge
 from marketplace.funding.schemas import (
     OnboardingInSchema,
@@ -127,7 +127,7 @@ def stored_body(pledge: NewPledge) -> dict[str, Any]:
 
 @blp.route("/projects/<int:project_id>/pledges")
 class Pledges(MethodView):
-    @authenticated(blp, Role.BUYER, scope=Scope.MONEY, caller=True)
+    @authenticated(blp, Role.BUYER, scope=Scope.MONEY, caller=True, first_read=True)
     @blp.arguments(PledgeInSchema())  # one instance: none made per request
     @blp.response(201, PledgeOutSchema)
     @blp.alt_response(402, response="PAYMENT_REQUIRED", description="payment_method_declined")
@@ -145,7 +145,21 @@ class Pledges(MethodView):
     @blp.doc(parameters=[idempotent.OPENAPI_PARAMETER])
     def post(self, data, project_id):
         """Pledge tokens: the card is saved now and charged when funding closes."""
-        user = current_caller()
+        session = db.session
+        method = data["payment_method"]
+        ahead = None
+        if one_statement.reads_ahead(session, method):  # the caller read with it
+            user, ahead = admit_reading(
+                lambda digest: one_statement.read_ahead_as_caller(
+                    session,
+                    digest=digest,
+                    project_id=project_id,
+                    payment_method=method,
+                    key=idempotent.key_of_request(),
+                )
+            )
+        else:
+            user = current_caller()
         key = idempotent.from_request(user.id)
         pledge = services.create_pledge(
             db.session,
@@ -160,6 +174,7 @@ class Pledges(MethodView):
             respond=stored_body,
             hand_over=db.for_process,
             limit_cents=current_app.extensions["settings"].unverified_pledge_limit_cents,
+            ahead=ahead,
             **debit_terms(data, user),
         )
         db.commit_now()  # the project's row is let go before the answer is made

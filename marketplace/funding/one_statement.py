@@ -50,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from marketplace.accounts import authorisation
 from marketplace.accounts.models import Organisation
 from marketplace.audit.models import AuditEvent
 from marketplace.core import autocommit
@@ -58,6 +59,7 @@ from marketplace.core.idempotency import Idempotency, IdempotencyRecord, Replaye
 from marketplace.funding import matching
 from marketplace.funding.models import Pledge, PledgeStateChange
 from marketplace.payments import services as payments
+from marketplace.payments.models import BANK_TRANSFER, MethodType
 from marketplace.pools import totals as pool_totals
 from marketplace.pools.models import Pool, PoolProject
 from marketplace.projects.models import Project, ProjectState
@@ -76,11 +78,16 @@ class Plan:
     found: list[matching.Candidate]
 
 
-def _ids() -> Any:
+def _ids(caller: Any = None) -> Any:
+    """Two ids from the pledges' sequence; with a ``caller`` (a CTE of its rows), taken
+    only for a caller found."""
     sequence = func.pg_get_serial_sequence("pledges", "id")
-    return select(
+    ids = select(
         func.nextval(sequence).label("pledge_id"), func.nextval(sequence).label("match_id")
-    ).subquery("ids")
+    )
+    if caller is None:
+        return ids.subquery("ids")
+    return ids.where(caller.c.id.is_not(None)).correlate(caller).lateral("ids")
 
 
 # What a pledge reads of its project, on both paths (by these names).
@@ -125,8 +132,17 @@ class Ahead:
         return Plan(self.pledge_id, self.match_id, found)
 
 
-def _ahead_statement() -> Any:
-    organisation: Any = bindparam("organisation_id")
+def _ahead_statement(*, as_caller: bool) -> Any:
+    """The read ahead; ``as_caller``: with the caller's columns (``authorisation.CALLER``)
+    first, the organisation and person being those of the token whose digest it is given
+    (no row for a token of no active person), else of the parameters given."""
+    caller = None
+    if as_caller:
+        caller = authorisation.caller_query(bindparam("digest")).cte("caller")
+        organisation: Any = select(caller.c.organisation_id).scalar_subquery()
+        user: Any = select(caller.c.id).scalar_subquery()
+    else:
+        organisation, user = bindparam("organisation_id"), bindparam("user_id")
     project = project_figures(bindparam("project_id"), organisation).subquery("project")
     card = payments.saved_query(organisation, bindparam("payment_method")).limit(1).subquery("card")
     verified = (
@@ -136,14 +152,15 @@ def _ahead_statement() -> Any:
     )
     replayed = (
         select(IdempotencyRecord.fingerprint)
-        .where(IdempotencyRecord.user_id == bindparam("user_id"))
+        .where(IdempotencyRecord.user_id == user)
         .where(IdempotencyRecord.key == bindparam("key"))
         .scalar_subquery()
     )
-    ids = _ids()
+    ids = _ids(caller)
     pools = matching.candidates_query(bindparam("project_id"), organisation).subquery("pools")
-    return (
+    read = (
         select(
+            *([caller.c[name] for name in authorisation.CALLER] if caller is not None else []),
             replayed.label("replayed"),
             verified.label("verified"),
             ids.c.pledge_id,
@@ -152,18 +169,27 @@ def _ahead_statement() -> Any:
             *[column.label(f"card_{column.name}") for column in card.c],
             pools,
         )
-        .select_from(ids)
+        # With the caller first: a token of no one reads nothing, nor takes ids.
+        .select_from(caller.join(ids, true()) if caller is not None else ids)
         .outerjoin(project, true())
         .outerjoin(card, true())
         .outerjoin(pools, true())
         .order_by(pools.c.id)
     )
+    return read
 
 
 # Built once, with bind parameters, and sent by the driver (``core.hot``): building and
 # compiling them anew, or SQLAlchemy's lookup of them each time, would cost more Python
 # than the round trips saved.
-_AHEAD = Hot(_ahead_statement)
+_AHEAD = Hot(partial(_ahead_statement, as_caller=False))
+_AHEAD_AS_CALLER = Hot(partial(_ahead_statement, as_caller=True))
+
+
+def reads_ahead(session: Session, payment_method: str) -> bool:
+    """Whether a pledge with this method reads ahead (a returning buyer's saved method, on
+    PostgreSQL): the one statement follows."""
+    return used(session) and payment_method not in (BANK_TRANSFER, MethodType.SEPA_DEBIT.value)
 
 
 def read_ahead(
@@ -184,18 +210,45 @@ def read_ahead(
             "key": idempotency.key if idempotency else None,
         },
     )
-    first = rows[0]
+    return _ahead(rows, 0)
+
+
+def read_ahead_as_caller(
+    session: Session, *, digest: str, project_id: int, payment_method: str, key: str | None
+) -> tuple[Any | None, Ahead | None]:
+    """The read ahead with the caller read along (one round trip for both, the pledge's
+    first): the row that admits the caller (``authorisation.admitted``) and what the pledge
+    reads, for the person and organisation of the token with this ``digest``; (None, None)
+    for a token of no active person. ``key``: the request's Idempotency-Key as sent."""
+    rows = _AHEAD_AS_CALLER.rows(
+        session,
+        {
+            "digest": digest,
+            "project_id": project_id,
+            "payment_method": payment_method,
+            "key": key,
+        },
+    )
+    if not rows:
+        return None, None
+    callers = len(authorisation.CALLER)
+    return authorisation.CallerRow(*rows[0][:callers]), _ahead(rows, callers)
+
+
+def _ahead(rows: list[Any], start: int) -> Ahead:
+    """The Ahead of the read's rows, its columns from ``start`` on."""
+    first = rows[0][start:]
     figures = len(PROJECT_FIGURES)
     project = first[4 : 4 + figures]
     card = first[4 + figures : 9 + figures]
-    pools = 9 + figures
+    pools = start + 9 + figures
     return Ahead(
-        replayed=first.replayed,
+        replayed=first[0],
         project=_Figures(*project) if project[0] is not None else None,
-        verified=bool(first.verified),
+        verified=bool(first[1]),
         card=payments.saved_card(card) if card[0] is not None else None,
-        pledge_id=int(first.pledge_id),
-        match_id=int(first.match_id),
+        pledge_id=int(first[2]),
+        match_id=int(first[3]),
         pools=[row[pools:] for row in rows if row[pools] is not None],
     )
 

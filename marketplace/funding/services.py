@@ -145,6 +145,7 @@ def create_pledge(
     sepa: payments.SepaAccount | None = None,
     mandate: MandateAcceptance | None = None,
     sepa_limit_cents: int | None = None,
+    ahead: one_statement.Ahead | None = None,
 ) -> NewPledge:
     """Pledge ``tokens`` of a project with a saved card (flushes; the edge commits).
 
@@ -153,6 +154,9 @@ def create_pledge(
     on the form, made a PaymentMethod and saved with its mandate), or ``bank_transfer``
     (the buyer transfers when funding closes; nothing is saved at Stripe). A SEPA debit
     above ``sepa_limit_cents`` (Stripe's limit per debit) is refused before Stripe.
+
+    ``ahead``: the read ahead already made with the caller's (``one_statement.
+    read_ahead_as_caller``, when ``one_statement.reads_ahead``), else made here.
 
     ``limit_cents`` is what an organisation not yet verified may pledge in total
     (UNVERIFIED_PLEDGE_LIMIT_CENTS); a verified one has none.
@@ -170,8 +174,7 @@ def create_pledge(
     """
     require_role(user, Role.BUYER)
     require_verified_email(user)
-    ahead = None
-    if one_statement.used(session) and payment_method not in (BANK_TRANSFER, SEPA_DEBIT):
+    if ahead is None and one_statement.reads_ahead(session, payment_method):
         # A returning buyer's saved method on PostgreSQL: all the reads below in one.
         ahead = one_statement.read_ahead(
             session,
@@ -180,6 +183,7 @@ def create_pledge(
             payment_method=payment_method,
             idempotency=idempotency,
         )
+    if ahead is not None:
         idempotent.check_stored(idempotency, ahead.replayed)
         project = ahead.project
         if ahead.card is None or (limit_cents is not None and not ahead.verified):

@@ -119,3 +119,63 @@ def test_a_pledge_made_through_the_caller_is_audited_in_its_name(client, session
     assert row.actor == world["user"].email
     assert row.via == "api"
     assert row.at == clock.at
+
+
+# A pledge reads its caller with its first read (``authenticated(..., first_read=True)``):
+# the body is parsed before the caller is known, yet a refusal of the caller comes first.
+
+BAD_BODIES = [
+    pytest.param({"json": {"tokens": 0, "payment_method": "pm_card_visa"}}, id="invalid"),
+    pytest.param({"data": b"{not json", "content_type": "application/json"}, id="not-json"),
+]
+
+
+def post_body(client, world, secret: str, body: dict):
+    return client.post(
+        f"/api/v1/projects/{world['project'].id}/pledges",
+        headers={"Authorization": f"Bearer {secret}"},
+        **body,
+    )
+
+
+@pytest.mark.parametrize("body", BAD_BODIES)
+def test_a_bad_body_is_answered_after_the_caller_is_admitted(client, session, world, body):
+    live = ApiTokenFactory(user=world["user"])
+    revoked = ApiTokenFactory(user=world["user"], revoked_at=datetime(2026, 1, 1, tzinfo=UTC))
+    reader = ApiTokenFactory(user=world["user"], scopes="read write")
+    entrepreneur = ApiTokenFactory(user=UserFactory(role=Role.ENTREPRENEUR))
+    session.commit()
+
+    assert post_body(client, world, revoked.secret, body).status_code == 401
+    assert post_body(client, world, "som_" + "x" * 40, body).status_code == 401
+    assert post_body(client, world, reader.secret, body).json["code"] == "insufficient_scope"
+    assert post_body(client, world, entrepreneur.secret, body).status_code == 403
+    assert post_body(client, world, live.secret, body).status_code in {400, 422}
+
+
+def test_a_token_of_no_one_takes_no_pledge_ids(client, session, world):
+    """The pledge's first read finds no one for a token of no active person, and takes no
+    ids from the pledges' sequence (a revoked token's person is found, and refused)."""
+    made = ApiTokenFactory(user=world["user"])
+    revoked = ApiTokenFactory(user=world["user"], revoked_at=datetime(2026, 1, 1, tzinfo=UTC))
+    session.commit()
+    first = ask(client, world, made.secret, "caller").json["id"]
+
+    for secret in ("som_" + "y" * 40, "som_" + "z" * 43):
+        answer = ask(client, world, secret, "caller")
+        assert answer.status_code == 401 and answer.json["detail"] == NOT_LIVE
+    following = ask(client, world, made.secret, "caller").json["id"]
+    assert ask(client, world, revoked.secret, "caller").status_code == 401
+
+    # On PostgreSQL each read ahead takes two ids (the pledge's, a match's): none for
+    # a token of no one; elsewhere the ids are the table's next.
+    assert following == first + (2 if session.get_bind().dialect.name == "postgresql" else 1)
+    session.refresh(world["project"])
+    assert world["project"].tokens_pledged == 4
+
+
+def test_a_view_that_forgets_to_admit_its_caller_answers_nothing(app):
+    from marketplace.api.auth import _admitted_in_view
+
+    with app.test_request_context("/api/v1/me"), pytest.raises(RuntimeError):
+        _admitted_in_view(lambda: {"secret": "for no one"}, (Role.BUYER,), None, (), {})
