@@ -3,9 +3,10 @@
 It starts a private PostgreSQL server, migrates a database, and lists one project
 with a billion tokens, so no pledge is refused. 64 buyers each have a saved
 card (the card of an earlier pledge), so the measured path is the one a
-returning buyer takes: authenticate, check, reserve the tokens with the
-conditional update of the hot project row, insert the pledge and its history
-row, commit, answer. (A new card adds one SetupIntent round trip to Stripe,
+returning buyer takes: read the caller and all the pledge needs (one round trip),
+authorise and check, then one statement that commits itself: reserve the tokens
+with the conditional update of the hot project row, insert the pledge, its history
+and audit rows; answer. (A new card adds one SetupIntent round trip to Stripe,
 outside every transaction.)
 
 The application runs under gunicorn (``--workers`` processes of ``--threads``
@@ -373,8 +374,10 @@ def where_the_time_goes(url: str, instance: Path, project_id: int, buyers, count
 
     whole = spent("flask/app.py", "wsgi_app")
     parts = {
-        "authentication (the caller, plain columns)": spent("marketplace/api/auth.py", "_admit"),
-        "the read ahead and the checks": spent("funding/services.py", "create_pledge")
+        "the caller and the read ahead (one round trip)": spent(
+            "marketplace/api/auth.py", "admit_reading"
+        ),
+        "the checks": spent("funding/services.py", "create_pledge")
         - spent("funding/services.py", "_reserve"),
         "the write (one statement, its own transaction)": spent("funding/services.py", "_reserve"),
         "body parsing (webargs, marshmallow)": spent("webargs/core.py", "wrapper")
