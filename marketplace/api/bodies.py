@@ -20,7 +20,7 @@ from werkzeug.datastructures import CombinedMultiDict
 
 def _has_lone_surrogate(value: Any) -> bool:
     if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
+        return not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value)
     if isinstance(value, dict):
         return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
     if isinstance(value, list):

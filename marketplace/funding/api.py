@@ -103,17 +103,23 @@ def debit_terms(data: dict[str, Any], user: Any) -> dict[str, Any]:
     """The SEPA details of a pledge request: the account typed (``sepa_debit``) and the
     buyer's acceptance of the mandate, recorded with the request's address and browser,
     and Stripe's limit per debit."""
+    typed = data["payment_method"] == "sepa_debit"
+    accepted = bool(data.get("mandate_accepted"))
+    limit = current_app.extensions["settings"].sepa_limit_cents
+    if not (typed or accepted):  # a saved card's or account's pledge: no mandate to record
+        return {"sepa": None, "mandate": None, "sepa_limit_cents": limit}
     acceptance = MandateAcceptance(
         ip_address=request.remote_addr or "",
         user_agent=(request.user_agent.string or "unknown")[:500],
     )
-    sepa = None
-    if data["payment_method"] == "sepa_debit":
-        sepa = SepaAccount(data["iban"], data["account_holder"], user.email, acceptance)
     return {
-        "sepa": sepa,
-        "mandate": acceptance if data.get("mandate_accepted") else None,
-        "sepa_limit_cents": current_app.extensions["settings"].sepa_limit_cents,
+        "sepa": (
+            SepaAccount(data["iban"], data["account_holder"], user.email, acceptance)
+            if typed
+            else None
+        ),
+        "mandate": acceptance if accepted else None,
+        "sepa_limit_cents": limit,
     }
 
 
