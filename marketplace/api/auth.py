@@ -1,9 +1,11 @@
 """Bearer-token authentication, role and scope checks for API views.
 
 ``authenticated(blp, *roles, scope=...)`` is the outermost decorator of a
-view: it answers 401 before any input is read, 403 when the role or the
+view: it answers 401 before any input is used, 403 when the role or the
 token's scope does not fit, and documents both (and the security
-requirement) in the OpenAPI document. A view needs the scope ``read`` for
+requirement) in the OpenAPI document. (A view that reads its caller with its
+first read, ``first_read``, parses its body first; a 400 or 422 still gives way
+to a 401 or 403.) A view needs the scope ``read`` for
 GET, ``write`` otherwise, unless it names another (``money``).
 """
 
