@@ -123,19 +123,21 @@ SORTS = ("newest", "deadline", "title", "budget", "value")
 # ---------------------------------------------------------------- visibility
 
 
-def visible_to(user: User | None) -> ColumnElement[bool]:
-    """SQL condition: the projects ``user`` may know exist.
+def visible_to(user: User | None, columns: Any = None) -> ColumnElement[bool]:
+    """SQL condition: the projects ``user`` may know exist (on ``columns`` of projects,
+    the table's by default).
 
     A project is public from the moment it is listed, whatever happens to it
     afterwards (funded, settled, unfunded, withdrawn): exactly the projects
     with ``listed_at`` set.
     """
-    public = Project.listed_at.is_not(None)
+    c = Project.__table__.c if columns is None else columns
+    public = c.listed_at.is_not(None)
     if user is None:
         return public
     if user.role is Role.ADMIN:
         return true()
-    return or_(public, Project.organisation_id == user.organisation_id)
+    return or_(public, c.organisation_id == user.organisation_id)
 
 
 def get_project(session: Session, user: User | None, project_id: int) -> Project:
@@ -586,33 +588,16 @@ def list_projects(
     With ``counts``, the total is taken from the cache when nothing in the
     listings changed since it was counted.
     """
-    conditions = [visible_to(user)]
-    if filters.state:
-        conditions.append(Project.state == filters.state)
-    if filters.city:
-        conditions.append(Project.city_key == city_key(filters.city))
-    if filters.theme:
-        conditions.append(Project.theme == filters.theme)
-    if filters.organisation_id is not None:
-        conditions.append(Project.organisation_id == filters.organisation_id)
-    if filters.round_id is not None:
-        conditions.append(Project.round_id == filters.round_id)
-    if filters.outcome_type:
-        conditions.append(
-            select(OutcomeCommitment.id)
-            .join(OutcomeType, OutcomeType.id == OutcomeCommitment.outcome_type_id)
-            .where(
-                OutcomeCommitment.project_id == Project.id,
-                OutcomeType.code == filters.outcome_type.upper(),
-            )
-            .exists()
-        )
-    if filters.q:
-        conditions.append(_text_matches(session, filters.q))
+    found = None
+    if filters.q and session.get_bind().dialect.name != "sqlite":
+        found = _text_match_rows(filters.q)
+    columns = found.c if found is not None else Project.__table__.c
+    conditions = _listing_conditions(session, columns, user, filters, text=found is None)
     where = and_(*conditions) if conditions else true()
 
     def count() -> int:
-        return session.scalar(select(func.count(Project.id)).where(where)) or 0
+        counted = select(func.count(columns.id))
+        return session.scalar(counted.where(where)) or 0
 
     if counts is None:
         total = count()
@@ -632,22 +617,63 @@ def list_projects(
             filters.round_id,
         )
         total = counts.get_or_count(key, count)
-    order: tuple[Any, ...] = {
-        "newest": (Project.listed_at.desc().nulls_first(), Project.id.desc()),
-        "deadline": (Project.funding_deadline.asc(), Project.id.asc()),
-        "title": (Project.title.asc(), Project.id.asc()),
-        "budget": (Project.budget_cents.desc(), Project.id.desc()),
-        # social value per euro, highest first; projects not valued yet last
-        "value": (Project.value_per_euro_bp.desc().nulls_last(), Project.id.desc()),
-    }[filters.sort]
-    items = session.scalars(
-        select(Project)
-        .where(where)
-        .order_by(*order)
-        .offset((filters.page - 1) * filters.per_page)
-        .limit(filters.per_page)
-    )
+    order = _listing_order(Project.__table__.c, filters.sort)
+    offset = (filters.page - 1) * filters.per_page
+    if found is None:
+        query = select(Project).where(where).order_by(*order).offset(offset)
+    else:  # the page among the matches, then its rows: each match is read once
+        page = (
+            select(columns.id)
+            .where(where)
+            .order_by(*_listing_order(columns, filters.sort))
+            .offset(offset)
+            .limit(filters.per_page)
+        )
+        query = select(Project).where(Project.id.in_(page)).order_by(*order)
+    items = session.scalars(query.limit(filters.per_page))
     return list(items), total
+
+
+def _listing_conditions(
+    session: Session, c: Any, user: User | None, filters: ProjectFilters, *, text: bool
+) -> list[Any]:
+    """The conditions of a listing on the columns ``c`` of projects (the table's, or the
+    text matches'); with ``text``, the text search is one of them."""
+    conditions = [visible_to(user, c)]
+    if filters.state:
+        conditions.append(c.state == filters.state)
+    if filters.city:
+        conditions.append(c.city_key == city_key(filters.city))
+    if filters.theme:
+        conditions.append(c.theme == filters.theme)
+    if filters.organisation_id is not None:
+        conditions.append(c.organisation_id == filters.organisation_id)
+    if filters.round_id is not None:
+        conditions.append(c.round_id == filters.round_id)
+    if filters.outcome_type:
+        conditions.append(
+            select(OutcomeCommitment.id)
+            .join(OutcomeType, OutcomeType.id == OutcomeCommitment.outcome_type_id)
+            .where(
+                OutcomeCommitment.project_id == c.id,
+                OutcomeType.code == filters.outcome_type.upper(),
+            )
+            .exists()
+        )
+    if filters.q and text:
+        conditions.append(_text_matches(session, filters.q))
+    return conditions
+
+
+def _listing_order(c: Any, sort: str) -> tuple[Any, ...]:
+    return {
+        "newest": (c.listed_at.desc().nulls_first(), c.id.desc()),
+        "deadline": (c.funding_deadline.asc(), c.id.asc()),
+        "title": (c.title.asc(), c.id.asc()),
+        "budget": (c.budget_cents.desc(), c.id.desc()),
+        # social value per euro, highest first; projects not valued yet last
+        "value": (c.value_per_euro_bp.desc().nulls_last(), c.id.desc()),
+    }[sort]
 
 
 # On SQLite: the FTS5 trigram index of migration 0012 (a phrase of three or more
@@ -658,27 +684,50 @@ _FTS_MATCHES = text("SELECT rowid FROM project_text WHERE project_text MATCH :ph
 
 
 def _text_matches(session: Session, q: str):
-    """Projects whose title or summary contains ``q``, ignoring case."""
+    """Projects whose title or summary contains ``q``, ignoring case (SQLite)."""
     term = q.lower()
-    if session.get_bind().dialect.name == "sqlite" and len(term) >= 3:
+    if len(term) >= 3:
         phrase = '"' + term.replace('"', '""') + '"'
         return Project.id.in_(_FTS_MATCHES.bindparams(phrase=phrase))
     pattern = f"%{term}%"
-    # Find the matches first (through the trigram indexes on PostgreSQL), then
-    # order them: otherwise the planner may walk the newest-first index and test
-    # every summary on the way.
-    matches = (
-        select(Project.id)
+    return or_(func.lower(Project.title).like(pattern), func.lower(Project.summary).like(pattern))
+
+
+# The columns a listing filters and sorts by (``_listing_conditions``, ``_listing_order``).
+_LISTED_BY = (
+    "id",
+    "organisation_id",
+    "state",
+    "city_key",
+    "theme",
+    "round_id",
+    "listed_at",
+    "funding_deadline",
+    "title",
+    "budget_cents",
+    "value_per_euro_bp",
+)
+
+
+def _text_match_rows(q: str) -> Any:
+    """The projects whose title or summary contains ``q``, ignoring case (PostgreSQL), with
+    the columns a listing filters and sorts by. Found first, through the trigram indexes:
+    the listing's other conditions, its order and its page are then taken among them
+    without reading each match again, and only the page's rows are read whole (otherwise
+    the planner may walk the newest-first index and test every summary on the way)."""
+    pattern = f"%{q.lower()}%"
+    projects = Project.__table__
+    return (
+        select(*[projects.c[name] for name in _LISTED_BY])
         .where(
             or_(
-                func.lower(Project.title).like(pattern),
-                func.lower(Project.summary).like(pattern),
+                func.lower(projects.c.title).like(pattern),
+                func.lower(projects.c.summary).like(pattern),
             )
         )
         .cte("matches")
         .prefix_with("MATERIALIZED")
     )
-    return Project.id.in_(select(matches.c.id))
 
 
 def history(session: Session, project: Project) -> list[ProjectStateChange]:

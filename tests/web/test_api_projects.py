@@ -411,6 +411,42 @@ def test_text_search_finds_parts_of_words_follows_edits_and_takes_any_character(
     assert titles("daken") == []
 
 
+def test_text_search_pages_sorts_and_shows_each_reader_what_they_may_see(
+    client, session, auth_headers
+):
+    """A search's page, order, filters and total are taken among the matches; an owner
+    finds its own draft, nobody else does."""
+    budgets = [5, 3, 9, 1, 7]
+    for n, budget in enumerate(budgets):
+        ProjectFactory(
+            state=S.FUNDING,
+            title=f"Tuin {n}",
+            summary="Een moestuin in de wijk.",
+            budget_cents=budget * 100_000,
+            city="Schiedam" if n % 2 else "Delft",
+        )
+    draft = ProjectFactory(state=S.DRAFT, title="Tuin concept", summary="Nog een moestuin.")
+    ProjectFactory(state=S.FUNDING, title="Dak", summary="Groen dak.")
+    session.commit()
+    owner = UserFactory(entrepreneur=True, organisation=draft.organisation)
+
+    def page(query, headers=None):
+        return client.get(f"/api/v1/projects?q=moestuin&{query}", headers=headers).get_json()
+
+    first, second = page("sort=budget&per_page=2"), page("sort=budget&per_page=2&page=2")
+    assert [p["title"] for p in first["items"]] == ["Tuin 2", "Tuin 4"]
+    assert [p["title"] for p in second["items"]] == ["Tuin 0", "Tuin 1"]
+    assert first["total"] == second["total"] == 5
+    assert [p["title"] for p in page("sort=budget&per_page=2&page=3")["items"]] == ["Tuin 3"]
+    assert [p["title"] for p in page("city=schiedam&sort=title")["items"]] == ["Tuin 1", "Tuin 3"]
+    assert page("city=schiedam")["total"] == 2
+    mine = page("sort=title", auth_headers(owner))
+    assert mine["total"] == 6 and mine["items"][0]["title"] == "Tuin 0"
+    assert "Tuin concept" in [p["title"] for p in mine["items"]]
+    assert "Tuin concept" not in [p["title"] for p in page("sort=title&per_page=50")["items"]]
+    assert all(p["organisation"] for p in first["items"])  # each row whole, with its maker
+
+
 @pytest.mark.parametrize(
     "query",
     ["state=dreaming", "theme=space", "sort=random", "per_page=500", "page=0", "mine=maybe"],
