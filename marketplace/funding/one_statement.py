@@ -1,9 +1,10 @@
 """A returning buyer's pledge on PostgreSQL in one statement (its hot path).
 
 Every row a pledge writes is known before the database is asked, once its id is: the
-read before (``read_ahead``) takes the ids from the pledges' sequence along with all
-else the pledge needs (its project's figures, the saved method, the pools that could
-match), so the pledge, its history and audit rows, the pool's match with its own, the
+read before (``read_ahead``; through the API ``read_ahead_as_caller``, which reads the
+caller too, so the request's first round trip is its only read) takes the ids from the
+pledges' sequence along with all else the pledge needs (its project's figures, the
+saved method, the pools that could match), so the pledge, its history and audit rows, the pool's match with its own, the
 pools' running totals and the idempotency record are written by one statement of
 data-modifying CTEs. Its claims come first: the reservation (the project row's
 conditional update, as on every database), then a match's budget and cap claims on
