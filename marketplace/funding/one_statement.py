@@ -4,12 +4,12 @@ Every row a pledge writes is known before the database is asked, once its id is:
 read before (``read_ahead``; through the API ``read_ahead_as_caller``, which reads the
 caller too, so the request's first round trip is its only read) takes the ids from the
 pledges' sequence along with all else the pledge needs (its project's figures, the
-saved method, the pools that could match), so the pledge, its history and audit rows, the pool's match with its own, the
-pools' running totals and the idempotency record are written by one statement of
-data-modifying CTEs. Its claims come first: the reservation (the project row's
-conditional update, as on every database), then a match's budget and cap claims on
-its pool (so the locks are taken project first, then pool, as every other writer
-takes them); the rows after them.
+saved method, the pools that could match), so the pledge, its history and audit rows,
+the pool's match with its own, the pools' running totals and the idempotency record are
+written by one statement of data-modifying CTEs. Its claims come first: the
+reservation (the project row's conditional update, as on every database), then a
+match's budget and cap claims on its pool (so the locks are taken project first, then
+pool, as every other writer takes them); the rows after them.
 
 The statement is its own transaction (the request's reads end before it): the project's
 row is locked from its update to the statement's commit, inside the server, and never
