@@ -124,18 +124,7 @@ def caller_query(digest: Any) -> Select:
 
 
 # The names of caller_query's columns, in its order (a row of them admits a caller).
-CALLER = (
-    "id",
-    "email",
-    "role",
-    "organisation_id",
-    "email_verified_at",
-    "scopes",
-    "token_id",
-    "revoked_at",
-    "expires_at",
-    "last_used_at",
-)
+CALLER = tuple(caller_query(None).selected_columns.keys())
 CallerRow = namedtuple("CallerRow", CALLER)  # type: ignore[misc]
 
 _CALLER = Hot(lambda: caller_query(bindparam("digest")))

@@ -159,7 +159,7 @@ def _ahead_statement(*, as_caller: bool) -> Any:
     )
     ids = _ids(caller)
     pools = matching.candidates_query(bindparam("project_id"), organisation).subquery("pools")
-    read = (
+    return (
         select(
             *([caller.c[name] for name in authorisation.CALLER] if caller is not None else []),
             replayed.label("replayed"),
@@ -177,7 +177,6 @@ def _ahead_statement(*, as_caller: bool) -> Any:
         .outerjoin(pools, true())
         .order_by(pools.c.id)
     )
-    return read
 
 
 # Built once, with bind parameters, and sent by the driver (``core.hot``): building and

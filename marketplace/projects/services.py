@@ -592,7 +592,7 @@ def list_projects(
     if filters.q and session.get_bind().dialect.name != "sqlite":
         found = _text_match_rows(filters.q)
     columns = found.c if found is not None else Project.__table__.c
-    conditions = _listing_conditions(session, columns, user, filters, text=found is None)
+    conditions = _listing_conditions(columns, user, filters, text=found is None)
     where = and_(*conditions) if conditions else true()
 
     def count() -> int:
@@ -621,6 +621,7 @@ def list_projects(
     offset = (filters.page - 1) * filters.per_page
     if found is None:
         query = select(Project).where(where).order_by(*order).offset(offset)
+        query = query.limit(filters.per_page)
     else:  # the page among the matches, then its rows: each match is read once
         page = (
             select(columns.id)
@@ -630,12 +631,12 @@ def list_projects(
             .limit(filters.per_page)
         )
         query = select(Project).where(Project.id.in_(page)).order_by(*order)
-    items = session.scalars(query.limit(filters.per_page))
+    items = session.scalars(query)
     return list(items), total
 
 
 def _listing_conditions(
-    session: Session, c: Any, user: User | None, filters: ProjectFilters, *, text: bool
+    c: Any, user: User | None, filters: ProjectFilters, *, text: bool
 ) -> list[Any]:
     """The conditions of a listing on the columns ``c`` of projects (the table's, or the
     text matches'); with ``text``, the text search is one of them."""
@@ -661,7 +662,7 @@ def _listing_conditions(
             .exists()
         )
     if filters.q and text:
-        conditions.append(_text_matches(session, filters.q))
+        conditions.append(_text_matches(filters.q))
     return conditions
 
 
@@ -683,7 +684,7 @@ _FTS_MATCHES = text("SELECT rowid FROM project_text WHERE project_text MATCH :ph
 )
 
 
-def _text_matches(session: Session, q: str):
+def _text_matches(q: str):
     """Projects whose title or summary contains ``q``, ignoring case (SQLite)."""
     term = q.lower()
     if len(term) >= 3:
